@@ -1,0 +1,160 @@
+"""Input validation at the public boundary.
+
+Each public entry point converts and checks its inputs once, here, before any work, with
+messages modelled on scikit-learn's (see BAD_INPUTS.md): ValueError for bad values and
+shapes, TypeError for bad kinds. Nothing is written into the caller's arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fnn._types import FloatArray, RNGLike
+
+
+def as_generator(rng: RNGLike | None, *, name: str = "rng") -> np.random.Generator:
+    """``rng`` as a Generator: an int seeds a new one; a Generator is used as is."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"{name} seed must be >= 0, got {rng}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(
+        f"{name} must be a numpy.random.Generator or an int seed, got {type(rng).__name__}"
+    )
+
+
+def float_dtype(dtype: Any, *, name: str = "dtype") -> np.dtype[Any]:
+    """Validate a float dtype: only float32 and float64 are supported."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{name} must be a numpy dtype, got {dtype!r}") from e
+    if d != np.float32 and d != np.float64:
+        raise ValueError(f"{name} must be float32 or float64, got {d}")
+    result: np.dtype[Any] = d
+    return result
+
+
+def _to_numeric(x: Any, name: str) -> np.ndarray[Any, Any]:
+    if isinstance(x, str | bytes):
+        raise ValueError(f"could not convert string to float: {x!r} (argument {name})")
+    try:
+        a = np.asarray(x)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{name} could not be converted to an array: {e}") from e
+    if a.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported; {name} has dtype {a.dtype}")
+    if a.dtype.kind in "OUSV":
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{name} could not convert {a.dtype} values to float: {e}") from e
+    elif a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {a.dtype}")
+    return a
+
+
+def check_finite(a: np.ndarray[Any, Any], name: str) -> None:
+    """Raise ValueError if ``a`` holds NaN or infinity."""
+    if a.dtype.kind != "f":
+        return
+    # A sum is one fast pass; only if it is not finite do we look for which.
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = float(np.sum(a))
+    if math.isfinite(s):
+        return
+    if np.isnan(a).any():
+        raise ValueError(f"Input {name} contains NaN.")
+    if np.isinf(a).any():
+        raise ValueError(f"Input {name} contains infinity.")
+
+
+def check_2d(x: Any, *, name: str = "X", dtype: np.dtype[Any] | None = None) -> FloatArray:
+    """Convert ``x`` to a finite 2-D float array of shape (n_samples, n_features).
+
+    ``dtype`` is the target float dtype (the network's); ints, bools and float16 are
+    converted to it. The caller's array is never written; it may be returned as is when
+    no conversion is needed.
+    """
+    a = _to_numeric(x, name)
+    if a.ndim == 1:
+        raise ValueError(
+            f"Expected 2D array, got 1D array instead ({name} has shape {a.shape}); "
+            f"reshape with {name}.reshape(-1, 1) if it holds one feature or "
+            f"{name}.reshape(1, -1) if it holds one sample."
+        )
+    if a.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array (n_samples, n_features), got {a.ndim}D array with shape "
+            f"{a.shape} for {name}"
+        )
+    if a.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={a.shape}) while a minimum of 1 is "
+            f"required ({name})."
+        )
+    if a.shape[1] == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={a.shape}) while a minimum of 1 is "
+            f"required ({name})."
+        )
+    target = (
+        dtype
+        if dtype is not None
+        else (a.dtype if a.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+    )
+    out = a.astype(target, copy=False)
+    check_finite(out, name)
+    return out
+
+
+def check_X(X: Any, *, n_features: int | None, dtype: np.dtype[Any]) -> FloatArray:
+    """:func:`check_2d` for a network's input, plus the feature count."""
+    a = check_2d(X, name="X", dtype=dtype)
+    if n_features is not None and a.shape[1] != n_features:
+        raise ValueError(
+            f"X has {a.shape[1]} features, but the network expects {n_features} "
+            f"features as input (X.shape={a.shape})."
+        )
+    return a
+
+
+def check_targets(y: Any, *, name: str = "y") -> np.ndarray[Any, Any]:
+    """Convert ``y`` to a numeric array with finite values (shape checked by the loss)."""
+    a = _to_numeric(y, name)
+    if a.ndim == 0:
+        raise ValueError(f"{name} must be an array of targets, got a scalar {a!r}")
+    check_finite(a, name)
+    return a
+
+
+def check_sample_weight(
+    w: Any, n: int, dtype: np.dtype[Any], *, name: str = "sample_weight"
+) -> FloatArray | None:
+    """``None`` or a finite, non-negative (n,) array of ``dtype`` with a positive sum."""
+    if w is None:
+        return None
+    a = _to_numeric(w, name).astype(dtype, copy=False)
+    if a.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
+    check_finite(a, name)
+    if (a < 0).any():
+        raise ValueError(f"{name} must be >= 0, got a minimum of {a.min()}")
+    if not a.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum")
+    return a
+
+
+def check_consistent_length(**arrays: Any) -> None:
+    """Raise ValueError if the arrays differ in their first dimension."""
+    lengths = [len(a) for a in arrays.values() if a is not None]
+    if len(set(lengths)) > 1:
+        names = ", ".join(k for k, v in arrays.items() if v is not None)
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: {lengths} ({names})"
+        )

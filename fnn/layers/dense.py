@@ -1,0 +1,126 @@
+"""Dense (fully connected) layer: ``a = f(X @ W + b)``.
+
+``W`` has shape (n_in, n_out) and ``b`` shape (n_out,); ``f`` is the layer's activation.
+With ``z = X @ W + b`` and ``dz = d_out * f'(z)``, the gradients are
+
+    dW = X^T dz,    db = sum over the batch of dz,    dX = dz W^T.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fnn import activations as _activations
+from fnn import initializers as _initializers
+from fnn._types import FloatArray
+from fnn._validation import float_dtype
+from fnn.layers.base import LayerCache
+from fnn.tree import readonly, static_field
+
+__all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
+
+
+@attrs.frozen(eq=False)
+class Dense:
+    """Parameters of a dense layer (and, with the same type, their gradients).
+
+    Attributes:
+        W: weights, shape (n_in, n_out), read-only.
+        b: biases, shape (n_out,), read-only, same dtype as ``W`` (default zeros).
+        activation: the elementwise activation (static); a name is looked up once.
+    """
+
+    W: FloatArray = attrs.field(converter=readonly)
+    b: FloatArray = attrs.field(converter=readonly)
+    activation: _activations.Activation = static_field(
+        default=_activations.Identity(), converter=_activations.get
+    )
+
+    @b.default
+    def _zero_bias(self) -> FloatArray:
+        return np.zeros(self.W.shape[1] if self.W.ndim == 2 else 0, dtype=self.W.dtype)
+
+    def __attrs_post_init__(self) -> None:
+        if self.W.ndim != 2:
+            raise ValueError(f"W must have shape (n_in, n_out), got shape {self.W.shape}")
+        if self.b.shape != (self.W.shape[1],):
+            raise ValueError(f"b must have shape ({self.W.shape[1]},), got {self.b.shape}")
+        if self.b.dtype != self.W.dtype:
+            raise ValueError(f"b has dtype {self.b.dtype} but W has dtype {self.W.dtype}")
+
+    @property
+    def n_in(self) -> int:
+        return int(self.W.shape[0])
+
+    @property
+    def n_out(self) -> int:
+        return int(self.W.shape[1])
+
+    def forward(
+        self, X: FloatArray, *, train: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[FloatArray, DenseCache]:
+        return forward(self, X)
+
+    def backward(self, cache: LayerCache, d_out: FloatArray) -> tuple[Dense, FloatArray]:
+        if not isinstance(cache, DenseCache):
+            raise TypeError(f"expected a DenseCache, got {type(cache).__name__}")
+        return backward(self, cache, d_out)
+
+    def config(self) -> dict[str, object]:
+        return {
+            "kind": "dense",
+            "n_in": self.n_in,
+            "n_out": self.n_out,
+            "activation": self.activation.config(),
+        }
+
+
+@attrs.frozen(eq=False)
+class DenseCache(LayerCache):
+    """What :func:`backward` needs: the input ``x`` (batch, n_in), the pre-activation
+    ``z`` and the output ``a`` (both (batch, n_out))."""
+
+    x: FloatArray
+    z: FloatArray
+    a: FloatArray
+
+
+def init(
+    n_in: int,
+    n_out: int,
+    *,
+    rng: np.random.Generator,
+    activation: _activations.Activation | str = "identity",
+    initializer: _initializers.Initializer | str = "glorot_uniform",
+    dtype: Any = np.float64,
+) -> Dense:
+    """A new dense layer: ``W`` (n_in, n_out) from ``initializer``, ``b`` zeros (n_out,)."""
+    for name, v in (("n_in", n_in), ("n_out", n_out)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        if v < 1:
+            raise ValueError(f"layer width must be >= 1, got {name}={v}")
+    d = float_dtype(dtype)
+    W = _initializers.get(initializer)((int(n_in), int(n_out)), rng=rng, dtype=d)
+    return Dense(W=W, b=np.zeros(int(n_out), dtype=d), activation=_activations.get(activation))
+
+
+def forward(params: Dense, X: FloatArray) -> tuple[FloatArray, DenseCache]:
+    """``a = f(X @ W + b)`` for ``X`` (batch, n_in); returns ``a`` (batch, n_out) and the cache."""
+    z = X @ params.W
+    z += params.b  # z is a fresh local array
+    a = params.activation(z)
+    return a, DenseCache(x=X, z=z, a=a)
+
+
+def backward(params: Dense, cache: DenseCache, d_out: FloatArray) -> tuple[Dense, FloatArray]:
+    """Gradients ``(Dense(dW, db), dX)`` given ``d_out = dL/da`` of shape (batch, n_out).
+
+    ``dW`` (n_in, n_out), ``db`` (n_out,), ``dX`` (batch, n_in).
+    """
+    dz = params.activation.vjp(cache.z, cache.a, d_out)
+    grads = Dense(W=cache.x.T @ dz, b=dz.sum(axis=0), activation=params.activation)
+    return grads, dz @ params.W.T

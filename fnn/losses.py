@@ -1,0 +1,410 @@
+"""Losses computed from logits, each paired with its output activation.
+
+=====================  ===================  =====================================
+loss                   output activation    PyTorch equivalent (reduction="mean")
+=====================  ===================  =====================================
+``MeanSquaredError``   identity             ``MSELoss``
+``MeanAbsoluteError``  identity             ``L1Loss``
+``Huber(delta)``       identity             ``HuberLoss(delta)``
+``BinaryCrossEntropy`` sigmoid              ``BCEWithLogitsLoss``
+``SoftmaxCrossEntropy`` softmax             ``CrossEntropyLoss`` (labels or probabilities)
+=====================  ===================  =====================================
+
+A network's output layer produces logits ``z`` (n, k); its loss applies the output
+activation for predictions (:meth:`Loss.link`) and computes the value and ``dL/dz``
+directly from ``z`` with log-sum-exp forms, so no value overflows and no NaN appears for
+finite input:
+
+- binary cross-entropy: ``max(z, 0) - z*y + log1p(exp(-|z|))``, gradient ``sigmoid(z) - y``;
+- softmax cross-entropy: ``logsumexp(z) - sum(y * z)``, gradient ``softmax(z) - y``.
+
+Reduction. Per-sample losses ``l_i`` are the mean over the k outputs (the sum over
+classes for cross-entropy). ``"mean"`` is ``sum(w_i l_i) / sum(w_i)`` with sample weights
+``w`` (all ones by default, giving PyTorch's mean over all elements), ``"sum"`` is
+``sum(w_i l_i)``, ``"none"`` returns ``w_i l_i`` of shape (n,).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Final, Literal
+
+import attrs
+import numpy as np
+
+from fnn._types import ArrayLike, FloatArray
+from fnn._validation import check_consistent_length, check_sample_weight, check_targets
+from fnn.activations import log_softmax, sigmoid, softmax
+
+__all__ = [
+    "BinaryCrossEntropy",
+    "Huber",
+    "Loss",
+    "LossName",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Reduction",
+    "SoftmaxCrossEntropy",
+    "binary_cross_entropy",
+    "get",
+    "huber",
+    "mean_absolute_error",
+    "mean_squared_error",
+    "softmax_cross_entropy",
+]
+
+Reduction = Literal["mean", "sum", "none"]
+LossName = Literal[
+    "mse", "mae", "huber", "binary_cross_entropy", "bce", "cross_entropy", "softmax_cross_entropy"
+]
+OutputName = Literal["identity", "sigmoid", "softmax"]
+
+
+@attrs.frozen
+class Loss:
+    """Base class: a loss on logits paired with an output activation.
+
+    Subclasses implement :meth:`targets` (validation), :meth:`per_sample` and
+    :meth:`per_sample_grad`; reductions and weights are handled here.
+    """
+
+    name: ClassVar[str] = "loss"
+    output: ClassVar[OutputName] = "identity"
+
+    def link(self, logits: FloatArray) -> FloatArray:
+        """The output activation: predictions (n, k) from logits (n, k)."""
+        return logits
+
+    def targets(self, y: Any, n: int, k: int, dtype: np.dtype[Any]) -> FloatArray:
+        """Validate targets ``y`` for logits of shape (n, k) and return them as (n, k) of
+        ``dtype``. Raises ValueError naming the expected and received shape."""
+        a = check_targets(y)
+        a = _match_shape(a, n, k)
+        return a.astype(dtype, copy=False)
+
+    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        """Per-sample losses (n,) from logits (n, k) and prepared targets (n, k)."""
+        raise NotImplementedError
+
+    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        """``d l_i / d z_i`` (n, k): the gradient of each sample's loss."""
+        raise NotImplementedError
+
+    def value(
+        self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
+    ) -> float:
+        """The mean (weighted) loss, a Python float. ``y`` must be prepared by :meth:`targets`."""
+        return float(_reduce(self.per_sample(logits, y), sample_weight, "mean"))
+
+    def grad(
+        self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
+    ) -> FloatArray:
+        """``dL/dz`` (n, k) of the mean (weighted) loss."""
+        g = self.per_sample_grad(logits, y)
+        if sample_weight is None:
+            return g / g.dtype.type(g.shape[0])
+        w = sample_weight / sample_weight.sum()
+        result: FloatArray = g * w[:, None].astype(g.dtype, copy=False)
+        return result
+
+    def value_and_grad(
+        self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
+    ) -> tuple[float, FloatArray]:
+        """:meth:`value` and :meth:`grad` together."""
+        return self.value(logits, y, sample_weight), self.grad(logits, y, sample_weight)
+
+    def config(self) -> dict[str, Any]:
+        """``{"name": ..., **hyper-parameters}``, enough for :func:`get` to rebuild it."""
+        return {"name": self.name, **attrs.asdict(self)}
+
+
+def _match_shape(a: np.ndarray[Any, Any], n: int, k: int) -> np.ndarray[Any, Any]:
+    if a.shape[0] != n:
+        raise ValueError(
+            f"Found input variables with inconsistent numbers of samples: [{n}, {a.shape[0]}]"
+        )
+    if a.ndim == 1 and k == 1:
+        return a.reshape(n, 1)
+    if a.shape == (n, k):
+        return a
+    raise ValueError(
+        f"y has shape {a.shape}, but the network has {k} output(s): expected "
+        + (f"({n},) or ({n}, 1)" if k == 1 else f"({n}, {k})")
+    )
+
+
+def _reduce(per_sample: FloatArray, w: FloatArray | None, reduction: Reduction) -> Any:
+    if reduction == "none":
+        return per_sample if w is None else per_sample * w
+    if reduction == "sum":
+        return per_sample.sum() if w is None else per_sample @ w
+    if w is None:
+        return per_sample.mean()
+    return (per_sample @ w) / w.sum()
+
+
+@attrs.frozen
+class MeanSquaredError(Loss):
+    """``mean((z - y)^2)`` with an identity output."""
+
+    name: ClassVar[str] = "mse"
+
+    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        d = logits - y
+        result: FloatArray = (d * d).mean(axis=1)
+        return result
+
+    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        return (logits - y) * logits.dtype.type(2.0 / logits.shape[1])
+
+
+@attrs.frozen
+class MeanAbsoluteError(Loss):
+    """``mean(|z - y|)`` with an identity output; gradient ``sign(z - y)`` (0 at 0)."""
+
+    name: ClassVar[str] = "mae"
+
+    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        result: FloatArray = np.abs(logits - y).mean(axis=1)
+        return result
+
+    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        return np.sign(logits - y) * logits.dtype.type(1.0 / logits.shape[1])
+
+
+def _check_delta(_inst: object, _attr: object, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"delta must be a finite number > 0, got {value!r}")
+
+
+@attrs.frozen
+class Huber(Loss):
+    """Huber loss, identity output: ``0.5 d^2`` if ``|d| < delta`` else
+    ``delta (|d| - 0.5 delta)``, with ``d = z - y``; gradient ``clip(d, -delta, delta)``."""
+
+    name: ClassVar[str] = "huber"
+    delta: float = attrs.field(default=1.0, converter=float, validator=_check_delta)
+
+    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        d = np.abs(logits - y)
+        q = np.minimum(d, self.delta)
+        # 0.5 q^2 + delta (d - q) equals both branches of the definition.
+        result: FloatArray = (0.5 * q * q + self.delta * (d - q)).mean(axis=1)
+        return result
+
+    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        return np.clip(logits - y, -self.delta, self.delta) * logits.dtype.type(
+            1.0 / logits.shape[1]
+        )
+
+
+@attrs.frozen
+class BinaryCrossEntropy(Loss):
+    """Binary cross-entropy on logits with a sigmoid output (one or more independent
+    outputs). Targets are probabilities in [0, 1], usually the labels 0 and 1."""
+
+    name: ClassVar[str] = "binary_cross_entropy"
+    output: ClassVar[OutputName] = "sigmoid"
+
+    def link(self, logits: FloatArray) -> FloatArray:
+        return sigmoid(logits)
+
+    def targets(self, y: Any, n: int, k: int, dtype: np.dtype[Any]) -> FloatArray:
+        a = super().targets(y, n, k, dtype)
+        bad = (a < 0) | (a > 1)
+        if bad.any():
+            v = a[bad].flat[0]
+            raise ValueError(f"label {v:g} out of range [0, 1] for binary cross-entropy")
+        return a
+
+    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        z = logits
+        result: FloatArray = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
+        return result
+
+    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        return (sigmoid(logits) - y) * logits.dtype.type(1.0 / logits.shape[1])
+
+
+@attrs.frozen
+class SoftmaxCrossEntropy(Loss):
+    """Softmax cross-entropy on logits (n, k). Targets are integer labels (n,) in
+    [0, k) or class probabilities (n, k) such as one-hot rows."""
+
+    name: ClassVar[str] = "cross_entropy"
+    output: ClassVar[OutputName] = "softmax"
+
+    def link(self, logits: FloatArray) -> FloatArray:
+        return softmax(logits)
+
+    def targets(self, y: Any, n: int, k: int, dtype: np.dtype[Any]) -> FloatArray:
+        a = check_targets(y)
+        if a.shape[0] != n:
+            raise ValueError(
+                f"Found input variables with inconsistent numbers of samples: [{n}, {a.shape[0]}]"
+            )
+        if a.ndim == 1:
+            labels = _check_labels(a, k)
+            onehot = np.zeros((n, k), dtype=dtype)
+            onehot[np.arange(n), labels] = 1
+            return onehot
+        if a.shape != (n, k):
+            raise ValueError(
+                f"y has shape {a.shape}, but the network has {k} classes: expected integer "
+                f"labels of shape ({n},) or class probabilities of shape ({n}, {k})"
+            )
+        if ((a < 0) | (a > 1)).any():
+            raise ValueError("class probabilities in y must lie in [0, 1]")
+        return a.astype(dtype, copy=False)
+
+    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        # -sum(y * log_softmax(z)) = logsumexp(z) - sum(y * z) for rows of y summing to 1.
+        result: FloatArray = -(y * log_softmax(logits)).sum(axis=1)
+        return result
+
+    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+        # d/dz [sum(y) logsumexp(z) - y.z] = sum(y) softmax(z) - y
+        s = y.sum(axis=1, keepdims=True)
+        result: FloatArray = softmax(logits) * s - y
+        return result
+
+
+def _check_labels(a: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
+    """Integer class labels in [0, k) from ``a`` (n,); floats must be whole numbers."""
+    if a.dtype.kind == "f":
+        whole = np.floor(a) == a
+        if not whole.all():
+            v = a[~whole][0]
+            raise ValueError(f"label {v:g} is not an integer class label in [0, {k})")
+        a = a.astype(np.int64)
+    elif a.dtype.kind == "b":
+        a = a.astype(np.int64)
+    bad = (a < 0) | (a >= k)
+    if bad.any():
+        v = a[bad][0]
+        raise ValueError(f"label {v} out of range [0, {k})")
+    return a
+
+
+_BY_NAME: Final[dict[str, type[Loss]]] = {
+    "mse": MeanSquaredError,
+    "mae": MeanAbsoluteError,
+    "huber": Huber,
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "bce": BinaryCrossEntropy,
+    "cross_entropy": SoftmaxCrossEntropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+}
+
+DEFAULT_FOR_OUTPUT: Final[dict[str, type[Loss]]] = {
+    "identity": MeanSquaredError,
+    "sigmoid": BinaryCrossEntropy,
+    "softmax": SoftmaxCrossEntropy,
+}
+
+
+def get(loss: Loss | str | dict[str, Any]) -> Loss:
+    """Look up a loss by name or config dict; values are returned unchanged."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, dict):
+        cfg = dict(loss)
+        name = cfg.pop("name", None)
+        if not isinstance(name, str) or name not in _BY_NAME:
+            raise ValueError(f"unknown loss config {loss!r}")
+        return _BY_NAME[name](**cfg)
+    if isinstance(loss, str):
+        if loss not in _BY_NAME:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(_BY_NAME)}")
+        return _BY_NAME[loss]()
+    raise TypeError(f"loss must be a name or an fnn.losses.Loss, got {type(loss).__name__}")
+
+
+# --- functional forms --------------------------------------------------------------
+
+
+def _apply(
+    loss: Loss,
+    pred: ArrayLike,
+    target: ArrayLike,
+    sample_weight: ArrayLike | None,
+    reduction: Reduction,
+    name: str,
+) -> Any:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    z = check_targets(pred, name=name)
+    if z.dtype.kind != "f" or z.dtype == np.float16:
+        z = z.astype(np.float64)
+    if z.ndim == 1:
+        z = z.reshape(-1, 1)
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (n,) or (n, k) with n >= 1, got {z.shape}")
+    t = np.asarray(target) if not isinstance(target, np.ndarray) else target
+    check_consistent_length(**{name: z, "target": t})
+    y = loss.targets(target, z.shape[0], z.shape[1], z.dtype)
+    w = check_sample_weight(sample_weight, z.shape[0], z.dtype)
+    out = _reduce(loss.per_sample(z, y), w, reduction)
+    return out if reduction == "none" else float(out)
+
+
+def mean_squared_error(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> Any:
+    """Mean squared error of ``pred`` (n,) or (n, k) against ``target`` of the same shape.
+
+    Returns a float, or an (n,) array with ``reduction="none"``. Equals
+    ``torch.nn.MSELoss()`` for the mean.
+    """
+    return _apply(MeanSquaredError(), pred, target, sample_weight, reduction, "pred")
+
+
+def mean_absolute_error(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> Any:
+    """Mean absolute error; equals ``torch.nn.L1Loss()`` for the mean."""
+    return _apply(MeanAbsoluteError(), pred, target, sample_weight, reduction, "pred")
+
+
+def huber(
+    pred: ArrayLike,
+    target: ArrayLike,
+    *,
+    delta: float = 1.0,
+    sample_weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> Any:
+    """Huber loss; equals ``torch.nn.HuberLoss(delta=delta)`` for the mean."""
+    return _apply(Huber(delta), pred, target, sample_weight, reduction, "pred")
+
+
+def binary_cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> Any:
+    """Binary cross-entropy from ``logits`` (n,) or (n, k) and targets in [0, 1];
+    equals ``torch.nn.BCEWithLogitsLoss()`` for the mean."""
+    return _apply(BinaryCrossEntropy(), logits, target, sample_weight, reduction, "logits")
+
+
+def softmax_cross_entropy(
+    logits: ArrayLike,
+    target: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> Any:
+    """Softmax cross-entropy from ``logits`` (n, k) and integer labels (n,) in [0, k) or
+    probabilities (n, k); equals ``torch.nn.CrossEntropyLoss()`` for the mean."""
+    return _apply(SoftmaxCrossEntropy(), logits, target, sample_weight, reduction, "logits")
