@@ -28,7 +28,7 @@ from fnn.layers import dense as _dense
 from fnn.layers.base import Layer, LayerCache
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
-from fnn.tree import leaves_with_paths, pack, static_field
+from fnn.tree import STATIC_META, leaves_with_paths, pack
 
 __all__ = [
     "Architecture",
@@ -208,7 +208,7 @@ class Network:
     """
 
     layers: tuple[Layer, ...] = attrs.field(converter=_to_layers)
-    loss: _losses.Loss = static_field(converter=_losses.get)
+    loss: _losses.Loss = attrs.field(converter=_losses.get, metadata=STATIC_META)
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:

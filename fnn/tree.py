@@ -32,8 +32,12 @@ T = TypeVar("T")
 
 STATIC = "fnn.static"
 STATE = "fnn.state"
+STATIC_META: dict[str, bool] = {STATIC: True}
+"""``metadata=`` for an ``attrs.field`` that is structure, not a leaf. Same as
+:func:`static_field`, but visible to mypy's attrs plugin (so converters type-check)."""
 
 __all__ = [
+    "STATIC_META",
     "allclose",
     "flatten",
     "global_norm",
@@ -197,10 +201,12 @@ def _rebuild(node: Any, fn: Callable[[str, list[Any]], Any], nodes: list[Any], p
         for other in nodes[1:]:
             if not isinstance(other, dict) or sorted(other) != sorted(node):
                 raise ValueError(f"tree structures differ at '{prefix or '<root>'}'")
-        return {
+        # visit keys in sorted order (the order of `leaves`), keep the caller's key order
+        built = {
             k: _rebuild(node[k], fn, [o[k] for o in nodes], f"{prefix}.{k}" if prefix else str(k))
-            for k in node
+            for k in sorted(node)
         }
+        return {k: built[k] for k in node}
     if _is_attrs(node):
         changes: dict[str, Any] = {}
         for other in nodes[1:]:

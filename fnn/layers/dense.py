@@ -18,7 +18,7 @@ from fnn import initializers as _initializers
 from fnn._types import FloatArray
 from fnn._validation import float_dtype
 from fnn.layers.base import LayerCache
-from fnn.tree import readonly, static_field
+from fnn.tree import STATIC_META, readonly
 
 __all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
 
@@ -35,8 +35,8 @@ class Dense:
 
     W: FloatArray = attrs.field(converter=readonly)
     b: FloatArray = attrs.field(converter=readonly)
-    activation: _activations.Activation = static_field(
-        default=_activations.Identity(), converter=_activations.get
+    activation: _activations.Activation = attrs.field(
+        default=_activations.Identity(), converter=_activations.get, metadata=STATIC_META
     )
 
     @b.default

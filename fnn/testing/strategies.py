@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from fnn import tree
 from fnn.losses import OutputName
 from fnn.network import Architecture, Network, init, mlp
 
@@ -72,9 +73,15 @@ def architectures(
 
 @st.composite
 def networks(draw: st.DrawFn, /, **kwargs: Any) -> Network:
-    """Networks initialised from :func:`architectures` with a drawn seed."""
+    """Networks from :func:`architectures` with every parameter (biases included) drawn
+    at random, so no unit sits exactly on a kink (ReLU at 0) as zero biases would make
+    it."""
     arch = draw(architectures(**kwargs))
-    return init(arch, rng=draw(st.integers(0, 2**32 - 1)))
+    seed = draw(st.integers(0, 2**32 - 1))
+    net = init(arch, rng=seed)
+    flat = tree.ravel(net)
+    noise = np.random.default_rng(seed).normal(scale=0.3, size=flat.shape).astype(flat.dtype)
+    return tree.unravel(net, flat + noise)
 
 
 @st.composite
