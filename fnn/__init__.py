@@ -9,7 +9,18 @@ The four functions::
     net, state = fnn.update(net, grads, state)
 """
 
-from fnn import activations, initializers, layers, losses, testing, tree
+from fnn import (
+    activations,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    optim,
+    schedules,
+    testing,
+    tree,
+)
 from fnn.layers import Dense, DenseCache, Dropout, DropoutCache, Layer, LayerCache, dense, dropout
 from fnn.network import (
     Architecture,
@@ -25,6 +36,31 @@ from fnn.network import (
     predict,
     value_and_grad,
 )
+from fnn.optim import (
+    Optimizer,
+    OptState,
+    adagrad,
+    adam,
+    adamw,
+    add_decayed_weights,
+    chain,
+    clip_by_global_norm,
+    freeze,
+    rmsprop,
+    sgd,
+    update,
+    weights_only,
+)
+from fnn.schedules import ReduceOnPlateau
+from fnn.training import (
+    EarlyStopping,
+    EpochRecord,
+    History,
+    TrainingDiverged,
+    evaluate,
+    fit,
+    train_step,
+)
 
 __version__ = "0.1.0"
 
@@ -36,24 +72,49 @@ __all__ = [
     "Dropout",
     "DropoutCache",
     "DropoutSpec",
+    "EarlyStopping",
+    "EpochRecord",
+    "History",
     "Layer",
     "LayerCache",
     "Network",
     "NetworkCache",
+    "OptState",
+    "Optimizer",
+    "ReduceOnPlateau",
+    "TrainingDiverged",
     "__version__",
     "activations",
+    "adagrad",
+    "adam",
+    "adamw",
+    "add_decayed_weights",
     "backward",
+    "chain",
+    "clip_by_global_norm",
+    "datasets",
     "dense",
     "dropout",
+    "evaluate",
+    "fit",
     "forward",
+    "freeze",
     "init",
     "initializers",
     "layers",
     "loss",
     "losses",
+    "metrics",
     "mlp",
+    "optim",
     "predict",
+    "rmsprop",
+    "schedules",
+    "sgd",
     "testing",
+    "train_step",
     "tree",
+    "update",
     "value_and_grad",
+    "weights_only",
 ]

@@ -1,0 +1,177 @@
+"""The training step used by ``fnn.fit``: one forward/backward/update on a private
+parameter buffer.
+
+Purity is about what callers see. Inside a fit, the engine keeps the parameters in one
+private, writable flat buffer and updates it in place; gradients are written into a
+second preallocated buffer through per-layer views. Callers only ever receive fresh,
+read-only networks (:meth:`Engine.params` copies the buffer). Dense and dropout layers
+take a fast path; any other layer goes through its ``forward``/``backward`` methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fnn import tree
+from fnn._types import FloatArray
+from fnn.layers.base import LayerCache
+from fnn.layers.dense import Dense
+from fnn.layers.dropout import Dropout
+from fnn.network import Network
+from fnn.optim import Optimizer, OptState
+
+
+class NonFinite(Exception):
+    """Raised by :meth:`Engine.step` when the loss, gradient or update is not finite."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+def _offsets(params: Network) -> dict[str, tuple[int, tuple[int, ...]]]:
+    out = {}
+    pos = 0
+    for path, x in tree.leaves_with_paths(params):
+        out[path] = (pos, tuple(np.shape(x)))
+        pos += int(np.size(x))
+    return out
+
+
+class Engine:
+    """Holds the private buffers of one fit."""
+
+    def __init__(self, params: Network, optimizer: Optimizer, opt_state: OptState) -> None:
+        self.template = params
+        self.optimizer = optimizer
+        self.opt_state = opt_state
+        self.p: FloatArray = np.array(tree.ravel(params), copy=True)
+        self.g: FloatArray = np.zeros_like(self.p)
+        self.fast = all(isinstance(layer, Dense | Dropout) for layer in params.layers)
+        offs = _offsets(params)
+        self.views: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None] = []
+        for i, layer in enumerate(params.layers):
+            if isinstance(layer, Dense):
+                (wo, ws), (bo, bs) = offs[f"layers.{i}.W"], offs[f"layers.{i}.b"]
+                nw, nb = int(np.prod(ws)), int(np.prod(bs))
+                self.views.append(
+                    (
+                        self.p[wo : wo + nw].reshape(ws),
+                        self.p[bo : bo + nb],
+                        self.g[wo : wo + nw].reshape(ws),
+                        self.g[bo : bo + nb],
+                    )
+                )
+            else:
+                self.views.append(None)
+        # the first layer with parameters needs no input gradient
+        self.first = next(i for i, v in enumerate(self.views) if v is not None) if self.fast else -1
+
+    def params(self) -> Network:
+        """A fresh, read-only network with the current parameters."""
+        return tree.unravel(self.template, self.p.copy())
+
+    def logits(self, X: FloatArray) -> FloatArray:
+        """Inference logits (no dropout) with the current parameters."""
+        h = X
+        if not self.fast:
+            net = tree.unravel(self.template, self.p)
+            for layer in net.layers:
+                h, _ = layer.forward(h, train=False, rng=None)
+            return h
+        for layer, v in zip(self.template.layers, self.views, strict=True):
+            if v is not None:
+                assert isinstance(layer, Dense)
+                z = h @ v[0]
+                z += v[1]
+                h = layer.activation(z)
+        return h
+
+    def step(
+        self,
+        X: FloatArray,
+        y: FloatArray,
+        w: FloatArray | None,
+        rng: np.random.Generator | None,
+        out: FloatArray | None = None,
+    ) -> float:
+        """One step on a batch; returns the batch loss. ``out`` (n, k), if given, receives
+        the batch's predictions (for training metrics)."""
+        loss_fn = self.template.loss
+        if self.fast:
+            logits, caches = self._forward_fast(X, rng)
+        else:
+            net = tree.unravel(self.template, self.p)
+            h = X
+            generic: list[LayerCache] = []
+            for layer in net.layers:
+                h, c = layer.forward(h, train=True, rng=rng)
+                generic.append(c)
+            logits = h
+        value, d = loss_fn.value_and_grad(logits, y, w)
+        if out is not None:
+            out[...] = loss_fn.link(logits)
+        if not np.isfinite(value):
+            raise NonFinite("loss")
+        if self.fast:
+            self._backward_fast(caches, d)
+        else:
+            grads = []
+            for layer, c in zip(reversed(net.layers), reversed(generic), strict=True):
+                g, d = layer.backward(c, d)
+                grads.append(g)
+            grad_net = Network(layers=tuple(reversed(grads)), loss=loss_fn)
+            self.g[...] = tree.ravel(grad_net)
+        if not np.isfinite(self.g @ self.g):
+            raise NonFinite("gradient norm")
+        u, new_state = self.optimizer.step_flat(self.p, self.g, self.opt_state)
+        if not np.isfinite(u @ u):
+            raise NonFinite("update")
+        self.p += u
+        self.opt_state = new_state
+        return value
+
+    def _forward_fast(
+        self, X: FloatArray, rng: np.random.Generator | None
+    ) -> tuple[FloatArray, list[Any]]:
+        h = X
+        caches: list[Any] = []
+        for layer, v in zip(self.template.layers, self.views, strict=True):
+            if v is not None:
+                assert isinstance(layer, Dense)
+                z = h @ v[0]
+                z += v[1]
+                a = layer.activation(z)
+                caches.append((h, z, a))
+                h = a
+            else:
+                assert isinstance(layer, Dropout)
+                if layer.rate > 0:
+                    if rng is None:
+                        raise ValueError("rng is required for dropout in training")
+                    keep = rng.random(h.shape) >= layer.rate
+                    mask = keep.astype(h.dtype) * h.dtype.type(1.0 / (1.0 - layer.rate))
+                    h = h * mask
+                    caches.append(mask)
+                else:
+                    caches.append(None)
+        return h, caches
+
+    def _backward_fast(self, caches: list[Any], d: FloatArray) -> None:
+        for i in range(len(self.views) - 1, -1, -1):
+            v = self.views[i]
+            c = caches[i]
+            layer = self.template.layers[i]
+            if v is None:
+                if c is not None:
+                    d = d * c
+                continue
+            assert isinstance(layer, Dense)
+            x, z, a = c
+            dz = layer.activation.vjp(z, a, d)
+            np.matmul(x.T, dz, out=v[2])  # dW = x^T dz, written into the gradient buffer
+            np.sum(dz, axis=0, out=v[3])  # db = sum over the batch
+            if i > self.first:
+                d = dz @ v[0].T  # dX, not needed below the first layer

@@ -1,0 +1,667 @@
+"""Optimizers: frozen, validated values with ``init(params) -> state`` and
+``update(params, grads, state) -> (params, state)``.
+
+Update rules and defaults follow PyTorch's documented algorithms (``torch.optim.SGD``,
+``RMSprop``, ``Adagrad``, ``Adam``, ``AdamW``), so a run can be compared step for step.
+
+An optimizer is a chain of *transforms*. Each transform maps an update direction ``u``
+(starting as the gradient) to a new one; the last produces the parameter change, added
+to the parameters. All of them work on the flat vector of a tree's leaves
+(:func:`fnn.tree.ravel`), which for networks made by ``fnn.init`` is the network's own
+contiguous buffer: an Adam step is a few array operations for the whole network, not a
+few per leaf. Leaves declared with :func:`fnn.tree.state_field` are never changed.
+
+Masks (for weight decay or freezing) select leaves by path: a predicate on the dotted
+path such as :func:`weights_only`, or a tree of bools shaped like the parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import attrs
+import numpy as np
+
+from fnn import schedules, tree
+from fnn._types import BoolArray, FloatArray
+from fnn.schedules import LearningRate, check_learning_rate, value_at
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "AdagradState",
+    "Adam",
+    "AdamState",
+    "AdamW",
+    "AddDecayedWeights",
+    "ClipByGlobalNorm",
+    "Context",
+    "Freeze",
+    "Mask",
+    "OptState",
+    "Optimizer",
+    "RMSprop",
+    "RMSpropState",
+    "SGDState",
+    "Transform",
+    "adagrad",
+    "adam",
+    "adamw",
+    "add_decayed_weights",
+    "chain",
+    "clip_by_global_norm",
+    "freeze",
+    "resolve_mask",
+    "rmsprop",
+    "sgd",
+    "update",
+    "weights_only",
+]
+
+P = TypeVar("P")
+Mask = Callable[[str], bool] | Any
+"""A predicate on leaf paths, or a tree of bools with the parameters' structure."""
+
+
+def weights_only(path: str) -> bool:
+    """Mask selecting weight matrices (paths ending in ``.W``), not biases."""
+    return path.endswith(".W")
+
+
+def resolve_mask(params: Any, mask: Mask | None) -> BoolArray | None:
+    """A flat boolean mask (ravel order) from a path predicate or a tree of bools."""
+    if mask is None:
+        return None
+    if callable(mask):
+        return tree.leaf_mask(params, mask)
+    leaves_p = tree.leaves_with_paths(params)
+    flags = tree.leaves(mask)
+    if len(flags) != len(leaves_p):
+        raise ValueError(
+            f"mask has {len(flags)} leaves but the parameters have {len(leaves_p)}; pass a "
+            "tree of bools with the parameters' structure or a predicate on paths"
+        )
+    parts = [np.full(int(np.size(x)), bool(f)) for (_, x), f in zip(leaves_p, flags, strict=True)]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+@attrs.frozen
+class Context:
+    """What every transform sees of the step: ``step`` is the 1-based number of this
+    update; ``lr_scale`` multiplies scheduled learning rates (reduce-on-plateau)."""
+
+    step: int
+    lr_scale: float
+
+
+@runtime_checkable
+class Transform(Protocol):
+    """One stage of an optimizer, on flat vectors."""
+
+    def init(self, params: Any, flat: FloatArray) -> Any:
+        """The stage's initial state (a frozen record of flat arrays, or None)."""
+        ...
+
+    def update(
+        self, u: FloatArray, state: Any, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, Any]:
+        """The new direction (same shape and dtype as ``u``) and state, given the
+        parameters ``p``. Never writes into ``u``, ``state`` or ``p``."""
+        ...
+
+
+def _lr(learning_rate: LearningRate, ctx: Context) -> float:
+    return value_at(learning_rate, ctx.step - 1) * ctx.lr_scale
+
+
+def _frozen_array(x: FloatArray) -> FloatArray:
+    x.flags.writeable = False
+    return x
+
+
+def _check_range(name: str, lo: float, hi: float, *, hi_open: bool = True) -> Any:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        ok = isinstance(value, int | float) and math.isfinite(value) and lo <= value
+        ok = ok and (value < hi if hi_open else value <= hi)
+        if not ok:
+            bracket = ")" if hi_open else "]"
+            raise ValueError(f"{name} must be in [{lo}, {hi}{bracket}, got {value!r}")
+
+    return check
+
+
+def _check_positive(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+    return check
+
+
+def _check_lr(_inst: object, _attr: object, value: LearningRate) -> None:
+    check_learning_rate(value)
+
+
+_NONNEG = math.inf
+
+
+# --- SGD ---------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class SGDState:
+    """The momentum buffer (flat), or None without momentum."""
+
+    momentum_buffer: FloatArray | None
+
+
+@attrs.frozen
+class SGD:
+    """Stochastic gradient descent, PyTorch's ``torch.optim.SGD``:
+
+    ``g += weight_decay * p``; with momentum ``b = momentum * b + (1 - dampening) * g``
+    (``b = g`` at the first step), then ``g = g + momentum * b`` (Nesterov) or ``g = b``;
+    finally ``p -= lr * g``.
+
+    optax's ``sgd`` differs: its momentum trace has no first-step special case.
+    """
+
+    learning_rate: LearningRate = attrs.field(validator=_check_lr)
+    momentum: float = attrs.field(default=0.0, validator=_check_range("momentum", 0, 1))
+    dampening: float = attrs.field(
+        default=0.0, validator=_check_range("dampening", 0, 1, hi_open=False)
+    )
+    nesterov: bool = False
+    weight_decay: float = attrs.field(
+        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def init(self, params: Any, flat: FloatArray) -> SGDState:
+        return SGDState(momentum_buffer=None)
+
+    def update(
+        self, u: FloatArray, state: SGDState, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, SGDState]:
+        g = u + self.weight_decay * p if self.weight_decay else u
+        buf = state.momentum_buffer
+        if self.momentum:
+            if buf is None:
+                buf = _frozen_array(np.array(g, copy=True))
+            else:
+                buf = _frozen_array(self.momentum * buf + (1 - self.dampening) * g)
+            g = g + self.momentum * buf if self.nesterov else buf
+        return -_lr(self.learning_rate, ctx) * g, SGDState(momentum_buffer=buf)
+
+
+# --- Adam / AdamW ------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class AdamState:
+    """First and second moment estimates (flat)."""
+
+    mu: FloatArray
+    nu: FloatArray
+
+
+def _adam_step(
+    g: FloatArray, state: AdamState, lr: float, b1: float, b2: float, eps: float, t: int
+) -> tuple[FloatArray, AdamState]:
+    mu = b1 * state.mu + (1 - b1) * g
+    nu = b2 * state.nu + (1 - b2) * (g * g)
+    # PyTorch's form: denom = sqrt(nu) / sqrt(1 - b2^t) + eps; p -= lr / (1 - b1^t) * mu / denom
+    step_size = lr / (1 - b1**t)
+    denom = np.sqrt(nu) * (1 / math.sqrt(1 - b2**t)) + eps
+    u = mu / denom
+    u *= -step_size  # u is a fresh local array
+    return u, AdamState(mu=_frozen_array(mu), nu=_frozen_array(nu))
+
+
+def _zeros_state(flat: FloatArray) -> AdamState:
+    return AdamState(mu=_frozen_array(np.zeros_like(flat)), nu=_frozen_array(np.zeros_like(flat)))
+
+
+@attrs.frozen
+class Adam:
+    """Adam, PyTorch's ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient).
+
+    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    optax's ``adam`` puts ``eps`` outside the bias correction of ``v`` the same way; it
+    has no coupled weight decay.
+
+    Reference: Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization".
+    """
+
+    learning_rate: LearningRate = attrs.field(default=1e-3, validator=_check_lr)
+    b1: float = attrs.field(default=0.9, validator=_check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, validator=_check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, validator=_check_positive("eps"))
+    weight_decay: float = attrs.field(
+        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+    )
+
+    def init(self, params: Any, flat: FloatArray) -> AdamState:
+        return _zeros_state(flat)
+
+    def update(
+        self, u: FloatArray, state: AdamState, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, AdamState]:
+        g = u + self.weight_decay * p if self.weight_decay else u
+        return _adam_step(
+            g, state, _lr(self.learning_rate, ctx), self.b1, self.b2, self.eps, ctx.step
+        )
+
+
+@attrs.frozen
+class AdamW:
+    """AdamW, PyTorch's ``torch.optim.AdamW``: decoupled weight decay
+    ``p -= lr * weight_decay * p`` (on the leaves selected by ``decay_mask``, all by
+    default), then the Adam step.
+
+    optax's ``adamw`` applies the decay after scaling by the learning rate likewise, but
+    its default ``weight_decay`` is 1e-4 where PyTorch's is 1e-2.
+
+    Reference: Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization".
+    """
+
+    learning_rate: LearningRate = attrs.field(default=1e-3, validator=_check_lr)
+    b1: float = attrs.field(default=0.9, validator=_check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, validator=_check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, validator=_check_positive("eps"))
+    weight_decay: float = attrs.field(
+        default=1e-2, validator=_check_range("weight_decay", 0, _NONNEG)
+    )
+    decay_mask: Mask | None = None
+
+    def init(self, params: Any, flat: FloatArray) -> tuple[AdamState, BoolArray | None]:
+        return _zeros_state(flat), resolve_mask(params, self.decay_mask)
+
+    def update(
+        self, u: FloatArray, state: tuple[AdamState, BoolArray | None], p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, tuple[AdamState, BoolArray | None]]:
+        adam_state, mask = state
+        lr = _lr(self.learning_rate, ctx)
+        step, new = _adam_step(u, adam_state, lr, self.b1, self.b2, self.eps, ctx.step)
+        if self.weight_decay:
+            decay = p * (-lr * self.weight_decay)
+            if mask is not None:
+                decay *= mask
+            step += decay
+        return step, (new, mask)
+
+
+# --- RMSprop / Adagrad -------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class RMSpropState:
+    """Running mean of squared gradients, and the optional momentum and mean-gradient
+    buffers (flat)."""
+
+    square_avg: FloatArray
+    momentum_buffer: FloatArray | None
+    grad_avg: FloatArray | None
+
+
+@attrs.frozen
+class RMSprop:
+    """RMSprop, PyTorch's ``torch.optim.RMSprop``:
+
+    ``v = alpha v + (1 - alpha) g^2``; centered: ``v~ = v - gbar^2`` with
+    ``gbar = alpha gbar + (1 - alpha) g``; with momentum ``b = momentum b + g /
+    (sqrt(v~) + eps)`` and ``p -= lr b``, else ``p -= lr g / (sqrt(v~) + eps)``.
+
+    optax's ``rmsprop`` defaults to ``decay=0.9`` and ``eps=1e-8`` inside the square root
+    is not used; PyTorch's ``alpha=0.99`` is kept here.
+    """
+
+    learning_rate: LearningRate = attrs.field(default=1e-2, validator=_check_lr)
+    alpha: float = attrs.field(default=0.99, validator=_check_range("alpha", 0, 1))
+    eps: float = attrs.field(default=1e-8, validator=_check_positive("eps"))
+    weight_decay: float = attrs.field(
+        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+    )
+    momentum: float = attrs.field(default=0.0, validator=_check_range("momentum", 0, 1))
+    centered: bool = False
+
+    def init(self, params: Any, flat: FloatArray) -> RMSpropState:
+        z = _frozen_array(np.zeros_like(flat))
+        return RMSpropState(
+            square_avg=z,
+            momentum_buffer=z if self.momentum else None,
+            grad_avg=z if self.centered else None,
+        )
+
+    def update(
+        self, u: FloatArray, state: RMSpropState, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, RMSpropState]:
+        g = u + self.weight_decay * p if self.weight_decay else u
+        v = _frozen_array(self.alpha * state.square_avg + (1 - self.alpha) * (g * g))
+        gbar = state.grad_avg
+        if gbar is not None:
+            gbar = _frozen_array(self.alpha * gbar + (1 - self.alpha) * g)
+            denom = np.sqrt(v - gbar * gbar) + self.eps
+        else:
+            denom = np.sqrt(v) + self.eps
+        lr = _lr(self.learning_rate, ctx)
+        buf = state.momentum_buffer
+        if buf is not None:
+            buf = _frozen_array(self.momentum * buf + g / denom)
+            step = -lr * buf
+        else:
+            step = g / denom
+            step *= -lr
+        return step, RMSpropState(square_avg=v, momentum_buffer=buf, grad_avg=gbar)
+
+
+@attrs.frozen(eq=False)
+class AdagradState:
+    """Sum of squared gradients (flat)."""
+
+    sum: FloatArray
+
+
+@attrs.frozen
+class Adagrad:
+    """Adagrad, PyTorch's ``torch.optim.Adagrad``:
+
+    ``s += g^2``; ``p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)``.
+
+    optax's ``adagrad`` puts ``eps`` inside the square root and starts the accumulator
+    at 0.1; PyTorch's ``initial_accumulator_value=0`` and ``eps=1e-10`` are kept here.
+    """
+
+    learning_rate: LearningRate = attrs.field(default=1e-2, validator=_check_lr)
+    lr_decay: float = attrs.field(default=0.0, validator=_check_range("lr_decay", 0, _NONNEG))
+    weight_decay: float = attrs.field(
+        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+    )
+    initial_accumulator_value: float = attrs.field(
+        default=0.0, validator=_check_range("initial_accumulator_value", 0, _NONNEG)
+    )
+    eps: float = attrs.field(default=1e-10, validator=_check_positive("eps"))
+
+    def init(self, params: Any, flat: FloatArray) -> AdagradState:
+        return AdagradState(sum=_frozen_array(np.full_like(flat, self.initial_accumulator_value)))
+
+    def update(
+        self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, AdagradState]:
+        g = u + self.weight_decay * p if self.weight_decay else u
+        s = _frozen_array(state.sum + g * g)
+        clr = _lr(self.learning_rate, ctx) / (1 + (ctx.step - 1) * self.lr_decay)
+        step = g / (np.sqrt(s) + self.eps)
+        step *= -clr
+        return step, AdagradState(sum=s)
+
+
+# --- gradient transformations for chains -------------------------------------------
+
+
+@attrs.frozen
+class ClipByGlobalNorm:
+    """Scale the direction so its global L2 norm is at most ``max_norm`` (like
+    ``torch.nn.utils.clip_grad_norm_``, applied before the optimizer)."""
+
+    max_norm: float = attrs.field(validator=_check_positive("max_norm"))
+
+    def init(self, params: Any, flat: FloatArray) -> None:
+        return None
+
+    def update(
+        self, u: FloatArray, state: None, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, None]:
+        norm = float(np.sqrt(u @ u))
+        if norm <= self.max_norm:
+            return u, None
+        return u * (self.max_norm / (norm + 1e-6)), None
+
+
+@attrs.frozen
+class AddDecayedWeights:
+    """L2 regularisation on the gradient: ``u += weight_decay * p`` on the leaves selected
+    by ``mask`` (all by default). Place it before the optimizer in a :func:`chain`."""
+
+    weight_decay: float = attrs.field(validator=_check_range("weight_decay", 0, _NONNEG))
+    mask: Mask | None = None
+
+    def init(self, params: Any, flat: FloatArray) -> BoolArray | None:
+        return resolve_mask(params, self.mask)
+
+    def update(
+        self, u: FloatArray, state: BoolArray | None, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, BoolArray | None]:
+        d = self.weight_decay * p
+        if state is not None:
+            d *= state
+        return u + d, state
+
+
+@attrs.frozen
+class Freeze:
+    """Zero the update on the leaves selected by ``mask``: those parameters never change.
+    Place it last in a :func:`chain` (after any decoupled weight decay)."""
+
+    mask: Mask
+
+    def init(self, params: Any, flat: FloatArray) -> BoolArray:
+        m = resolve_mask(params, self.mask)
+        assert m is not None
+        return m
+
+    def update(
+        self, u: FloatArray, state: BoolArray, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, BoolArray]:
+        return np.where(state, u.dtype.type(0), u), state
+
+
+# --- optimizers and their state ----------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class OptState:
+    """An optimizer's state: a frozen tree.
+
+    Attributes:
+        step: updates made so far.
+        lr_scale: factor on scheduled learning rates (set by reduce-on-plateau).
+        states: one state per transform of the optimizer (flat arrays).
+        trainable: flat mask of the trainable leaves, or None when all are.
+        optimizer: the optimizer that made this state (static), so ``fnn.update``
+            needs only the state.
+    """
+
+    step: int
+    lr_scale: float
+    states: tuple[Any, ...]
+    trainable: BoolArray | None
+    optimizer: Optimizer = attrs.field(metadata=tree.STATIC_META)
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate the next update will use."""
+        return self.optimizer.learning_rate_at(self.step, self.lr_scale)
+
+
+def _flatten_transforms(parts: tuple[Any, ...]) -> tuple[Transform, ...]:
+    out: list[Transform] = []
+    for t in parts:
+        if isinstance(t, Optimizer):
+            out.extend(t.transforms)
+        elif isinstance(t, Transform):
+            out.append(t)
+        else:
+            raise TypeError(f"chain takes optimizers and transforms, got {type(t).__name__}")
+    if not out:
+        raise ValueError("an optimizer needs at least one transform")
+    return tuple(out)
+
+
+@attrs.frozen
+class Optimizer:
+    """A chain of transforms with ``init`` and ``update``."""
+
+    transforms: tuple[Transform, ...] = attrs.field(converter=_flatten_transforms)
+
+    def init(self, params: Any) -> OptState:
+        """The initial state for ``params`` (any tree of float arrays)."""
+        flat = tree.ravel(params)
+        if flat.dtype.kind != "f":
+            raise TypeError(f"parameters must be float arrays, got dtype {flat.dtype}")
+        mask = tree.trainable_mask(params)
+        trainable = None
+        if not all(mask.values()):
+            trainable = tree.leaf_mask(params, lambda p: mask[p])
+        return OptState(
+            step=0,
+            lr_scale=1.0,
+            states=tuple(t.init(params, flat) for t in self.transforms),
+            trainable=trainable,
+            optimizer=self,
+        )
+
+    def learning_rate_at(self, step: int, lr_scale: float = 1.0) -> float:
+        """The learning rate of update number ``step + 1`` (the first transform that has one)."""
+        for t in self.transforms:
+            lr = getattr(t, "learning_rate", None)
+            if lr is not None:
+                return value_at(lr, step) * lr_scale
+        return math.nan
+
+    def step_flat(
+        self, p: FloatArray, g: FloatArray, state: OptState
+    ) -> tuple[FloatArray, OptState]:
+        """The flat parameter change for gradient ``g`` at parameters ``p``, and the new
+        state. Used by :meth:`update` and the training loop."""
+        ctx = Context(step=state.step + 1, lr_scale=state.lr_scale)
+        u = g
+        new_states = []
+        for t, s in zip(self.transforms, state.states, strict=True):
+            u, s = t.update(u, s, p, ctx)
+            new_states.append(s)
+        if state.trainable is not None:
+            u = np.where(state.trainable, u, u.dtype.type(0))
+        return u, attrs.evolve(state, step=ctx.step, states=tuple(new_states))
+
+    def update(self, params: P, grads: P, state: OptState) -> tuple[P, OptState]:
+        """New parameters and state after one step; ``params`` and ``state`` are unchanged.
+
+        ``grads`` has the type and structure of ``params``.
+        """
+        if not isinstance(state, OptState):
+            raise TypeError(f"state must be an fnn.optim.OptState, got {type(state).__name__}")
+        p = tree.ravel(params)
+        g = tree.ravel(grads)
+        if p.shape != g.shape:
+            raise ValueError(f"grads have {g.size} elements but params have {p.size}")
+        if g.dtype != p.dtype:
+            g = g.astype(p.dtype)
+        u, new_state = self.step_flat(p, g, state)
+        return tree.unravel(params, p + u), new_state
+
+
+def chain(*parts: Transform | Optimizer) -> Optimizer:
+    """Compose transforms and optimizers in order, e.g.
+    ``chain(clip_by_global_norm(1.0), adam(1e-3), freeze(lambda p: p.startswith("layers.0")))``."""
+    return Optimizer(transforms=parts)
+
+
+def update(params: P, grads: P, state: OptState) -> tuple[P, OptState]:
+    """``update(params, grads, state) -> (params, state)`` for any optimizer: the state
+    carries its optimizer."""
+    if not isinstance(state, OptState):
+        raise TypeError(f"state must be an fnn.optim.OptState, got {type(state).__name__}")
+    return state.optimizer.update(params, grads, state)
+
+
+def sgd(
+    learning_rate: LearningRate,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    *,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+) -> Optimizer:
+    """SGD with optional momentum and Nesterov momentum (see :class:`SGD`)."""
+    return Optimizer(transforms=(SGD(learning_rate, momentum, dampening, nesterov, weight_decay),))
+
+
+def adam(
+    learning_rate: LearningRate = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 0.0,
+) -> Optimizer:
+    """Adam (see :class:`Adam`)."""
+    return Optimizer(transforms=(Adam(learning_rate, b1, b2, eps, weight_decay),))
+
+
+def adamw(
+    learning_rate: LearningRate = 1e-3,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 1e-2,
+    decay_mask: Mask | None = None,
+) -> Optimizer:
+    """AdamW with decoupled weight decay, optionally masked (see :class:`AdamW`)."""
+    return Optimizer(transforms=(AdamW(learning_rate, b1, b2, eps, weight_decay, decay_mask),))
+
+
+def rmsprop(
+    learning_rate: LearningRate = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    *,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+) -> Optimizer:
+    """RMSprop (see :class:`RMSprop`)."""
+    return Optimizer(
+        transforms=(RMSprop(learning_rate, alpha, eps, weight_decay, momentum, centered),)
+    )
+
+
+def adagrad(
+    learning_rate: LearningRate = 1e-2,
+    *,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+) -> Optimizer:
+    """Adagrad (see :class:`Adagrad`)."""
+    return Optimizer(
+        transforms=(Adagrad(learning_rate, lr_decay, weight_decay, initial_accumulator_value, eps),)
+    )
+
+
+def clip_by_global_norm(max_norm: float) -> ClipByGlobalNorm:
+    """Clip the gradient's global norm (see :class:`ClipByGlobalNorm`)."""
+    return ClipByGlobalNorm(max_norm)
+
+
+def add_decayed_weights(weight_decay: float, mask: Mask | None = None) -> AddDecayedWeights:
+    """L2 weight decay on masked leaves (see :class:`AddDecayedWeights`)."""
+    return AddDecayedWeights(weight_decay, mask)
+
+
+def freeze(mask: Mask) -> Freeze:
+    """Keep the masked leaves fixed (see :class:`Freeze`)."""
+    return Freeze(mask)
+
+
+# Schedules are accepted wherever a learning rate is.
+_ = schedules

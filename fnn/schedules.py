@@ -1,0 +1,225 @@
+"""Learning-rate schedules: frozen values mapping the number of updates already made
+(``step = 0, 1, 2, ...``) to a learning rate. Any optimizer's ``learning_rate`` accepts
+a float or a schedule.
+
+:class:`ReduceOnPlateau` is driven by the validation loss rather than the step: it is a
+pure function of the training History that ``fnn.fit`` applies as a scale on the
+optimizer's learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    from fnn.training import History
+
+__all__ = [
+    "Constant",
+    "CosineDecay",
+    "ExponentialDecay",
+    "LearningRate",
+    "PiecewiseConstant",
+    "ReduceOnPlateau",
+    "Schedule",
+    "StepDecay",
+    "WarmupCosine",
+    "value_at",
+]
+
+
+@runtime_checkable
+class Schedule(Protocol):
+    """A learning rate as a function of the number of updates already made."""
+
+    def __call__(self, step: int) -> float: ...
+
+
+LearningRate = float | Schedule
+
+
+def _positive(name: str) -> Callable[[Any, Any, float], None]:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+    return check
+
+
+def _nonneg(name: str) -> Callable[[Any, Any, float], None]:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+    return check
+
+
+def _pos_int(name: str) -> Callable[[Any, Any, int], None]:
+    def check(_inst: object, _attr: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+    return check
+
+
+def check_learning_rate(value: object) -> None:
+    """Raise ValueError unless ``value`` is a finite float > 0 or a :class:`Schedule`."""
+    if isinstance(value, Schedule) and not isinstance(value, int | float):
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"learning_rate must be a float or a schedule, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"learning_rate must be > 0, got {value!r}")
+
+
+def value_at(learning_rate: LearningRate, step: int) -> float:
+    """The learning rate for update number ``step`` (0-based)."""
+    return float(learning_rate(step) if callable(learning_rate) else learning_rate)
+
+
+@attrs.frozen
+class Constant:
+    """``lr`` at every step."""
+
+    value: float = attrs.field(validator=_positive("value"))
+
+    def __call__(self, step: int) -> float:
+        return self.value
+
+
+@attrs.frozen
+class PiecewiseConstant:
+    """``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``.
+
+    ``boundaries`` are increasing step counts; ``values`` has one more entry.
+    """
+
+    boundaries: tuple[int, ...] = attrs.field(converter=tuple)
+    values: tuple[float, ...] = attrs.field(converter=tuple)
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.values) != len(self.boundaries) + 1:
+            raise ValueError("values must have one more entry than boundaries")
+        if list(self.boundaries) != sorted(self.boundaries):
+            raise ValueError("boundaries must be increasing")
+        for v in self.values:
+            _positive("values")(None, None, v)
+
+    def __call__(self, step: int) -> float:
+        i = sum(1 for b in self.boundaries if step >= b)
+        return float(self.values[i])
+
+
+@attrs.frozen
+class StepDecay:
+    """``initial * gamma ** (step // step_size)`` (PyTorch's StepLR, per update)."""
+
+    initial: float = attrs.field(validator=_positive("initial"))
+    step_size: int = attrs.field(validator=_pos_int("step_size"))
+    gamma: float = attrs.field(default=0.1, validator=_positive("gamma"))
+
+    def __call__(self, step: int) -> float:
+        return float(self.initial * self.gamma ** (step // self.step_size))
+
+
+@attrs.frozen
+class ExponentialDecay:
+    """``initial * decay_rate ** (step / transition_steps)``."""
+
+    initial: float = attrs.field(validator=_positive("initial"))
+    decay_rate: float = attrs.field(validator=_positive("decay_rate"))
+    transition_steps: int = attrs.field(default=1, validator=_pos_int("transition_steps"))
+
+    def __call__(self, step: int) -> float:
+        return float(self.initial * self.decay_rate ** (step / self.transition_steps))
+
+
+@attrs.frozen
+class CosineDecay:
+    """Cosine from ``initial`` down to ``initial * alpha`` over ``decay_steps``, then flat:
+    ``initial * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, T) / T)) + alpha)``."""
+
+    initial: float = attrs.field(validator=_positive("initial"))
+    decay_steps: int = attrs.field(validator=_pos_int("decay_steps"))
+    alpha: float = attrs.field(default=0.0, validator=_nonneg("alpha"))
+
+    def __call__(self, step: int) -> float:
+        t = min(step, self.decay_steps) / self.decay_steps
+        return self.initial * ((1 - self.alpha) * 0.5 * (1 + math.cos(math.pi * t)) + self.alpha)
+
+
+@attrs.frozen
+class WarmupCosine:
+    """Linear warm-up from ``initial`` to ``peak`` over ``warmup_steps``, then cosine
+    decay to ``end`` at ``decay_steps`` (counted from the start), then flat."""
+
+    peak: float = attrs.field(validator=_positive("peak"))
+    warmup_steps: int = attrs.field(validator=_pos_int("warmup_steps"))
+    decay_steps: int = attrs.field(validator=_pos_int("decay_steps"))
+    initial: float = attrs.field(default=0.0, validator=_nonneg("initial"))
+    end: float = attrs.field(default=0.0, validator=_nonneg("end"))
+
+    def __attrs_post_init__(self) -> None:
+        if self.decay_steps <= self.warmup_steps:
+            raise ValueError("decay_steps must be greater than warmup_steps")
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return self.initial + (self.peak - self.initial) * step / self.warmup_steps
+        span = self.decay_steps - self.warmup_steps
+        t = min(step - self.warmup_steps, span) / span
+        return self.end + (self.peak - self.end) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@attrs.frozen
+class ReduceOnPlateau:
+    """Scale the learning rate by ``factor`` when the validation loss has not improved by
+    more than ``threshold`` (relative) for ``patience`` epochs (PyTorch's
+    ReduceLROnPlateau, mode "min", threshold_mode "rel"), waiting ``cooldown`` epochs
+    after each cut, never below ``min_scale``.
+
+    A pure function of the History: :meth:`scale` replays the epochs' validation losses.
+    """
+
+    factor: float = attrs.field(default=0.1)
+    patience: int = attrs.field(default=10)
+    threshold: float = attrs.field(default=1e-4, validator=_nonneg("threshold"))
+    cooldown: int = attrs.field(default=0)
+    min_scale: float = attrs.field(default=0.0, validator=_nonneg("min_scale"))
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {self.factor!r}")
+        if self.patience < 0 or self.cooldown < 0:
+            raise ValueError("patience and cooldown must be >= 0")
+
+    def scale_from_losses(self, losses: Sequence[float]) -> float:
+        """The learning-rate scale after the given per-epoch validation losses."""
+        best = math.inf
+        bad = 0
+        cool = 0
+        scale = 1.0
+        for v in losses:
+            if v < best * (1 - self.threshold):
+                best = v
+                bad = 0
+            else:
+                bad += 1
+            if cool > 0:
+                cool -= 1
+                bad = 0
+            if bad > self.patience:
+                scale = max(scale * self.factor, self.min_scale)
+                cool = self.cooldown
+                bad = 0
+        return scale
+
+    def scale(self, history: History) -> float:
+        """The learning-rate scale for the next epoch, from ``history``'s validation losses
+        (its training losses when no validation data is used)."""
+        losses = [r.val_loss if r.val_loss is not None else r.train_loss for r in history.records]
+        return self.scale_from_losses(losses)

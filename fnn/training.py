@@ -1,0 +1,492 @@
+"""Training: a pure ``train_step``, ``fit`` with the options users expect from Keras'
+``fit`` and scikit-learn's MLP, ``evaluate``, and the immutable ``History``.
+
+``fit`` validates its inputs once, then runs every step on private buffers (see
+:mod:`fnn._engine`); what it returns, and what callbacks and errors carry, are fresh,
+read-only values. Training that produces a non-finite loss, gradient norm or update
+stops at once with :class:`TrainingDiverged`, which carries the last finite parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fnn import metrics as _metrics
+from fnn._engine import Engine, NonFinite
+from fnn._types import ArrayLike, FloatArray, RNGLike
+from fnn._validation import (
+    as_generator,
+    check_consistent_length,
+    check_sample_weight,
+    check_targets,
+    check_X,
+)
+from fnn.datasets.preprocessing import split_indices
+from fnn.network import Network, _backward, _forward, _logits
+from fnn.optim import Optimizer, OptState
+from fnn.progress import Progress
+from fnn.schedules import ReduceOnPlateau
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "EpochRecord",
+    "History",
+    "TrainingDiverged",
+    "evaluate",
+    "fit",
+    "train_step",
+]
+
+Metric = Callable[[Any, Any], float]
+
+
+@attrs.frozen
+class EpochRecord:
+    """What one epoch reached.
+
+    Attributes:
+        epoch: 1-based epoch number (continuing across resumed runs).
+        train_loss: mean training loss over the epoch's batches (weighted by size).
+        val_loss: validation loss at the end of the epoch, or None.
+        metrics: training metrics over the epoch's batch predictions.
+        val_metrics: validation metrics at the end of the epoch.
+        learning_rate: the learning rate at the end of the epoch.
+        seconds: wall time of the epoch.
+    """
+
+    epoch: int
+    train_loss: float
+    val_loss: float | None
+    metrics: Mapping[str, float]
+    val_metrics: Mapping[str, float]
+    learning_rate: float
+    seconds: float
+
+
+@attrs.frozen(eq=False)
+class History:
+    """An immutable record of a fit.
+
+    Attributes:
+        records: one :class:`EpochRecord` per epoch.
+        opt_state: the optimizer state at the end, to resume from.
+        best_epoch: the epoch with the lowest monitored loss, if early stopping ran.
+        stopped_early: whether early stopping or a callback ended the fit.
+    """
+
+    records: tuple[EpochRecord, ...] = ()
+    opt_state: OptState | None = None
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def train_loss(self) -> list[float]:
+        return [r.train_loss for r in self.records]
+
+    @property
+    def val_loss(self) -> list[float | None]:
+        return [r.val_loss for r in self.records]
+
+    @property
+    def epochs(self) -> list[int]:
+        return [r.epoch for r in self.records]
+
+    def metric(self, name: str, *, validation: bool = False) -> list[float]:
+        """The per-epoch values of one metric."""
+        return [(r.val_metrics if validation else r.metrics)[name] for r in self.records]
+
+    def as_dict(self) -> dict[str, list[float | None]]:
+        """Keras-style ``{"loss": [...], "val_loss": [...], "accuracy": [...], ...}``."""
+        out: dict[str, list[float | None]] = {"loss": list(self.train_loss)}
+        if any(v is not None for v in self.val_loss):
+            out["val_loss"] = list(self.val_loss)
+        names = self.records[0].metrics.keys() if self.records else []
+        for name in names:
+            out[name] = list(self.metric(name))
+            if self.records[0].val_metrics:
+                out[f"val_{name}"] = list(self.metric(name, validation=True))
+        out["learning_rate"] = [r.learning_rate for r in self.records]
+        return out
+
+
+Callback = Callable[[History], bool | None]
+"""A pure function of the History so far, called after every epoch; True stops the fit."""
+
+
+@attrs.frozen
+class EarlyStopping:
+    """Stop when the monitored loss (validation loss, or training loss without validation
+    data) has not improved by more than ``min_delta`` for ``patience`` epochs; with
+    ``restore_best`` the best epoch's parameters are returned."""
+
+    patience: int = attrs.field(default=5)
+    min_delta: float = attrs.field(default=0.0)
+    restore_best: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if (
+            isinstance(self.patience, bool)
+            or not isinstance(self.patience, int)
+            or self.patience < 0
+        ):
+            raise ValueError(f"patience must be an int >= 0, got {self.patience!r}")
+        if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")
+
+
+class TrainingDiverged(FloatingPointError):
+    """A non-finite loss, gradient norm or update stopped training.
+
+    Attributes:
+        params: the parameters of the last finite step.
+        opt_state: the optimizer state that goes with them.
+        step: the 1-based step (within the epoch) that failed.
+        epoch: the 1-based epoch that failed.
+        history: the epochs completed before.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        params: Any,
+        opt_state: OptState | None,
+        step: int,
+        epoch: int,
+        history: History,
+    ) -> None:
+        super().__init__(message)
+        self.params = params
+        self.opt_state = opt_state
+        self.step = step
+        self.epoch = epoch
+        self.history = history
+
+
+def _check_optimizer(optimizer: object) -> Optimizer:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(
+            f"optimizer must be an fnn optimizer (fnn.adam(...), fnn.sgd(...), fnn.chain(...)), "
+            f"got {type(optimizer).__name__}"
+        )
+    return optimizer
+
+
+def _check_net(params: object) -> Network:
+    if not isinstance(params, Network):
+        raise TypeError(f"params must be an fnn.Network, got {type(params).__name__}")
+    return params
+
+
+def _prepare(
+    params: Network, X: Any, y: Any, sample_weight: Any, *, xname: str = "X"
+) -> tuple[FloatArray, FloatArray, FloatArray | None, np.ndarray[Any, Any]]:
+    Xa = check_X(X, n_features=params.n_features, dtype=params.dtype)
+    y_raw = check_targets(y)
+    check_consistent_length(X=Xa, y=y_raw)
+    ya = params.loss.targets(y_raw, Xa.shape[0], params.n_outputs, params.dtype)
+    w = check_sample_weight(sample_weight, Xa.shape[0], params.dtype)
+    return Xa, ya, w, y_raw
+
+
+def train_step(
+    params: Network,
+    opt_state: OptState,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    sample_weight: ArrayLike | None = None,
+    rng: RNGLike | None = None,
+) -> tuple[Network, OptState, float]:
+    """One pure training step on a batch: forward (training mode), backward, update.
+
+    Args:
+        params: the network; opt_state: its optimizer state (``optimizer.init(params)``).
+        X: inputs (n, n_features); y: targets for the network's loss.
+        sample_weight: optional weights (n,).
+        rng: Generator or seed for dropout masks (required if the network has dropout).
+
+    Returns:
+        ``(params, opt_state, loss)``: new values and the batch loss before the update.
+
+    Raises:
+        FloatingPointError: the loss or the gradient is not finite (nothing is updated).
+    """
+    params = _check_net(params)
+    if not isinstance(opt_state, OptState):
+        raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
+    Xa, ya, w, _ = _prepare(params, X, y, sample_weight)
+    gen = None if rng is None else as_generator(rng)
+    if gen is None and params.has_dropout:
+        raise ValueError("rng is required when the network has dropout")
+    _, cache = _forward(params, Xa, True, gen)
+    value = params.loss.value(cache.logits, ya, w)
+    if not math.isfinite(value):
+        raise FloatingPointError(f"non-finite loss {value}")
+    grads = _backward(params, cache, ya, w)
+    new_params, new_state = opt_state.optimizer.update(params, grads, opt_state)
+    return new_params, new_state, value
+
+
+def _metric_fns(metrics: Sequence[str | Metric]) -> dict[str, Metric]:
+    out: dict[str, Metric] = {}
+    for m in metrics:
+        if isinstance(m, str):
+            if m not in _metrics.METRICS:
+                raise ValueError(
+                    f"unknown metric {m!r}; expected one of {sorted(_metrics.METRICS)}"
+                )
+            out[m] = _metrics.METRICS[m]
+        elif callable(m):
+            out[getattr(m, "__name__", "metric")] = m
+        else:
+            raise TypeError(f"metrics must be names or callables, got {type(m).__name__}")
+    return out
+
+
+def _evaluate_arrays(
+    params: Network,
+    logits_fn: Callable[[FloatArray], FloatArray],
+    X: FloatArray,
+    y: FloatArray,
+    w: FloatArray | None,
+    y_raw: np.ndarray[Any, Any],
+    metric_fns: Mapping[str, Metric],
+    batch_size: int = 4096,
+) -> tuple[float, dict[str, float]]:
+    logits = np.concatenate(
+        [logits_fn(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
+    )
+    loss = params.loss.value(logits, y, w)
+    out = params.loss.link(logits)
+    return loss, {name: float(fn(y_raw, out)) for name, fn in metric_fns.items()}
+
+
+def evaluate(
+    params: Network,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    metrics: Sequence[str | Metric] = (),
+    sample_weight: ArrayLike | None = None,
+) -> dict[str, float]:
+    """``{"loss": ..., <metric>: ...}`` of the network on ``(X, y)`` at inference.
+
+    Metrics are names from :mod:`fnn.metrics` ("accuracy", "top_k_accuracy", "f1",
+    "log_loss", "mse", "mae", "r2") or callables ``f(y_true, y_pred) -> float``.
+    """
+    params = _check_net(params)
+    fns = _metric_fns(metrics)
+    Xa, ya, w, y_raw = _prepare(params, X, y, sample_weight)
+    loss, vals = _evaluate_arrays(params, lambda x: _logits(params, x), Xa, ya, w, y_raw, fns)
+    return {"loss": loss, **vals}
+
+
+def _is_classifier(params: Network) -> bool:
+    return params.loss.output == "softmax" or (
+        params.loss.output == "sigmoid" and params.n_outputs == 1
+    )
+
+
+def fit(
+    params: Network,
+    optimizer: Optimizer,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    rng: RNGLike,
+    shuffle: bool = True,
+    validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+    validation_split: float = 0.0,
+    sample_weight: ArrayLike | None = None,
+    metrics: Sequence[str | Metric] = (),
+    early_stopping: EarlyStopping | None = None,
+    reduce_on_plateau: ReduceOnPlateau | None = None,
+    callbacks: Sequence[Callback] = (),
+    opt_state: OptState | None = None,
+    initial_epoch: int = 0,
+    verbose: int = 1,
+) -> tuple[Network, History]:
+    """Train ``params`` with ``optimizer`` on ``(X, y)`` in minibatches.
+
+    Args:
+        params: the network to start from (unchanged).
+        optimizer: e.g. ``fnn.adam(1e-3)``.
+        X: inputs (n, n_features); y: targets for the network's loss.
+        epochs: passes over the data (>= 1).
+        batch_size: samples per step (the last batch of an epoch may be smaller).
+        rng: Generator or int seed for shuffling, the validation split and dropout.
+        shuffle: reshuffle the training samples every epoch.
+        validation_data: ``(X_val, y_val)`` evaluated after each epoch.
+        validation_split: fraction of ``(X, y)`` held out for validation instead,
+            shuffled and, for classifiers, stratified.
+        sample_weight: weights (n,) for the training loss.
+        metrics: metric names or callables reported for training and validation.
+        early_stopping: stop when the monitored loss stops improving.
+        reduce_on_plateau: scale the learning rate down when the monitored loss stalls.
+        callbacks: functions of the History after each epoch; True stops training.
+        opt_state: resume from this optimizer state (of the same optimizer).
+        initial_epoch: number the epochs from here (for resumed runs).
+        verbose: 0 silent; 1 a live progress line when standard error is a terminal;
+            2 one line per epoch.
+
+    Returns:
+        ``(params, history)``: the trained network (the best one if early stopping
+        restores it) and the :class:`History`, which holds the final optimizer state.
+
+    Raises:
+        TrainingDiverged: (a FloatingPointError) at the first non-finite loss, gradient
+            norm or update, carrying the last finite parameters.
+    """
+    params = _check_net(params)
+    optimizer = _check_optimizer(optimizer)
+    for name, v, lo in (
+        ("epochs", epochs, 1),
+        ("batch_size", batch_size, 1),
+        ("initial_epoch", initial_epoch, 0),
+    ):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+            raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if validation_data is not None and validation_split:
+        raise ValueError("pass validation_data or validation_split, not both")
+    if not (isinstance(validation_split, int | float) and 0 <= validation_split < 1):
+        raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+    gen = as_generator(rng)
+    fns = _metric_fns(metrics)
+    Xa, ya, w, y_raw = _prepare(params, X, y, sample_weight)
+
+    Xv: FloatArray | None = None
+    yv: FloatArray | None = None
+    yv_raw: np.ndarray[Any, Any] | None = None
+    if validation_split:
+        tr, va = split_indices(
+            len(Xa),
+            float(validation_split),
+            rng=gen,
+            stratify=y_raw if _is_classifier(params) else None,
+        )
+        Xv, yv, yv_raw = Xa[va], ya[va], y_raw[va]
+        Xa, ya, y_raw = Xa[tr], ya[tr], y_raw[tr]
+        w = None if w is None else w[tr]
+    elif validation_data is not None:
+        if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a pair (X_val, y_val)")
+        Xv, yv, _, yv_raw = _prepare(params, validation_data[0], validation_data[1], None)
+
+    if opt_state is None:
+        opt_state = optimizer.init(params)
+    elif not isinstance(opt_state, OptState):
+        raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
+    elif opt_state.optimizer != optimizer:
+        raise ValueError("opt_state was made by a different optimizer than the one given")
+    if gen is None:  # pragma: no cover - as_generator never returns None
+        raise AssertionError
+
+    engine = Engine(params, optimizer, opt_state)
+    n = len(Xa)
+    steps = -(-n // batch_size)
+    progress = Progress(epochs, steps, verbose)
+    history = History(opt_state=opt_state)
+    best: tuple[float, int, Network] | None = None
+    stopped = False
+    epoch_out = np.empty((n, params.n_outputs), dtype=params.dtype) if fns else None
+
+    for e in range(initial_epoch + 1, initial_epoch + epochs + 1):
+        t0 = time.perf_counter()
+        order = gen.permutation(n) if shuffle else np.arange(n)
+        total = 0.0
+        weight_total = 0.0
+        for s in range(steps):
+            idx = order[s * batch_size : (s + 1) * batch_size]
+            wb = None if w is None else w[idx]
+            out_b = (
+                None if epoch_out is None else np.empty((len(idx), params.n_outputs), params.dtype)
+            )
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    value = engine.step(Xa[idx], ya[idx], wb, gen, out_b)
+            except NonFinite as err:
+                raise TrainingDiverged(
+                    f"non-finite {err.what} at step {s + 1} (epoch {e}); the parameters of the "
+                    "last finite step are in .params",
+                    params=engine.params(),
+                    opt_state=engine.opt_state,
+                    step=s + 1,
+                    epoch=e,
+                    history=history,
+                ) from None
+            if epoch_out is not None and out_b is not None:
+                epoch_out[idx] = out_b
+            bw = float(len(idx) if wb is None else wb.sum())
+            total += value * bw
+            weight_total += bw
+            progress.step(e, s + 1, value)
+        train_loss = total / weight_total
+        train_metrics = (
+            {k: float(fn(y_raw, epoch_out)) for k, fn in fns.items()}
+            if epoch_out is not None
+            else {}
+        )
+        val_loss: float | None = None
+        val_metrics: dict[str, float] = {}
+        if Xv is not None and yv is not None and yv_raw is not None:
+            val_loss, val_metrics = _evaluate_arrays(
+                params, engine.logits, Xv, yv, None, yv_raw, fns
+            )
+        record = EpochRecord(
+            epoch=e,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            metrics=train_metrics,
+            val_metrics=val_metrics,
+            learning_rate=engine.opt_state.learning_rate,
+            seconds=time.perf_counter() - t0,
+        )
+        history = attrs.evolve(
+            history, records=(*history.records, record), opt_state=engine.opt_state
+        )
+        progress.epoch(e, _summary(record))
+
+        monitored = val_loss if val_loss is not None else train_loss
+        if early_stopping is not None:
+            if best is None or monitored < best[0] - early_stopping.min_delta:
+                best = (monitored, e, engine.params() if early_stopping.restore_best else params)
+                history = attrs.evolve(history, best_epoch=e)
+            elif e - best[1] >= early_stopping.patience:
+                stopped = True
+        if reduce_on_plateau is not None:
+            engine.opt_state = attrs.evolve(
+                engine.opt_state, lr_scale=reduce_on_plateau.scale(history)
+            )
+            history = attrs.evolve(history, opt_state=engine.opt_state)
+        for cb in callbacks:
+            if cb(history):
+                stopped = True
+        if stopped:
+            break
+
+    history = attrs.evolve(history, stopped_early=stopped)
+    if early_stopping is not None and early_stopping.restore_best and best is not None:
+        return best[2], history
+    return engine.params(), history
+
+
+def _summary(r: EpochRecord) -> str:
+    parts = [f"loss {r.train_loss:.4f}"]
+    parts += [f"{k} {v:.4f}" for k, v in r.metrics.items()]
+    if r.val_loss is not None:
+        parts.append(f"val_loss {r.val_loss:.4f}")
+    parts += [f"val_{k} {v:.4f}" for k, v in r.val_metrics.items()]
+    parts.append(f"{r.seconds:.2f}s")
+    return "  ".join(parts)
