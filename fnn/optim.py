@@ -18,7 +18,7 @@ path such as :func:`weights_only`, or a tree of bools shaped like the parameters
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -61,8 +61,9 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-Mask = Callable[[str], bool] | Any
-"""A predicate on leaf paths, or a tree of bools with the parameters' structure."""
+Mask = Callable[[str], bool] | Mapping[str, bool] | Any
+"""A predicate on leaf paths, a ``{path: bool}`` mapping (missing paths are False), or
+a tree of bools with the parameters' structure (for plain dict/tuple trees)."""
 
 
 def weights_only(path: str) -> bool:
@@ -76,6 +77,11 @@ def resolve_mask(params: Any, mask: Mask | None) -> BoolArray | None:
         return None
     if callable(mask):
         return tree.leaf_mask(params, mask)
+    if isinstance(mask, Mapping) and all(isinstance(k, str) for k in mask):
+        unknown = sorted(set(mask) - {p for p, _ in tree.leaves_with_paths(params)})
+        if unknown:
+            raise ValueError(f"mask names unknown path(s) {unknown}")
+        return tree.leaf_mask(params, lambda p: bool(mask.get(p, False)))
     leaves_p = tree.leaves_with_paths(params)
     flags = tree.leaves(mask)
     if len(flags) != len(leaves_p):
@@ -152,7 +158,7 @@ _NONNEG = math.inf
 
 @attrs.frozen(eq=False)
 class SGDState:
-    """The momentum buffer (flat), or None without momentum."""
+    """The momentum buffer (flat; zeros before the first step), or None without momentum."""
 
     momentum_buffer: FloatArray | None
 
@@ -183,15 +189,17 @@ class SGD:
             raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
 
     def init(self, params: Any, flat: FloatArray) -> SGDState:
-        return SGDState(momentum_buffer=None)
+        return SGDState(
+            momentum_buffer=_frozen_array(np.zeros_like(flat)) if self.momentum else None
+        )
 
     def update(
         self, u: FloatArray, state: SGDState, p: FloatArray, ctx: Context
     ) -> tuple[FloatArray, SGDState]:
         g = u + self.weight_decay * p if self.weight_decay else u
         buf = state.momentum_buffer
-        if self.momentum:
-            if buf is None:
+        if buf is not None:
+            if ctx.step == 1:  # PyTorch starts the buffer at the first gradient
                 buf = _frozen_array(np.array(g, copy=True))
             else:
                 buf = _frozen_array(self.momentum * buf + (1 - self.dampening) * g)

@@ -91,6 +91,14 @@ class Constant:
         return self.value
 
 
+def _int_tuple(values: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+def _float_tuple(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
 @attrs.frozen
 class PiecewiseConstant:
     """``values[i]`` for ``boundaries[i-1] <= step < boundaries[i]``.
@@ -98,8 +106,8 @@ class PiecewiseConstant:
     ``boundaries`` are increasing step counts; ``values`` has one more entry.
     """
 
-    boundaries: tuple[int, ...] = attrs.field(converter=tuple)
-    values: tuple[float, ...] = attrs.field(converter=tuple)
+    boundaries: tuple[int, ...] = attrs.field(converter=_int_tuple)
+    values: tuple[float, ...] = attrs.field(converter=_float_tuple)
 
     def __attrs_post_init__(self) -> None:
         if len(self.values) != len(self.boundaries) + 1:
