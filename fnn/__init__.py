@@ -52,6 +52,7 @@ from fnn.optim import (
     weights_only,
 )
 from fnn.schedules import ReduceOnPlateau
+from fnn.serialization import Checkpoint, load, save
 from fnn.training import (
     EarlyStopping,
     EpochRecord,
@@ -66,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Architecture",
+    "Checkpoint",
     "Dense",
     "DenseCache",
     "DenseSpec",
@@ -102,6 +104,7 @@ __all__ = [
     "init",
     "initializers",
     "layers",
+    "load",
     "loss",
     "losses",
     "metrics",
@@ -109,7 +112,9 @@ __all__ = [
     "optim",
     "predict",
     "rmsprop",
+    "save",
     "schedules",
+    "serialization",
     "sgd",
     "testing",
     "train_step",

@@ -536,6 +536,11 @@ class Optimizer:
             optimizer=self,
         )
 
+    def config(self) -> list[dict[str, Any]]:
+        """One :func:`transform_config` per transform: what a checkpoint stores, and what
+        decides whether a saved state belongs to this optimizer."""
+        return [transform_config(t) for t in self.transforms]
+
     def learning_rate_at(self, step: int, lr_scale: float = 1.0) -> float:
         """The learning rate of update number ``step + 1`` (the first transform that has one)."""
         for t in self.transforms:
@@ -574,6 +579,34 @@ class Optimizer:
             g = g.astype(p.dtype)
         u, new_state = self.step_flat(p, g, state)
         return tree.unravel(params, p + u), new_state
+
+
+_MASK_FIELDS = ("decay_mask", "mask")
+
+
+def _lr_config(lr: Any) -> Any:
+    if isinstance(lr, int | float):
+        return float(lr)
+    if attrs.has(type(lr)):
+        return {"schedule": type(lr).__name__, **attrs.asdict(lr)}
+    raise ValueError(f"the learning-rate schedule {type(lr).__name__} has no config")
+
+
+def transform_config(t: Any) -> dict[str, Any]:
+    """A JSON-friendly description of a built-in transform: its class and fields. Masks
+    are recorded only as set or not (the resolved mask lives in the optimizer state)."""
+    if not attrs.has(type(t)):
+        raise ValueError(f"the transform {type(t).__name__} has no config")
+    cfg: dict[str, Any] = {"transform": type(t).__name__}
+    for f in attrs.fields(type(t)):
+        v = getattr(t, f.name)
+        if f.name in _MASK_FIELDS:
+            cfg[f.name] = None if v is None else "mask"
+        elif f.name == "learning_rate":
+            cfg[f.name] = _lr_config(v)
+        else:
+            cfg[f.name] = v
+    return cfg
 
 
 def chain(*parts: Transform | Optimizer) -> Optimizer:

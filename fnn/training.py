@@ -389,7 +389,11 @@ def fit(
     elif not isinstance(opt_state, OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
     elif opt_state.optimizer != optimizer:
-        raise ValueError("opt_state was made by a different optimizer than the one given")
+        if opt_state.optimizer.config() != optimizer.config():
+            raise ValueError("opt_state was made by a different optimizer than the one given")
+        # the same configuration (e.g. a state loaded from a checkpoint): carry on with
+        # the given optimizer; masks are already resolved in the state
+        opt_state = attrs.evolve(opt_state, optimizer=optimizer)
     if gen is None:  # pragma: no cover - as_generator never returns None
         raise AssertionError
 

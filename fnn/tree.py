@@ -44,6 +44,7 @@ __all__ = [
     "leaves",
     "leaves_with_paths",
     "map",
+    "map_with_path",
     "pack",
     "ravel",
     "readonly",
@@ -236,6 +237,12 @@ def map(fn: Callable[..., Any], tree: T, *rest: T) -> T:
     Raises ValueError naming the path where the structures differ.
     """
     out: T = _rebuild(tree, lambda _p, ls: fn(*ls), [tree, *rest], "")
+    return out
+
+
+def map_with_path(fn: Callable[[str, Any], Any], tree: T) -> T:
+    """Like :func:`map` for one tree, with ``fn(dotted_path, leaf)``."""
+    out: T = _rebuild(tree, lambda p, ls: fn(p, ls[0]), [tree], "")
     return out
 
 
