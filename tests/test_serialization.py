@@ -159,17 +159,18 @@ def test_bad_checkpoints_name_the_file_and_what_is_wrong(tmp_path: Path) -> None
         fnn.load(extra)
 
     pickled = tmp_path / "pickled.npz"
-    np.savez(
-        pickled,
-        **{"manifest.json": np.zeros(3, np.uint8), "evil": np.array([object()], dtype=object)},
-    )
+    evil: dict[str, Any] = {
+        "manifest.json": np.zeros(3, np.uint8),
+        "evil": np.array([object()], dtype=object),
+    }
+    np.savez(pickled, **evil)
     with pytest.raises(
         ValueError, match=r"pickled.npz: holds object \(pickled\) arrays, which are never loaded"
     ):
         fnn.load(pickled)
 
     foreign = tmp_path / "foreign.npz"
-    np.savez(foreign, x=np.zeros(3))
+    np.savez(foreign, x=np.zeros(3))  # a valid .npz that is not a checkpoint
     with pytest.raises(ValueError, match=r"foreign.npz: not an fnn checkpoint"):
         fnn.load(foreign)
 
