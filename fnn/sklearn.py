@@ -1,0 +1,449 @@
+"""scikit-learn estimators: ``FNNClassifier`` and ``FNNRegressor`` (extra ``sklearn``).
+
+They wrap the functional API for Pipelines and grid search: ``fit`` builds an
+``fnn.mlp`` and trains it with ``fnn.fit``; the trained network is ``network_`` (an
+ordinary ``fnn.Network``), its optimizer state ``opt_state_`` and its History
+``history_``. ``partial_fit`` trains one more epoch and keeps the optimizer state
+between calls (scikit-learn's MLP restarts Adam's moments on ``warm_start``).
+
+scikit-learn is imported when this module is, so ``import fnn`` never needs it.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Literal
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from fnn import optim
+from fnn.network import Network, init, mlp, predict
+from fnn.training import EarlyStopping, History, fit
+
+__all__ = ["FNNClassifier", "FNNRegressor"]
+
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"]
+
+
+def _make_optimizer(
+    name: str, learning_rate: float, alpha: float, momentum: float
+) -> optim.Optimizer:
+    makers = {
+        "adam": lambda: optim.adam(learning_rate),
+        "adamw": lambda: optim.adamw(learning_rate),
+        "sgd": lambda: optim.sgd(learning_rate, momentum=momentum, nesterov=momentum > 0),
+        "rmsprop": lambda: optim.rmsprop(learning_rate),
+        "adagrad": lambda: optim.adagrad(learning_rate),
+    }
+    if name not in makers:
+        raise ValueError(f"optimizer must be one of {sorted(makers)}, got {name!r}")
+    base = makers[name]()
+    if alpha:
+        # L2 penalty on the weights (not the biases), as scikit-learn's MLP does
+        return optim.chain(optim.add_decayed_weights(alpha, optim.weights_only), base)
+    return base
+
+
+class _FNNBase(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    # fitted attributes (set by fit / partial_fit, never by __init__)
+    network_: Network
+    opt_state_: optim.OptState | None
+    history_: History
+    n_iter_: int
+    loss_: float
+    loss_curve_: list[float]
+    _rng_: np.random.Generator
+    _y_1d: bool
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        activation: str = "relu",
+        optimizer: OptimizerName = "adam",
+        learning_rate: float = 1e-3,
+        momentum: float = 0.9,
+        batch_size: int | Literal["auto"] = "auto",
+        epochs: int = 200,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        dropout: float = 0.0,
+        alpha: float = 1e-4,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        dtype: Literal["float32", "float64"] = "float64",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.dropout = dropout
+        self.alpha = alpha
+        self.random_state = random_state
+        self.verbose = verbose
+        self.dtype = dtype
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = (int(sizes),)
+        if any(not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive ints, got {self.hidden_layer_sizes!r}"
+            )
+        for name in ("epochs", "n_iter_no_change"):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or v < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {v!r}")
+        if not (
+            self.batch_size == "auto"
+            or (isinstance(self.batch_size, numbers.Integral) and self.batch_size >= 1)
+        ):
+            raise ValueError(f"batch_size must be 'auto' or an int >= 1, got {self.batch_size!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}"
+            )
+        if self.alpha < 0 or self.tol < 0:
+            raise ValueError("alpha and tol must be >= 0")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+
+    def _seed(self) -> int:
+        rs = self.random_state
+        if isinstance(rs, numbers.Integral):
+            return int(rs)
+        return int(check_random_state(rs).randint(0, 2**31 - 1))
+
+    def _new_network(self, n_features: int, n_outputs: int, output: str) -> Network:
+        sizes = self.hidden_layer_sizes
+        hidden = [int(sizes)] if isinstance(sizes, numbers.Integral) else [int(s) for s in sizes]
+        arch = mlp(
+            [n_features, *hidden, n_outputs],
+            hidden=self.activation,
+            output=output,  # type: ignore[arg-type]
+            dropout=self.dropout,
+            dtype=self.dtype,
+        )
+        return init(arch, rng=self._seed())
+
+    def _batch(self, n: int) -> int:
+        return min(200, n) if self.batch_size == "auto" else int(self.batch_size)
+
+    def _train(self, X: Any, y: Any, sample_weight: Any, *, incremental: bool) -> None:
+        net: Network = self.network_
+        opt = _make_optimizer(self.optimizer, self.learning_rate, self.alpha, self.momentum)
+        state = self.opt_state_ if incremental else None
+        rng = self._rng_
+        if incremental:
+            net, history = fit(
+                net,
+                opt,
+                X,
+                y,
+                epochs=1,
+                batch_size=self._batch(len(X)),
+                rng=rng,
+                sample_weight=sample_weight,
+                opt_state=state,
+                initial_epoch=self.n_iter_,
+                verbose=2 if self.verbose else 0,
+            )
+            self.n_iter_ += 1
+            self.loss_curve_ = [*self.loss_curve_, history.train_loss[-1]]
+        else:
+            stopper = EarlyStopping(patience=self.n_iter_no_change, min_delta=self.tol)
+            kwargs: dict[str, Any] = {}
+            if self.early_stopping:
+                kwargs["validation_split"] = self.validation_fraction
+            net, history = fit(
+                net,
+                opt,
+                X,
+                y,
+                epochs=self.epochs,
+                batch_size=self._batch(len(X)),
+                rng=rng,
+                sample_weight=sample_weight,
+                early_stopping=stopper,
+                verbose=2 if self.verbose else 0,
+                **kwargs,
+            )
+            self.n_iter_ = len(history.records)
+            self.loss_curve_ = list(history.train_loss)
+        self.network_ = net
+        self.history_ = history
+        self.opt_state_ = history.opt_state
+        self.loss_ = self.loss_curve_[-1]
+
+    def transform(self, X: Any) -> np.ndarray[Any, Any]:
+        """The last hidden layer's activations (n_samples, hidden_layer_sizes[-1])."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        net: Network = self.network_
+        hidden = Network(layers=net.layers[:-1], loss="mse") if len(net.layers) > 1 else None
+        if hidden is None:
+            return np.asarray(X, dtype=net.dtype)
+        return predict(hidden, X)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class FNNClassifier(ClassifierMixin, _FNNBase):  # type: ignore[misc]
+    """A multilayer-perceptron classifier trained with fnn.
+
+    Binary problems use one sigmoid output with binary cross-entropy, multi-class ones a
+    softmax output with cross-entropy. Parameters are those of :class:`FNNRegressor`
+    plus ``class_weight`` ("balanced", a dict, or None).
+
+    Attributes (after fit): ``classes_``, ``network_`` (fnn.Network), ``opt_state_``,
+    ``history_``, ``n_iter_``, ``loss_``, ``loss_curve_``, ``n_features_in_``.
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        activation: str = "relu",
+        optimizer: OptimizerName = "adam",
+        learning_rate: float = 1e-3,
+        momentum: float = 0.9,
+        batch_size: int | Literal["auto"] = "auto",
+        epochs: int = 200,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        tol: float = 1e-4,
+        dropout: float = 0.0,
+        alpha: float = 1e-4,
+        class_weight: dict[Any, float] | Literal["balanced"] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        dtype: Literal["float32", "float64"] = "float64",
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            momentum=momentum,
+            batch_size=batch_size,
+            epochs=epochs,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            tol=tol,
+            dropout=dropout,
+            alpha=alpha,
+            random_state=random_state,
+            verbose=verbose,
+            dtype=dtype,
+        )
+        self.class_weight = class_weight
+
+    def _encode(self, y: Any) -> np.ndarray[Any, Any]:
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.clip(idx, 0, len(self.classes_) - 1)
+        if not np.array_equal(self.classes_[idx], y):
+            unseen = sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))
+            raise ValueError(f"y contains labels not in classes_: {unseen}")
+        return idx.astype(np.int64)
+
+    def _weights(self, y: Any, sample_weight: Any, X: Any) -> Any:
+        sw = (
+            None
+            if sample_weight is None
+            else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        )
+        if self.class_weight is not None:
+            cw = compute_sample_weight(self.class_weight, y)
+            sw = cw if sw is None else sw * cw
+        if sw is not None:
+            live = np.unique(np.asarray(y)[sw > 0])
+            if len(live) < 2:
+                raise ValueError(
+                    "the sample weights leave only one class with a positive weight; "
+                    "a classifier needs at least two classes"
+                )
+        return sw
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FNNClassifier:
+        """Train a new network on ``X`` (n_samples, n_features) and labels ``y`` (n_samples,)."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=True)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"The number of classes has to be greater than one; got {len(self.classes_)} class"
+            )
+        sw = self._weights(y, sample_weight, X)
+        k = len(self.classes_)
+        self.network_ = self._new_network(
+            X.shape[1], 1 if k == 2 else k, "sigmoid" if k == 2 else "softmax"
+        )
+        self._rng_ = np.random.default_rng(self._seed())
+        self._train(X, self._encode(y), sw, incremental=False)
+        return self
+
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> FNNClassifier:
+        """One more epoch on ``(X, y)``, keeping the optimizer state. The first call needs
+        ``classes`` (all labels that will ever be seen)."""
+        first = not hasattr(self, "network_")
+        if first:
+            self._check_params()
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+        check_classification_targets(y)
+        if first:
+            self.classes_ = np.unique(np.asarray(classes))
+            if len(self.classes_) < 2:
+                raise ValueError("classes must hold at least two labels")
+            k = len(self.classes_)
+            self.network_ = self._new_network(
+                X.shape[1], 1 if k == 2 else k, "sigmoid" if k == 2 else "softmax"
+            )
+            self._rng_ = np.random.default_rng(self._seed())
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.opt_state_ = None
+        elif classes is not None and not np.array_equal(
+            np.unique(np.asarray(classes)), self.classes_
+        ):
+            raise ValueError(
+                f"classes {classes!r} differ from those of the first call {self.classes_!r}"
+            )
+        sw = (
+            None
+            if sample_weight is None
+            else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        )
+        if self.class_weight is not None:
+            cw = compute_sample_weight(self.class_weight, y)
+            sw = cw if sw is None else sw * cw
+        self._train(X, self._encode(y), sw, incremental=True)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray[Any, Any]:
+        """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        p = predict(self.network_, X)
+        proba: np.ndarray[Any, Any] = np.hstack([1 - p, p]) if p.shape[1] == 1 else p
+        return proba.astype(np.float64)
+
+    def predict(self, X: Any) -> np.ndarray[Any, Any]:
+        """The most probable class of each sample (n_samples,)."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]  # type: ignore[no-any-return]
+
+
+class FNNRegressor(RegressorMixin, _FNNBase):  # type: ignore[misc]
+    """A multilayer-perceptron regressor trained with fnn (identity output, MSE).
+
+    Args:
+        hidden_layer_sizes: widths of the hidden layers.
+        activation: hidden activation name ("relu", "tanh", "gelu", ...).
+        optimizer: "adam", "adamw", "sgd" (with Nesterov ``momentum``), "rmsprop" or
+            "adagrad"; learning_rate: its learning rate.
+        batch_size: samples per step; "auto" is ``min(200, n_samples)``.
+        epochs: maximum passes over the data.
+        early_stopping: hold out ``validation_fraction`` and stop when its loss has not
+            improved by ``tol`` for ``n_iter_no_change`` epochs (without it, the training
+            loss is monitored the same way); the best epoch's network is kept.
+        dropout: dropout rate after each hidden layer.
+        alpha: L2 penalty on the weights.
+        random_state: seeds initialisation, shuffling, splits and dropout.
+        verbose: print one line per epoch.
+        dtype: "float64" or "float32" parameters.
+
+    Attributes (after fit): ``network_`` (fnn.Network), ``opt_state_``, ``history_``,
+    ``n_iter_``, ``loss_``, ``loss_curve_``, ``n_features_in_``.
+    """
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> FNNRegressor:
+        """Train a new network on ``X`` (n_samples, n_features) and ``y`` (n_samples,) or
+        (n_samples, n_targets)."""
+        self._check_params()
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=True,
+            reset=True,
+        )
+        self._y_1d = y.ndim == 1
+        y2 = y.reshape(len(y), -1)
+        sw = (
+            None
+            if sample_weight is None
+            else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        )
+        self.network_ = self._new_network(X.shape[1], y2.shape[1], "identity")
+        self._rng_ = np.random.default_rng(self._seed())
+        self._train(X, y2, sw, incremental=False)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> FNNRegressor:
+        """One more epoch on ``(X, y)``, keeping the optimizer state."""
+        first = not hasattr(self, "network_")
+        if first:
+            self._check_params()
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=True,
+            reset=first,
+        )
+        y2 = y.reshape(len(y), -1)
+        if first:
+            self._y_1d = y.ndim == 1
+            self.network_ = self._new_network(X.shape[1], y2.shape[1], "identity")
+            self._rng_ = np.random.default_rng(self._seed())
+            self.n_iter_ = 0
+            self.loss_curve_ = []
+            self.opt_state_ = None
+        sw = (
+            None
+            if sample_weight is None
+            else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        )
+        self._train(X, y2, sw, incremental=True)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray[Any, Any]:
+        """Predictions (n_samples,) for one target, else (n_samples, n_targets)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        out = predict(self.network_, X).astype(np.float64)
+        return out[:, 0] if self._y_1d else out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
