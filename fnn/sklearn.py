@@ -264,7 +264,8 @@ class FNNClassifier(ClassifierMixin, _FNNBase):  # type: ignore[misc]
         if not np.array_equal(self.classes_[idx], y):
             unseen = sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))
             raise ValueError(f"y contains labels not in classes_: {unseen}")
-        return idx.astype(np.int64)
+        encoded: np.ndarray[Any, Any] = idx.astype(np.int64)
+        return encoded
 
     def _weights(self, y: Any, sample_weight: Any, X: Any) -> Any:
         sw = (
