@@ -86,7 +86,8 @@ def decision_boundary(
 
     Args:
         params: a network with 2 inputs and a sigmoid (1 unit) or softmax output.
-        X: points (n, 2); y: their labels (n,).
+        X: points (n, 2).
+        y: their labels (n,).
         resolution: grid points per axis.
         margin: how far the grid extends beyond the data.
         path: save the figure here as PNG.

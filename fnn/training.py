@@ -208,8 +208,10 @@ def train_step(
     """One pure training step on a batch: forward (training mode), backward, update.
 
     Args:
-        params: the network; opt_state: its optimizer state (``optimizer.init(params)``).
-        X: inputs (n, n_features); y: targets for the network's loss.
+        params: the network.
+        opt_state: its optimizer state (``optimizer.init(params)``).
+        X: inputs (n, n_features).
+        y: targets for the network's loss.
         sample_weight: optional weights (n,).
         rng: Generator or seed for dropout masks (required if the network has dropout).
 
@@ -321,7 +323,8 @@ def fit(
     Args:
         params: the network to start from (unchanged).
         optimizer: e.g. ``fnn.adam(1e-3)``.
-        X: inputs (n, n_features); y: targets for the network's loss.
+        X: inputs (n, n_features).
+        y: targets for the network's loss.
         epochs: passes over the data (>= 1).
         batch_size: samples per step (the last batch of an epoch may be smaller).
         rng: Generator or int seed for shuffling, the validation split and dropout.

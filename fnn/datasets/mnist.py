@@ -139,8 +139,8 @@ def load_mnist(
         path: the folder holding the files; default ``$FNN_DATA_DIR``, else the cache.
         download: fetch missing files from ``mirror`` into that folder (verified
             against ``sha256`` before they are moved into place).
-        mirror, sha256: where to fetch from and the expected digests of the
-            uncompressed files (overridable for other mirrors and for tests).
+        mirror: where to fetch from (overridable for other mirrors and for tests).
+        sha256: the expected digests of the uncompressed files, by file name.
 
     Raises:
         FileNotFoundError: files are missing and ``download`` is False.

@@ -126,12 +126,15 @@ def check_grads(
 
     Args:
         params: the network (converted to float64 for the check).
-        X: inputs (n, n_features); y: targets for the network's loss.
+        X: inputs (n, n_features).
+        y: targets for the network's loss.
         mode: ``"direction"`` compares ``n_directions`` random directional derivatives
             (cheap for any size); ``"elementwise"`` perturbs every parameter and
             reports the worst parameter path and index.
         eps: the central-difference step.
-        rtol, atol: the check is ``|num - ana| <= atol + rtol * max(|num|, |ana|)``.
+        rtol: relative tolerance; the check is
+            ``|num - ana| <= atol + rtol * max(|num|, |ana|)``.
+        atol: absolute tolerance.
         sample_weight: optional sample weights (n,).
         train: check the training-mode pass; dropout masks are drawn from ``seed`` anew
             for every evaluation, so they are fixed across the check.
