@@ -20,7 +20,19 @@ from fnn.layers.base import LayerCache
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
 from fnn.network import Network
-from fnn.optim import Optimizer, OptState
+from fnn.optim import Context, InPlace, Optimizer, OptState
+
+
+def _writable(x: Any) -> Any:
+    return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
+
+
+def _readonly_copy(x: Any) -> Any:
+    if not isinstance(x, np.ndarray):
+        return x
+    c = np.array(x, copy=True)
+    c.flags.writeable = False
+    return c
 
 
 class NonFinite(Exception):
@@ -46,9 +58,18 @@ class Engine:
     def __init__(self, params: Network, optimizer: Optimizer, opt_state: OptState) -> None:
         self.template = params
         self.optimizer = optimizer
-        self.opt_state = opt_state
         self.p: FloatArray = np.array(tree.ravel(params), copy=True)
         self.g: FloatArray = np.zeros_like(self.p)
+        self.scratch: FloatArray = np.empty_like(self.p)
+        # the optimizer state, as private writable buffers for in-place transforms
+        self.states: list[Any] = [
+            tree.map(_writable, s) if isinstance(t, InPlace) else s
+            for t, s in zip(optimizer.transforms, opt_state.states, strict=True)
+        ]
+        self.step_count = opt_state.step
+        self.lr_scale = opt_state.lr_scale
+        self.trainable = opt_state.trainable
+        self.frozen = None if opt_state.trainable is None else ~opt_state.trainable
         self.fast = all(isinstance(layer, Dense | Dropout) for layer in params.layers)
         offs = _offsets(params)
         self.views: list[tuple[FloatArray, FloatArray, FloatArray, FloatArray] | None] = []
@@ -68,6 +89,17 @@ class Engine:
                 self.views.append(None)
         # the first layer with parameters needs no input gradient
         self.first = next(i for i, v in enumerate(self.views) if v is not None) if self.fast else -1
+
+    @property
+    def opt_state(self) -> OptState:
+        """A fresh, read-only snapshot of the optimizer state."""
+        return OptState(
+            step=self.step_count,
+            lr_scale=self.lr_scale,
+            states=tuple(tree.map(_readonly_copy, s) for s in self.states),
+            trainable=self.trainable,
+            optimizer=self.optimizer,
+        )
 
     def params(self) -> Network:
         """A fresh, read-only network with the current parameters."""
@@ -126,11 +158,20 @@ class Engine:
             self.g[...] = tree.ravel(grad_net)
         if not np.isfinite(self.g @ self.g):
             raise NonFinite("gradient norm")
-        u, new_state = self.optimizer.step_flat(self.p, self.g, self.opt_state)
+        # the optimizer turns the gradient buffer into the parameter change, in place
+        ctx = Context(step=self.step_count + 1, lr_scale=self.lr_scale, scratch=self.scratch)
+        u = self.g
+        for i, t in enumerate(self.optimizer.transforms):
+            if isinstance(t, InPlace):
+                t.apply(u, self.states[i], self.p, ctx)
+            else:
+                u, self.states[i] = t.update(u, self.states[i], self.p, ctx)
+        if self.frozen is not None:
+            np.copyto(u, 0, where=self.frozen)
+        self.step_count += 1
         if not np.isfinite(u @ u):
             raise NonFinite("update")
         self.p += u
-        self.opt_state = new_state
         return value
 
     def _forward_fast(

@@ -93,13 +93,15 @@ def resolve_mask(params: Any, mask: Mask | None) -> BoolArray | None:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Context:
     """What every transform sees of the step: ``step`` is the 1-based number of this
-    update; ``lr_scale`` multiplies scheduled learning rates (reduce-on-plateau)."""
+    update; ``lr_scale`` multiplies scheduled learning rates (reduce-on-plateau);
+    ``scratch`` is a private temporary the size of the parameters."""
 
     step: int
     lr_scale: float
+    scratch: FloatArray
 
 
 @runtime_checkable
@@ -122,9 +124,35 @@ def _lr(learning_rate: LearningRate, ctx: Context) -> float:
     return value_at(learning_rate, ctx.step - 1) * ctx.lr_scale
 
 
-def _frozen_array(x: FloatArray) -> FloatArray:
-    x.flags.writeable = False
+def _frozen_array(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        x.flags.writeable = False
     return x
+
+
+def _writable_copy(x: Any) -> Any:
+    return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
+
+
+class InPlace:
+    """Mixin for transforms written once, as an in-place kernel.
+
+    ``apply(u, state, p, ctx)`` overwrites the direction ``u`` and the arrays of
+    ``state`` (both private buffers) and never writes ``p``. The functional
+    :meth:`update` runs the same kernel on copies, so both paths compute the same bits;
+    ``fnn.fit`` calls :meth:`apply` on its own buffers with no allocation.
+    """
+
+    def apply(self, u: FloatArray, state: Any, p: FloatArray, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def update(
+        self, u: FloatArray, state: Any, p: FloatArray, ctx: Context
+    ) -> tuple[FloatArray, Any]:
+        st = tree.map(_writable_copy, state)
+        out = np.array(u, copy=True)
+        self.apply(out, st, p, ctx)
+        return out, tree.map(_frozen_array, st)
 
 
 def _check_range(name: str, lo: float, hi: float, *, hi_open: bool = True) -> Any:
@@ -153,6 +181,13 @@ def _check_lr(_inst: object, _attr: object, value: LearningRate) -> None:
 _NONNEG = math.inf
 
 
+def _add_l2(u: FloatArray, p: FloatArray, weight_decay: float, tmp: FloatArray) -> None:
+    """``u += weight_decay * p`` (PyTorch's coupled weight decay)."""
+    if weight_decay:
+        np.multiply(p, weight_decay, out=tmp)
+        u += tmp
+
+
 # --- SGD ---------------------------------------------------------------------------
 
 
@@ -164,7 +199,7 @@ class SGDState:
 
 
 @attrs.frozen
-class SGD:
+class SGD(InPlace):
     """Stochastic gradient descent, PyTorch's ``torch.optim.SGD``:
 
     ``g += weight_decay * p``; with momentum ``b = momentum * b + (1 - dampening) * g``
@@ -193,18 +228,23 @@ class SGD:
             momentum_buffer=_frozen_array(np.zeros_like(flat)) if self.momentum else None
         )
 
-    def update(
-        self, u: FloatArray, state: SGDState, p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, SGDState]:
-        g = u + self.weight_decay * p if self.weight_decay else u
+    def apply(self, u: FloatArray, state: SGDState, p: FloatArray, ctx: Context) -> None:
+        tmp = ctx.scratch
+        _add_l2(u, p, self.weight_decay, tmp)
         buf = state.momentum_buffer
         if buf is not None:
             if ctx.step == 1:  # PyTorch starts the buffer at the first gradient
-                buf = _frozen_array(np.array(g, copy=True))
+                buf[...] = u
             else:
-                buf = _frozen_array(self.momentum * buf + (1 - self.dampening) * g)
-            g = g + self.momentum * buf if self.nesterov else buf
-        return -_lr(self.learning_rate, ctx) * g, SGDState(momentum_buffer=buf)
+                buf *= self.momentum
+                np.multiply(u, 1 - self.dampening, out=tmp)
+                buf += tmp
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=tmp)
+                u += tmp
+            else:
+                u[...] = buf
+        u *= -_lr(self.learning_rate, ctx)
 
 
 # --- Adam / AdamW ------------------------------------------------------------------
@@ -218,17 +258,31 @@ class AdamState:
     nu: FloatArray
 
 
-def _adam_step(
-    g: FloatArray, state: AdamState, lr: float, b1: float, b2: float, eps: float, t: int
-) -> tuple[FloatArray, AdamState]:
-    mu = b1 * state.mu + (1 - b1) * g
-    nu = b2 * state.nu + (1 - b2) * (g * g)
-    # PyTorch's form: denom = sqrt(nu) / sqrt(1 - b2^t) + eps; p -= lr / (1 - b1^t) * mu / denom
-    step_size = lr / (1 - b1**t)
-    denom = np.sqrt(nu) * (1 / math.sqrt(1 - b2**t)) + eps
-    u = mu / denom
-    u *= -step_size  # u is a fresh local array
-    return u, AdamState(mu=_frozen_array(mu), nu=_frozen_array(nu))
+def _adam_apply(
+    u: FloatArray,
+    state: AdamState,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    t: int,
+    tmp: FloatArray,
+) -> None:
+    """In place: update the moments from the gradient in ``u``, then leave the Adam step
+    in ``u``. PyTorch's form: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``."""
+    m, v = state.mu, state.nu
+    m *= b1
+    np.multiply(u, 1 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    np.multiply(u, u, out=tmp)
+    tmp *= 1 - b2
+    v += tmp
+    np.sqrt(v, out=tmp)
+    tmp *= 1 / math.sqrt(1 - b2**t)
+    tmp += eps
+    np.divide(m, tmp, out=u)
+    u *= -lr / (1 - b1**t)
 
 
 def _zeros_state(flat: FloatArray) -> AdamState:
@@ -236,7 +290,7 @@ def _zeros_state(flat: FloatArray) -> AdamState:
 
 
 @attrs.frozen
-class Adam:
+class Adam(InPlace):
     """Adam, PyTorch's ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient).
 
     ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
@@ -259,17 +313,14 @@ class Adam:
     def init(self, params: Any, flat: FloatArray) -> AdamState:
         return _zeros_state(flat)
 
-    def update(
-        self, u: FloatArray, state: AdamState, p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, AdamState]:
-        g = u + self.weight_decay * p if self.weight_decay else u
-        return _adam_step(
-            g, state, _lr(self.learning_rate, ctx), self.b1, self.b2, self.eps, ctx.step
-        )
+    def apply(self, u: FloatArray, state: AdamState, p: FloatArray, ctx: Context) -> None:
+        _add_l2(u, p, self.weight_decay, ctx.scratch)
+        lr = _lr(self.learning_rate, ctx)
+        _adam_apply(u, state, lr, self.b1, self.b2, self.eps, ctx.step, ctx.scratch)
 
 
 @attrs.frozen
-class AdamW:
+class AdamW(InPlace):
     """AdamW, PyTorch's ``torch.optim.AdamW``: decoupled weight decay
     ``p -= lr * weight_decay * p`` (on the leaves selected by ``decay_mask``, all by
     default), then the Adam step.
@@ -292,18 +343,22 @@ class AdamW:
     def init(self, params: Any, flat: FloatArray) -> tuple[AdamState, BoolArray | None]:
         return _zeros_state(flat), resolve_mask(params, self.decay_mask)
 
-    def update(
-        self, u: FloatArray, state: tuple[AdamState, BoolArray | None], p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, tuple[AdamState, BoolArray | None]]:
+    def apply(
+        self,
+        u: FloatArray,
+        state: tuple[AdamState, BoolArray | None],
+        p: FloatArray,
+        ctx: Context,
+    ) -> None:
         adam_state, mask = state
         lr = _lr(self.learning_rate, ctx)
-        step, new = _adam_step(u, adam_state, lr, self.b1, self.b2, self.eps, ctx.step)
+        _adam_apply(u, adam_state, lr, self.b1, self.b2, self.eps, ctx.step, ctx.scratch)
         if self.weight_decay:
-            decay = p * (-lr * self.weight_decay)
+            tmp = ctx.scratch
+            np.multiply(p, -lr * self.weight_decay, out=tmp)
             if mask is not None:
-                decay *= mask
-            step += decay
-        return step, (new, mask)
+                tmp *= mask
+            u += tmp
 
 
 # --- RMSprop / Adagrad -------------------------------------------------------------
@@ -320,15 +375,14 @@ class RMSpropState:
 
 
 @attrs.frozen
-class RMSprop:
+class RMSprop(InPlace):
     """RMSprop, PyTorch's ``torch.optim.RMSprop``:
 
     ``v = alpha v + (1 - alpha) g^2``; centered: ``v~ = v - gbar^2`` with
     ``gbar = alpha gbar + (1 - alpha) g``; with momentum ``b = momentum b + g /
     (sqrt(v~) + eps)`` and ``p -= lr b``, else ``p -= lr g / (sqrt(v~) + eps)``.
 
-    optax's ``rmsprop`` defaults to ``decay=0.9`` and ``eps=1e-8`` inside the square root
-    is not used; PyTorch's ``alpha=0.99`` is kept here.
+    optax's ``rmsprop`` defaults to ``decay=0.9``; PyTorch's ``alpha=0.99`` is kept here.
     """
 
     learning_rate: LearningRate = attrs.field(default=1e-2, validator=_check_lr)
@@ -341,33 +395,44 @@ class RMSprop:
     centered: bool = False
 
     def init(self, params: Any, flat: FloatArray) -> RMSpropState:
-        z = _frozen_array(np.zeros_like(flat))
+        def z() -> FloatArray:
+            return _frozen_array(np.zeros_like(flat))  # type: ignore[no-any-return]
+
         return RMSpropState(
-            square_avg=z,
-            momentum_buffer=z if self.momentum else None,
-            grad_avg=z if self.centered else None,
+            square_avg=z(),
+            momentum_buffer=z() if self.momentum else None,
+            grad_avg=z() if self.centered else None,
         )
 
-    def update(
-        self, u: FloatArray, state: RMSpropState, p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, RMSpropState]:
-        g = u + self.weight_decay * p if self.weight_decay else u
-        v = _frozen_array(self.alpha * state.square_avg + (1 - self.alpha) * (g * g))
+    def apply(self, u: FloatArray, state: RMSpropState, p: FloatArray, ctx: Context) -> None:
+        tmp = ctx.scratch
+        _add_l2(u, p, self.weight_decay, tmp)
+        v = state.square_avg
+        v *= self.alpha
+        np.multiply(u, u, out=tmp)
+        tmp *= 1 - self.alpha
+        v += tmp
         gbar = state.grad_avg
         if gbar is not None:
-            gbar = _frozen_array(self.alpha * gbar + (1 - self.alpha) * g)
-            denom = np.sqrt(v - gbar * gbar) + self.eps
+            gbar *= self.alpha
+            np.multiply(u, 1 - self.alpha, out=tmp)
+            gbar += tmp
+            np.multiply(gbar, gbar, out=tmp)
+            np.subtract(v, tmp, out=tmp)
+            np.sqrt(tmp, out=tmp)
         else:
-            denom = np.sqrt(v) + self.eps
+            np.sqrt(v, out=tmp)
+        tmp += self.eps
         lr = _lr(self.learning_rate, ctx)
         buf = state.momentum_buffer
         if buf is not None:
-            buf = _frozen_array(self.momentum * buf + g / denom)
-            step = -lr * buf
+            buf *= self.momentum
+            np.divide(u, tmp, out=tmp)
+            buf += tmp
+            np.multiply(buf, -lr, out=u)
         else:
-            step = g / denom
-            step *= -lr
-        return step, RMSpropState(square_avg=v, momentum_buffer=buf, grad_avg=gbar)
+            np.divide(u, tmp, out=u)
+            u *= -lr
 
 
 @attrs.frozen(eq=False)
@@ -378,7 +443,7 @@ class AdagradState:
 
 
 @attrs.frozen
-class Adagrad:
+class Adagrad(InPlace):
     """Adagrad, PyTorch's ``torch.optim.Adagrad``:
 
     ``s += g^2``; ``p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)``.
@@ -400,22 +465,24 @@ class Adagrad:
     def init(self, params: Any, flat: FloatArray) -> AdagradState:
         return AdagradState(sum=_frozen_array(np.full_like(flat, self.initial_accumulator_value)))
 
-    def update(
-        self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, AdagradState]:
-        g = u + self.weight_decay * p if self.weight_decay else u
-        s = _frozen_array(state.sum + g * g)
+    def apply(self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: Context) -> None:
+        tmp = ctx.scratch
+        _add_l2(u, p, self.weight_decay, tmp)
+        s = state.sum
+        np.multiply(u, u, out=tmp)
+        s += tmp
         clr = _lr(self.learning_rate, ctx) / (1 + (ctx.step - 1) * self.lr_decay)
-        step = g / (np.sqrt(s) + self.eps)
-        step *= -clr
-        return step, AdagradState(sum=s)
+        np.sqrt(s, out=tmp)
+        tmp += self.eps
+        np.divide(u, tmp, out=u)
+        u *= -clr
 
 
 # --- gradient transformations for chains -------------------------------------------
 
 
 @attrs.frozen
-class ClipByGlobalNorm:
+class ClipByGlobalNorm(InPlace):
     """Scale the direction so its global L2 norm is at most ``max_norm`` (like
     ``torch.nn.utils.clip_grad_norm_``, applied before the optimizer)."""
 
@@ -424,17 +491,14 @@ class ClipByGlobalNorm:
     def init(self, params: Any, flat: FloatArray) -> None:
         return None
 
-    def update(
-        self, u: FloatArray, state: None, p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, None]:
+    def apply(self, u: FloatArray, state: None, p: FloatArray, ctx: Context) -> None:
         norm = float(np.sqrt(u @ u))
-        if norm <= self.max_norm:
-            return u, None
-        return u * (self.max_norm / (norm + 1e-6)), None
+        if norm > self.max_norm:
+            u *= self.max_norm / (norm + 1e-6)
 
 
 @attrs.frozen
-class AddDecayedWeights:
+class AddDecayedWeights(InPlace):
     """L2 regularisation on the gradient: ``u += weight_decay * p`` on the leaves selected
     by ``mask`` (all by default). Place it before the optimizer in a :func:`chain`."""
 
@@ -444,17 +508,16 @@ class AddDecayedWeights:
     def init(self, params: Any, flat: FloatArray) -> BoolArray | None:
         return resolve_mask(params, self.mask)
 
-    def update(
-        self, u: FloatArray, state: BoolArray | None, p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, BoolArray | None]:
-        d = self.weight_decay * p
+    def apply(self, u: FloatArray, state: BoolArray | None, p: FloatArray, ctx: Context) -> None:
+        tmp = ctx.scratch
+        np.multiply(p, self.weight_decay, out=tmp)
         if state is not None:
-            d *= state
-        return u + d, state
+            tmp *= state
+        u += tmp
 
 
 @attrs.frozen
-class Freeze:
+class Freeze(InPlace):
     """Zero the update on the leaves selected by ``mask``: those parameters never change.
     Place it last in a :func:`chain` (after any decoupled weight decay)."""
 
@@ -465,10 +528,8 @@ class Freeze:
         assert m is not None
         return m
 
-    def update(
-        self, u: FloatArray, state: BoolArray, p: FloatArray, ctx: Context
-    ) -> tuple[FloatArray, BoolArray]:
-        return np.where(state, u.dtype.type(0), u), state
+    def apply(self, u: FloatArray, state: BoolArray, p: FloatArray, ctx: Context) -> None:
+        np.copyto(u, 0, where=state)
 
 
 # --- optimizers and their state ----------------------------------------------------
@@ -554,7 +615,7 @@ class Optimizer:
     ) -> tuple[FloatArray, OptState]:
         """The flat parameter change for gradient ``g`` at parameters ``p``, and the new
         state. Used by :meth:`update` and the training loop."""
-        ctx = Context(step=state.step + 1, lr_scale=state.lr_scale)
+        ctx = Context(step=state.step + 1, lr_scale=state.lr_scale, scratch=np.empty_like(p))
         u = g
         new_states = []
         for t, s in zip(self.transforms, state.states, strict=True):

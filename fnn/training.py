@@ -428,7 +428,9 @@ def fit(
                     f"non-finite {err.what} at step {s + 1} (epoch {e}); the parameters of the "
                     "last finite step are in .params",
                     params=engine.params(),
-                    opt_state=engine.opt_state,
+                    # a non-finite update is found after the optimizer advanced its
+                    # state: only then is there no state matching the last finite params
+                    opt_state=None if err.what == "update" else engine.opt_state,
                     step=s + 1,
                     epoch=e,
                     history=history,
@@ -451,18 +453,17 @@ def fit(
             val_loss, val_metrics = _evaluate_arrays(
                 params, engine.logits, Xv, yv, None, yv_raw, fns
             )
+        state_now = engine.opt_state
         record = EpochRecord(
             epoch=e,
             train_loss=train_loss,
             val_loss=val_loss,
             metrics=train_metrics,
             val_metrics=val_metrics,
-            learning_rate=engine.opt_state.learning_rate,
+            learning_rate=state_now.learning_rate,
             seconds=time.perf_counter() - t0,
         )
-        history = attrs.evolve(
-            history, records=(*history.records, record), opt_state=engine.opt_state
-        )
+        history = attrs.evolve(history, records=(*history.records, record), opt_state=state_now)
         progress.epoch(e, _summary(record))
 
         monitored = val_loss if val_loss is not None else train_loss
@@ -473,10 +474,11 @@ def fit(
             elif e - best[1] >= early_stopping.patience:
                 stopped = True
         if reduce_on_plateau is not None:
-            engine.opt_state = attrs.evolve(
-                engine.opt_state, lr_scale=reduce_on_plateau.scale(history)
+            engine.lr_scale = reduce_on_plateau.scale(history)
+            assert history.opt_state is not None
+            history = attrs.evolve(
+                history, opt_state=attrs.evolve(history.opt_state, lr_scale=engine.lr_scale)
             )
-            history = attrs.evolve(history, opt_state=engine.opt_state)
         for cb in callbacks:
             if cb(history):
                 stopped = True
