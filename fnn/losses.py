@@ -107,11 +107,23 @@ class Loss:
         result: FloatArray = g * w[:, None].astype(g.dtype, copy=False)
         return result
 
+    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Per-sample losses (n,) and their gradients (n, k) together; subclasses share
+        the work between the two (the exponentials of the cross-entropies)."""
+        return self.per_sample(logits, y), self.per_sample_grad(logits, y)
+
     def value_and_grad(
         self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
     ) -> tuple[float, FloatArray]:
-        """:meth:`value` and :meth:`grad` together."""
-        return self.value(logits, y, sample_weight), self.grad(logits, y, sample_weight)
+        """:meth:`value` and :meth:`grad` together, in one pass where the loss allows."""
+        per, g = self.fused(logits, y)
+        n = per.shape[0]
+        if sample_weight is None:
+            g /= g.dtype.type(n)  # g is a fresh array
+            return float(np.add.reduce(per)) / n, g
+        w = sample_weight / sample_weight.sum()
+        g *= w[:, None].astype(g.dtype, copy=False)
+        return float((per @ sample_weight) / sample_weight.sum()), g
 
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **hyper-parameters}``, enough for :func:`get` to rebuild it."""
@@ -225,6 +237,19 @@ class BinaryCrossEntropy(Loss):
     def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
         return (sigmoid(logits) - y) * logits.dtype.type(1.0 / logits.shape[1])
 
+    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # one exp(-|z|) serves both the loss and the stable sigmoid
+        z = logits
+        e = np.exp(-np.abs(z))
+        terms = np.maximum(z, 0) - z * y + np.log1p(e)
+        per = terms[:, 0] if z.shape[1] == 1 else terms.mean(axis=1)
+        r = 1.0 / (1.0 + e)
+        g = np.where(z >= 0, r, e * r)
+        g -= y
+        if z.shape[1] != 1:
+            g *= z.dtype.type(1.0 / z.shape[1])
+        return per, g
+
 
 @attrs.frozen
 class SoftmaxCrossEntropy(Loss):
@@ -261,6 +286,17 @@ class SoftmaxCrossEntropy(Loss):
         # -sum(y * log_softmax(z)) = logsumexp(z) - sum(y * z) for rows of y summing to 1.
         result: FloatArray = -(y * log_softmax(logits)).sum(axis=1)
         return result
+
+    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # one exp(z - max) serves both log-softmax and softmax
+        s = logits - logits.max(axis=1, keepdims=True)
+        ex = np.exp(s)
+        sums = np.add.reduce(ex, axis=1, keepdims=True)
+        per = -np.add.reduce(y * (s - np.log(sums)), axis=1)
+        g = ex / sums
+        g *= np.add.reduce(y, axis=1, keepdims=True)
+        g -= y
+        return per, g
 
     def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
         # d/dz [sum(y) logsumexp(z) - y.z] = sum(y) softmax(z) - y

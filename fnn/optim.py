@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import attrs
 import numpy as np
@@ -142,6 +142,11 @@ class InPlace:
     :meth:`update` runs the same kernel on copies, so both paths compute the same bits;
     ``fnn.fit`` calls :meth:`apply` on its own buffers with no allocation.
     """
+
+    elementwise: ClassVar[bool] = True
+    """Whether element i of the result depends only on element i of the inputs (true for
+    every transform but global-norm clipping). Elementwise chains run in cache-sized
+    chunks inside ``fnn.fit``."""
 
     def apply(self, u: FloatArray, state: Any, p: FloatArray, ctx: Context) -> None:
         raise NotImplementedError
@@ -487,6 +492,7 @@ class ClipByGlobalNorm(InPlace):
     ``torch.nn.utils.clip_grad_norm_``, applied before the optimizer)."""
 
     max_norm: float = attrs.field(validator=_check_positive("max_norm"))
+    elementwise: ClassVar[bool] = False  # needs the norm of the whole vector
 
     def init(self, params: Any, flat: FloatArray) -> None:
         return None

@@ -401,94 +401,104 @@ def fit(
         raise AssertionError
 
     engine = Engine(params, optimizer, opt_state)
-    n = len(Xa)
-    steps = -(-n // batch_size)
-    progress = Progress(epochs, steps, verbose)
-    history = History(opt_state=opt_state)
-    best: tuple[float, int, Network] | None = None
-    stopped = False
-    epoch_out = np.empty((n, params.n_outputs), dtype=params.dtype) if fns else None
+    # non-finite values are detected explicitly (TrainingDiverged), not by NumPy warnings
+    errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    errstate.__enter__()
+    try:
+        n = len(Xa)
+        steps = -(-n // batch_size)
+        progress = Progress(epochs, steps, verbose)
+        history = History(opt_state=opt_state)
+        best: tuple[float, int, Network] | None = None
+        stopped = False
+        epoch_out = np.empty((n, params.n_outputs), dtype=params.dtype) if fns else None
 
-    for e in range(initial_epoch + 1, initial_epoch + epochs + 1):
-        t0 = time.perf_counter()
-        order = gen.permutation(n) if shuffle else np.arange(n)
-        total = 0.0
-        weight_total = 0.0
-        for s in range(steps):
-            idx = order[s * batch_size : (s + 1) * batch_size]
-            wb = None if w is None else w[idx]
-            out_b = (
-                None if epoch_out is None else np.empty((len(idx), params.n_outputs), params.dtype)
-            )
-            try:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for e in range(initial_epoch + 1, initial_epoch + epochs + 1):
+            t0 = time.perf_counter()
+            order = gen.permutation(n) if shuffle else np.arange(n)
+            total = 0.0
+            weight_total = 0.0
+            for s in range(steps):
+                idx = order[s * batch_size : (s + 1) * batch_size]
+                wb = None if w is None else w[idx]
+                out_b = (
+                    None
+                    if epoch_out is None
+                    else np.empty((len(idx), params.n_outputs), params.dtype)
+                )
+                try:
                     value = engine.step(Xa[idx], ya[idx], wb, gen, out_b)
-            except NonFinite as err:
-                raise TrainingDiverged(
-                    f"non-finite {err.what} at step {s + 1} (epoch {e}); the parameters of the "
-                    "last finite step are in .params",
-                    params=engine.params(),
-                    # a non-finite update is found after the optimizer advanced its
-                    # state: only then is there no state matching the last finite params
-                    opt_state=None if err.what == "update" else engine.opt_state,
-                    step=s + 1,
-                    epoch=e,
-                    history=history,
-                ) from None
-            if epoch_out is not None and out_b is not None:
-                epoch_out[idx] = out_b
-            bw = float(len(idx) if wb is None else wb.sum())
-            total += value * bw
-            weight_total += bw
-            progress.step(e, s + 1, value)
-        train_loss = total / weight_total
-        train_metrics = (
-            {k: float(fn(y_raw, epoch_out)) for k, fn in fns.items()}
-            if epoch_out is not None
-            else {}
-        )
-        val_loss: float | None = None
-        val_metrics: dict[str, float] = {}
-        if Xv is not None and yv is not None and yv_raw is not None:
-            val_loss, val_metrics = _evaluate_arrays(
-                params, engine.logits, Xv, yv, None, yv_raw, fns
+                except NonFinite as err:
+                    raise TrainingDiverged(
+                        f"non-finite {err.what} at step {s + 1} (epoch {e}); the parameters of the "
+                        "last finite step are in .params",
+                        params=engine.params(),
+                        opt_state=None if err.what != "loss" else engine.opt_state,
+                        step=s + 1,
+                        epoch=e,
+                        history=history,
+                    ) from None
+                if epoch_out is not None and out_b is not None:
+                    epoch_out[idx] = out_b
+                bw = float(len(idx) if wb is None else wb.sum())
+                total += value * bw
+                weight_total += bw
+                progress.step(e, s + 1, value)
+            train_loss = total / weight_total
+            train_metrics = (
+                {k: float(fn(y_raw, epoch_out)) for k, fn in fns.items()}
+                if epoch_out is not None
+                else {}
             )
-        state_now = engine.opt_state
-        record = EpochRecord(
-            epoch=e,
-            train_loss=train_loss,
-            val_loss=val_loss,
-            metrics=train_metrics,
-            val_metrics=val_metrics,
-            learning_rate=state_now.learning_rate,
-            seconds=time.perf_counter() - t0,
-        )
-        history = attrs.evolve(history, records=(*history.records, record), opt_state=state_now)
-        progress.epoch(e, _summary(record))
-
-        monitored = val_loss if val_loss is not None else train_loss
-        if early_stopping is not None:
-            if best is None or monitored < best[0] - early_stopping.min_delta:
-                best = (monitored, e, engine.params() if early_stopping.restore_best else params)
-                history = attrs.evolve(history, best_epoch=e)
-            elif e - best[1] >= early_stopping.patience:
-                stopped = True
-        if reduce_on_plateau is not None:
-            engine.lr_scale = reduce_on_plateau.scale(history)
-            assert history.opt_state is not None
-            history = attrs.evolve(
-                history, opt_state=attrs.evolve(history.opt_state, lr_scale=engine.lr_scale)
+            val_loss: float | None = None
+            val_metrics: dict[str, float] = {}
+            if Xv is not None and yv is not None and yv_raw is not None:
+                val_loss, val_metrics = _evaluate_arrays(
+                    params, engine.logits, Xv, yv, None, yv_raw, fns
+                )
+            state_now = engine.opt_state
+            record = EpochRecord(
+                epoch=e,
+                train_loss=train_loss,
+                val_loss=val_loss,
+                metrics=train_metrics,
+                val_metrics=val_metrics,
+                learning_rate=state_now.learning_rate,
+                seconds=time.perf_counter() - t0,
             )
-        for cb in callbacks:
-            if cb(history):
-                stopped = True
-        if stopped:
-            break
+            history = attrs.evolve(history, records=(*history.records, record), opt_state=state_now)
+            progress.epoch(e, _summary(record))
 
-    history = attrs.evolve(history, stopped_early=stopped)
-    if early_stopping is not None and early_stopping.restore_best and best is not None:
-        return best[2], history
-    return engine.params(), history
+            monitored = val_loss if val_loss is not None else train_loss
+            if early_stopping is not None:
+                if best is None or monitored < best[0] - early_stopping.min_delta:
+                    best = (
+                        monitored,
+                        e,
+                        engine.params() if early_stopping.restore_best else params,
+                    )
+                    history = attrs.evolve(history, best_epoch=e)
+                elif e - best[1] >= early_stopping.patience:
+                    stopped = True
+            if reduce_on_plateau is not None:
+                engine.lr_scale = reduce_on_plateau.scale(history)
+                assert history.opt_state is not None
+                history = attrs.evolve(
+                    history, opt_state=attrs.evolve(history.opt_state, lr_scale=engine.lr_scale)
+                )
+            for cb in callbacks:
+                if cb(history):
+                    stopped = True
+            if stopped:
+                break
+
+        history = attrs.evolve(history, stopped_early=stopped)
+        if early_stopping is not None and early_stopping.restore_best and best is not None:
+            return best[2], history
+        return engine.params(), history
+    finally:
+        errstate.__exit__(None, None, None)
+        engine.close()
 
 
 def _summary(r: EpochRecord) -> str:
