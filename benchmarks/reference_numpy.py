@@ -59,7 +59,7 @@ class NumpyMLP:
         if self.output == "sigmoid":
             # stable BCE from logits; y is (n, 1) of 0/1
             loss = float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
-            p = 1 / (1 + np.exp(-z))
+            p = 0.5 * (1 + np.tanh(0.5 * z))  # the sigmoid, without overflow
             d = (p - y) / n
         else:
             # softmax cross-entropy; y holds integer labels (n,)

@@ -57,8 +57,8 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "batch": 128,
         "opt": "adam",
         "lr": 1e-3,
-        "steps": 60,
-        "repeats": 7,
+        "steps": 200,
+        "repeats": 5,
     },
     "wide": {
         "sizes": [1024, 2048, 2048, 10],
@@ -66,8 +66,8 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "batch": 512,
         "opt": "adam",
         "lr": 1e-3,
-        "steps": 8,
-        "repeats": 5,
+        "steps": 12,
+        "repeats": 3,
     },
 }
 

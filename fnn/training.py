@@ -415,19 +415,25 @@ def fit(
 
         for e in range(initial_epoch + 1, initial_epoch + epochs + 1):
             t0 = time.perf_counter()
-            order = gen.permutation(n) if shuffle else np.arange(n)
+            order = gen.permutation(n) if shuffle else None
             total = 0.0
             weight_total = 0.0
             for s in range(steps):
-                idx = order[s * batch_size : (s + 1) * batch_size]
+                # without shuffling a batch is a slice: a view, not a copy
+                idx: slice | np.ndarray[Any, Any] = (
+                    slice(s * batch_size, (s + 1) * batch_size)
+                    if order is None
+                    else order[s * batch_size : (s + 1) * batch_size]
+                )
+                Xb = Xa[idx]
                 wb = None if w is None else w[idx]
                 out_b = (
                     None
                     if epoch_out is None
-                    else np.empty((len(idx), params.n_outputs), params.dtype)
+                    else np.empty((len(Xb), params.n_outputs), params.dtype)
                 )
                 try:
-                    value = engine.step(Xa[idx], ya[idx], wb, gen, out_b)
+                    value = engine.step(Xb, ya[idx], wb, gen, out_b)
                 except NonFinite as err:
                     raise TrainingDiverged(
                         f"non-finite {err.what} at step {s + 1} (epoch {e}); the parameters of the "
@@ -440,7 +446,7 @@ def fit(
                     ) from None
                 if epoch_out is not None and out_b is not None:
                     epoch_out[idx] = out_b
-                bw = float(len(idx) if wb is None else wb.sum())
+                bw = float(len(Xb) if wb is None else wb.sum())
                 total += value * bw
                 weight_total += bw
                 progress.step(e, s + 1, value)
