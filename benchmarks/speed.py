@@ -84,17 +84,24 @@ def batches(w: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def median_time(run: Callable[[], None], repeats: int) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+Runner = Callable[[], None]
+
+
+def interleaved_medians(runners: dict[str, Runner], repeats: int) -> dict[str, float]:
+    """Median seconds of each runner, timed in rotation (a, b, c, a, b, c, ...) after one
+    warm-up each, so drift in the machine's speed hits every peer alike."""
+    for run in runners.values():
         run()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(repeats):
+        for k, run in runners.items():
+            t = time.perf_counter()
+            run()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
-def time_fnn(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float:
+def make_fnn(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner:
     arch = fnn.mlp(
         w["sizes"], hidden="relu", output=w["output"], initializer="he_normal", dtype=np.float32
     )
@@ -104,10 +111,10 @@ def time_fnn(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float:
     def run() -> None:
         fnn.fit(net, opt, X, y, epochs=1, batch_size=w["batch"], shuffle=False, rng=0, verbose=0)
 
-    return median_time(run, w["repeats"]) / w["steps"]
+    return run
 
 
-def time_numpy(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float:
+def make_numpy(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner:
     B = w["batch"]
     yy = y.reshape(-1, 1).astype(np.float32) if w["output"] == "sigmoid" else y
     parts = [(X[i : i + B], yy[i : i + B]) for i in range(0, len(X), B)]
@@ -117,10 +124,10 @@ def time_numpy(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float:
         for xb, yb in parts:
             model.step(xb, yb)
 
-    return median_time(run, w["repeats"]) / w["steps"]
+    return run
 
 
-def time_sklearn(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float | None:
+def make_sklearn(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner | None:
     try:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
@@ -146,10 +153,10 @@ def time_sklearn(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float | Non
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(X, y)  # one epoch of `steps` minibatches through sklearn's own loop
 
-    return median_time(run, w["repeats"]) / w["steps"]
+    return run
 
 
-def time_torch(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float | None:
+def make_torch(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner | None:
     try:
         import torch
     except ImportError:
@@ -183,10 +190,10 @@ def time_torch(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> float | None:
             loss.backward()
             opt.step()
 
-    return median_time(run, w["repeats"]) / w["steps"]
+    return run
 
 
-def time_floor(w: dict[str, Any], X: np.ndarray) -> float:
+def make_floor(w: dict[str, Any], X: np.ndarray) -> Runner:
     """The step's matrix products alone: X @ W forward, x^T dz and dz W^T backward
     (no input gradient for the first layer)."""
     rng = np.random.default_rng(0)
@@ -207,7 +214,7 @@ def time_floor(w: dict[str, Any], X: np.ndarray) -> float:
                 if i > 0:
                     d = d @ Ws[i].T
 
-    return median_time(run, w["repeats"]) / w["steps"]
+    return run
 
 
 def mnist_time_to(target: float, data: str | None) -> dict[str, float | None]:
@@ -279,14 +286,19 @@ def main() -> None:
     for name in args.workloads.split(","):
         w = WORKLOADS[name]
         X, y = batches(w)
-        r: dict[str, float | None] = {
-            "fnn": time_fnn(w, X, y),
-            "numpy": time_numpy(w, X, y),
-            "sklearn": time_sklearn(w, X, y),
-            "torch": time_torch(w, X, y),
+        runners: dict[str, Runner | None] = {
+            "fnn": make_fnn(w, X, y),
+            "numpy": make_numpy(w, X, y),
+            "sklearn": make_sklearn(w, X, y),
+            "torch": make_torch(w, X, y),
         }
         if name != "tiny":
-            r["matmul_floor"] = time_floor(w, X)
+            runners["matmul_floor"] = make_floor(w, X)
+        medians = interleaved_medians(
+            {k: v for k, v in runners.items() if v is not None}, w["repeats"]
+        )
+        r: dict[str, float | None] = {k: None for k in runners}
+        r.update({k: v / w["steps"] for k, v in medians.items()})
         results[name] = r
         f = r["fnn"]
         assert f is not None
