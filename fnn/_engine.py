@@ -190,9 +190,28 @@ class Engine:
     ) -> float:
         """One step on a batch; returns the batch loss. ``out`` (n, k), if given, receives
         the batch's predictions (for training metrics)."""
+        value = self.gradient(X, y, w, rng, out)
+        self.update()
+        return value
+
+    def gradient(
+        self,
+        X: FloatArray,
+        y: FloatArray,
+        w: FloatArray | None,
+        rng: np.random.Generator | None,
+        out: FloatArray | None = None,
+        rows: tuple[slice, int] | None = None,
+    ) -> float:
+        """Fill ``self.g`` with the gradient of the batch's mean loss; returns the loss.
+
+        ``rows = (part, total)`` says the batch is rows ``part`` of a global batch of
+        ``total`` rows (data-parallel training): dropout masks are drawn for the whole
+        global batch and sliced, so every shard uses the masks one process would.
+        """
         loss_fn = self.template.loss
         if self.fast:
-            logits, caches = self._forward_fast(X, rng)
+            logits, caches = self._forward_fast(X, rng, rows)
         else:
             net = tree.unravel(self.template, self.p)
             h = X
@@ -215,8 +234,12 @@ class Engine:
                 grads.append(g)
             grad_net = Network(layers=tuple(reversed(grads)), loss=loss_fn)
             self.g[...] = tree.ravel(grad_net)
-        # The optimizer turns the gradient buffer into the parameter change, in place;
-        # the updated parameters go to the other buffer (see __init__).
+        return value
+
+    def update(self) -> None:
+        """Apply the optimizer to the gradient in ``self.g``. The optimizer turns the
+        gradient buffer into the parameter change, in place; the updated parameters go
+        to the other buffer (see __init__)."""
         t = self.step_count + 1
         self.step_count = t
         if self.chunks:
@@ -235,7 +258,6 @@ class Engine:
                 raise NonFinite("gradient or update")
             np.add(self.p, u, out=self.pb[1 - self.cur])
         self.cur = 1 - self.cur
-        return value
 
     def _optimize(self, chunks: list[_Chunk], t: int) -> None:
         """Run the chain on each chunk and write the updated parameters into the other
@@ -270,7 +292,10 @@ class Engine:
         return bufs
 
     def _forward_fast(
-        self, X: FloatArray, rng: np.random.Generator | None
+        self,
+        X: FloatArray,
+        rng: np.random.Generator | None,
+        rows: tuple[slice, int] | None = None,
     ) -> tuple[FloatArray, list[Any]]:
         h = X
         caches: list[Any] = []
@@ -294,7 +319,11 @@ class Engine:
                 if layer.rate > 0:
                     if rng is None:
                         raise ValueError("rng is required for dropout in training")
-                    keep = rng.random(h.shape) >= layer.rate
+                    if rows is None:
+                        keep = rng.random(h.shape) >= layer.rate
+                    else:
+                        part, total = rows
+                        keep = (rng.random((total, h.shape[1])) >= layer.rate)[part]
                     mask = keep.astype(h.dtype) * h.dtype.type(1.0 / (1.0 - layer.rate))
                     h = h * mask
                     caches.append(mask)

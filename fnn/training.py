@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import numpy as np
@@ -350,6 +350,141 @@ def fit(
         TrainingDiverged: (a FloatingPointError) at the first non-finite loss, gradient
             norm or update, carrying the last finite parameters.
     """
+    return _fit(
+        params,
+        optimizer,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        rng=rng,
+        shuffle=shuffle,
+        validation_data=validation_data,
+        validation_split=validation_split,
+        sample_weight=sample_weight,
+        metrics=metrics,
+        early_stopping=early_stopping,
+        reduce_on_plateau=reduce_on_plateau,
+        callbacks=callbacks,
+        opt_state=opt_state,
+        initial_epoch=initial_epoch,
+        verbose=verbose,
+        dist=None,
+    )
+
+
+class Distributor(Protocol):
+    """How a data-parallel fit shares the work (see :mod:`fnn.distributed`)."""
+
+    def agree(self, error: BaseException | None) -> None:
+        """Collective: raise on every rank if any rank failed before training."""
+        ...
+
+    def step(
+        self,
+        engine: Engine,
+        X: FloatArray,
+        y: FloatArray,
+        w: FloatArray | None,
+        rng: np.random.Generator,
+    ) -> float:
+        """One step on this rank's shard of the global batch; returns the global loss."""
+        ...
+
+
+def _fit(
+    params: Network,
+    optimizer: Optimizer,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    epochs: int,
+    batch_size: int,
+    rng: RNGLike,
+    shuffle: bool,
+    validation_data: tuple[ArrayLike, ArrayLike] | None,
+    validation_split: float,
+    sample_weight: ArrayLike | None,
+    metrics: Sequence[str | Metric],
+    early_stopping: EarlyStopping | None,
+    reduce_on_plateau: ReduceOnPlateau | None,
+    callbacks: Sequence[Callback],
+    opt_state: OptState | None,
+    initial_epoch: int,
+    verbose: int,
+    dist: Distributor | None,
+) -> tuple[Network, History]:
+    try:
+        prepared = _prepare_fit(
+            params,
+            optimizer,
+            X,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            rng=rng,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            sample_weight=sample_weight,
+            metrics=metrics,
+            opt_state=opt_state,
+            initial_epoch=initial_epoch,
+            verbose=verbose,
+        )
+    except BaseException as e:
+        if dist is not None:
+            dist.agree(e)
+        raise
+    if dist is not None:
+        dist.agree(None)
+    return _run(
+        prepared,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        early_stopping=early_stopping,
+        reduce_on_plateau=reduce_on_plateau,
+        callbacks=callbacks,
+        initial_epoch=initial_epoch,
+        verbose=verbose,
+        dist=dist,
+    )
+
+
+@attrs.frozen(eq=False)
+class _Prepared:
+    params: Network
+    optimizer: Optimizer
+    gen: np.random.Generator
+    fns: dict[str, Metric]
+    Xa: FloatArray
+    ya: FloatArray
+    w: FloatArray | None
+    y_raw: np.ndarray[Any, Any]
+    Xv: FloatArray | None
+    yv: FloatArray | None
+    yv_raw: np.ndarray[Any, Any] | None
+    opt_state: OptState
+
+
+def _prepare_fit(
+    params: Network,
+    optimizer: Optimizer,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    epochs: int,
+    batch_size: int,
+    rng: RNGLike,
+    validation_data: tuple[ArrayLike, ArrayLike] | None,
+    validation_split: float,
+    sample_weight: ArrayLike | None,
+    metrics: Sequence[str | Metric],
+    opt_state: OptState | None,
+    initial_epoch: int,
+    verbose: int,
+) -> _Prepared:
+    """Validate and convert everything once, before any work."""
     params = _check_net(params)
     optimizer = _check_optimizer(optimizer)
     for name, v, lo in (
@@ -400,6 +535,39 @@ def fit(
     if gen is None:  # pragma: no cover - as_generator never returns None
         raise AssertionError
 
+    return _Prepared(
+        params=params,
+        optimizer=optimizer,
+        gen=gen,
+        fns=fns,
+        Xa=Xa,
+        ya=ya,
+        w=w,
+        y_raw=y_raw,
+        Xv=Xv,
+        yv=yv,
+        yv_raw=yv_raw,
+        opt_state=opt_state,
+    )
+
+
+def _run(
+    prep: _Prepared,
+    *,
+    epochs: int,
+    batch_size: int,
+    shuffle: bool,
+    early_stopping: EarlyStopping | None,
+    reduce_on_plateau: ReduceOnPlateau | None,
+    callbacks: Sequence[Callback],
+    initial_epoch: int,
+    verbose: int,
+    dist: Distributor | None,
+) -> tuple[Network, History]:
+    """The epoch loop of :func:`fit` on prepared inputs."""
+    params, optimizer, gen, fns = prep.params, prep.optimizer, prep.gen, prep.fns
+    Xa, ya, w, y_raw = prep.Xa, prep.ya, prep.w, prep.y_raw
+    Xv, yv, yv_raw, opt_state = prep.Xv, prep.yv, prep.yv_raw, prep.opt_state
     engine = Engine(params, optimizer, opt_state)
     # non-finite values are detected explicitly (TrainingDiverged), not by NumPy warnings
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -411,7 +579,11 @@ def fit(
         history = History(opt_state=opt_state)
         best: tuple[float, int, Network] | None = None
         stopped = False
-        epoch_out = np.empty((n, params.n_outputs), dtype=params.dtype) if fns else None
+        # training metrics over the epoch's batch predictions (in a data-parallel fit
+        # each rank sees only its shards: there they are measured at the epoch's end)
+        epoch_out = (
+            np.empty((n, params.n_outputs), dtype=params.dtype) if fns and dist is None else None
+        )
 
         for e in range(initial_epoch + 1, initial_epoch + epochs + 1):
             t0 = time.perf_counter()
@@ -433,7 +605,10 @@ def fit(
                     else np.empty((len(Xb), params.n_outputs), params.dtype)
                 )
                 try:
-                    value = engine.step(Xb, ya[idx], wb, gen, out_b)
+                    if dist is None:
+                        value = engine.step(Xb, ya[idx], wb, gen, out_b)
+                    else:
+                        value = dist.step(engine, Xb, ya[idx], wb, gen)
                 except NonFinite as err:
                     raise TrainingDiverged(
                         f"non-finite {err.what} at step {s + 1} (epoch {e}); the parameters of the "
@@ -451,11 +626,12 @@ def fit(
                 weight_total += bw
                 progress.step(e, s + 1, value)
             train_loss = total / weight_total
-            train_metrics = (
-                {k: float(fn(y_raw, epoch_out)) for k, fn in fns.items()}
-                if epoch_out is not None
-                else {}
-            )
+            if epoch_out is not None:
+                train_metrics = {k: float(fn(y_raw, epoch_out)) for k, fn in fns.items()}
+            elif fns:
+                _, train_metrics = _evaluate_arrays(params, engine.logits, Xa, ya, None, y_raw, fns)
+            else:
+                train_metrics = {}
             val_loss: float | None = None
             val_metrics: dict[str, float] = {}
             if Xv is not None and yv is not None and yv_raw is not None:
