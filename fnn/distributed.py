@@ -1,0 +1,259 @@
+"""Data-parallel training with MPI (extra ``mpi``: mpi4py and the MPICH runtime).
+
+Every rank holds the same data and the same seed. Each global batch of ``batch_size``
+rows is split into near-equal shards, one per rank; each rank computes the gradient of
+its shard's mean loss, and one ``Allreduce`` over a single contiguous buffer
+(``[gradient * shard weight, shard weight, loss * shard weight, failure flag]``) gives
+every rank the gradient of the global batch's mean loss, weighted by shard size (or
+sample weight) when shards are unequal. All ranks then take the same optimizer step,
+so N ranks with global batch B compute what one process with batch B computes, to
+float tolerance. The initial parameters (and a resumed optimizer state) are broadcast
+from rank 0; dropout masks are drawn for the whole global batch and sliced.
+
+A rank that fails sets the failure flag of the next reduction (or of the check before
+training), so every rank raises instead of waiting forever. Only rank 0 prints
+progress; :func:`save` writes on rank 0 only.
+
+Launch with one BLAS thread per rank (MPI's busy polling and BLAS threads otherwise
+fight for the cores)::
+
+    OPENBLAS_NUM_THREADS=1 mpiexec -n 2 python -m mpi4py train.py
+
+``python -m mpi4py`` aborts all ranks if one dies with an uncaught exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fnn import tree
+from fnn._engine import Engine, NonFinite
+from fnn._types import ArrayLike, FloatArray, RNGLike
+from fnn._validation import as_generator
+from fnn.layers.dropout import Dropout
+from fnn.network import Network
+from fnn.optim import Optimizer, OptState
+from fnn.schedules import ReduceOnPlateau
+from fnn.training import Callback, EarlyStopping, History, Metric, _fit
+
+__all__ = ["broadcast", "fit", "rank", "save", "size", "world"]
+
+_OTHER_ERROR = 1000.0  # failure flag of a rank that raised something other than NonFinite
+
+
+def world() -> Any:
+    """``MPI.COMM_WORLD`` (imports mpi4py)."""
+    try:
+        from mpi4py import MPI
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("fnn.distributed needs mpi4py: pip install 'fnn[mpi]'") from e
+    return MPI.COMM_WORLD
+
+
+def rank(comm: Any = None) -> int:
+    """This process's rank (0 without MPI running more than one process)."""
+    return int((comm or world()).Get_rank())
+
+
+def size(comm: Any = None) -> int:
+    """The number of ranks."""
+    return int((comm or world()).Get_size())
+
+
+def broadcast(tree_value: Any, *, comm: Any = None, root: int = 0) -> Any:
+    """Every rank gets ``root``'s copy of a tree: one Bcast of its leaves raveled into one
+    buffer when they share a float dtype (a network), else one per leaf (an optimizer
+    state with its step count and masks). The trees must have the same structure and
+    sizes on every rank."""
+    comm = comm or world()
+    leaves = tree.leaves(tree_value)
+    if leaves and all(isinstance(x, np.ndarray) and x.dtype == leaves[0].dtype for x in leaves):
+        flat = np.array(tree.ravel(tree_value), copy=True)
+        comm.Bcast(flat, root=root)
+        return tree.unravel(tree_value, flat)
+
+    def one(x: Any) -> Any:  # leaves of mixed kinds: one broadcast each
+        if isinstance(x, np.ndarray):
+            c = np.array(x, copy=True)
+            comm.Bcast(c, root=root)
+            c.flags.writeable = x.flags.writeable
+            return c
+        return comm.bcast(x, root=root)
+
+    return tree.map(one, tree_value)
+
+
+def save(
+    path: str | os.PathLike[str], params: Network, *, comm: Any = None, **kwargs: Any
+) -> Path | None:
+    """``fnn.save`` on rank 0 only; the other ranks wait for it. Returns the path on rank 0."""
+    from fnn.serialization import save as _save
+
+    comm = comm or world()
+    written = _save(path, params, **kwargs) if comm.Get_rank() == 0 else None
+    comm.Barrier()
+    return written
+
+
+class _MPIDistributor:
+    """The :class:`fnn.training.Distributor` of an MPI communicator."""
+
+    def __init__(self, comm: Any) -> None:
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = comm
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self.buf: FloatArray | None = None
+
+    def agree(self, error: BaseException | None) -> None:
+        failed = self.comm.allreduce(0 if error is None else 1, op=self.MPI.SUM)
+        if failed and error is None:
+            raise RuntimeError(
+                f"{failed} other rank(s) failed before training started (see their errors); "
+                f"rank {self.rank} stops too"
+            )
+
+    def _shard(self, n: int) -> slice:
+        # near-equal contiguous shards: the first n % size ranks get one row more
+        base, extra = divmod(n, self.size)
+        lo = self.rank * base + min(self.rank, extra)
+        return slice(lo, lo + base + (1 if self.rank < extra else 0))
+
+    def step(
+        self,
+        engine: Engine,
+        X: FloatArray,
+        y: FloatArray,
+        w: FloatArray | None,
+        rng: np.random.Generator,
+    ) -> float:
+        n = X.shape[0]
+        part = self._shard(n)
+        P = engine.g.size
+        if self.buf is None or self.buf.size != P + 3:
+            self.buf = np.empty(P + 3, dtype=engine.g.dtype)
+        buf = self.buf
+        failure = 0.0
+        error: BaseException | None = None
+        local_w = float((part.stop - part.start) if w is None else w[part].sum())
+        value = 0.0
+        try:
+            if part.stop > part.start:
+                value = engine.gradient(
+                    X[part], y[part], None if w is None else w[part], rng, rows=(part, n)
+                )
+                np.multiply(engine.g, local_w, out=buf[:P])
+            else:
+                _skip_dropout_draws(engine, n, rng)
+                buf[:P] = 0
+        except NonFinite:
+            failure = 1.0
+        except Exception as e:
+            failure = _OTHER_ERROR
+            error = e
+        buf[P] = local_w
+        buf[P + 1] = value * local_w if failure == 0 else 0.0
+        buf[P + 2] = failure
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+        if buf[P + 2] >= _OTHER_ERROR:
+            if error is not None:
+                raise error
+            raise RuntimeError("another rank failed during this training step; all ranks stop")
+        if buf[P + 2] > 0:
+            raise NonFinite("loss")
+        total_w = float(buf[P])
+        np.divide(buf[:P], total_w, out=engine.g)
+        engine.update()
+        return float(buf[P + 1]) / total_w
+
+
+def _skip_dropout_draws(engine: Engine, n: int, rng: np.random.Generator) -> None:
+    """Draw the global batch's dropout masks as the other ranks do, to keep the streams
+    of a rank with an empty shard in step with theirs."""
+    width = engine.template.n_features
+    for layer in engine.template.layers:
+        if isinstance(layer, Dropout):
+            if layer.rate > 0:
+                rng.random((n, width))
+        elif layer.n_out is not None:
+            width = layer.n_out
+
+
+def fit(
+    params: Network,
+    optimizer: Optimizer,
+    X: ArrayLike,
+    y: ArrayLike,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    rng: RNGLike,
+    shuffle: bool = True,
+    validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+    validation_split: float = 0.0,
+    sample_weight: ArrayLike | None = None,
+    metrics: Sequence[str | Metric] = (),
+    early_stopping: EarlyStopping | None = None,
+    reduce_on_plateau: ReduceOnPlateau | None = None,
+    callbacks: Sequence[Callback] = (),
+    opt_state: OptState | None = None,
+    initial_epoch: int = 0,
+    verbose: int = 1,
+    comm: Any = None,
+) -> tuple[Network, History]:
+    """``fnn.fit``, data-parallel over the ranks of ``comm`` (default ``MPI.COMM_WORLD``).
+
+    Arguments and the returned ``(params, History)`` are those of :func:`fnn.fit`;
+    ``batch_size`` is the global batch, split across the ranks. Call it on every rank
+    with the same data and the same seed; the result is the same on every rank.
+    Training metrics are measured on the whole training set at each epoch's end.
+
+    Raises:
+        ValueError: the ranks' data shapes or random generators differ.
+        RuntimeError: another rank failed (its own error is raised there).
+        TrainingDiverged: as :func:`fnn.fit`, on every rank at once.
+    """
+    comm = comm or world()
+    dist = _MPIDistributor(comm)
+    gen = as_generator(rng)
+    shape = tuple(np.shape(X))
+    shapes = comm.allgather(shape)
+    if len(set(shapes)) != 1:
+        raise ValueError(f"every rank must hold the same X; shapes by rank: {shapes}")
+    states = comm.allgather(repr(gen.bit_generator.state))
+    if len(set(states)) != 1:
+        raise ValueError(
+            "rng differs across ranks: pass the same seed (or Generator state) on every rank"
+        )
+    if isinstance(params, Network):
+        params = broadcast(params, comm=comm)
+    if isinstance(opt_state, OptState):
+        opt_state = broadcast(opt_state, comm=comm)
+    return _fit(
+        params,
+        optimizer,
+        X,
+        y,
+        epochs=epochs,
+        batch_size=batch_size,
+        rng=gen,
+        shuffle=shuffle,
+        validation_data=validation_data,
+        validation_split=validation_split,
+        sample_weight=sample_weight,
+        metrics=metrics,
+        early_stopping=early_stopping,
+        reduce_on_plateau=reduce_on_plateau,
+        callbacks=callbacks,
+        opt_state=opt_state,
+        initial_epoch=initial_epoch,
+        verbose=verbose if dist.rank == 0 else 0,
+        dist=dist,
+    )

@@ -1,0 +1,67 @@
+"""Run under mpiexec by tests/test_distributed.py: a data-parallel fit whose result
+rank 0 saves, for comparison with the serial run in the test process."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+import fnn
+from fnn import distributed
+
+MODE = sys.argv[1]
+OUT = sys.argv[2]
+
+
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    X, y = fnn.datasets.make_spirals(150, n_classes=3, rng=0)
+    w = np.random.default_rng(1).uniform(0.2, 2.0, len(y))
+    return X, y, w
+
+
+def network() -> fnn.Network:
+    arch = fnn.mlp([2, 16, 16, 3], output="softmax", dropout=0.2)
+    return fnn.init(arch, rng=distributed.rank() + 7)  # differs per rank: rank 0's wins
+
+
+def main() -> None:
+    X, y, w = data()
+    if MODE == "train":
+        # batch 25 on 2 ranks: shards of 13 and 12 rows (unequal), last batch of 0 and 0
+        net, h = distributed.fit(
+            network(),
+            fnn.adamw(1e-2),
+            X,
+            y,
+            epochs=3,
+            batch_size=25,
+            rng=3,
+            sample_weight=w,
+            metrics=["accuracy"],
+            verbose=0,
+        )
+        distributed.save(OUT, net, opt_state=h.opt_state, history=h)
+        assert fnn.tree.allclose(net, distributed.broadcast(net), rtol=0, atol=0)
+    elif MODE == "fail":
+        # rank 1 gets bad data: every rank must stop with an error, none may hang
+        if distributed.rank() == 1:
+            X = X.copy()
+            X[0, 0] = np.nan
+        try:
+            distributed.fit(network(), fnn.sgd(0.1), X, y, epochs=1, rng=0, verbose=0)
+        except (ValueError, RuntimeError) as e:
+            print(f"rank {distributed.rank()} stopped: {type(e).__name__}: {e}", flush=True)
+            sys.exit(3)
+        sys.exit(0)
+    elif MODE == "diverge":
+        reg = fnn.init(fnn.mlp([2, 16, 1]), rng=0)  # MSE: gradients grow without bound
+        try:
+            distributed.fit(reg, fnn.sgd(1e6), X, X[:, 0] * 1e3, epochs=50, rng=0, verbose=0)
+        except FloatingPointError as e:
+            print(f"rank {distributed.rank()} diverged: {e}", flush=True)
+            sys.exit(4)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Data-parallel training on 2 MPI ranks over loopback equals the serial run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py", reason="mpi4py is not installed (extra 'mpi' installs it with MPICH)")
+
+import fnn
+from tests.mpi import two_ranks
+
+SCRIPT = Path(__file__).with_name("mpi") / "two_ranks.py"
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+
+
+def launch(mode: str, out: Path, n: int = 2) -> subprocess.CompletedProcess[str]:
+    if MPIEXEC is None:
+        pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parents[2]))
+    return subprocess.run(
+        [
+            MPIEXEC,
+            "-n",
+            str(n),
+            "-iface",
+            "lo",
+            sys.executable,
+            "-m",
+            "mpi4py",
+            str(SCRIPT),
+            mode,
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+    )
+
+
+def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
+    out = tmp_path / "dist.npz"
+    proc = launch("train", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dist = fnn.load(out)
+    # the serial run: rank 0's initial network, the same batch of 25, seed and weights
+    X, y, w = two_ranks.data()
+    arch = fnn.mlp([2, 16, 16, 3], output="softmax", dropout=0.2)
+    net, h = fnn.fit(
+        fnn.init(arch, rng=7),
+        fnn.adamw(1e-2),
+        X,
+        y,
+        epochs=3,
+        batch_size=25,
+        rng=3,
+        sample_weight=w,
+        metrics=["accuracy"],
+        verbose=0,
+    )
+    assert fnn.tree.allclose(dist.params, net, rtol=1e-9, atol=1e-12)
+    assert dist.history is not None
+    np.testing.assert_allclose(dist.history.train_loss, h.train_loss, rtol=1e-9)
+    assert dist.opt_state is not None and dist.opt_state.step == h.opt_state.step  # type: ignore[union-attr]
+
+
+def test_a_failing_rank_stops_all_ranks(tmp_path: Path) -> None:
+    proc = launch("fail", tmp_path / "x")
+    assert proc.returncode != 0
+    assert "rank 1 stopped: ValueError: Input X contains NaN" in proc.stdout
+    assert "rank 0 stopped: RuntimeError: 1 other rank(s) failed" in proc.stdout
+
+
+def test_divergence_stops_every_rank(tmp_path: Path) -> None:
+    proc = launch("diverge", tmp_path / "x")
+    assert proc.returncode != 0
+    assert (
+        "rank 0 diverged: non-finite" in proc.stdout
+        and "rank 1 diverged: non-finite" in proc.stdout
+    )
