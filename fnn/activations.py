@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Final, Literal
 import attrs
 import numpy as np
 
+from fnn._registry import lookup
 from fnn._types import FloatArray
 
 __all__ = [
@@ -249,26 +250,9 @@ def get(activation: Activation | str | dict[str, Any]) -> Activation:
     An :class:`Activation` value is returned unchanged. Raises ValueError for an unknown
     name ("softmax" is an output, chosen with the loss) and TypeError for other kinds.
     """
-    if isinstance(activation, Activation):
-        return activation
-    if isinstance(activation, dict):
-        cfg = dict(activation)
-        name = cfg.pop("name", None)
-        if not isinstance(name, str) or name not in _BY_NAME:
-            raise ValueError(f"unknown activation config {activation!r}")
-        return _BY_NAME[name](**cfg)
-    if isinstance(activation, str):
-        if activation == "softmax":
-            raise ValueError(
-                "softmax is an output activation: use output='softmax' (paired with "
-                "softmax cross-entropy), not as a hidden activation"
-            )
-        if activation not in _BY_NAME:
-            raise ValueError(
-                f"unknown activation {activation!r}; expected one of {sorted(_BY_NAME)}"
-            )
-        return _BY_NAME[activation]()
-    raise TypeError(
-        f"activation must be a name or an fnn.activations.Activation, got "
-        f"{type(activation).__name__}"
-    )
+    if activation == "softmax":
+        raise ValueError(
+            "softmax is an output activation: use output='softmax' (paired with "
+            "softmax cross-entropy), not as a hidden activation"
+        )
+    return lookup(activation, kind="activation", base=Activation, table=_BY_NAME)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Final, Literal
 import attrs
 import numpy as np
 
+from fnn._registry import lookup
 from fnn._types import FloatArray
 
 __all__ = [
@@ -173,21 +174,4 @@ _BY_NAME: Final[dict[str, type[Initializer]]] = {
 
 def get(initializer: Initializer | str | dict[str, Any]) -> Initializer:
     """Look up an initialiser by name or config dict; values are returned unchanged."""
-    if isinstance(initializer, Initializer):
-        return initializer
-    if isinstance(initializer, dict):
-        cfg = dict(initializer)
-        name = cfg.pop("name", None)
-        if not isinstance(name, str) or name not in _BY_NAME:
-            raise ValueError(f"unknown initializer config {initializer!r}")
-        return _BY_NAME[name](**cfg)
-    if isinstance(initializer, str):
-        if initializer not in _BY_NAME:
-            raise ValueError(
-                f"unknown initializer {initializer!r}; expected one of {sorted(_BY_NAME)}"
-            )
-        return _BY_NAME[initializer]()
-    raise TypeError(
-        f"initializer must be a name or an fnn.initializers.Initializer, got "
-        f"{type(initializer).__name__}"
-    )
+    return lookup(initializer, kind="initializer", base=Initializer, table=_BY_NAME)

@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Final, Literal
 import attrs
 import numpy as np
 
+from fnn._registry import lookup
 from fnn._types import ArrayLike, FloatArray
 from fnn._validation import check_consistent_length, check_sample_weight, check_targets
 from fnn.activations import log_softmax, sigmoid, softmax
@@ -341,19 +342,7 @@ DEFAULT_FOR_OUTPUT: Final[dict[str, type[Loss]]] = {
 
 def get(loss: Loss | str | dict[str, Any]) -> Loss:
     """Look up a loss by name or config dict; values are returned unchanged."""
-    if isinstance(loss, Loss):
-        return loss
-    if isinstance(loss, dict):
-        cfg = dict(loss)
-        name = cfg.pop("name", None)
-        if not isinstance(name, str) or name not in _BY_NAME:
-            raise ValueError(f"unknown loss config {loss!r}")
-        return _BY_NAME[name](**cfg)
-    if isinstance(loss, str):
-        if loss not in _BY_NAME:
-            raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(_BY_NAME)}")
-        return _BY_NAME[loss]()
-    raise TypeError(f"loss must be a name or an fnn.losses.Loss, got {type(loss).__name__}")
+    return lookup(loss, kind="loss", base=Loss, table=_BY_NAME)
 
 
 # --- functional forms --------------------------------------------------------------
