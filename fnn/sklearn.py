@@ -142,6 +142,14 @@ class _FNNBase(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         )
         return init(arch, rng=self._seed())
 
+    def _begin(self, n_features: int, n_outputs: int, output: str) -> None:
+        """A new network and generator, and an empty training record."""
+        self.network_ = self._new_network(n_features, n_outputs, output)
+        self._rng_ = np.random.default_rng(self._seed())
+        self.n_iter_ = 0
+        self.loss_curve_ = []
+        self.opt_state_ = None
+
     def _batch(self, n: int) -> int:
         return min(200, n) if self.batch_size == "auto" else int(self.batch_size)
 
@@ -267,7 +275,7 @@ class FNNClassifier(ClassifierMixin, _FNNBase):  # type: ignore[misc]
         encoded: np.ndarray[Any, Any] = idx.astype(np.int64)
         return encoded
 
-    def _weights(self, y: Any, sample_weight: Any, X: Any) -> Any:
+    def _weights(self, y: Any, sample_weight: Any, X: Any, *, need_two_classes: bool) -> Any:
         sw = (
             None
             if sample_weight is None
@@ -276,7 +284,7 @@ class FNNClassifier(ClassifierMixin, _FNNBase):  # type: ignore[misc]
         if self.class_weight is not None:
             cw = compute_sample_weight(self.class_weight, y)
             sw = cw if sw is None else sw * cw
-        if sw is not None:
+        if sw is not None and need_two_classes:
             live = np.unique(np.asarray(y)[sw > 0])
             if len(live) < 2:
                 raise ValueError(
@@ -295,12 +303,8 @@ class FNNClassifier(ClassifierMixin, _FNNBase):  # type: ignore[misc]
             raise ValueError(
                 f"The number of classes has to be greater than one; got {len(self.classes_)} class"
             )
-        sw = self._weights(y, sample_weight, X)
-        k = len(self.classes_)
-        self.network_ = self._new_network(
-            X.shape[1], 1 if k == 2 else k, "sigmoid" if k == 2 else "softmax"
-        )
-        self._rng_ = np.random.default_rng(self._seed())
+        sw = self._weights(y, sample_weight, X, need_two_classes=True)
+        self._begin_classifier(X.shape[1])
         self._train(X, self._encode(y), sw, incremental=False)
         return self
 
@@ -320,30 +324,25 @@ class FNNClassifier(ClassifierMixin, _FNNBase):  # type: ignore[misc]
             self.classes_ = np.unique(np.asarray(classes))
             if len(self.classes_) < 2:
                 raise ValueError("classes must hold at least two labels")
-            k = len(self.classes_)
-            self.network_ = self._new_network(
-                X.shape[1], 1 if k == 2 else k, "sigmoid" if k == 2 else "softmax"
-            )
-            self._rng_ = np.random.default_rng(self._seed())
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-            self.opt_state_ = None
+            self._begin_classifier(X.shape[1])
         elif classes is not None and not np.array_equal(
             np.unique(np.asarray(classes)), self.classes_
         ):
             raise ValueError(
                 f"classes {classes!r} differ from those of the first call {self.classes_!r}"
             )
-        sw = (
-            None
-            if sample_weight is None
-            else _check_sample_weight(sample_weight, X, dtype=np.float64)
-        )
-        if self.class_weight is not None:
-            cw = compute_sample_weight(self.class_weight, y)
-            sw = cw if sw is None else sw * cw
+        # one batch may well hold a single class: no two-class check here
+        sw = self._weights(y, sample_weight, X, need_two_classes=False)
         self._train(X, self._encode(y), sw, incremental=True)
         return self
+
+    def _begin_classifier(self, n_features: int) -> None:
+        # two classes: one sigmoid unit; more: a softmax over the classes
+        k = len(self.classes_)
+        if k == 2:
+            self._begin(n_features, 1, "sigmoid")
+        else:
+            self._begin(n_features, k, "softmax")
 
     def predict_proba(self, X: Any) -> np.ndarray[Any, Any]:
         """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
@@ -402,8 +401,7 @@ class FNNRegressor(RegressorMixin, _FNNBase):  # type: ignore[misc]
             if sample_weight is None
             else _check_sample_weight(sample_weight, X, dtype=np.float64)
         )
-        self.network_ = self._new_network(X.shape[1], y2.shape[1], "identity")
-        self._rng_ = np.random.default_rng(self._seed())
+        self._begin(X.shape[1], y2.shape[1], "identity")
         self._train(X, y2, sw, incremental=False)
         return self
 
@@ -424,11 +422,7 @@ class FNNRegressor(RegressorMixin, _FNNBase):  # type: ignore[misc]
         y2 = y.reshape(len(y), -1)
         if first:
             self._y_1d = y.ndim == 1
-            self.network_ = self._new_network(X.shape[1], y2.shape[1], "identity")
-            self._rng_ = np.random.default_rng(self._seed())
-            self.n_iter_ = 0
-            self.loss_curve_ = []
-            self.opt_state_ = None
+            self._begin(X.shape[1], y2.shape[1], "identity")
         sw = (
             None
             if sample_weight is None
