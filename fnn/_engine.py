@@ -77,7 +77,8 @@ class Engine:
         self.pb: tuple[FloatArray, FloatArray] = (p0, np.empty_like(p0))
         self.cur = 0
         self.g: FloatArray = np.zeros_like(p0)
-        self.scratch: FloatArray = np.empty_like(p0)
+        # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
+        self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms
         self.states: list[Any] = [
             tree.map(_writable, s) if isinstance(t, InPlace) else s
@@ -93,6 +94,7 @@ class Engine:
         self.chunks: list[_Chunk] = []
         if all(isinstance(t, InPlace) and t.elementwise for t in optimizer.transforms):
             size = max(1, CHUNK_BYTES // self.p.itemsize)
+            self.scratch = np.empty(min(size, p0.size), dtype=p0.dtype)
             self.chunks = [
                 self._chunk(lo, min(lo + size, self.p.size)) for lo in range(0, self.p.size, size)
             ]
@@ -140,7 +142,7 @@ class Engine:
         return _Chunk(
             p=(self.pb[0][lo:hi], self.pb[1][lo:hi]),
             u=self.g[lo:hi],
-            scratch=self.scratch[lo:hi],
+            scratch=self.scratch[: hi - lo],
             frozen=None if self.frozen is None else self.frozen[lo:hi],
             states=[tree.map(lambda a, lo=lo, hi=hi: _slice(a, lo, hi), st) for st in self.states],
         )
@@ -245,6 +247,8 @@ class Engine:
         if self.chunks:
             self._optimize(self.chunks, t)
         else:
+            if self.scratch.size != self.p.size:
+                self.scratch = np.empty_like(self.p)
             ctx = Context(step=t, lr_scale=self.lr_scale, scratch=self.scratch)
             u = self.g
             for i, tr in enumerate(self.optimizer.transforms):
