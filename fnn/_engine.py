@@ -38,6 +38,13 @@ def _writable(x: Any) -> Any:
     return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
 
 
+def _reopen(x: Any) -> Any:
+    """Make an array this engine owns writable again (no copy)."""
+    if isinstance(x, np.ndarray) and not x.flags.writeable:
+        x.flags.writeable = True
+    return x
+
+
 def _readonly_copy(x: Any) -> Any:
     if not isinstance(x, np.ndarray):
         return x
@@ -66,7 +73,11 @@ def _offsets(params: Network) -> dict[str, tuple[int, tuple[int, ...]]]:
 class Engine:
     """Holds the private buffers of one fit. Call :meth:`close` when done."""
 
-    def __init__(self, params: Network, optimizer: Optimizer, opt_state: OptState) -> None:
+    def __init__(
+        self, params: Network, optimizer: Optimizer, opt_state: OptState, *, own_state: bool = False
+    ) -> None:
+        """``own_state``: the caller made ``opt_state`` for this engine alone and never
+        shows it to anyone, so its arrays are used in place instead of copied."""
         self.template = params
         self.optimizer = optimizer
         # Two parameter buffers: a step reads the current one and writes the updated
@@ -80,8 +91,9 @@ class Engine:
         # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
         self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms
+        private = _reopen if own_state else _writable
         self.states: list[Any] = [
-            tree.map(_writable, s) if isinstance(t, InPlace) else s
+            tree.map(private, s) if isinstance(t, InPlace) else s
             for t, s in zip(optimizer.transforms, opt_state.states, strict=True)
         ]
         self.step_count = opt_state.step
@@ -165,6 +177,13 @@ class Engine:
     def params(self) -> Network:
         """A fresh, read-only network with the current parameters."""
         return tree.unravel(self.template, self.p.copy())
+
+    def release_params(self) -> Network:
+        """The current parameters as a read-only network, without a copy: the engine
+        must not be used afterwards."""
+        p = self.p
+        self.pb = (p[:0], p[:0])
+        return tree.unravel(self.template, p)
 
     def logits(self, X: FloatArray) -> FloatArray:
         """Inference logits (no dropout) with the current parameters."""

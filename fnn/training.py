@@ -465,6 +465,7 @@ class _Prepared:
     yv: FloatArray | None
     yv_raw: np.ndarray[Any, Any] | None
     opt_state: OptState
+    own_state: bool
 
 
 def _prepare_fit(
@@ -522,8 +523,10 @@ def _prepare_fit(
             raise TypeError("validation_data must be a pair (X_val, y_val)")
         Xv, yv, _, yv_raw = _prepare(params, validation_data[0], validation_data[1], None)
 
+    own_state = False
     if opt_state is None:
         opt_state = optimizer.init(params)
+        own_state = True  # made here and seen by no one: the engine may use it in place
     elif not isinstance(opt_state, OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
     elif opt_state.optimizer != optimizer:
@@ -548,6 +551,7 @@ def _prepare_fit(
         yv=yv,
         yv_raw=yv_raw,
         opt_state=opt_state,
+        own_state=own_state,
     )
 
 
@@ -568,7 +572,7 @@ def _run(
     params, optimizer, gen, fns = prep.params, prep.optimizer, prep.gen, prep.fns
     Xa, ya, w, y_raw = prep.Xa, prep.ya, prep.w, prep.y_raw
     Xv, yv, yv_raw, opt_state = prep.Xv, prep.yv, prep.yv_raw, prep.opt_state
-    engine = Engine(params, optimizer, opt_state)
+    engine = Engine(params, optimizer, opt_state, own_state=prep.own_state)
     # non-finite values are detected explicitly (TrainingDiverged), not by NumPy warnings
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
@@ -677,7 +681,7 @@ def _run(
         history = attrs.evolve(history, stopped_early=stopped)
         if early_stopping is not None and early_stopping.restore_best and best is not None:
             return best[2], history
-        return engine.params(), history
+        return engine.release_params(), history
     finally:
         errstate.__exit__(None, None, None)
         engine.close()
