@@ -620,7 +620,8 @@ class Optimizer:
         self, p: FloatArray, g: FloatArray, state: OptState
     ) -> tuple[FloatArray, OptState]:
         """The flat parameter change for gradient ``g`` at parameters ``p``, and the new
-        state. Used by :meth:`update` and the training loop."""
+        state; :meth:`update` on flat vectors. (``fnn.fit`` runs the transforms' in-place
+        kernels on its own buffers instead.)"""
         ctx = Context(step=state.step + 1, lr_scale=state.lr_scale, scratch=np.empty_like(p))
         u = g
         new_states = []

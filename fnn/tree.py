@@ -41,6 +41,7 @@ __all__ = [
     "allclose",
     "flatten",
     "global_norm",
+    "leaf_mask",
     "leaves",
     "leaves_with_paths",
     "map",
