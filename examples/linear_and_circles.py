@@ -2,12 +2,13 @@
 network on circles trained with minibatch SGD and per-epoch shuffling, printing the test
 score every epoch.
 
-Run: python examples/linear_and_circles.py [--quick]
+Run: python examples/linear_and_circles.py [--quick] [--plots DIR]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def single_neuron(quick: bool) -> float:
     return acc
 
 
-def circles(quick: bool) -> float:
+def circles(quick: bool, plots: str | None = None) -> float:
     X, y = fnn.datasets.make_circles(1000, noise=0.1, factor=0.5, rng=0)
     X_train, X_test, y_train, y_test = fnn.datasets.train_test_split(X, y, test_size=0.3, rng=0)
     net = fnn.init(fnn.mlp([2, 3, 2], hidden="tanh", output="softmax"), rng=0)
@@ -48,12 +49,22 @@ def circles(quick: bool) -> float:
             net, state, _ = fnn.train_step(net, state, Xb, yb)
         acc = fnn.metrics.accuracy(y_test, fnn.predict(net, X_test))
         print(f"circles (2, 3, 2): epoch {epoch:2d} test accuracy {acc:.3f}")
+    if plots is not None:
+        from fnn import plot
+
+        Path(plots).mkdir(parents=True, exist_ok=True)
+        plot.decision_boundary(net, X_test, y_test, path=Path(plots) / "circles_boundary.png")
+        print(f"circles: figure saved in {plots}")
     return acc
 
 
-def main(quick: bool = False) -> dict[str, float]:
-    return {"linear_accuracy": single_neuron(quick), "circles_accuracy": circles(quick)}
+def main(quick: bool = False, plots: str | None = None) -> dict[str, float]:
+    return {"linear_accuracy": single_neuron(quick), "circles_accuracy": circles(quick, plots)}
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    parser = argparse.ArgumentParser(description="a sigmoid neuron, and circles")
+    parser.add_argument("--quick", action="store_true", help="a few epochs")
+    parser.add_argument("--plots", default=None, help="save PNG figures in this folder")
+    args = parser.parse_args()
+    main(quick=args.quick, plots=args.plots)

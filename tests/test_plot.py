@@ -67,6 +67,19 @@ def test_examples_save_figures_when_asked(tmp_path: Path) -> None:
         timeout=300,
     )
     assert is_png(tmp_path / "moons_boundary.png") and is_png(tmp_path / "moons_curves.png")
+    subprocess.run(
+        [
+            sys.executable,
+            str(root / "examples" / "linear_and_circles.py"),
+            "--quick",
+            "--plots",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert is_png(tmp_path / "circles_boundary.png")
 
 
 def test_import_fnn_does_not_import_optional_dependencies() -> None:
