@@ -334,8 +334,8 @@ def forward(
     return _forward(params, Xa, train, gen)
 
 
-def _backward(params: Network, cache: NetworkCache, y: FloatArray, w: FloatArray | None) -> Network:
-    d = params.loss.grad(cache.logits, y, w)
+def _backprop(params: Network, cache: NetworkCache, d: FloatArray) -> Network:
+    """The layers' backward passes from ``d = dL/dlogits`` (n, n_outputs)."""
     grads: list[Layer] = []
     for layer, c in zip(reversed(params.layers), reversed(cache.layers), strict=True):
         g, d = layer.backward(c, d)
@@ -373,7 +373,7 @@ def backward(
     n, k = cache.logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)
-    return _backward(params, cache, ya, w)
+    return _backprop(params, cache, params.loss.grad(cache.logits, ya, w))
 
 
 def value_and_grad(
@@ -391,7 +391,8 @@ def value_and_grad(
     n, k = cache.logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)
-    return params.loss.value(cache.logits, ya, w), _backward(params, cache, ya, w)
+    value, d = params.loss.value_and_grad(cache.logits, ya, w)  # one pass for both
+    return value, _backprop(params, cache, d)
 
 
 def loss(

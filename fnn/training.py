@@ -28,7 +28,7 @@ from fnn._validation import (
     check_X,
 )
 from fnn.datasets.preprocessing import split_indices
-from fnn.network import Network, _backward, _forward, _logits
+from fnn.network import Network, _backprop, _forward, _logits
 from fnn.optim import Optimizer, OptState
 from fnn.progress import Progress
 from fnn.schedules import ReduceOnPlateau
@@ -229,10 +229,10 @@ def train_step(
     if gen is None and params.has_dropout:
         raise ValueError("rng is required when the network has dropout")
     _, cache = _forward(params, Xa, True, gen)
-    value = params.loss.value(cache.logits, ya, w)
+    value, d = params.loss.value_and_grad(cache.logits, ya, w)  # one pass for both
     if not math.isfinite(value):
         raise FloatingPointError(f"non-finite loss {value}")
-    grads = _backward(params, cache, ya, w)
+    grads = _backprop(params, cache, d)
     new_params, new_state = opt_state.optimizer.update(params, grads, opt_state)
     return new_params, new_state, value
 
