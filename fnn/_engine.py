@@ -45,6 +45,13 @@ def _reopen(x: Any) -> Any:
     return x
 
 
+def _freeze(x: Any) -> Any:
+    """Make an array this engine owns read-only (no copy)."""
+    if isinstance(x, np.ndarray):
+        x.flags.writeable = False
+    return x
+
+
 def _readonly_copy(x: Any) -> Any:
     if not isinstance(x, np.ndarray):
         return x
@@ -170,6 +177,20 @@ class Engine:
             step=self.step_count,
             lr_scale=self.lr_scale,
             states=tuple(tree.map(_readonly_copy, s) for s in self.states),
+            trainable=self.trainable,
+            optimizer=self.optimizer,
+        )
+
+    def release_state(self) -> OptState:
+        """The current optimizer state as read-only values, without a copy: no step may
+        follow (the parameters can still be read and released)."""
+        self.chunks = []
+        states = self.states
+        self.states = []
+        return OptState(
+            step=self.step_count,
+            lr_scale=self.lr_scale,
+            states=tuple(tree.map(_freeze, s) for s in states),
             trainable=self.trainable,
             optimizer=self.optimizer,
         )

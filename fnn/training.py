@@ -642,7 +642,9 @@ def _run(
                 val_loss, val_metrics = _evaluate_arrays(
                     params, engine.logits, Xv, yv, None, yv_raw, fns
                 )
-            state_now = engine.opt_state
+            # after the last epoch no step follows: the state is handed over, not copied
+            last = e == initial_epoch + epochs
+            state_now = engine.release_state() if last else engine.opt_state
             record = EpochRecord(
                 epoch=e,
                 train_loss=train_loss,

@@ -66,6 +66,21 @@ def test_fit_leaves_its_arguments_unchanged() -> None:
     assert np.array_equal(X, X0) and np.array_equal(y, y0)
 
 
+def test_fit_hands_over_a_read_only_state_that_a_resume_leaves_unchanged() -> None:
+    X, y = moons()
+    n1, h1 = fnn.fit(net(), fnn.adam(1e-2), X, y, epochs=2, rng=0, verbose=0)
+    assert h1.opt_state is not None
+    leaves = [x for s in h1.opt_state.states for x in tree.leaves(s)]
+    assert leaves and all(not x.flags.writeable for x in leaves)
+    with pytest.raises(ValueError, match="read-only"):
+        leaves[0][...] = 0
+    kept = [x.copy() for x in leaves]
+    n2, h2 = fnn.fit(n1, fnn.adam(1e-2), X, y, epochs=1, rng=0, opt_state=h1.opt_state, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(leaves, kept, strict=True))
+    assert h2.opt_state is not None and 2 * h2.opt_state.step == 3 * h1.opt_state.step
+    assert not tree.allclose(n1, n2)
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_one_full_batch_epoch_equals_train_step(dropout: float) -> None:
     X, y = moons(64)
