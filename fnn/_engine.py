@@ -121,6 +121,12 @@ class Engine:
         self.views_by_buffer = (self._views(params, 0), self._views(params, 1))
         # the first layer with parameters needs no input gradient
         self.first = next(i for i, v in enumerate(self.views) if v is not None) if self.fast else -1
+        # ReLU's floor per layer: a row of zeros for wide layers, where NumPy's
+        # maximum(z, row) runs 2-3x faster than maximum(z, 0); the scalar for narrow ones
+        self.zeros: list[Any] = [
+            np.zeros(v[1].shape, v[1].dtype) if v is not None and v[1].size >= 64 else 0
+            for v in self.views
+        ]
         # per batch size: a forward output buffer and an input-gradient buffer per layer
         self.buffers: dict[int, list[tuple[FloatArray, FloatArray] | None]] = {}
 
@@ -344,14 +350,16 @@ class Engine:
         h = X
         caches: list[Any] = []
         bufs = self._layer_buffers(X.shape[0])
-        for layer, v, buf in zip(self.template.layers, self.views, bufs, strict=True):
+        for layer, v, buf, zero in zip(
+            self.template.layers, self.views, bufs, self.zeros, strict=True
+        ):
             if v is not None and buf is not None:
                 assert isinstance(layer, Dense)
                 z = np.matmul(h, v[0], out=buf[0])
                 z += v[1]
                 act = layer.activation
                 if isinstance(act, ReLU):
-                    a = np.maximum(z, 0, out=z)  # in place: ReLU's vjp needs only a > 0
+                    a = np.maximum(z, zero, out=z)  # in place: ReLU's vjp needs only a > 0
                 elif isinstance(act, Identity):
                     a = z
                 else:
