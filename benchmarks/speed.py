@@ -13,8 +13,9 @@ Workloads (float32):
 For each it reports the median time per training step over repeats after a warm-up,
 samples per second, each peer's time as a multiple of fnn's, and (mnist-mlp, wide) the
 time of the step's matrix products alone (the floor) with fnn's step as a multiple of
-it. ``--mnist`` also times reaching 98% MNIST test accuracy with fnn and with
-scikit-learn's MLP. Ratios, not absolute times, are the result: machines are shared.
+it; likewise PyTorch's step against PyTorch's own products. ``--mnist`` also times
+reaching 98% MNIST test accuracy with fnn and with scikit-learn's MLP.
+Ratios, not absolute times, are the result: machines are shared.
 
 Run: python benchmarks/speed.py [--workloads tiny,mnist-mlp,wide] [--mnist] [--json F]
 """
@@ -220,6 +221,34 @@ def make_floor(w: dict[str, Any], X: np.ndarray) -> Runner:
     return run
 
 
+def make_torch_floor(w: dict[str, Any], X: np.ndarray) -> Runner | None:
+    """PyTorch's own matrix products for the step (as :func:`make_floor`), so PyTorch's
+    step can be set against its floor the way fnn's is."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    g = torch.Generator().manual_seed(0)
+    s, B = w["sizes"], w["batch"]
+    Ws = [torch.randn(a, b, generator=g) for a, b in itertools.pairwise(s)]
+    xb = torch.tensor(X[:B])
+
+    def run() -> None:
+        for _ in range(w["steps"]):
+            hs = [xb]
+            h = xb
+            for W in Ws:
+                h = h @ W
+                hs.append(h)
+            d = h
+            for i in range(len(Ws) - 1, -1, -1):
+                _ = hs[i].T @ d
+                if i > 0:
+                    d = d @ Ws[i].T
+
+    return run
+
+
 def mnist_time_to(target: float, data: str | None) -> dict[str, float | None]:
     """Wall time until the MNIST test accuracy first reaches ``target``, evaluated after
     each epoch, for fnn (the example's network) and scikit-learn's MLP (same sizes,
@@ -297,6 +326,7 @@ def main() -> None:
         }
         if name != "tiny":
             runners["matmul_floor"] = make_floor(w, X)
+            runners["torch_floor"] = make_torch_floor(w, X)
         medians = interleaved_medians(
             {k: v for k, v in runners.items() if v is not None}, w["repeats"]
         )
@@ -314,6 +344,9 @@ def main() -> None:
         if r.get("matmul_floor"):
             floor = r["matmul_floor"]
             print(f"{name:10} {'floor':8} {floor * 1e6:10.1f} {'':11} fnn/floor {f / floor:.3f}")
+        tf, tt = r.get("torch_floor"), r.get("torch")
+        if tf and tt:
+            print(f"{name:10} {'tfloor':8} {tf * 1e6:10.1f} {'':11} torch/its floor {tt / tf:.3f}")
     if args.mnist:
         m = mnist_time_to(0.98, args.data)
         results["mnist_time_to_98"] = m
