@@ -197,33 +197,35 @@ def make_torch(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner | None
     return run
 
 
+def _products(Ws: list[Any], xb: Any, steps: int) -> None:
+    """``steps`` times the step's matrix products alone: X @ W forward, x^T dz and
+    dz W^T backward (no input gradient for the first layer). NumPy arrays or PyTorch
+    tensors alike."""
+    for _ in range(steps):
+        hs = [xb]
+        h = xb
+        for W in Ws:
+            h = h @ W
+            hs.append(h)
+        d = h
+        for i in range(len(Ws) - 1, -1, -1):
+            _ = hs[i].T @ d
+            if i > 0:
+                d = d @ Ws[i].T
+
+
 def make_floor(w: dict[str, Any], X: np.ndarray) -> Runner:
-    """The step's matrix products alone: X @ W forward, x^T dz and dz W^T backward
-    (no input gradient for the first layer)."""
+    """The step's matrix products alone, with NumPy (fnn's floor)."""
     rng = np.random.default_rng(0)
     s, B = w["sizes"], w["batch"]
     Ws = [rng.standard_normal((a, b)).astype(np.float32) for a, b in itertools.pairwise(s)]
     xb = X[:B]
-
-    def run() -> None:
-        for _ in range(w["steps"]):
-            hs = [xb]
-            h = xb
-            for W in Ws:
-                h = h @ W
-                hs.append(h)
-            d = h
-            for i in range(len(Ws) - 1, -1, -1):
-                _ = hs[i].T @ d
-                if i > 0:
-                    d = d @ Ws[i].T
-
-    return run
+    return lambda: _products(Ws, xb, w["steps"])
 
 
 def make_torch_floor(w: dict[str, Any], X: np.ndarray) -> Runner | None:
-    """PyTorch's own matrix products for the step (as :func:`make_floor`), so PyTorch's
-    step can be set against its floor the way fnn's is."""
+    """The same products with PyTorch, so PyTorch's step can be set against its floor
+    the way fnn's is."""
     try:
         import torch
     except ImportError:
@@ -232,21 +234,7 @@ def make_torch_floor(w: dict[str, Any], X: np.ndarray) -> Runner | None:
     s, B = w["sizes"], w["batch"]
     Ws = [torch.randn(a, b, generator=g) for a, b in itertools.pairwise(s)]
     xb = torch.tensor(X[:B])
-
-    def run() -> None:
-        for _ in range(w["steps"]):
-            hs = [xb]
-            h = xb
-            for W in Ws:
-                h = h @ W
-                hs.append(h)
-            d = h
-            for i in range(len(Ws) - 1, -1, -1):
-                _ = hs[i].T @ d
-                if i > 0:
-                    d = d @ Ws[i].T
-
-    return run
+    return lambda: _products(Ws, xb, w["steps"])
 
 
 def mnist_time_to(target: float, data: str | None) -> dict[str, float | None]:

@@ -23,7 +23,7 @@ from fnn.layers.base import LayerCache
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
 from fnn.network import Network
-from fnn.optim import Context, InPlace, Optimizer, OptState
+from fnn.optim import Context, InPlace, Optimizer, OptState, _frozen_array, _writable_copy
 
 CHUNK_BYTES = 1 << 20
 """Bytes per array in one optimizer chunk: the best of 256 KiB to 16 MiB measured on a
@@ -34,21 +34,10 @@ def _slice(x: Any, lo: int, hi: int) -> Any:
     return x[lo:hi] if isinstance(x, np.ndarray) and x.ndim == 1 else x
 
 
-def _writable(x: Any) -> Any:
-    return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
-
-
 def _reopen(x: Any) -> Any:
     """Make an array this engine owns writable again (no copy)."""
     if isinstance(x, np.ndarray) and not x.flags.writeable:
         x.flags.writeable = True
-    return x
-
-
-def _freeze(x: Any) -> Any:
-    """Make an array this engine owns read-only (no copy)."""
-    if isinstance(x, np.ndarray):
-        x.flags.writeable = False
     return x
 
 
@@ -98,7 +87,7 @@ class Engine:
         # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
         self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms
-        private = _reopen if own_state else _writable
+        private = _reopen if own_state else _writable_copy
         self.states: list[Any] = [
             tree.map(private, s) if isinstance(t, InPlace) else s
             for t, s in zip(optimizer.transforms, opt_state.states, strict=True)
@@ -130,8 +119,7 @@ class Engine:
         # per batch size: a forward output buffer and an input-gradient buffer per layer
         # and a column of ones. Products go through np.dot, which costs a microsecond
         # less per call than np.matmul on small arrays (the same BLAS call on large ones).
-        self.buffers: dict[int, list[tuple[FloatArray, FloatArray] | None]] = {}
-        self.ones: dict[int, FloatArray] = {}
+        self.buffers: dict[int, tuple[FloatArray, list[tuple[FloatArray, FloatArray] | None]]] = {}
 
     @property
     def p(self) -> FloatArray:
@@ -178,29 +166,23 @@ class Engine:
     def close(self) -> None:
         """Release the buffers (the engine is not used after this)."""
         self.buffers.clear()
-        self.ones.clear()
 
     @property
     def opt_state(self) -> OptState:
         """A fresh, read-only snapshot of the optimizer state."""
-        return OptState(
-            step=self.step_count,
-            lr_scale=self.lr_scale,
-            states=tuple(tree.map(_readonly_copy, s) for s in self.states),
-            trainable=self.trainable,
-            optimizer=self.optimizer,
-        )
+        return self._state(self.states, _readonly_copy)
 
     def release_state(self) -> OptState:
         """The current optimizer state as read-only values, without a copy: no step may
         follow (the parameters can still be read and released)."""
-        self.chunks = []
-        states = self.states
-        self.states = []
+        states, self.states, self.chunks = self.states, [], []
+        return self._state(states, _frozen_array)
+
+    def _state(self, states: list[Any], leaf: Any) -> OptState:
         return OptState(
             step=self.step_count,
             lr_scale=self.lr_scale,
-            states=tuple(tree.map(_freeze, s) for s in states),
+            states=tuple(tree.map(leaf, s) for s in states),
             trainable=self.trainable,
             optimizer=self.optimizer,
         )
@@ -330,10 +312,14 @@ class Engine:
                 raise NonFinite("gradient or update")
             np.add(p_old, c.u, out=c.p[1 - cur])
 
-    def _layer_buffers(self, n: int) -> list[tuple[FloatArray, FloatArray] | None]:
-        bufs = self.buffers.get(n)
-        if bufs is None:
-            bufs = []
+    def _layer_buffers(
+        self, n: int
+    ) -> tuple[FloatArray, list[tuple[FloatArray, FloatArray] | None]]:
+        """For a batch of ``n`` rows: a column of ones (n,) and, per layer with
+        parameters, its output (n, n_out) and input-gradient (n, n_in) buffers."""
+        got = self.buffers.get(n)
+        if got is None:
+            bufs: list[tuple[FloatArray, FloatArray] | None] = []
             for v in self.views:
                 if v is None:
                     bufs.append(None)
@@ -342,8 +328,8 @@ class Engine:
                     bufs.append(
                         (np.empty((n, W.shape[1]), W.dtype), np.empty((n, W.shape[0]), W.dtype))
                     )
-            self.buffers[n] = bufs
-        return bufs
+            got = self.buffers[n] = (np.ones(n, self.p.dtype), bufs)
+        return got
 
     def _forward_fast(
         self,
@@ -353,7 +339,7 @@ class Engine:
     ) -> tuple[FloatArray, list[Any]]:
         h = X
         caches: list[Any] = []
-        bufs = self._layer_buffers(X.shape[0])
+        _, bufs = self._layer_buffers(X.shape[0])
         for layer, v, buf, zero in zip(
             self.template.layers, self.views, bufs, self.zeros, strict=True
         ):
@@ -388,11 +374,7 @@ class Engine:
         return h, caches
 
     def _backward_fast(self, caches: list[Any], d: FloatArray) -> None:
-        n = d.shape[0]
-        bufs = self._layer_buffers(n)
-        ones = self.ones.get(n)
-        if ones is None:
-            ones = self.ones[n] = np.ones(n, d.dtype)
+        ones, bufs = self._layer_buffers(d.shape[0])
         for i in range(len(self.views) - 1, -1, -1):
             v = self.views[i]
             c = caches[i]
