@@ -83,7 +83,8 @@ class Engine:
         p0 = np.array(tree.ravel(params), copy=True)
         self.pb: tuple[FloatArray, FloatArray] = (p0, np.empty_like(p0))
         self.cur = 0
-        self.g: FloatArray = np.zeros_like(p0)
+        # every step writes the whole gradient before it is read: no zero fill needed
+        self.g: FloatArray = np.empty_like(p0)
         # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
         self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms
