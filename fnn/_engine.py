@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from fnn import tree
+from fnn import _scratch, tree
 from fnn._types import FloatArray
 from fnn.activations import Identity, ReLU
 from fnn.layers.base import LayerCache
@@ -80,11 +80,15 @@ class Engine:
         # parameters into the other, and they swap only when the whole step succeeded.
         # So the update is fused into the optimizer's pass, and a failing step leaves
         # the last finite parameters untouched.
-        p0 = np.array(tree.ravel(params), copy=True)
-        self.pb: tuple[FloatArray, FloatArray] = (p0, np.empty_like(p0))
+        # The big private buffers come from the last fit's scratch when shapes match
+        # (fresh memory costs page faults, see fnn._scratch) and go back in close().
+        flat = tree.ravel(params)
+        p0 = _scratch.take(flat.shape, flat.dtype)
+        np.copyto(p0, flat)
+        self.pb: tuple[FloatArray, FloatArray] = (p0, _scratch.take(p0.shape, p0.dtype))
         self.cur = 0
         # every step writes the whole gradient before it is read: no zero fill needed
-        self.g: FloatArray = np.empty_like(p0)
+        self.g: FloatArray = _scratch.take(p0.shape, p0.dtype)
         # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
         self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms
@@ -164,8 +168,15 @@ class Engine:
             states=[tree.map(lambda a, lo=lo, hi=hi: _slice(a, lo, hi), st) for st in self.states],
         )
 
-    def close(self) -> None:
-        """Release the buffers (the engine is not used after this)."""
+    def close(self, *, keep_scratch: bool = False) -> None:
+        """Release the buffers; the engine is not used after this. ``keep_scratch``:
+        the fit ended normally, so no caller holds any of the private buffers (a
+        traceback's frames might): they are kept for the next fit (fnn._scratch)."""
+        if keep_scratch:
+            private = [b for b in (*self.pb, self.g) if b.size]  # not released params
+            for _, bufs in self.buffers.values():
+                private += [a for pair in bufs if pair is not None for a in pair]
+            _scratch.keep(private)
         self.buffers.clear()
 
     @property
@@ -196,7 +207,8 @@ class Engine:
         """The current parameters as a read-only network, without a copy: the engine
         must not be used afterwards."""
         p = self.p
-        self.pb = (p[:0], p[:0])
+        # the spare buffer stays (for close); the handed-over one is replaced by an empty view
+        self.pb = (p[:0], self.pb[1]) if self.cur == 0 else (self.pb[0], p[:0])
         return tree.unravel(self.template, p)
 
     def logits(self, X: FloatArray) -> FloatArray:
@@ -327,7 +339,10 @@ class Engine:
                 else:
                     W = v[0]
                     bufs.append(
-                        (np.empty((n, W.shape[1]), W.dtype), np.empty((n, W.shape[0]), W.dtype))
+                        (
+                            _scratch.take((n, W.shape[1]), W.dtype),
+                            _scratch.take((n, W.shape[0]), W.dtype),
+                        )
                     )
             got = self.buffers[n] = (np.ones(n, self.p.dtype), bufs)
         return got

@@ -576,6 +576,7 @@ def _run(
     # non-finite values are detected explicitly (TrainingDiverged), not by NumPy warnings
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
+    ended = False  # normally: then no caller holds the engine's private buffers
     try:
         n = len(Xa)
         steps = -(-n // batch_size)
@@ -681,12 +682,13 @@ def _run(
                 break
 
         history = attrs.evolve(history, stopped_early=stopped)
+        ended = True
         if early_stopping is not None and early_stopping.restore_best and best is not None:
             return best[2], history
         return engine.release_params(), history
     finally:
         errstate.__exit__(None, None, None)
-        engine.close()
+        engine.close(keep_scratch=ended)
 
 
 def _summary(r: EpochRecord) -> str:

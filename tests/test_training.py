@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import tree
+from fnn import _scratch, tree
 from fnn.layers.base import LayerCache
 from fnn.progress import Progress
 
@@ -79,6 +79,49 @@ def test_fit_hands_over_a_read_only_state_that_a_resume_leaves_unchanged() -> No
     assert all(np.array_equal(a, b) for a, b in zip(leaves, kept, strict=True))
     assert h2.opt_state is not None and 2 * h2.opt_state.step == 3 * h1.opt_state.step
     assert not tree.allclose(n1, n2)
+
+
+def test_a_fit_reusing_the_last_fits_scratch_gives_the_same_result_and_spares_its_output() -> None:
+    X, y = moons()
+    _scratch.clear()
+    fresh, _ = fnn.fit(net(1), fnn.adam(1e-2), X, y, epochs=2, batch_size=48, rng=0, verbose=0)
+    first, _ = fnn.fit(net(), fnn.adam(1e-2), X, y, epochs=2, batch_size=48, rng=0, verbose=0)
+    before = [x.copy() for x in tree.leaves(first)]
+    assert _scratch._kept  # the first fit's private buffers were kept
+    again, _ = fnn.fit(net(1), fnn.adam(1e-2), X, y, epochs=2, batch_size=48, rng=0, verbose=0)
+    # same result as on fresh memory, and the earlier fit's output is untouched
+    assert tree.allclose(again, fresh, rtol=0, atol=0)
+    assert all(np.array_equal(a, b) for a, b in zip(tree.leaves(first), before, strict=True))
+    assert not any(np.shares_memory(a, b) for a in tree.leaves(first) for b in tree.leaves(again))
+
+
+def test_a_fit_that_raises_keeps_no_scratch() -> None:
+    X, y = moons()
+
+    def boom(history: fnn.History) -> bool:
+        raise RuntimeError("callback failed")
+
+    _scratch.clear()
+    with pytest.raises(RuntimeError, match="callback failed"):
+        fnn.fit(net(), fnn.adam(1e-2), X, y, epochs=2, callbacks=[boom], rng=0, verbose=0)
+    assert not _scratch._kept
+
+
+def test_scratch_keeps_only_the_last_fits_arrays_up_to_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _scratch.clear()
+    a, b = np.empty(10), np.empty(10)
+    _scratch.keep([a])
+    _scratch.keep([b])  # replaces what was kept
+    assert _scratch.take((10,), np.dtype(np.float64)) is b
+    assert _scratch.take((10,), np.dtype(np.float64)) is not a
+    monkeypatch.setattr(_scratch, "LIMIT_BYTES", 100)
+    c, d = np.empty(10), np.empty(10)  # 80 bytes each: only the first fits
+    _scratch.keep([c, d])
+    assert _scratch.take((10,), np.dtype(np.float64)) is c
+    assert _scratch.take((10,), np.dtype(np.float64)) is not d
+    _scratch.clear()
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
