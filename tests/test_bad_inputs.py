@@ -30,6 +30,7 @@ X3 = np.ones((5, 3))
         (np.array([[1.0, np.nan, 0.0]]), ValueError, "Input X contains NaN"),
         (np.array([[1.0, np.inf, 0.0]]), ValueError, "Input X contains infinity"),
         (np.array([[1.0, -np.inf, 0.0]]), ValueError, "Input X contains infinity"),
+        (np.array([[1.0, 0.0, 0.0], [0, np.nan, 0]], np.float32), ValueError, "contains NaN"),
         (
             np.zeros((0, 3)),
             ValueError,
@@ -223,3 +224,12 @@ def test_sample_weight_errors(net: fnn.Network) -> None:
         fnn.backward(net, cache, np.zeros(5), sample_weight=np.ones(4))
     with pytest.raises(ValueError, match="sample_weight must be >= 0"):
         fnn.backward(net, cache, np.zeros(5), sample_weight=-np.ones(5))
+
+
+def test_finite_X_whose_sums_overflow_is_accepted() -> None:
+    # the fast finiteness check sums rows; an overflowing sum of finite values must
+    # fall back to the exact check, not reject the input
+    from fnn._validation import check_2d
+
+    big = np.full((4, 3), 3e38, np.float32)
+    assert check_2d(big, name="X", dtype=np.dtype(np.float32)) is big
