@@ -52,18 +52,13 @@ def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
     dist = fnn.load(out)
     # the serial run: rank 0's initial network, the same batch of 25, seed and weights
     X, y, w = two_ranks.data()
-    arch = fnn.mlp([2, 16, 16, 3], output="softmax", dropout=0.2)
     net, h = fnn.fit(
-        fnn.init(arch, rng=7),
+        fnn.init(two_ranks.architecture(), rng=7),
         fnn.adamw(1e-2),
         X,
         y,
-        epochs=3,
-        batch_size=25,
-        rng=3,
         sample_weight=w,
-        metrics=["accuracy"],
-        verbose=0,
+        **two_ranks.TRAIN,
     )
     assert fnn.tree.allclose(dist.params, net, rtol=1e-9, atol=1e-12)
     assert dist.history is not None

@@ -54,32 +54,17 @@ def test_training_curves_and_decision_boundary(tmp_path: Path) -> None:
 
 def test_examples_save_figures_when_asked(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
-    subprocess.run(
-        [
-            sys.executable,
-            str(root / "examples" / "moons_mlp.py"),
-            "--quick",
-            "--plots",
-            str(tmp_path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    assert is_png(tmp_path / "moons_boundary.png") and is_png(tmp_path / "moons_curves.png")
-    subprocess.run(
-        [
-            sys.executable,
-            str(root / "examples" / "linear_and_circles.py"),
-            "--quick",
-            "--plots",
-            str(tmp_path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    assert is_png(tmp_path / "circles_boundary.png")
+    for script, figures in (
+        ("moons_mlp.py", ["moons_boundary.png", "moons_curves.png"]),
+        ("linear_and_circles.py", ["circles_boundary.png"]),
+    ):
+        subprocess.run(
+            [sys.executable, str(root / "examples" / script), "--quick", "--plots", str(tmp_path)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        assert all(is_png(tmp_path / f) for f in figures), script
 
 
 def test_import_fnn_does_not_import_optional_dependencies() -> None:

@@ -4,14 +4,21 @@ rank 0 saves, for comparison with the serial run in the test process."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 
 import fnn
 from fnn import distributed
 
-MODE = sys.argv[1]
-OUT = sys.argv[2]
+TRAIN: dict[str, Any] = {
+    "epochs": 3,
+    "batch_size": 25,  # on 2 ranks: shards of 13 and 12 rows (unequal)
+    "rng": 3,
+    "metrics": ["accuracy"],
+    "verbose": 0,
+}
+"""The data-parallel fit's settings, which the serial run in the test repeats."""
 
 
 def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -20,30 +27,22 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return X, y, w
 
 
+def architecture() -> fnn.Architecture:
+    return fnn.mlp([2, 16, 16, 3], output="softmax", dropout=0.2)
+
+
 def network() -> fnn.Network:
-    arch = fnn.mlp([2, 16, 16, 3], output="softmax", dropout=0.2)
-    return fnn.init(arch, rng=distributed.rank() + 7)  # differs per rank: rank 0's wins
+    return fnn.init(architecture(), rng=distributed.rank() + 7)  # per rank: rank 0's wins
 
 
 def main() -> None:
+    mode, out = sys.argv[1], sys.argv[2]
     X, y, w = data()
-    if MODE == "train":
-        # batch 25 on 2 ranks: shards of 13 and 12 rows (unequal), last batch of 0 and 0
-        net, h = distributed.fit(
-            network(),
-            fnn.adamw(1e-2),
-            X,
-            y,
-            epochs=3,
-            batch_size=25,
-            rng=3,
-            sample_weight=w,
-            metrics=["accuracy"],
-            verbose=0,
-        )
-        distributed.save(OUT, net, opt_state=h.opt_state, history=h)
+    if mode == "train":
+        net, h = distributed.fit(network(), fnn.adamw(1e-2), X, y, sample_weight=w, **TRAIN)
+        distributed.save(out, net, opt_state=h.opt_state, history=h)
         assert fnn.tree.allclose(net, distributed.broadcast(net), rtol=0, atol=0)
-    elif MODE == "fail":
+    elif mode == "fail":
         # rank 1 gets bad data: every rank must stop with an error, none may hang
         if distributed.rank() == 1:
             X = X.copy()
@@ -54,7 +53,7 @@ def main() -> None:
             print(f"rank {distributed.rank()} stopped: {type(e).__name__}: {e}", flush=True)
             sys.exit(3)
         sys.exit(0)
-    elif MODE == "diverge":
+    elif mode == "diverge":
         reg = fnn.init(fnn.mlp([2, 16, 1]), rng=0)  # MSE: gradients grow without bound
         try:
             distributed.fit(reg, fnn.sgd(1e6), X, X[:, 0] * 1e3, epochs=50, rng=0, verbose=0)
