@@ -118,15 +118,45 @@ def check_2d(x: Any, *, name: str = "X", dtype: np.dtype[Any] | None = None) -> 
     return out
 
 
-def check_X(X: Any, *, n_features: int | None, dtype: np.dtype[Any]) -> FloatArray:
-    """:func:`check_2d` for a network's input, plus the feature count."""
-    a = check_2d(X, name="X", dtype=dtype)
-    if n_features is not None and a.shape[1] != n_features:
+def check_X(
+    X: Any,
+    *,
+    n_features: int | None = None,
+    dtype: np.dtype[Any],
+    input_shape: tuple[int, ...] | None = None,
+) -> FloatArray:
+    """A network's input as a finite float array of ``dtype``: (n_samples, n_features)
+    for dense networks, (n_samples, *input_shape) in general, with the messages of
+    :func:`check_2d` and the expected and received shape."""
+    if input_shape is not None and len(input_shape) == 1:
+        n_features, input_shape = input_shape[0], None
+    if input_shape is None:
+        a = check_2d(X, name="X", dtype=dtype)
+        if n_features is not None and a.shape[1] != n_features:
+            raise ValueError(
+                f"X has {a.shape[1]} features, but the network expects {n_features} "
+                f"features as input (X.shape={a.shape})."
+            )
+        return a
+    b = _to_numeric(X, "X")
+    want = (len(input_shape) + 1, (-1, *input_shape))
+    if b.ndim != want[0]:
         raise ValueError(
-            f"X has {a.shape[1]} features, but the network expects {n_features} "
-            f"features as input (X.shape={a.shape})."
+            f"Expected {want[0]}D array of shape (n_samples, {', '.join(map(str, input_shape))})"
+            f", got {b.ndim}D array with shape {b.shape} for X"
         )
-    return a
+    if b.shape[0] == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={b.shape}) while a minimum of 1 is required (X)."
+        )
+    if tuple(b.shape[1:]) != tuple(input_shape):
+        raise ValueError(
+            f"X has samples of shape {tuple(b.shape[1:])}, but the network expects "
+            f"{tuple(input_shape)} (X.shape={b.shape})."
+        )
+    out = b.astype(dtype, copy=False)
+    check_finite(out, "X")
+    return out
 
 
 def check_targets(y: Any, *, name: str = "y") -> np.ndarray[Any, Any]:

@@ -12,16 +12,19 @@ activations, softmax only as an output.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
 import numpy as np
 
-from fnn._registry import lookup
+from fnn._registry import Registry, lookup
 from fnn._types import FloatArray
 
 __all__ = [
+    "ACTIVATIONS",
     "ELU",
     "GELU",
     "Activation",
@@ -35,6 +38,7 @@ __all__ = [
     "get",
     "log_sigmoid",
     "log_softmax",
+    "register",
     "sigmoid",
     "softmax",
 ]
@@ -74,19 +78,81 @@ def softmax(z: FloatArray) -> FloatArray:
     return result
 
 
+def _takes_out(fn: Any) -> bool:
+    try:
+        return "out" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return False
+
+
+def _with_out_call(fn: Any) -> Any:
+    """Adapt ``__call__(self, z)`` (the earlier protocol) to ``__call__(self, z, out=None)``."""
+
+    @functools.wraps(fn)
+    def call(self: Any, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        a = fn(self, z)
+        if out is None:
+            return a  # type: ignore[no-any-return]
+        np.copyto(out, a)
+        return out
+
+    return call
+
+
+def _with_out_vjp(fn: Any) -> Any:
+    """Adapt ``vjp(self, z, a, da)`` (the earlier protocol) to take ``out=None``."""
+
+    @functools.wraps(fn)
+    def vjp(
+        self: Any, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
+        d = fn(self, z, a, da)
+        if out is None:
+            return d  # type: ignore[no-any-return]
+        np.copyto(out, d)
+        return out
+
+    return vjp
+
+
 @attrs.frozen
 class Activation:
-    """Base class: an elementwise function and its vector-Jacobian product."""
+    """Base class: an elementwise function and its vector-Jacobian product.
+
+    Subclasses implement ``__call__(z, out=None)`` and ``vjp(z, a, da, out=None)``: when
+    ``out`` is given (an array of ``z``'s shape and dtype) the result is written there and
+    returned, else a new array is returned (``vjp`` may return ``da`` itself when the
+    derivative is 1). Neither writes into its other arguments. Subclasses written to the
+    earlier protocol (no ``out``) are adapted when the class is defined.
+
+    ``in_place`` says that ``vjp`` gives the right result when ``z`` and ``a`` are the
+    same array (the output written over the pre-activation), as for functions whose
+    derivative can be read off the output. A subclass that overrides ``__call__`` or
+    ``vjp`` without setting it is taken not to allow that.
+    """
 
     name: ClassVar[str] = "activation"
+    in_place: ClassVar[bool] = False
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        """``f(z)``, same shape and dtype as ``z``."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if ("__call__" in own or "vjp" in own) and "in_place" not in own:
+            cls.in_place = False
+        if "__call__" in own and not _takes_out(own["__call__"]):
+            cls.__call__ = _with_out_call(own["__call__"])  # type: ignore[method-assign]
+        if "vjp" in own and not _takes_out(own["vjp"]):
+            cls.vjp = _with_out_vjp(own["vjp"])  # type: ignore[method-assign]
+
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        """``f(z)``, same shape and dtype as ``z`` (written into ``out`` if given)."""
         raise NotImplementedError
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
         """``da * f'(z)`` given the pre-activation ``z``, the output ``a = f(z)`` and the
-        upstream gradient ``da`` (all the same shape)."""
+        upstream gradient ``da`` (all the same shape); written into ``out`` if given."""
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
@@ -94,17 +160,45 @@ class Activation:
         return {"name": self.name, **attrs.asdict(self)}
 
 
+def _into(out: FloatArray | None, like: FloatArray) -> FloatArray:
+    return np.empty_like(like) if out is None else out
+
+
 @attrs.frozen
 class Identity(Activation):
     """``f(z) = z``."""
 
     name: ClassVar[str] = "identity"
+    in_place: ClassVar[bool] = True
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        return z
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        if out is None or out is z:
+            return z
+        np.copyto(out, z)
+        return out
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
         return da
+
+
+_ZERO_ROWS: dict[tuple[int, np.dtype[Any]], FloatArray] = {}
+
+
+def _zero_row(z: FloatArray) -> Any:
+    """A read-only row of zeros as wide as ``z``'s last axis: NumPy 2.4's
+    ``maximum(z, row)`` runs 2-3x faster than ``maximum(z, 0)`` on wide arrays."""
+    if z.ndim == 0 or z.shape[-1] < 64:
+        return z.dtype.type(0)
+    key = (z.shape[-1], z.dtype)
+    row = _ZERO_ROWS.get(key)
+    if row is None:
+        row = np.zeros(z.shape[-1], z.dtype)
+        row.flags.writeable = False
+        if len(_ZERO_ROWS) < 256:
+            _ZERO_ROWS[key] = row
+    return row
 
 
 @attrs.frozen
@@ -112,12 +206,17 @@ class ReLU(Activation):
     """``f(z) = max(z, 0)``; the derivative at 0 is taken as 0."""
 
     name: ClassVar[str] = "relu"
+    in_place: ClassVar[bool] = True
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        return np.maximum(z, 0)
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        r: FloatArray = np.maximum(z, _zero_row(z), out=_into(out, z))
+        return r
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
-        return da * (z > 0)
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
+        # f'(z) = [z > 0] = [a > 0]
+        return np.multiply(da, a > 0, out=_into(out, da))
 
 
 def _check_finite_nonneg(name: str) -> Any:
@@ -133,15 +232,27 @@ class LeakyReLU(Activation):
     """``f(z) = z`` for ``z > 0`` else ``negative_slope * z``."""
 
     name: ClassVar[str] = "leaky_relu"
+    in_place: ClassVar[bool] = True
     negative_slope: float = attrs.field(
         default=0.01, converter=float, validator=_check_finite_nonneg("negative_slope")
     )
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        return np.where(z > 0, z, z * self.negative_slope)
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        r = np.where(z > 0, z, z * self.negative_slope)
+        if out is None:
+            return r
+        np.copyto(out, r)
+        return out
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
-        return np.where(z > 0, da, da * self.negative_slope)
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
+        # z > 0 exactly where a > 0 (negative_slope >= 0)
+        r = np.where(a > 0, da, da * self.negative_slope)
+        if out is None:
+            return r
+        np.copyto(out, r)
+        return out
 
 
 @attrs.frozen
@@ -149,17 +260,28 @@ class ELU(Activation):
     """``f(z) = z`` for ``z > 0`` else ``alpha * (exp(z) - 1)``."""
 
     name: ClassVar[str] = "elu"
+    in_place: ClassVar[bool] = True
     alpha: float = attrs.field(
         default=1.0, converter=float, validator=_check_finite_nonneg("alpha")
     )
 
-    def __call__(self, z: FloatArray) -> FloatArray:
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         # expm1 of min(z, 0): the unused branch cannot overflow for large positive z.
-        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+        r = np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+        if out is None:
+            return r
+        np.copyto(out, r)
+        return out
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
-        # f'(z) = alpha * exp(z) = a + alpha for z <= 0
-        return np.where(z > 0, da, da * (a + self.alpha))
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
+        # f'(z) = alpha * exp(z) = a + alpha for z <= 0; z > 0 exactly where a > 0
+        r = np.where(a > 0, da, da * (a + self.alpha))
+        if out is None:
+            return r
+        np.copyto(out, r)
+        return out
 
 
 _GELU_C: Final = math.sqrt(2.0 / math.pi)
@@ -181,15 +303,22 @@ class GELU(Activation):
         zc = np.clip(z, -10, 10)
         return np.tanh(_GELU_C * (zc + 0.044715 * zc**3)), zc
 
-    def __call__(self, z: FloatArray) -> FloatArray:
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         t, _ = self._t(z)
-        return 0.5 * z * (1 + t)
+        r: FloatArray = np.multiply(0.5 * z, 1 + t, out=_into(out, z))
+        return r
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
         t, zc = self._t(z)
         # d/dz: 0.5 (1 + t) + 0.5 z (1 - t^2) c (1 + 3 * 0.044715 z^2); the second term is
         # exactly 0 where |z| > 10 (t = ±1), so using zc there is harmless.
-        return da * (0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * _GELU_C * (1 + 0.134145 * zc * zc))
+        return np.multiply(
+            da,
+            0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * _GELU_C * (1 + 0.134145 * zc * zc),
+            out=_into(out, da),
+        )
 
 
 @attrs.frozen
@@ -197,12 +326,19 @@ class Sigmoid(Activation):
     """``f(z) = 1 / (1 + exp(-z))``, computed stably (see :func:`sigmoid`)."""
 
     name: ClassVar[str] = "sigmoid"
+    in_place: ClassVar[bool] = True
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        return sigmoid(z)
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        r = sigmoid(z)
+        if out is None:
+            return r
+        np.copyto(out, r)
+        return out
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
-        return da * a * (1 - a)
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
+        return np.multiply(da, a * (1 - a), out=_into(out, da))
 
 
 @attrs.frozen
@@ -210,12 +346,15 @@ class Tanh(Activation):
     """``f(z) = tanh(z)``."""
 
     name: ClassVar[str] = "tanh"
+    in_place: ClassVar[bool] = True
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        return np.tanh(z)
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        return np.tanh(z, out=_into(out, z))
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
-        return da * (1 - a * a)
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
+        return np.multiply(da, 1 - a * a, out=_into(out, da))
 
 
 @attrs.frozen
@@ -224,24 +363,29 @@ class Softplus(Activation):
 
     name: ClassVar[str] = "softplus"
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+    def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
+        return np.add(np.maximum(z, 0), np.log1p(np.exp(-np.abs(z))), out=_into(out, z))
 
-    def vjp(self, z: FloatArray, a: FloatArray, da: FloatArray) -> FloatArray:
-        return da * sigmoid(z)
+    def vjp(
+        self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
+    ) -> FloatArray:
+        return np.multiply(da, sigmoid(z), out=_into(out, da))
 
 
-_BY_NAME: Final[dict[str, type[Activation]]] = {
-    "identity": Identity,
-    "linear": Identity,
-    "relu": ReLU,
-    "leaky_relu": LeakyReLU,
-    "elu": ELU,
-    "gelu": GELU,
-    "sigmoid": Sigmoid,
-    "tanh": Tanh,
-    "softplus": Softplus,
-}
+ACTIVATIONS: Final[Registry[type[Activation]]] = Registry("activation")
+"""Activation kinds by name; :func:`register` adds one, :func:`get` looks names up."""
+
+
+def register(cls: type[Activation], name: str | None = None) -> type[Activation]:
+    """Register an :class:`Activation` subclass under ``name`` (default ``cls.name``), so
+    ``get`` and checkpoints find it. Usable as a class decorator."""
+    ACTIVATIONS.register(cls.name if name is None else name, cls)
+    return cls
+
+
+for _cls in (Identity, ReLU, LeakyReLU, ELU, GELU, Sigmoid, Tanh, Softplus):
+    register(_cls)
+register(Identity, "linear")
 
 
 def get(activation: Activation | str | dict[str, Any]) -> Activation:
@@ -255,4 +399,4 @@ def get(activation: Activation | str | dict[str, Any]) -> Activation:
             "softmax is an output activation: use output='softmax' (paired with "
             "softmax cross-entropy), not as a hidden activation"
         )
-    return lookup(activation, kind="activation", base=Activation, table=_BY_NAME)
+    return lookup(activation, kind="activation", base=Activation, table=ACTIVATIONS.as_table())

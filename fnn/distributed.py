@@ -1,14 +1,16 @@
 """Data-parallel training with MPI (extra ``mpi``: mpi4py and the MPICH runtime).
 
 Every rank holds the same data and the same seed. Each global batch of ``batch_size``
-rows is split into near-equal shards, one per rank; each rank computes the gradient of
-its shard's mean loss, and one ``Allreduce`` over a single contiguous buffer
-(``[gradient * shard weight, shard weight, loss * shard weight, failure flag]``) gives
-every rank the gradient of the global batch's mean loss, weighted by shard size (or
-sample weight) when shards are unequal. All ranks then take the same optimizer step,
-so N ranks with global batch B compute what one process with batch B computes, to
-float tolerance. The initial parameters (and a resumed optimizer state) are broadcast
-from rank 0; dropout masks are drawn for the whole global batch and sliced.
+rows is split into near-equal shards, one per rank; each rank runs the layers' own
+kernels (the code every other way of training runs) on its shard, with the loss
+gradient scaled by the shard's share of the global batch's weight, and one
+``Allreduce`` over a single contiguous buffer (``[gradient, loss share, failure
+flag]``) gives every rank the gradient of the global batch's mean loss. All ranks then
+take the same optimizer step, so N ranks with global batch B compute what one process
+with batch B computes, to float tolerance. The initial parameters (and a resumed
+optimizer state) are broadcast from rank 0; dropout masks are drawn for the whole
+global batch and sliced; batch-norm statistics are synchronised: the layers' sums are
+all-reduced in the forward and backward passes, so they are the global batch's.
 
 A rank that fails sets the failure flag of the next reduction (or of the check before
 training), so every rank raises instead of waiting forever. Only rank 0 prints
@@ -24,6 +26,7 @@ fight for the cores)::
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +38,6 @@ from fnn import tree
 from fnn._engine import Engine, NonFinite
 from fnn._types import ArrayLike, FloatArray, RNGLike
 from fnn._validation import as_generator
-from fnn.layers.dropout import Dropout
 from fnn.network import Network
 from fnn.optim import Optimizer, OptState
 from fnn.schedules import ReduceOnPlateau
@@ -126,6 +128,13 @@ class _MPIDistributor:
         lo = self.rank * base + min(self.rank, extra)
         return slice(lo, lo + base + (1 if self.rank < extra else 0))
 
+    def allreduce(self, a: FloatArray) -> FloatArray:
+        """``a`` summed over the ranks (a new array)."""
+        src = np.ascontiguousarray(a)
+        out = np.empty_like(src)
+        self.comm.Allreduce(src, out, op=self.MPI.SUM)
+        return out
+
     def step(
         self,
         engine: Engine,
@@ -137,53 +146,48 @@ class _MPIDistributor:
         n = X.shape[0]
         part = self._shard(n)
         P = engine.g.size
-        if self.buf is None or self.buf.size != P + 3:
-            self.buf = np.empty(P + 3, dtype=engine.g.dtype)
+        if self.buf is None or self.buf.size != P + 2:
+            self.buf = np.empty(P + 2, dtype=engine.g.dtype)
         buf = self.buf
         failure = 0.0
         error: BaseException | None = None
+        total_w = float(n if w is None else w.sum())
         local_w = float((part.stop - part.start) if w is None else w[part].sum())
+        share = local_w / total_w
         value = 0.0
         try:
-            if part.stop > part.start:
-                value = engine.gradient(
-                    X[part], y[part], None if w is None else w[part], rng, rows=(part, n)
-                )
-                np.multiply(engine.g, local_w, out=buf[:P])
-            else:
-                _skip_dropout_draws(engine, n, rng)
-                buf[:P] = 0
+            value = engine.gradient(
+                X[part],
+                y[part],
+                None if w is None or part.stop == part.start else w[part],
+                rng,
+                rows=(part, n),
+                allreduce=self.allreduce,
+                scale=share,
+                check=False,
+            )
+            if not math.isfinite(value):
+                raise NonFinite("loss")
+            buf[:P] = engine.g
+            if self.rank != 0:  # new running statistics are the same on every rank
+                engine.layout.zero_state(buf[:P])
         except NonFinite:
             failure = 1.0
         except Exception as e:
             failure = _OTHER_ERROR
             error = e
-        buf[P] = local_w
-        buf[P + 1] = value * local_w if failure == 0 else 0.0
-        buf[P + 2] = failure
+        buf[P] = value * share if failure == 0 else 0.0
+        buf[P + 1] = failure
         self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
-        if buf[P + 2] >= _OTHER_ERROR:
+        if buf[P + 1] >= _OTHER_ERROR:
             if error is not None:
                 raise error
             raise RuntimeError("another rank failed during this training step; all ranks stop")
-        if buf[P + 2] > 0:
+        if buf[P + 1] > 0:
             raise NonFinite("loss")
-        total_w = float(buf[P])
-        np.divide(buf[:P], total_w, out=engine.g)
+        engine.g[...] = buf[:P]
         engine.update()
-        return float(buf[P + 1]) / total_w
-
-
-def _skip_dropout_draws(engine: Engine, n: int, rng: np.random.Generator) -> None:
-    """Draw the global batch's dropout masks as the other ranks do, to keep the streams
-    of a rank with an empty shard in step with theirs."""
-    width = engine.template.n_features
-    for layer in engine.template.layers:
-        if isinstance(layer, Dropout):
-            if layer.rate > 0:
-                rng.random((n, width))
-        elif layer.n_out is not None:
-            width = layer.n_out
+        return float(buf[P])
 
 
 def fit(

@@ -32,12 +32,13 @@ from typing import Any, ClassVar, Final, Literal
 import attrs
 import numpy as np
 
-from fnn._registry import lookup
+from fnn._registry import Registry, lookup
 from fnn._types import ArrayLike, FloatArray
 from fnn._validation import check_consistent_length, check_sample_weight, check_targets
-from fnn.activations import log_softmax, sigmoid, softmax
+from fnn.activations import sigmoid, softmax
 
 __all__ = [
+    "LOSSES",
     "BinaryCrossEntropy",
     "Huber",
     "Loss",
@@ -51,6 +52,7 @@ __all__ = [
     "huber",
     "mean_absolute_error",
     "mean_squared_error",
+    "register",
     "softmax_cross_entropy",
 ]
 
@@ -65,12 +67,37 @@ OutputName = Literal["identity", "sigmoid", "softmax"]
 class Loss:
     """Base class: a loss on logits paired with an output activation.
 
-    Subclasses implement :meth:`targets` (validation), :meth:`per_sample` and
-    :meth:`per_sample_grad`; reductions and weights are handled here.
+    A loss's math lives in one method, :meth:`fused`: per-sample losses (n,) and their
+    gradients with respect to the logits (n, k), from logits (n, k) and targets
+    prepared by :meth:`targets`. Everything else — :meth:`value`, :meth:`grad`,
+    :meth:`value_and_grad` (what ``backward``, ``train_step`` and ``fit`` call), sample
+    weights and reductions — is derived from it here, so a subclass that overrides
+    ``fused`` changes the loss everywhere.
+
+    A subclass may instead implement :meth:`per_sample` and :meth:`per_sample_grad`
+    (the earlier protocol): ``fused`` is then made from them when the class is
+    defined, so an inherited fused pass never shadows them. It may also override
+    :meth:`link` (the output activation) and :meth:`targets` (validation). Register
+    it with :func:`register` so checkpoints of networks that use it load.
     """
 
     name: ClassVar[str] = "loss"
     output: ClassVar[OutputName] = "identity"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "fused" in own or not ("per_sample" in own or "per_sample_grad" in own):
+            return
+        parent_fused = cls.__mro__[1].fused  # type: ignore[attr-defined]
+        ps, pg = own.get("per_sample"), own.get("per_sample_grad")
+
+        def fused(self: Loss, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+            per = ps(self, logits, y) if ps is not None else parent_fused(self, logits, y)[0]
+            g = pg(self, logits, y) if pg is not None else parent_fused(self, logits, y)[1]
+            return per, g
+
+        cls.fused = fused  # type: ignore[method-assign]
 
     def link(self, logits: FloatArray) -> FloatArray:
         """The output activation: predictions (n, k) from logits (n, k)."""
@@ -83,13 +110,19 @@ class Loss:
         a = _match_shape(a, n, k)
         return a.astype(dtype, copy=False)
 
+    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Per-sample losses (n,) and their gradients ``d l_i / d z_i`` (n, k), from logits
+        (n, k) and prepared targets (n, k): the one place of a loss's math. The gradient
+        is a fresh array (callers scale it in place)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement fused()")
+
     def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
         """Per-sample losses (n,) from logits (n, k) and prepared targets (n, k)."""
-        raise NotImplementedError
+        return self.fused(logits, y)[0]
 
     def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
         """``d l_i / d z_i`` (n, k): the gradient of each sample's loss."""
-        raise NotImplementedError
+        return self.fused(logits, y)[1]
 
     def value(
         self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
@@ -101,23 +134,17 @@ class Loss:
         self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
     ) -> FloatArray:
         """``dL/dz`` (n, k) of the mean (weighted) loss."""
-        g = self.per_sample_grad(logits, y)
-        if sample_weight is None:
-            return g / g.dtype.type(g.shape[0])
-        w = sample_weight / sample_weight.sum()
-        result: FloatArray = g * w[:, None].astype(g.dtype, copy=False)
-        return result
-
-    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Per-sample losses (n,) and their gradients (n, k) together; subclasses share
-        the work between the two (the exponentials of the cross-entropies)."""
-        return self.per_sample(logits, y), self.per_sample_grad(logits, y)
+        return self.value_and_grad(logits, y, sample_weight)[1]
 
     def value_and_grad(
         self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
     ) -> tuple[float, FloatArray]:
-        """:meth:`value` and :meth:`grad` together, in one pass where the loss allows."""
+        """:meth:`value` and :meth:`grad` together, from one :meth:`fused` pass.
+
+        The gradient is a fresh array of the logits' shape and dtype."""
         per, g = self.fused(logits, y)
+        if g is logits or g is y or not g.flags.writeable:
+            g = np.array(g, copy=True)
         n = per.shape[0]
         if sample_weight is None:
             g /= g.dtype.type(n)  # g is a fresh array
@@ -162,13 +189,11 @@ class MeanSquaredError(Loss):
 
     name: ClassVar[str] = "mse"
 
-    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
+    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         d = logits - y
-        result: FloatArray = (d * d).mean(axis=1)
-        return result
-
-    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        return (logits - y) * logits.dtype.type(2.0 / logits.shape[1])
+        per: FloatArray = (d * d).mean(axis=1)
+        d *= logits.dtype.type(2.0 / logits.shape[1])  # d is a fresh array
+        return per, d
 
 
 @attrs.frozen
@@ -177,12 +202,10 @@ class MeanAbsoluteError(Loss):
 
     name: ClassVar[str] = "mae"
 
-    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        result: FloatArray = np.abs(logits - y).mean(axis=1)
-        return result
-
-    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        return np.sign(logits - y) * logits.dtype.type(1.0 / logits.shape[1])
+    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        d = logits - y
+        per: FloatArray = np.abs(d).mean(axis=1)
+        return per, np.sign(d) * logits.dtype.type(1.0 / logits.shape[1])
 
 
 def _check_delta(_inst: object, _attr: object, value: float) -> None:
@@ -198,17 +221,14 @@ class Huber(Loss):
     name: ClassVar[str] = "huber"
     delta: float = attrs.field(default=1.0, converter=float, validator=_check_delta)
 
-    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        d = np.abs(logits - y)
+    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        r = logits - y
+        d = np.abs(r)
         q = np.minimum(d, self.delta)
         # 0.5 q^2 + delta (d - q) equals both branches of the definition.
-        result: FloatArray = (0.5 * q * q + self.delta * (d - q)).mean(axis=1)
-        return result
-
-    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        return np.clip(logits - y, -self.delta, self.delta) * logits.dtype.type(
-            1.0 / logits.shape[1]
-        )
+        per: FloatArray = (0.5 * q * q + self.delta * (d - q)).mean(axis=1)
+        g = np.clip(r, -self.delta, self.delta) * logits.dtype.type(1.0 / logits.shape[1])
+        return per, g
 
 
 @attrs.frozen
@@ -229,14 +249,6 @@ class BinaryCrossEntropy(Loss):
             v = a[bad].flat[0]
             raise ValueError(f"label {v:g} out of range [0, 1] for binary cross-entropy")
         return a
-
-    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        z = logits
-        result: FloatArray = (np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))).mean(axis=1)
-        return result
-
-    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        return (sigmoid(logits) - y) * logits.dtype.type(1.0 / logits.shape[1])
 
     def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
         z = logits
@@ -289,12 +301,8 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError("class probabilities in y must lie in [0, 1]")
         return a.astype(dtype, copy=False)
 
-    def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        # -sum(y * log_softmax(z)) = logsumexp(z) - sum(y * z) for rows of y summing to 1.
-        result: FloatArray = -(y * log_softmax(logits)).sum(axis=1)
-        return result
-
     def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+        # -sum(y log_softmax(z)) = sum(y) logsumexp(z) - y.z; d/dz = sum(y) softmax(z) - y.
         # one exp(z - max) serves both log-softmax and softmax
         s = logits - logits.max(axis=1, keepdims=True)
         ex = np.exp(s)
@@ -304,12 +312,6 @@ class SoftmaxCrossEntropy(Loss):
         g *= np.add.reduce(y, axis=1, keepdims=True)
         g -= y
         return per, g
-
-    def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
-        # d/dz [sum(y) logsumexp(z) - y.z] = sum(y) softmax(z) - y
-        s = y.sum(axis=1, keepdims=True)
-        result: FloatArray = softmax(logits) * s - y
-        return result
 
 
 def _check_labels(a: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
@@ -329,15 +331,22 @@ def _check_labels(a: np.ndarray[Any, Any], k: int) -> np.ndarray[Any, Any]:
     return a
 
 
-_BY_NAME: Final[dict[str, type[Loss]]] = {
-    "mse": MeanSquaredError,
-    "mae": MeanAbsoluteError,
-    "huber": Huber,
-    "binary_cross_entropy": BinaryCrossEntropy,
-    "bce": BinaryCrossEntropy,
-    "cross_entropy": SoftmaxCrossEntropy,
-    "softmax_cross_entropy": SoftmaxCrossEntropy,
-}
+LOSSES: Final[Registry[type[Loss]]] = Registry("loss")
+"""Loss kinds by name; :func:`register` adds one, :func:`get` looks names up."""
+
+
+def register(cls: type[Loss], name: str | None = None) -> type[Loss]:
+    """Register a :class:`Loss` subclass under ``name`` (default ``cls.name``), so ``get``
+    and checkpoints of networks using it find it. Usable as a class decorator; give a
+    subclass its own ``name`` ClassVar first."""
+    LOSSES.register(cls.name if name is None else name, cls)
+    return cls
+
+
+for _cls in (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossEntropy, SoftmaxCrossEntropy):
+    register(_cls)
+register(BinaryCrossEntropy, "bce")
+register(SoftmaxCrossEntropy, "softmax_cross_entropy")
 
 DEFAULT_FOR_OUTPUT: Final[dict[str, type[Loss]]] = {
     "identity": MeanSquaredError,
@@ -348,7 +357,7 @@ DEFAULT_FOR_OUTPUT: Final[dict[str, type[Loss]]] = {
 
 def get(loss: Loss | str | dict[str, Any]) -> Loss:
     """Look up a loss by name or config dict; values are returned unchanged."""
-    return lookup(loss, kind="loss", base=Loss, table=_BY_NAME)
+    return lookup(loss, kind="loss", base=Loss, table=LOSSES.as_table())
 
 
 # --- functional forms --------------------------------------------------------------

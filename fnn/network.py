@@ -13,8 +13,9 @@ read-only views of one contiguous buffer (see :func:`fnn.tree.pack`).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import attrs
 import numpy as np
@@ -22,26 +23,52 @@ import numpy as np
 from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn import losses as _losses
+from fnn import tree
 from fnn._types import ArrayLike, FloatArray, RNGLike
 from fnn._validation import as_generator, check_sample_weight, check_X, float_dtype
 from fnn.layers import dense as _dense
-from fnn.layers.base import Layer, LayerCache
+from fnn.layers.activation import Activation
+from fnn.layers.base import (
+    FRESH,
+    Context,
+    Layer,
+    LayerCache,
+    Workspace,
+    backward_kernel,
+    forward_kernel,
+    input_shape_of,
+    output_shape_of,
+)
+from fnn.layers.batch_norm import BatchNorm
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
-from fnn.tree import STATIC_META, leaves_with_paths, pack
+from fnn.layout import Layout, describe_mismatch
+from fnn.tree import STATIC_META, leaves_with_paths
 
 __all__ = [
+    "ActivationSpec",
     "Architecture",
+    "BatchNormSpec",
     "DenseSpec",
     "DropoutSpec",
     "LayerSpec",
     "Network",
     "NetworkCache",
+    "backprop",
     "backward",
+    "backward_pass",
+    "check_cache",
+    "check_input",
+    "check_network",
+    "check_same_structure",
     "forward",
+    "forward_pass",
+    "from_flat",
     "init",
+    "logits_of",
     "loss",
     "mlp",
+    "pack",
     "predict",
     "value_and_grad",
 ]
@@ -54,22 +81,38 @@ class LayerSpec(Protocol):
     """A description of a layer that can draw its initial parameters."""
 
     def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any]) -> Layer:
-        """The layer with freshly drawn parameters of ``dtype``."""
+        """The layer with freshly drawn parameters of ``dtype``. Specs whose sizes come
+        from the input also take ``input_shape=`` (the per-sample input shape)."""
         ...
 
 
 @attrs.frozen
 class DenseSpec:
-    """A dense layer of ``n_in -> n_out`` units with its activation and initialiser."""
+    """A dense layer of ``n_in -> n_out`` units with its activation and initialiser
+    (``n_in`` None: taken from the input shape)."""
 
-    n_in: int
+    n_in: int | None
     n_out: int
     activation: _activations.Activation = attrs.field(converter=_activations.get)
     initializer: _initializers.Initializer = attrs.field(converter=_initializers.get)
 
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any]) -> Dense:
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Dense:
+        n_in = self.n_in
+        if n_in is None:
+            if input_shape is None or len(input_shape) != 1:
+                raise ValueError(
+                    f"a dense layer needs inputs of shape (n_features,), got {input_shape} "
+                    "(add a flatten layer first)"
+                )
+            n_in = input_shape[0]
         return _dense.init(
-            self.n_in,
+            n_in,
             self.n_out,
             rng=rng,
             activation=self.activation,
@@ -84,18 +127,89 @@ class DropoutSpec:
 
     rate: float
 
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any]) -> Dropout:
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Dropout:
         return Dropout(rate=self.rate)
+
+
+@attrs.frozen
+class BatchNormSpec:
+    """A batch-norm layer over the last axis (features or channels), sized from the
+    input: scale ones, shift zeros, running mean zeros, running variance ones."""
+
+    momentum: float = 0.1
+    eps: float = 1e-5
+    n_features: int | None = None
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> BatchNorm:
+        n = self.n_features if self.n_features is not None else None
+        if n is None:
+            if not input_shape:
+                raise ValueError("a batch-norm layer needs the input shape to size itself")
+            n = input_shape[-1]
+        return BatchNorm.create(n, momentum=self.momentum, eps=self.eps, dtype=dtype)
+
+
+@attrs.frozen
+class ActivationSpec:
+    """An activation as a layer of its own."""
+
+    activation: _activations.Activation = attrs.field(converter=_activations.get)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Activation:
+        return Activation(self.activation)
+
+
+def _takes_input_shape(spec: object) -> bool:
+    try:
+        return "input_shape" in inspect.signature(spec.init).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
 
 
 @attrs.frozen
 class Architecture:
     """What :func:`init` builds: layer descriptions, the loss (which fixes the output
-    activation) and the float dtype of the parameters."""
+    activation), the float dtype of the parameters and, where the layers do not fix it,
+    the per-sample input shape."""
 
     layers: tuple[LayerSpec, ...]
     loss: _losses.Loss
     dtype: np.dtype[Any] = attrs.field(converter=float_dtype)
+    input_shape: tuple[int, ...] | None = None
+
+    def build(self, rng: np.random.Generator) -> Network:
+        """A network with parameters drawn from ``rng`` (not yet packed)."""
+        shape = self.input_shape
+        layers: list[Layer] = []
+        for i, spec in enumerate(self.layers):
+            if _takes_input_shape(spec):
+                layer = spec.init(rng=rng, dtype=self.dtype, input_shape=shape)  # type: ignore[call-arg]
+            else:
+                layer = spec.init(rng=rng, dtype=self.dtype)
+            if shape is None:
+                shape = input_shape_of(layer)
+            if shape is not None:
+                shape = output_shape_of(layer, shape, f"layers.{i}")
+            layers.append(layer)
+        return Network(layers=layers, loss=self.loss, input_shape=self.input_shape)
 
 
 _RELU_LIKE = (_activations.ReLU, _activations.LeakyReLU, _activations.ELU, _activations.GELU)
@@ -131,6 +245,7 @@ def mlp(
     | None = None,
     output_initializer: _initializers.Initializer | str = "glorot_uniform",
     dropout: float | Sequence[float] = 0.0,
+    norm: Literal["batch"] | None = None,
     dtype: Any = np.float64,
 ) -> Architecture:
     """Describe a multilayer perceptron.
@@ -146,6 +261,10 @@ def mlp(
             normal for ReLU-like activations and Glorot uniform otherwise.
         output_initializer: the output layer's initialiser.
         dropout: dropout rate after each hidden layer, or one per hidden layer.
+        norm: None (the default) for ``Dense(activation)`` hidden blocks; ``"batch"``
+            builds each hidden block as ``Dense`` (identity) -> :class:`BatchNorm` ->
+            :class:`Activation` -> ``Dropout`` (when set), the order of the batch-norm
+            paper and of PyTorch models.
         dtype: float32 or float64.
 
     Returns:
@@ -175,10 +294,17 @@ def mlp(
     ]
     inits = _per_layer(initializer, n_hidden, "initializer", (str, _initializers.Initializer))
     rates = [float(r) for r in _per_layer(dropout, n_hidden, "dropout", (int, float))]
+    if norm not in (None, "batch"):
+        raise ValueError(f"norm must be None or 'batch', got {norm!r}")
     specs: list[LayerSpec] = []
     for i in range(n_hidden):
         ini = _default_initializer(acts[i]) if inits[i] is None else inits[i]
-        specs.append(DenseSpec(int(sizes[i]), int(sizes[i + 1]), acts[i], ini))
+        if norm == "batch":
+            specs.append(DenseSpec(int(sizes[i]), int(sizes[i + 1]), "identity", ini))
+            specs.append(BatchNormSpec())
+            specs.append(ActivationSpec(acts[i]))
+        else:
+            specs.append(DenseSpec(int(sizes[i]), int(sizes[i + 1]), acts[i], ini))
         if rates[i] != 0.0:
             Dropout(rate=rates[i])  # validates the rate now, when the object is built
             specs.append(DropoutSpec(rates[i]))
@@ -190,7 +316,24 @@ def mlp(
 
 
 def _to_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
+    if isinstance(layers, Architecture):
+        raise TypeError(
+            "layers must be a sequence of layers; to build from an Architecture "
+            "call fnn.init(arch, rng=...)"
+        )
     return tuple(layers)
+
+
+def _to_shape(shape: Any) -> tuple[int, ...] | None:
+    if shape is None:
+        return None
+    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
+        shape = (shape,)
+    out = tuple(shape)
+    for d in out:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
+            raise ValueError(f"input_shape must hold positive ints, got {shape!r}")
+    return tuple(int(d) for d in out)
 
 
 @attrs.frozen(eq=False)
@@ -200,62 +343,166 @@ class Network:
     Attributes:
         layers: the layers in order; the last produces the logits (n, n_outputs).
         loss: the loss, which fixes the output activation (static).
+        input_shape: the per-sample input shape (static): ``(n_features,)`` for dense
+            networks (inferred from the first dense layer when not given),
+            ``(height, width, channels)`` for images.
 
     Built by :func:`init`, or directly from arrays::
 
         Network(layers=[Dense(W=[[2, 4], [4, -5]], activation="relu"), Dense(W=[[2], [7]])],
                 loss="mse")
+
+    Non-trainable leaves (a batch-norm layer's running statistics) are leaves like the
+    parameters; in a gradient tree (from :func:`backward`) they hold the layer's *new*
+    state, which :func:`fnn.update` takes over, and optimizers never change them.
     """
 
     layers: tuple[Layer, ...] = attrs.field(converter=_to_layers)
     loss: _losses.Loss = attrs.field(converter=_losses.get, metadata=STATIC_META)
+    input_shape: tuple[int, ...] | None = attrs.field(
+        default=None, converter=_to_shape, metadata=STATIC_META
+    )
+    # cached: the flat layout, the contiguous buffer the leaves view (if any), the
+    # per-layer output shapes; not part of the tree
+    _layout: Layout | None = attrs.field(init=False, default=None, repr=False)
+    _flat: FloatArray | None = attrs.field(init=False, default=None, repr=False)
+    _shapes: tuple[tuple[int, ...], ...] | None = attrs.field(init=False, default=None, repr=False)
+    _first: int = attrs.field(init=False, default=0, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:
             raise ValueError("a network needs at least one layer")
-        width: int | None = None
         for i, layer in enumerate(self.layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layers.{i} is a {type(layer).__name__}, not an fnn layer")
-            if layer.n_in is not None:
-                if width is not None and layer.n_in != width:
-                    raise ValueError(
-                        f"layers.{i} expects {layer.n_in} inputs but the previous layer "
-                        f"gives {width} (layers.{i}.W has the wrong shape)"
-                    )
-                width = layer.n_out
-        if width is None:
+            if not isinstance(layer, Layer) or not attrs.has(type(layer)):
+                hint = (
+                    "; call fnn.init(arch, rng=...) to build a network from an Architecture"
+                    if isinstance(layer, Architecture)
+                    else ""
+                )
+                raise TypeError(
+                    f"layers.{i} is a {type(layer).__name__}, not an fnn layer (a frozen attrs "
+                    f"class with forward and backward){hint}"
+                )
+        shape = self.input_shape
+        if shape is None:
+            for layer in self.layers:
+                shape = input_shape_of(layer)
+                if shape is not None:
+                    break
+            if shape is None:
+                raise ValueError(
+                    "the network's input shape is not fixed by its layers: pass input_shape="
+                )
+            object.__setattr__(self, "input_shape", shape)
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            shape = output_shape_of(layer, shape, f"layers.{i}")
+            shapes.append(shape)
+        if len(shape) != 1:
+            raise ValueError(
+                f"the last layer gives outputs of shape {shape}; a network ends in logits of "
+                "shape (n_outputs,) (add a flatten or global pooling layer and a dense layer)"
+            )
+        object.__setattr__(self, "_shapes", tuple(shapes))
+        entries = leaves_with_paths(self)
+        if not entries:
             raise ValueError("a network needs at least one layer with parameters")
-        dtypes = {p: x.dtype for p, x in leaves_with_paths(self)}
-        first = next(iter(dtypes.values()))
-        for p, d in dtypes.items():
-            if d != first:
-                raise ValueError(f"'{p}' has dtype {d}, but the network's dtype is {first}")
+        first = next(i for i, layer in enumerate(self.layers) if leaves_with_paths(layer))
+        object.__setattr__(self, "_first", first)
+        dtype = entries[0][1].dtype
+        for p, x in entries:
+            if x.dtype != dtype:
+                raise ValueError(f"'{p}' has dtype {x.dtype}, but the network's dtype is {dtype}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # unpickled and deep-copied networks are rebuilt into a fresh read-only buffer
+        return (_restore, (tuple(self.layers), self.loss, self.input_shape))
+
+    @property
+    def layout(self) -> Layout:
+        """The flat layout of the network's leaves (computed once, then kept)."""
+        lay = self._layout
+        if lay is None:
+            lay = Layout(self)
+            object.__setattr__(self, "_layout", lay)
+        return lay
+
+    @property
+    def flat(self) -> FloatArray:
+        """All leaves as one read-only 1-D array, in :func:`fnn.tree.leaves` order: the
+        buffer the leaves view (no copy) for networks made by fnn, else a new array."""
+        f = self._flat
+        if f is None:
+            f = tree.ravel(self)
+            if not f.flags.writeable:
+                object.__setattr__(self, "_flat", f)
+            else:
+                f.flags.writeable = False
+        return f
+
+    def with_flat(self, flat: FloatArray) -> Network:
+        """A network of this structure whose leaves are views of ``flat`` (a fresh 1-D
+        array of ``layout.size`` elements, made read-only here and never written again)."""
+        return from_flat(self, flat)
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The per-sample output shape of each layer."""
+        s = self._shapes
+        assert s is not None
+        return s
 
     @property
     def n_features(self) -> int:
-        """Input features expected."""
-        for layer in self.layers:
-            if layer.n_in is not None:
-                return layer.n_in
-        raise AssertionError("unreachable: checked at construction")
+        """Input features expected: the size of one sample (``prod(input_shape)``)."""
+        shape = self.input_shape
+        assert shape is not None
+        return int(np.prod(shape))
 
     @property
     def n_outputs(self) -> int:
         """Output units (logits per sample)."""
-        for layer in reversed(self.layers):
-            if layer.n_out is not None:
-                return layer.n_out
-        raise AssertionError("unreachable: checked at construction")
+        return self.shapes[-1][0]
 
     @property
     def dtype(self) -> np.dtype[Any]:
         """The float dtype of every parameter."""
-        return leaves_with_paths(self)[0][1].dtype  # type: ignore[no-any-return]
+        return self.layout.dtype
 
     @property
     def has_dropout(self) -> bool:
-        return any(isinstance(layer, Dropout) and layer.rate > 0 for layer in self.layers)
+        """Whether training draws random numbers (dropout with a positive rate)."""
+        return any(getattr(layer, "needs_rng", False) for layer in self.layers)
+
+    @property
+    def has_state(self) -> bool:
+        """Whether the network has non-trainable leaves (running statistics)."""
+        return bool(self.layout.state_slices)
+
+
+def _restore(
+    layers: tuple[Layer, ...], loss: _losses.Loss, input_shape: tuple[int, ...] | None
+) -> Network:
+    return pack(Network(layers=layers, loss=loss, input_shape=input_shape))
+
+
+def from_flat(template: Network, flat: FloatArray, *, writable: bool = False) -> Network:
+    """A network of ``template``'s structure whose leaves are views of ``flat`` (1-D,
+    ``template.layout.size`` elements), built without re-validation. ``flat`` is made
+    read-only (the caller must not keep a writable alias) unless ``writable``, which is
+    for private buffers that training writes in place."""
+    lay = template.layout
+    net: Network = lay.build(flat, writable=writable)
+    object.__setattr__(net, "_layout", lay)
+    object.__setattr__(net, "_flat", None if writable else flat)
+    object.__setattr__(net, "_shapes", template._shapes)
+    object.__setattr__(net, "_first", template._first)
+    return net
+
+
+def pack(net: Network) -> Network:
+    """A copy of ``net`` whose leaves are read-only views of one new contiguous buffer."""
+    return from_flat(net, np.array(tree.ravel(net), copy=True))
 
 
 @attrs.frozen(eq=False)
@@ -266,18 +513,21 @@ class NetworkCache:
         layers: one cache per layer.
         logits: the last layer's output (n, n_outputs), before the output activation.
         out: the output activation of the logits (n, n_outputs).
+        network_key: the structure of the network that made it (static), so
+            :func:`backward` refuses a cache of another network.
     """
 
     layers: tuple[LayerCache, ...]
     logits: FloatArray
     out: FloatArray
+    network_key: Any = attrs.field(default=None, metadata=STATIC_META, repr=False)
 
 
 def init(architecture: Architecture, *, rng: RNGLike) -> Network:
     """Draw a network's initial parameters.
 
     Args:
-        architecture: from :func:`mlp`.
+        architecture: from :func:`mlp` or :func:`sequential`.
         rng: a ``np.random.Generator`` or an int seed; the same seed gives the same bits.
 
     Returns:
@@ -289,26 +539,95 @@ def init(architecture: Architecture, *, rng: RNGLike) -> Network:
             f"{type(architecture).__name__}"
         )
     gen = as_generator(rng)
-    layers = [spec.init(rng=gen, dtype=architecture.dtype) for spec in architecture.layers]
-    return pack(Network(layers=layers, loss=architecture.loss))
+    return pack(architecture.build(gen))
 
 
-def _check_network(params: object) -> Network:
-    if not isinstance(params, Network):
-        raise TypeError(f"params must be an fnn.Network, got {type(params).__name__}")
-    return params
+def check_network(params: object, name: str = "params") -> Network:
+    """``params`` if it is a :class:`Network`; TypeError telling the fix otherwise."""
+    if isinstance(params, Network):
+        return params
+    if isinstance(params, Architecture):
+        raise TypeError(
+            f"{name} must be an fnn.Network, got an Architecture: call "
+            "fnn.init(arch, rng=...) first to draw its parameters"
+        )
+    raise TypeError(f"{name} must be an fnn.Network, got {type(params).__name__}")
 
 
-def _forward(
-    params: Network, X: FloatArray, train: bool, rng: np.random.Generator | None
-) -> tuple[FloatArray, NetworkCache]:
-    caches: list[LayerCache] = []
+def check_input(params: Network, X: ArrayLike) -> FloatArray:
+    """``X`` validated for ``params`` (shape, finiteness) and in its dtype."""
+    shape = params.input_shape
+    assert shape is not None
+    return check_X(X, input_shape=shape, dtype=params.dtype)
+
+
+def check_same_structure(params: Network, other: Any, what: str) -> None:
+    """ValueError naming the first differing path unless ``other`` (gradients) has the
+    structure, shapes and dtypes of ``params``."""
+    if isinstance(other, Network):
+        if other._layout is params._layout and other._layout is not None:
+            return
+        if other.layout.key == params.layout.key:
+            return
+    raise ValueError(describe_mismatch(params, other, what))
+
+
+class Sealed(Workspace):
+    """The pure functions' workspace: fresh arrays, made read-only by :meth:`seal` once
+    the call is done (caches and gradients hand out read-only leaves)."""
+
+    def __init__(self) -> None:
+        self.made: list[FloatArray] = []
+
+    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+        a = np.empty(shape, dtype)
+        self.made.append(a)
+        return a
+
+    def seal(self) -> None:
+        for a in self.made:
+            a.flags.writeable = False
+
+
+def forward_pass(
+    params: Network, X: FloatArray, ctx: Context, workspaces: Sequence[Workspace]
+) -> tuple[FloatArray, tuple[LayerCache, ...]]:
+    """The layers' forward kernels in order on a validated batch: ``(logits, caches)``.
+    ``workspaces`` holds one workspace per layer (may repeat one)."""
+    caches = []
     h = X
-    for layer in params.layers:
-        h, c = layer.forward(h, train=train, rng=rng)
+    for layer, ws in zip(params.layers, workspaces, strict=True):
+        h, c = forward_kernel(layer)(h, ctx, ws)
         caches.append(c)
-    out = params.loss.link(h)
-    return out, NetworkCache(layers=tuple(caches), logits=h, out=out)
+    return h, tuple(caches)
+
+
+def backward_pass(
+    params: Network,
+    caches: Sequence[LayerCache],
+    d: FloatArray,
+    grads: Network,
+    ctx: Context,
+    workspaces: Sequence[Workspace],
+) -> None:
+    """The layers' backward kernels in reverse order from ``d = dL/dlogits``, writing
+    every leaf of ``grads`` (writable views of a flat buffer)."""
+    layers = params.layers
+    first = params._first  # no layer below it has leaves: it needs no input gradient
+    for i in range(len(layers) - 1, -1, -1):
+        out = backward_kernel(layers[i])(
+            caches[i], d, grads.layers[i], ctx, workspaces[i], i > first
+        )
+        if i > first:
+            assert out is not None
+            d = out
+
+
+def _rng_for(params: Network, train: bool, rng: RNGLike | None) -> np.random.Generator | None:
+    gen = None if rng is None else as_generator(rng)
+    if train and gen is None and params.has_dropout:
+        raise ValueError("rng is required when train=True and the network has dropout")
+    return gen
 
 
 def forward(
@@ -318,39 +637,63 @@ def forward(
 
     Args:
         params: the network.
-        X: inputs (n_samples, n_features); converted once to the network's dtype.
-        train: training mode (dropout active). Needs ``rng`` if the network has dropout.
+        X: inputs (n_samples, *input_shape), e.g. (n_samples, n_features); converted
+            once to the network's dtype.
+        train: training mode (dropout active, batch statistics used). Needs ``rng`` if
+            the network has dropout.
         rng: a Generator or int seed for dropout masks.
 
     Returns:
         ``(out, cache)``: ``out`` (n_samples, n_outputs) after the output activation
-        (probabilities for sigmoid/softmax outputs), and the cache for :func:`backward`.
+        (probabilities for sigmoid/softmax outputs), a fresh array the caller owns, and
+        the cache for :func:`backward` (read-only leaves).
     """
-    params = _check_network(params)
-    Xa = check_X(X, n_features=params.n_features, dtype=params.dtype)
-    gen = None if rng is None else as_generator(rng)
-    if train and gen is None and params.has_dropout:
-        raise ValueError("rng is required when train=True and the network has dropout")
-    return _forward(params, Xa, train, gen)
+    params = check_network(params)
+    Xa = check_input(params, X)
+    ctx = Context(train=train, rng=_rng_for(params, train, rng))
+    ws = Sealed()
+    logits, caches = forward_pass(params, Xa, ctx, [ws] * len(params.layers))
+    out = params.loss.link(logits)
+    if np.may_share_memory(out, logits):
+        out = out.copy()
+    kept = out.copy()
+    ws.seal()
+    kept.flags.writeable = False
+    return out, NetworkCache(layers=caches, logits=logits, out=kept, network_key=params.layout.key)
 
 
-def _backprop(params: Network, cache: NetworkCache, d: FloatArray) -> Network:
-    """The layers' backward passes from ``d = dL/dlogits`` (n, n_outputs)."""
-    grads: list[Layer] = []
-    for layer, c in zip(reversed(params.layers), reversed(cache.layers), strict=True):
-        g, d = layer.backward(c, d)
-        grads.append(g)
-    return Network(layers=tuple(reversed(grads)), loss=params.loss)
-
-
-def _check_cache(params: Network, cache: object) -> NetworkCache:
+def check_cache(params: Network, cache: object) -> NetworkCache:
+    """``cache`` if it comes from :func:`forward` of a network of ``params``' structure."""
     if not isinstance(cache, NetworkCache):
         raise TypeError(
             f"cache must be an fnn.NetworkCache from forward, got {type(cache).__name__}"
         )
-    if len(cache.layers) != len(params.layers) or cache.logits.shape[1] != params.n_outputs:
-        raise ValueError("cache does not come from a forward pass of this network")
+    key = params.layout.key
+    if cache.network_key is not key and cache.network_key != key:
+        raise ValueError(
+            "cache does not come from a forward pass of this network (another structure: "
+            f"{len(cache.layers)} layer caches, logits of shape {cache.logits.shape}; the "
+            f"network has {len(params.layers)} layers and {params.n_outputs} outputs)"
+        )
     return cache
+
+
+def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context) -> Network:
+    """Gradients as a fresh read-only :class:`Network` from ``d = dL/dlogits``."""
+    lay = params.layout
+    G = np.empty(lay.size, lay.dtype)
+    grads, views = lay.build_with_views(G)
+    ws = Sealed()
+    backward_pass(params, caches, d, grads, ctx, [ws] * len(params.layers))
+    G.flags.writeable = False
+    for v in views:
+        v.flags.writeable = False
+    ws.seal()
+    object.__setattr__(grads, "_layout", lay)
+    object.__setattr__(grads, "_flat", G)
+    object.__setattr__(grads, "_shapes", params._shapes)
+    object.__setattr__(grads, "_first", params._first)
+    return grads  # type: ignore[no-any-return]
 
 
 def backward(
@@ -366,14 +709,17 @@ def backward(
         sample_weight: optional non-negative weights (n,); the loss is their weighted mean.
 
     Returns:
-        A :class:`Network` of the same structure whose arrays are the gradients.
+        A :class:`Network` of the same structure whose arrays are the gradients; its
+        non-trainable leaves hold the layers' new state (updated running statistics
+        after a training-mode forward), which :func:`fnn.update` takes over.
     """
-    params = _check_network(params)
-    cache = _check_cache(params, cache)
+    params = check_network(params)
+    cache = check_cache(params, cache)
     n, k = cache.logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)
-    return _backprop(params, cache, params.loss.grad(cache.logits, ya, w))
+    _, d = params.loss.value_and_grad(cache.logits, ya, w)
+    return backprop(params, cache.layers, d, Context(train=True))
 
 
 def value_and_grad(
@@ -386,38 +732,48 @@ def value_and_grad(
     rng: RNGLike | None = None,
 ) -> tuple[float, Network]:
     """``(loss, grads)`` for a batch: :func:`forward` then :func:`backward`."""
-    params = _check_network(params)
-    _, cache = forward(params, X, train=train, rng=rng)
-    n, k = cache.logits.shape
+    params = check_network(params)
+    Xa = check_input(params, X)
+    ctx = Context(train=train, rng=_rng_for(params, train, rng))
+    ws = Sealed()
+    logits, caches = forward_pass(params, Xa, ctx, [ws] * len(params.layers))
+    n, k = logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)
-    value, d = params.loss.value_and_grad(cache.logits, ya, w)  # one pass for both
-    return value, _backprop(params, cache, d)
+    value, d = params.loss.value_and_grad(logits, ya, w)  # one pass for both
+    return value, backprop(params, caches, d, ctx)
 
 
 def loss(
     params: Network, X: ArrayLike, y: ArrayLike, *, sample_weight: ArrayLike | None = None
 ) -> float:
     """The network's mean loss on ``(X, y)`` at inference (no dropout), a float."""
-    params = _check_network(params)
-    Xa = check_X(X, n_features=params.n_features, dtype=params.dtype)
-    logits = _logits(params, Xa)
+    params = check_network(params)
+    Xa = check_input(params, X)
+    logits = logits_of(params, Xa)
     n, k = logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)
     return params.loss.value(logits, ya, w)
 
 
-def _logits(params: Network, X: FloatArray) -> FloatArray:
-    h = X
-    for layer in params.layers:
-        h, _ = layer.forward(h, train=False, rng=None)
-    return h
+_INFERENCE = Context()
+
+
+def logits_of(params: Network, X: FloatArray) -> FloatArray:
+    """Inference logits (n, n_outputs) of a validated batch (no dropout, running
+    statistics), on fresh arrays."""
+    logits, _ = forward_pass(params, X, _INFERENCE, [FRESH] * len(params.layers))
+    return logits
 
 
 def predict(params: Network, X: ArrayLike) -> FloatArray:
     """Inference: the output (n_samples, n_outputs) after the output activation, with
-    dropout off and no cache kept."""
-    params = _check_network(params)
-    Xa = check_X(X, n_features=params.n_features, dtype=params.dtype)
-    return params.loss.link(_logits(params, Xa))
+    dropout off and no cache kept; a fresh array the caller owns."""
+    params = check_network(params)
+    Xa = check_input(params, X)
+    logits = logits_of(params, Xa)
+    out = params.loss.link(logits)
+    if np.may_share_memory(out, Xa):
+        out = out.copy()
+    return out

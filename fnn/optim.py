@@ -26,6 +26,7 @@ import numpy as np
 
 from fnn import schedules, tree
 from fnn._types import BoolArray, FloatArray
+from fnn.layout import Layout, describe_mismatch
 from fnn.schedules import LearningRate, check_learning_rate, value_at
 
 __all__ = [
@@ -51,13 +52,17 @@ __all__ = [
     "adamw",
     "add_decayed_weights",
     "chain",
+    "check_state_fits",
     "clip_by_global_norm",
     "freeze",
+    "frozen_array",
+    "map_record",
     "resolve_mask",
     "rmsprop",
     "sgd",
     "update",
     "weights_only",
+    "writable_copy",
 ]
 
 P = TypeVar("P")
@@ -124,14 +129,44 @@ def _lr(learning_rate: LearningRate, ctx: Context) -> float:
     return value_at(learning_rate, ctx.step - 1) * ctx.lr_scale
 
 
-def _frozen_array(x: Any) -> Any:
+def frozen_array(x: Any) -> Any:
+    """``x`` made read-only when it is an array (in place; for arrays fnn owns)."""
     if isinstance(x, np.ndarray):
         x.flags.writeable = False
     return x
 
 
-def _writable_copy(x: Any) -> Any:
+def writable_copy(x: Any) -> Any:
+    """A private writable copy of an array leaf; other leaves unchanged."""
     return np.array(x, copy=True) if isinstance(x, np.ndarray) else x
+
+
+def map_record(fn: Callable[[Any], Any], node: Any) -> Any:
+    """``fn`` on every array of an optimizer-state record (None, arrays, tuples, lists
+    and attrs records of them), rebuilt without re-validation: the fast
+    :func:`fnn.tree.map` for the small records transforms keep."""
+    if node is None:
+        return None
+    if isinstance(node, np.ndarray):
+        return fn(node)
+    if isinstance(node, tuple | list):
+        return type(node)(map_record(fn, c) for c in node)
+    if attrs.has(type(node)):
+        obj = object.__new__(type(node))
+        for f in attrs.fields(type(node)):
+            v = getattr(node, f.name)
+            object.__setattr__(
+                obj, f.name, v if f.metadata.get(tree.STATIC, False) else map_record(fn, v)
+            )
+        return obj
+    return node
+
+
+def _sealed(x: Any) -> Any:
+    if not isinstance(x, np.ndarray):
+        return x
+    x.flags.writeable = False
+    return x.view()  # a view of a read-only owner: its flag cannot be set again
 
 
 class InPlace:
@@ -154,10 +189,10 @@ class InPlace:
     def update(
         self, u: FloatArray, state: Any, p: FloatArray, ctx: Context
     ) -> tuple[FloatArray, Any]:
-        st = tree.map(_writable_copy, state)
+        st = map_record(writable_copy, state)
         out = np.array(u, copy=True)
         self.apply(out, st, p, ctx)
-        return out, tree.map(_frozen_array, st)
+        return out, map_record(_sealed, st)
 
 
 def _check_range(name: str, lo: float, hi: float, *, hi_open: bool = True) -> Any:
@@ -230,7 +265,7 @@ class SGD(InPlace):
 
     def init(self, params: Any, flat: FloatArray) -> SGDState:
         return SGDState(
-            momentum_buffer=_frozen_array(np.zeros_like(flat)) if self.momentum else None
+            momentum_buffer=frozen_array(np.zeros_like(flat)) if self.momentum else None
         )
 
     def apply(self, u: FloatArray, state: SGDState, p: FloatArray, ctx: Context) -> None:
@@ -298,7 +333,7 @@ def _adam_apply(
 
 
 def _zeros_state(flat: FloatArray) -> AdamState:
-    return AdamState(mu=_frozen_array(np.zeros_like(flat)), nu=_frozen_array(np.zeros_like(flat)))
+    return AdamState(mu=frozen_array(np.zeros_like(flat)), nu=frozen_array(np.zeros_like(flat)))
 
 
 @attrs.frozen
@@ -408,7 +443,7 @@ class RMSprop(InPlace):
 
     def init(self, params: Any, flat: FloatArray) -> RMSpropState:
         def z() -> FloatArray:
-            return _frozen_array(np.zeros_like(flat))  # type: ignore[no-any-return]
+            return frozen_array(np.zeros_like(flat))  # type: ignore[no-any-return]
 
         return RMSpropState(
             square_avg=z(),
@@ -475,7 +510,7 @@ class Adagrad(InPlace):
     eps: float = attrs.field(default=1e-10, validator=_check_positive("eps"))
 
     def init(self, params: Any, flat: FloatArray) -> AdagradState:
-        return AdagradState(sum=_frozen_array(np.full_like(flat, self.initial_accumulator_value)))
+        return AdagradState(sum=frozen_array(np.full_like(flat, self.initial_accumulator_value)))
 
     def apply(self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: Context) -> None:
         tmp = ctx.scratch
@@ -566,6 +601,22 @@ class OptState:
     states: tuple[Any, ...]
     trainable: BoolArray | None
     optimizer: Optimizer = attrs.field(metadata=tree.STATIC_META)
+    params_key: Any = attrs.field(default=None, metadata=tree.STATIC_META, repr=False)
+    """The structure key of the parameters it was made for (see :mod:`fnn.layout`)."""
+
+    def advanced(self, step: int, states: tuple[Any, ...]) -> OptState:
+        """This state at ``step`` with new transform ``states`` (no re-validation)."""
+        new = object.__new__(OptState)
+        for name, v in (
+            ("step", step),
+            ("lr_scale", self.lr_scale),
+            ("states", states),
+            ("trainable", self.trainable),
+            ("optimizer", self.optimizer),
+            ("params_key", self.params_key),
+        ):
+            object.__setattr__(new, name, v)
+        return new
 
     @property
     def learning_rate(self) -> float:
@@ -602,12 +653,14 @@ class Optimizer:
         trainable = None
         if not all(mask.values()):
             trainable = tree.leaf_mask(params, lambda p: mask[p])
+        lay = getattr(params, "layout", None)
         return OptState(
             step=0,
             lr_scale=1.0,
             states=tuple(t.init(params, flat) for t in self.transforms),
             trainable=trainable,
             optimizer=self,
+            params_key=lay.key if isinstance(lay, Layout) else None,
         )
 
     def config(self) -> list[dict[str, Any]]:
@@ -627,8 +680,8 @@ class Optimizer:
         self, p: FloatArray, g: FloatArray, state: OptState
     ) -> tuple[FloatArray, OptState]:
         """The flat parameter change for gradient ``g`` at parameters ``p``, and the new
-        state; :meth:`update` on flat vectors. (``fnn.fit`` runs the transforms' in-place
-        kernels on its own buffers instead.)"""
+        state; :meth:`update` on flat vectors. The transforms' in-place kernels run on
+        private copies (``fnn.fit`` runs the same kernels on its own buffers)."""
         ctx = Context(step=state.step + 1, lr_scale=state.lr_scale, scratch=np.empty_like(p))
         u = g
         new_states = []
@@ -637,23 +690,86 @@ class Optimizer:
             new_states.append(s)
         if state.trainable is not None:
             u = np.where(state.trainable, u, u.dtype.type(0))
-        return u, attrs.evolve(state, step=ctx.step, states=tuple(new_states))
+        return u, state.advanced(ctx.step, tuple(new_states))
 
     def update(self, params: P, grads: P, state: OptState) -> tuple[P, OptState]:
         """New parameters and state after one step; ``params`` and ``state`` are unchanged.
 
-        ``grads`` has the type and structure of ``params``.
+        ``grads`` has the type and structure of ``params`` (checked: ValueError naming
+        the first differing path). Non-trainable leaves (running statistics) take the
+        values ``grads`` holds for them (the new state ``backward`` computed).
         """
         if not isinstance(state, OptState):
             raise TypeError(f"state must be an fnn.optim.OptState, got {type(state).__name__}")
+        lay = getattr(params, "layout", None)
+        if isinstance(lay, Layout):
+            new_params: P
+            new_params, new_state = self._update_flat(params, lay, grads, state)
+            return new_params, new_state
+        if not tree.same_structure(params, grads):
+            raise ValueError(describe_mismatch(params, grads, "grads"))
         p = tree.ravel(params)
         g = tree.ravel(grads)
         if p.shape != g.shape:
-            raise ValueError(f"grads have {g.size} elements but params have {p.size}")
+            raise ValueError(describe_mismatch(params, grads, "grads"))
+        check_state_fits(state, p)
         if g.dtype != p.dtype:
             g = g.astype(p.dtype)
         u, new_state = self.step_flat(p, g, state)
         return tree.unravel(params, p + u), new_state
+
+    def _update_flat(
+        self, params: Any, lay: Layout, grads: Any, state: OptState
+    ) -> tuple[Any, OptState]:
+        glay = getattr(grads, "layout", None)
+        if type(grads) is not type(params) or not (
+            glay is lay or (isinstance(glay, Layout) and glay.key == lay.key)
+        ):
+            raise ValueError(describe_mismatch(params, grads, "grads"))
+        p = params.flat
+        g = grads.flat
+        check_state_fits(state, p, lay.key)
+        if lay.state_slices:  # state leaves hold new statistics, not gradients
+            g = np.array(g, copy=True)
+            lay.zero_state(g)
+        u, new_state = self.step_flat(p, g, state)
+        new = np.add(p, u)
+        lay.take_state(new, grads.flat)
+        return params.with_flat(new), new_state
+
+
+def check_state_fits(state: OptState, p: FloatArray, params_key: Any = None) -> None:
+    """ValueError when the state was made for another network (``params_key``, the
+    parameters' layout key, given) or its flat arrays do not fit parameters ``p``."""
+    known = params_key is not None and state.params_key is not None
+    if known and state.params_key is not params_key and state.params_key != params_key:
+        raise ValueError(
+            "opt_state was made for another network: "
+            + _key_difference(state.params_key, params_key)
+        )
+    for i, st in enumerate(state.states):
+        for leaf in tree.leaves(st):
+            if isinstance(leaf, np.ndarray) and leaf.ndim == 1 and leaf.shape != p.shape:
+                raise ValueError(
+                    f"opt_state was made for parameters of {leaf.size} elements "
+                    f"(states.{i}), but these have {p.size}"
+                )
+            if isinstance(leaf, np.ndarray) and leaf.dtype.kind == "f" and leaf.dtype != p.dtype:
+                raise ValueError(
+                    f"opt_state has dtype {leaf.dtype} (states.{i}), but the parameters "
+                    f"have {p.dtype}"
+                )
+
+
+def _key_difference(made_for: Any, got: Any) -> str:
+    """Where two layout keys differ: the leaf shapes, else the structure."""
+    a, b = made_for[1], got[1]
+    if len(a) != len(b):
+        return f"it has {len(a)} leaves, the network has {len(b)}"
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x != y:
+            return f"leaf {i} is {x} in the state's network, {y} in this one"
+    return "the layer kinds or static hyper-parameters differ"
 
 
 _MASK_FIELDS = ("decay_mask", "mask")

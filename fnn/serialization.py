@@ -25,10 +25,9 @@ from typing import Any, Final
 import attrs
 import numpy as np
 
-from fnn import activations, losses, optim, schedules, tree
-from fnn.layers.dense import Dense
-from fnn.layers.dropout import Dropout
-from fnn.network import Network
+from fnn import losses, optim, schedules, tree
+from fnn.layers import base as _layers
+from fnn.network import Network, pack
 from fnn.training import EpochRecord, History
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "load", "register_layer", "save"]
@@ -37,21 +36,18 @@ FORMAT: Final = "fnn-checkpoint"
 FORMAT_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
 
-_LAYERS: dict[str, Callable[[dict[str, Any], dict[str, np.ndarray[Any, Any]]], Any]] = {}
-
 
 def register_layer(
     kind: str, build: Callable[[dict[str, Any], dict[str, np.ndarray[Any, Any]]], Any]
 ) -> None:
     """Teach :func:`load` a layer kind: ``build(config, arrays)`` returns the layer from its
-    ``config()`` dict and its arrays keyed by field name (e.g. ``{"W": ..., "b": ...}``)."""
-    _LAYERS[kind] = build
+    ``config()`` dict and its arrays keyed by field name (e.g. ``{"W": ..., "b": ...}``).
 
+    Same as :func:`fnn.layers.register_layer` without a class or an example (which the
+    shared property tests need); prefer that one for new layer kinds.
+    """
+    _layers.register_layer(kind, object, build=build)
 
-register_layer(
-    "dense", lambda cfg, a: Dense(W=a["W"], b=a["b"], activation=activations.get(cfg["activation"]))
-)
-register_layer("dropout", lambda cfg, a: Dropout(rate=float(cfg["rate"])))
 
 _TRANSFORMS: Final[dict[str, type[Any]]] = {
     cls.__name__: cls
@@ -164,6 +160,7 @@ def save(
         "dtype": str(params.dtype),
         "architecture": {
             "loss": params.loss.config(),
+            "input_shape": list(params.input_shape or ()),
             "layers": [layer.config() for layer in params.layers],
         },
     }
@@ -265,7 +262,7 @@ def _build_network(
     layers = []
     for i, cfg in enumerate(arch.get("layers", [])):
         kind = cfg.get("kind")
-        if kind not in _LAYERS:
+        if not isinstance(kind, str) or kind not in _layers.LAYERS:
             raise _bad(
                 path,
                 f"layers.{i} has unknown kind {kind!r} "
@@ -274,11 +271,16 @@ def _build_network(
         prefix = f"params/layers.{i}."
         own = {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
         try:
-            layers.append(_LAYERS[kind](cfg, own))
+            layers.append(_layers.LAYERS[kind].build(cfg, own))
         except (KeyError, ValueError, TypeError) as e:
             raise _bad(path, f"layers.{i} cannot be built from the file: {e}") from e
     try:
-        net = Network(layers=layers, loss=losses.get(arch.get("loss", {})))
+        shape = arch.get("input_shape")
+        net = Network(
+            layers=layers,
+            loss=losses.get(arch.get("loss", {})),
+            input_shape=None if shape is None else tuple(shape),
+        )
     except (ValueError, TypeError) as e:
         raise _bad(path, f"the network cannot be built from the file: {e}") from e
     expected = {f"params/{p}" for p in tree.flatten(net)}
@@ -287,7 +289,7 @@ def _build_network(
         raise _bad(
             path, f"parameter arrays do not match the architecture: {sorted(given ^ expected)}"
         )
-    return tree.pack(net)
+    return pack(net)
 
 
 def load(path: str | os.PathLike[str]) -> Checkpoint:

@@ -2,8 +2,9 @@
 ``fit`` and scikit-learn's MLP, ``evaluate``, and the immutable ``History``.
 
 ``fit`` validates its inputs once, then runs every step on private buffers (see
-:mod:`fnn._engine`); what it returns, and what callbacks and errors carry, are fresh,
-read-only values. Training that produces a non-finite loss, gradient norm or update
+:mod:`fnn._engine`) with the same kernels as ``train_step`` and the four pure
+functions; what it returns, and what callbacks and errors carry, are fresh, read-only
+values. Training that produces a non-finite loss, gradient norm or update
 stops at once with :class:`TrainingDiverged`, which carries the last finite parameters.
 """
 
@@ -25,11 +26,18 @@ from fnn._validation import (
     check_consistent_length,
     check_sample_weight,
     check_targets,
-    check_X,
 )
 from fnn.datasets.preprocessing import split_indices
-from fnn.network import Network, _backprop, _forward, _logits
-from fnn.optim import Optimizer, OptState
+from fnn.layers.base import FRESH, Context
+from fnn.network import (
+    Network,
+    backprop,
+    check_input,
+    check_network,
+    forward_pass,
+    logits_of,
+)
+from fnn.optim import Optimizer, OptState, check_state_fits
 from fnn.progress import Progress
 from fnn.schedules import ReduceOnPlateau
 
@@ -179,16 +187,10 @@ def _check_optimizer(optimizer: object) -> Optimizer:
     return optimizer
 
 
-def _check_net(params: object) -> Network:
-    if not isinstance(params, Network):
-        raise TypeError(f"params must be an fnn.Network, got {type(params).__name__}")
-    return params
-
-
 def _prepare(
     params: Network, X: Any, y: Any, sample_weight: Any, *, xname: str = "X"
 ) -> tuple[FloatArray, FloatArray, FloatArray | None, np.ndarray[Any, Any]]:
-    Xa = check_X(X, n_features=params.n_features, dtype=params.dtype)
+    Xa = check_input(params, X)
     y_raw = check_targets(y)
     check_consistent_length(X=Xa, y=y_raw)
     ya = params.loss.targets(y_raw, Xa.shape[0], params.n_outputs, params.dtype)
@@ -221,18 +223,20 @@ def train_step(
     Raises:
         FloatingPointError: the loss or the gradient is not finite (nothing is updated).
     """
-    params = _check_net(params)
+    params = check_network(params)
     if not isinstance(opt_state, OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
     Xa, ya, w, _ = _prepare(params, X, y, sample_weight)
     gen = None if rng is None else as_generator(rng)
     if gen is None and params.has_dropout:
         raise ValueError("rng is required when the network has dropout")
-    _, cache = _forward(params, Xa, True, gen)
-    value, d = params.loss.value_and_grad(cache.logits, ya, w)  # one pass for both
+    check_state_fits(opt_state, params.flat, params.layout.key)
+    ctx = Context(train=True, rng=gen)
+    logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
+    value, d = params.loss.value_and_grad(logits, ya, w)  # one pass for both
     if not math.isfinite(value):
         raise FloatingPointError(f"non-finite loss {value}")
-    grads = _backprop(params, cache, d)
+    grads = backprop(params, caches, d, ctx)
     new_params, new_state = opt_state.optimizer.update(params, grads, opt_state)
     return new_params, new_state, value
 
@@ -284,10 +288,10 @@ def evaluate(
     Metrics are names from :mod:`fnn.metrics` ("accuracy", "top_k_accuracy", "f1",
     "log_loss", "mse", "mae", "r2") or callables ``f(y_true, y_pred) -> float``.
     """
-    params = _check_net(params)
+    params = check_network(params)
     fns = _metric_fns(metrics)
     Xa, ya, w, y_raw = _prepare(params, X, y, sample_weight)
-    loss, vals = _evaluate_arrays(params, lambda x: _logits(params, x), Xa, ya, w, y_raw, fns)
+    loss, vals = _evaluate_arrays(params, lambda x: logits_of(params, x), Xa, ya, w, y_raw, fns)
     return {"loss": loss, **vals}
 
 
@@ -486,7 +490,7 @@ def _prepare_fit(
     verbose: int,
 ) -> _Prepared:
     """Validate and convert everything once, before any work."""
-    params = _check_net(params)
+    params = check_network(params)
     optimizer = _check_optimizer(optimizer)
     for name, v, lo in (
         ("epochs", epochs, 1),
@@ -529,7 +533,9 @@ def _prepare_fit(
         own_state = True  # made here and seen by no one: the engine may use it in place
     elif not isinstance(opt_state, OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
-    elif opt_state.optimizer != optimizer:
+    else:
+        check_state_fits(opt_state, params.flat, params.layout.key)
+    if opt_state.optimizer != optimizer:
         if opt_state.optimizer.config() != optimizer.config():
             raise ValueError("opt_state was made by a different optimizer than the one given")
         # the same configuration (e.g. a state loaded from a checkpoint): carry on with

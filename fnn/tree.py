@@ -40,6 +40,7 @@ __all__ = [
     "STATIC_META",
     "allclose",
     "flatten",
+    "freeze_copy",
     "global_norm",
     "leaf_mask",
     "leaves",
@@ -78,10 +79,19 @@ def state_field(**kwargs: Any) -> Any:
     return attrs.field(metadata=metadata, **kwargs)
 
 
-def readonly(x: Any) -> FloatArray:
-    """Return ``x`` as a read-only float array view (float32/float64 kept, else float64).
+def freeze_copy(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A read-only view of a private copy of ``a``: nothing the caller holds can change it,
+    and its ``writeable`` flag cannot be set again (its base is read-only)."""
+    owner = np.array(a, copy=True, order="C")
+    owner.flags.writeable = False
+    return owner.view()
 
-    The caller's array is never modified: a new view carries the read-only flag.
+
+def readonly(x: Any) -> FloatArray:
+    """Return ``x`` as a read-only float array (float32/float64 kept, else float64).
+
+    The result is a view of a private copy: a later write into the caller's array (or a
+    view of it) does not change it, and its ``writeable`` flag cannot be set again.
     """
     a = np.asarray(x)
     if a.dtype != np.float32 and a.dtype != np.float64:
@@ -91,9 +101,7 @@ def readonly(x: Any) -> FloatArray:
             a = a.astype(np.float64)
         except (TypeError, ValueError) as e:
             raise ValueError(f"could not convert array of dtype {a.dtype} to float: {e}") from e
-    v = a.view()
-    v.flags.writeable = False
-    return v
+    return freeze_copy(a)
 
 
 def _is_attrs(x: object) -> bool:
@@ -110,7 +118,7 @@ def _children(node: Any) -> Iterator[tuple[str, Any, bool]]:
             yield str(k), node[k], True
     else:
         for f in attrs.fields(type(node)):
-            if f.metadata.get(STATIC, False):
+            if f.metadata.get(STATIC, False) or not f.init:
                 continue
             yield f.name, getattr(node, f.name), not f.metadata.get(STATE, False)
 
@@ -160,6 +168,8 @@ def structure(tree: Any) -> Any:
     if _is_attrs(tree):
         parts: list[Any] = []
         for f in attrs.fields(type(tree)):
+            if not f.init:
+                continue
             v = getattr(tree, f.name)
             if f.metadata.get(STATIC, False):
                 parts.append((f.name, "static", _static_key(v)))
@@ -218,7 +228,7 @@ def _rebuild(node: Any, fn: Callable[[str, list[Any]], Any], nodes: list[Any], p
                     f"{type(node).__name__} vs {type(other).__name__}"
                 )
         for f in attrs.fields(type(node)):
-            if f.metadata.get(STATIC, False):
+            if f.metadata.get(STATIC, False) or not f.init:
                 continue
             path = f"{prefix}.{f.name}" if prefix else f.name
             changes[f.name] = _rebuild(
@@ -275,7 +285,10 @@ def unflatten(template: T, flat: Mapping[str, Any]) -> T:
         old = ls[0]
         if hasattr(old, "shape") and new.shape != old.shape:
             raise ValueError(f"'{path}' has shape {new.shape}, expected {old.shape}")
-        return new
+        if hasattr(old, "dtype") and new.dtype != old.dtype:
+            raise ValueError(f"'{path}' has dtype {new.dtype}, expected {old.dtype}")
+        # a private copy: later writes into the caller's arrays change nothing here
+        return freeze_copy(new) if isinstance(old, np.ndarray) else new
 
     out: T = _rebuild(template, take, [template], "")
     return out

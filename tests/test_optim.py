@@ -100,10 +100,14 @@ def test_converges_on_a_quadratic(name: str, make: Any) -> None:
 
 def test_float32_stays_float32() -> None:
     net = fnn.init(fnn.mlp([3, 4, 2], dtype=np.float32), rng=0)
+    g32 = tree.map(lambda x: x.astype(np.float32), grads_like(net, 0))
     for _, make in OPTIMIZERS:
         opt = make()
-        new, _s = fnn.update(net, grads_like(net, 0), opt.init(net))
+        new, _s = fnn.update(net, g32, opt.init(net))
         assert {x.dtype for x in tree.leaves(new)} == {np.dtype(np.float32)}
+        # gradients of another dtype are refused, naming the path (no silent promotion)
+        with pytest.raises(ValueError, match="grads has dtype float64 at 'layers.0.W'"):
+            fnn.update(net, grads_like(net, 0), opt.init(net))
 
 
 def test_masked_weight_decay_leaves_biases_alone() -> None:
@@ -218,7 +222,7 @@ def test_update_checks_its_inputs() -> None:
     s = fnn.adam().init(net)
     with pytest.raises(TypeError, match="state must be an fnn.optim.OptState"):
         fnn.update(net, net, {"step": 0})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="grads have 3 elements but params have 26"):
+    with pytest.raises(ValueError, match="grads is a dict, but the parameters are a Network"):
         fnn.update(net, {"w": np.zeros(3)}, s)
     with pytest.raises(TypeError, match="learning_rate must be a float or a schedule"):
         fnn.sgd("fast")  # type: ignore[arg-type]

@@ -1,26 +1,71 @@
-"""The layer protocol every layer kind implements, and the base of layer caches.
+"""The layer protocol: each layer kind's math written once, as kernels.
 
-A layer is a frozen attrs value (its trainable arrays are leaves, its hyper-parameters
-static fields) with
+A layer is a frozen attrs value: its arrays are leaves (trainable parameters, or
+non-trainable state declared with :func:`fnn.tree.state_field`), its hyper-parameters
+static fields. Its math lives in two *kernels*, which every way of running a network
+calls — the pure functions (``fnn.forward``, ``fnn.backward``), ``fnn.train_step``,
+``fnn.fit`` and ``fnn.distributed.fit``:
 
-- ``forward(X, *, train, rng) -> (out, cache)``: ``X`` (batch, n_in) to ``out``
-  (batch, n_out) and a typed cache for the backward pass;
-- ``backward(cache, d_out) -> (grads, d_in)``: the gradient of the loss with respect to
-  the layer's parameters, as a value of the layer's own type, and with respect to its
-  input, given ``d_out`` (batch, n_out).
+- ``forward_into(X, ctx, ws) -> (out, cache)``: ``X`` (batch, *in_shape) to ``out``
+  (batch, *out_shape) and a typed, frozen cache for the backward pass.
+- ``backward_into(cache, d_out, grads, ctx, ws, need_d_in) -> d_in | None``: write the
+  gradient of the loss with respect to each leaf into the matching leaf of ``grads`` (a
+  value of the layer's own type whose arrays are writable; a state leaf receives the
+  layer's *new state*, e.g. updated running statistics), and return the gradient with
+  respect to the input, ``d_in`` (batch, *in_shape), unless ``need_d_in`` is False.
 
-Each layer module (:mod:`fnn.layers.dense`, :mod:`fnn.layers.dropout`) also exposes the
-same operations as plain functions ``init / forward / backward``.
+Kernels take every array they write from the :class:`Workspace` ``ws`` (``ws.empty``):
+the pure functions give a workspace of fresh arrays, ``fit`` one that keeps its arrays
+from step to step, so the same code is pure for callers and allocation-free in a
+training loop. A kernel never writes into ``X``, ``d_out``, the cache or the layer.
+The :class:`Context` ``ctx`` says whether this is training, carries the random
+generator, and, in data-parallel training, which rows of the global batch this process
+holds and how to sum statistics across processes.
+
+``output_shape(in_shape) -> out_shape`` gives the per-sample output shape (raising
+ValueError naming the layer and shapes when the input does not fit), so networks infer
+sizes and check shapes when they are built. ``config()`` describes the static
+hyper-parameters for checkpoints.
+
+:class:`LayerBase` gives every layer the per-layer pure functions ``forward`` and
+``backward`` in terms of the kernels. Layers written to the earlier protocol (only
+``forward(X, *, train, rng)``, ``backward(cache, d_out)``, ``n_in`` / ``n_out``) keep
+working: :func:`kernels_of` adapts them.
+Each layer kind registers itself (:func:`register_layer`) where it is defined, with a
+small random example; checkpoints rebuild layers from the registry, and the shared
+property tests run over every registered kind.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Self, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 import numpy as np
 
+from fnn import _scratch, tree
+from fnn._registry import Registry
 from fnn._types import FloatArray
+from fnn.layout import Layout
+
+__all__ = [
+    "FRESH",
+    "LAYERS",
+    "Context",
+    "Kept",
+    "Layer",
+    "LayerBase",
+    "LayerCache",
+    "LayerKind",
+    "Workspace",
+    "backward_kernel",
+    "forward_kernel",
+    "fresh_grads",
+    "input_shape_of",
+    "output_shape_of",
+    "register_layer",
+]
 
 
 @attrs.frozen(eq=False)
@@ -28,30 +73,326 @@ class LayerCache:
     """Base class of the typed, frozen records a layer's forward pass keeps."""
 
 
+@attrs.frozen(eq=False)
+class Context:
+    """What a kernel sees of the call.
+
+    Attributes:
+        train: training mode (dropout active, batch statistics used and updated).
+        rng: the generator for random draws (dropout masks), or None.
+        rows: in data-parallel training, ``(part, total)``: this process holds rows
+            ``part`` of a global batch of ``total`` rows (random draws are made for the
+            whole global batch and sliced, so every process uses the masks one process
+            would). None otherwise.
+        allreduce: in data-parallel training, sums an array over all processes
+            (returns the sum; batch statistics use it). None in a single process.
+    """
+
+    train: bool = False
+    rng: np.random.Generator | None = None
+    rows: tuple[slice, int] | None = None
+    allreduce: Callable[[FloatArray], FloatArray] | None = None
+
+    def global_rows(self, n: int) -> int:
+        """Rows in the whole (global) batch, given this process's ``n``."""
+        return n if self.rows is None else self.rows[1]
+
+    def draw_uniform(self, shape: tuple[int, ...], what: str) -> FloatArray:
+        """Uniform [0, 1) draws of ``shape`` (batch first), made for the global batch
+        and sliced to this process's rows in data-parallel training."""
+        if self.rng is None:
+            raise ValueError(f"rng is required for {what} when train=True")
+        if self.rows is None:
+            return self.rng.random(shape)
+        part, total = self.rows
+        return self.rng.random((total, *shape[1:]))[part]
+
+    def sum_over_processes(self, a: FloatArray) -> FloatArray:
+        """``a`` summed over the data-parallel processes (``a`` itself in one process)."""
+        return a if self.allreduce is None else self.allreduce(a)
+
+
+class Workspace:
+    """Where kernels get the arrays they write. This one hands out fresh arrays (the
+    pure functions' workspace): nothing is shared between calls."""
+
+    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+        """A writable C-contiguous array of ``shape`` and ``dtype``, contents undefined.
+        ``name`` tells a kernel's arrays apart (e.g. ``"out"``, ``"d_in"``)."""
+        return np.empty(shape, dtype)
+
+    def ones(self, name: str, n: int, dtype: np.dtype[Any]) -> FloatArray:
+        """A vector of ``n`` ones (read, never written, by the kernel)."""
+        return np.ones(n, dtype)
+
+
+FRESH = Workspace()
+"""The workspace of fresh arrays."""
+
+
+class Kept(Workspace):
+    """A workspace that keeps its arrays from call to call, by name and shape: ``fit``
+    gives each layer one, so a training step allocates nothing batch-sized. Arrays from
+    one call are overwritten by the next: only for callers that use a step's results
+    before the next step (never handed to a user)."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[str, tuple[int, ...], np.dtype[Any]], FloatArray] = {}
+
+    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+        key = (name, shape, dtype)
+        a = self.arrays.get(key)
+        if a is None:
+            a = self.arrays[key] = _scratch.take(shape, np.dtype(dtype))
+        return a
+
+    def ones(self, name: str, n: int, dtype: np.dtype[Any]) -> FloatArray:
+        key = ("ones:" + name, (n,), dtype)
+        a = self.arrays.get(key)
+        if a is None:
+            a = self.arrays[key] = np.ones(n, dtype)
+        return a
+
+
 @runtime_checkable
 class Layer(Protocol):
-    """What a network needs of a layer."""
-
-    @property
-    def n_in(self) -> int | None:
-        """Input features expected, or None if the layer takes any width."""
-        ...
-
-    @property
-    def n_out(self) -> int | None:
-        """Output features produced, or None if the same as the input."""
-        ...
+    """What a network needs of a layer (see the module docstring)."""
 
     def forward(
         self, X: FloatArray, *, train: bool, rng: np.random.Generator | None
     ) -> tuple[FloatArray, LayerCache]:
-        """``X`` (batch, n_in) -> (out (batch, n_out), cache)."""
+        """``X`` (batch, *in_shape) -> (out (batch, *out_shape), cache)."""
         ...
 
     def backward(self, cache: LayerCache, d_out: FloatArray) -> tuple[Self, FloatArray]:
-        """(grads shaped like this layer, d_in (batch, n_in)) from ``d_out`` (batch, n_out)."""
+        """(grads shaped like this layer, d_in (batch, *in_shape)) from ``d_out``."""
         ...
 
     def config(self) -> dict[str, object]:
         """The layer's static hyper-parameters and kind, JSON-friendly."""
         ...
+
+
+class LayerBase:
+    """Base class of fnn's layers: the pure per-layer ``forward`` / ``backward`` in terms
+    of the kernels, which a subclass implements (see the module docstring).
+
+    Subclasses are frozen attrs classes. A subclass that overrides ``forward_into`` or
+    ``backward_into`` changes the math everywhere: pure functions, ``train_step`` and
+    ``fit`` all call them. A subclass written to the earlier protocol, overriding
+    ``forward`` or ``backward`` only, is honoured everywhere too: its kernels then call
+    those methods (slower: fresh arrays every step), and ``super().forward(...)`` in
+    them still reaches the parent's kernels.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if "forward" in own and "forward_into" not in own:
+            cls.forward_into = _legacy_forward_into  # type: ignore[assignment]
+        if "backward" in own and "backward_into" not in own:
+            cls.backward_into = _legacy_backward_into  # type: ignore[assignment]
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-sample output shape for a per-sample input shape (same by default)."""
+        return input_shape
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """The per-sample input shape this layer's parameters fix, or None."""
+        return None
+
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, LayerCache]:
+        """The forward kernel (see the module docstring)."""
+        raise NotImplementedError
+
+    def backward_into(
+        self,
+        cache: Any,
+        d_out: FloatArray,
+        grads: Any,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """The backward kernel (see the module docstring)."""
+        raise NotImplementedError
+
+    def forward(
+        self, X: FloatArray, *, train: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[FloatArray, LayerCache]:
+        """``X`` (batch, *in_shape) -> (out (batch, *out_shape), cache), on fresh arrays."""
+        kernel = _native(type(self), "forward_into")
+        return kernel(self, _as_layer_dtype(self, X), Context(train=train, rng=rng), FRESH)  # type: ignore[no-any-return]
+
+    def backward(self, cache: LayerCache, d_out: FloatArray) -> tuple[Self, FloatArray]:
+        """``(grads, d_in)``: the gradients as a value of this layer's type (state leaves
+        hold the new state) and ``d_in`` (batch, *in_shape), from ``d_out``."""
+        grads = fresh_grads(self)
+        kernel = _native(type(self), "backward_into")
+        d_in = kernel(self, cache, d_out, grads, Context(train=True), FRESH, True)
+        assert d_in is not None
+        for leaf in tree.leaves(grads):
+            leaf.flags.writeable = False
+        return grads, d_in
+
+
+def _legacy_forward_into(
+    layer: Any, X: FloatArray, ctx: Context, ws: Workspace
+) -> tuple[FloatArray, LayerCache]:
+    """The forward kernel of a layer written to the earlier protocol: its ``forward``."""
+    return layer.forward(X, train=ctx.train, rng=ctx.rng)  # type: ignore[no-any-return]
+
+
+def _legacy_backward_into(
+    layer: Any,
+    cache: Any,
+    d_out: FloatArray,
+    grads: Any,
+    ctx: Context,
+    ws: Workspace,
+    need_d_in: bool = True,
+) -> FloatArray | None:
+    """The backward kernel of a layer written to the earlier protocol: its ``backward``,
+    with the gradients copied into ``grads``."""
+    g, d_in = layer.backward(cache, d_out)
+    for dst, src in zip(tree.leaves(grads), tree.leaves(g), strict=True):
+        np.copyto(dst, src)
+    return d_in  # type: ignore[no-any-return]
+
+
+_legacy_forward_into._fnn_legacy = True  # type: ignore[attr-defined]
+_legacy_backward_into._fnn_legacy = True  # type: ignore[attr-defined]
+_NATIVE: dict[tuple[type[Any], str], Callable[..., Any]] = {}
+
+
+def _native(cls: type[Any], name: str) -> Callable[..., Any]:
+    """The nearest kernel ``name`` in ``cls``'s MRO that is not a legacy adapter."""
+    got = _NATIVE.get((cls, name))
+    if got is None:
+        for k in cls.__mro__:
+            f = vars(k).get(name)
+            if f is not None and not getattr(f, "_fnn_legacy", False):
+                got = f
+                break
+        if got is None:  # pragma: no cover - LayerBase defines both
+            raise AttributeError(name)
+        _NATIVE[(cls, name)] = got
+    return got
+
+
+def forward_kernel(layer: Any) -> Callable[[FloatArray, Context, Workspace], Any]:
+    """``layer``'s forward kernel as a bound callable; layers that are not
+    :class:`LayerBase` (the earlier protocol's plain attrs classes) get an adapter."""
+    f = getattr(layer, "forward_into", None)
+    if f is not None:
+        return f  # type: ignore[no-any-return]
+    return lambda X, ctx, ws: _legacy_forward_into(layer, X, ctx, ws)
+
+
+def backward_kernel(layer: Any) -> Callable[..., FloatArray | None]:
+    """``layer``'s backward kernel as a bound callable (see :func:`forward_kernel`)."""
+    f = getattr(layer, "backward_into", None)
+    if f is not None:
+        return f  # type: ignore[no-any-return]
+    return lambda *a: _legacy_backward_into(layer, *a)
+
+
+def _as_layer_dtype(layer: object, X: FloatArray) -> FloatArray:
+    leaves = tree.leaves(layer)
+    if leaves and X.dtype != leaves[0].dtype:
+        return np.asarray(X, dtype=leaves[0].dtype)
+    return X
+
+
+def fresh_grads(layer: Any) -> Any:
+    """A value of ``layer``'s type whose leaves are fresh writable arrays (contents
+    undefined) of the same shapes and dtypes: where a backward kernel writes."""
+
+    lay = Layout(layer)
+    if not lay.size:
+        return layer
+    return lay.build(np.empty(lay.size, lay.dtype), writable=True)
+
+
+def input_shape_of(layer: object) -> tuple[int, ...] | None:
+    """The per-sample input shape a layer's parameters fix (``(n_in,)`` for a dense
+    layer), or None when it takes any."""
+    shape = getattr(layer, "input_shape", None)
+    if shape is not None:
+        return tuple(shape)
+    n_in = getattr(layer, "n_in", None)
+    return None if n_in is None else (int(n_in),)
+
+
+def output_shape_of(layer: object, input_shape: tuple[int, ...], where: str) -> tuple[int, ...]:
+    """The per-sample output shape of ``layer`` for ``input_shape``; ValueError naming
+    ``where`` (e.g. ``layers.2``) when the input does not fit."""
+    fn = getattr(layer, "output_shape", None)
+    if callable(fn):
+        try:
+            return tuple(fn(input_shape))
+        except ValueError as e:
+            # a layer's message may name itself as "{layer}" (e.g. "{layer}.W")
+            msg = str(e).replace("{layer}", where)
+            if not msg.startswith(where):
+                msg = f"{where} ({type(layer).__name__}): {msg}"
+            raise ValueError(msg) from None
+    expected = input_shape_of(layer)
+    if expected is not None and tuple(input_shape) != expected:
+        raise ValueError(
+            f"{where} ({type(layer).__name__}) expects inputs of shape {expected} but the "
+            f"previous layer gives {tuple(input_shape)}"
+        )
+    n_out = getattr(layer, "n_out", None)
+    return tuple(input_shape) if n_out is None else (int(n_out),)
+
+
+@attrs.frozen
+class LayerKind:
+    """A registered layer kind.
+
+    Attributes:
+        name: the ``"kind"`` its ``config()`` records.
+        cls: the layer class.
+        build: ``build(config, arrays) -> layer`` from the ``config()`` dict and the
+            arrays keyed by field name (what checkpoints store).
+        example: ``example(rng, dtype) -> (layer, input_shape)``: a small instance with
+            random leaves and a per-sample input shape it accepts, for the shared
+            property tests (gradient checks, purity, dtypes, fit, save/load).
+    """
+
+    name: str
+    cls: type[Any]
+    build: Callable[[dict[str, Any], dict[str, Any]], Any]
+    example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]] | None
+
+
+LAYERS: Registry[LayerKind] = Registry("layer kind")
+"""Layer kinds by the name their ``config()`` records."""
+
+
+def _default_build(cls: type[Any]) -> Callable[[dict[str, Any], dict[str, Any]], Any]:
+    def build(config: dict[str, Any], arrays: dict[str, Any]) -> Any:
+        names = {f.name.lstrip("_") for f in attrs.fields(cls) if f.init}
+        kwargs = {k: v for k, v in config.items() if k in names and k not in arrays}
+        return cls(**kwargs, **arrays)
+
+    return build
+
+
+def register_layer(
+    name: str,
+    cls: type[Any],
+    *,
+    build: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
+    example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]]
+    | None = None,
+) -> LayerKind:
+    """Register a layer kind (see :class:`LayerKind`). ``build`` defaults to calling
+    ``cls`` with the arrays and the config entries that name its fields."""
+    kind = LayerKind(name=name, cls=cls, build=build or _default_build(cls), example=example)
+    LAYERS.register(name, kind)
+    return kind

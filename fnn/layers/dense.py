@@ -17,14 +17,14 @@ from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn._types import FloatArray
 from fnn._validation import float_dtype
-from fnn.layers.base import LayerCache
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
 from fnn.tree import STATIC_META, readonly
 
 __all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
 
 
 @attrs.frozen(eq=False)
-class Dense:
+class Dense(LayerBase):
     """Parameters of a dense layer (and, with the same type, their gradients).
 
     Attributes:
@@ -59,15 +59,53 @@ class Dense:
     def n_out(self) -> int:
         return int(self.W.shape[1])
 
-    def forward(
-        self, X: FloatArray, *, train: bool = False, rng: np.random.Generator | None = None
-    ) -> tuple[FloatArray, DenseCache]:
-        return forward(self, X)
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.n_in,)
 
-    def backward(self, cache: LayerCache, d_out: FloatArray) -> tuple[Dense, FloatArray]:
-        if not isinstance(cache, DenseCache):
-            raise TypeError(f"expected a DenseCache, got {type(cache).__name__}")
-        return backward(self, cache, d_out)
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"{{layer}} (Dense) expects inputs of shape ({self.n_in},), got "
+                f"{tuple(input_shape)} (add a flatten layer first)"
+            )
+        if input_shape[0] != self.n_in:
+            raise ValueError(
+                f"{{layer}} expects {self.n_in} inputs but the previous layer gives "
+                f"{input_shape[0]} ({{layer}}.W has the wrong shape: {self.W.shape})"
+            )
+        return (self.n_out,)
+
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, DenseCache]:
+        """``a = f(X @ W + b)`` for ``X`` (batch, n_in); ``a`` (batch, n_out)."""
+        W = self.W
+        z = np.dot(X, W, out=ws.empty("z", (X.shape[0], W.shape[1]), W.dtype))
+        z += self.b
+        act = self.activation
+        # activations whose derivative reads off the output run in place: a is z
+        a = act(z, out=z if act.in_place else ws.empty("a", z.shape, z.dtype))
+        return a, DenseCache(x=X, z=z, a=a)
+
+    def backward_into(
+        self,
+        cache: DenseCache,
+        d_out: FloatArray,
+        grads: Dense,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """``dz = d_out * f'(z)``; ``dW = X^T dz``, ``db = 1^T dz``, ``dX = dz W^T``."""
+        dz = self.activation.vjp(
+            cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, d_out.dtype)
+        )
+        np.dot(cache.x.T, dz, out=grads.W)
+        np.dot(ws.ones("rows", dz.shape[0], dz.dtype), dz, out=grads.b)
+        if not need_d_in:
+            return None
+        return np.dot(dz, self.W.T, out=ws.empty("d_in", cache.x.shape, dz.dtype))
 
     def config(self) -> dict[str, object]:
         return {
@@ -81,7 +119,8 @@ class Dense:
 @attrs.frozen(eq=False)
 class DenseCache(LayerCache):
     """What :func:`backward` needs: the input ``x`` (batch, n_in), the pre-activation
-    ``z`` and the output ``a`` (both (batch, n_out))."""
+    ``z`` and the output ``a`` (both (batch, n_out); the same array when the activation
+    runs in place)."""
 
     x: FloatArray
     z: FloatArray
@@ -110,10 +149,9 @@ def init(
 
 def forward(params: Dense, X: FloatArray) -> tuple[FloatArray, DenseCache]:
     """``a = f(X @ W + b)`` for ``X`` (batch, n_in); returns ``a`` (batch, n_out) and the cache."""
-    z = X @ params.W
-    z += params.b  # z is a fresh local array
-    a = params.activation(z)
-    return a, DenseCache(x=X, z=z, a=a)
+    out, cache = params.forward(X)
+    assert isinstance(cache, DenseCache)
+    return out, cache
 
 
 def backward(params: Dense, cache: DenseCache, d_out: FloatArray) -> tuple[Dense, FloatArray]:
@@ -121,6 +159,17 @@ def backward(params: Dense, cache: DenseCache, d_out: FloatArray) -> tuple[Dense
 
     ``dW`` (n_in, n_out), ``db`` (n_out,), ``dX`` (batch, n_in).
     """
-    dz = params.activation.vjp(cache.z, cache.a, d_out)
-    grads = Dense(W=cache.x.T @ dz, b=dz.sum(axis=0), activation=params.activation)
-    return grads, dz @ params.W.T
+    return params.backward(cache, d_out)
+
+
+def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[Dense, tuple[int, ...]]:
+    layer = init(3, 4, rng=rng, activation="tanh", dtype=dtype)
+    return attrs.evolve(layer, b=rng.normal(size=4).astype(dtype)), (3,)
+
+
+register_layer(
+    "dense",
+    Dense,
+    build=lambda cfg, a: Dense(W=a["W"], b=a["b"], activation=cfg["activation"]),
+    example=_example,
+)

@@ -17,7 +17,7 @@ import attrs
 import numpy as np
 
 from fnn._types import FloatArray
-from fnn.layers.base import LayerCache
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
 from fnn.tree import static_field
 
 __all__ = ["Dropout", "DropoutCache", "backward", "forward", "init"]
@@ -29,7 +29,7 @@ def _check_rate(_inst: object, _attr: object, value: float) -> None:
 
 
 @attrs.frozen(eq=False)
-class Dropout:
+class Dropout(LayerBase):
     """A dropout layer; it has no trainable leaves.
 
     Attributes:
@@ -46,15 +46,39 @@ class Dropout:
     def n_out(self) -> None:
         return None
 
-    def forward(
-        self, X: FloatArray, *, train: bool = False, rng: np.random.Generator | None = None
-    ) -> tuple[FloatArray, DropoutCache]:
-        return forward(self, X, train=train, rng=rng)
+    @property
+    def needs_rng(self) -> bool:
+        """Whether training draws random numbers (a positive rate)."""
+        return self.rate > 0
 
-    def backward(self, cache: LayerCache, d_out: FloatArray) -> tuple[Dropout, FloatArray]:
-        if not isinstance(cache, DropoutCache):
-            raise TypeError(f"expected a DropoutCache, got {type(cache).__name__}")
-        return backward(self, cache, d_out)
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, DropoutCache]:
+        """``X`` (batch, ...) times a random keep-mask scaled by ``1 / (1 - rate)`` in
+        training (drawn for the whole global batch in data-parallel runs), else ``X``."""
+        if not ctx.train or self.rate == 0.0:
+            return X, DropoutCache(mask=None)
+        keep = ctx.draw_uniform(X.shape, "dropout") >= self.rate
+        mask = np.multiply(
+            keep, X.dtype.type(1.0 / (1.0 - self.rate)), out=ws.empty("mask", X.shape, X.dtype)
+        )
+        return np.multiply(X, mask, out=ws.empty("out", X.shape, X.dtype)), DropoutCache(mask=mask)
+
+    def backward_into(
+        self,
+        cache: DropoutCache,
+        d_out: FloatArray,
+        grads: Dropout,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """``d_in = d_out * mask`` (``d_out`` at inference)."""
+        if not need_d_in:
+            return None
+        if cache.mask is None:
+            return d_out
+        return np.multiply(d_out, cache.mask, out=ws.empty("d_in", d_out.shape, d_out.dtype))
 
     def config(self) -> dict[str, object]:
         return {"kind": "dropout", "rate": self.rate}
@@ -62,7 +86,7 @@ class Dropout:
 
 @attrs.frozen(eq=False)
 class DropoutCache(LayerCache):
-    """The scaled keep-mask (batch, n) used in training, or None at inference."""
+    """The scaled keep-mask (batch, ...) used in training, or None at inference."""
 
     mask: FloatArray | None
 
@@ -76,16 +100,19 @@ def forward(
     params: Dropout, X: FloatArray, *, train: bool = False, rng: np.random.Generator | None = None
 ) -> tuple[FloatArray, DropoutCache]:
     """``X`` (batch, n) times a random mask when ``train`` (needs ``rng``), else ``X``."""
-    if not train or params.rate == 0.0:
-        return X, DropoutCache(mask=None)
-    if rng is None:
-        raise ValueError("rng is required for dropout when train=True")
-    keep = rng.random(X.shape) >= params.rate
-    mask = keep.astype(X.dtype) * X.dtype.type(1.0 / (1.0 - params.rate))
-    return X * mask, DropoutCache(mask=mask)
+    out, cache = params.forward(X, train=train, rng=rng)
+    assert isinstance(cache, DropoutCache)
+    return out, cache
 
 
 def backward(params: Dropout, cache: DropoutCache, d_out: FloatArray) -> tuple[Dropout, FloatArray]:
     """``(Dropout, d_in)`` with ``d_in = d_out * mask`` (``d_out`` at inference)."""
-    d_in = d_out if cache.mask is None else d_out * cache.mask
-    return params, d_in
+    return params.backward(cache, d_out)
+
+
+register_layer(
+    "dropout",
+    Dropout,
+    build=lambda cfg, a: Dropout(rate=float(cfg["rate"])),
+    example=lambda rng, dtype: (Dropout(rate=0.25), (5,)),
+)

@@ -1,0 +1,264 @@
+"""Batch normalisation over the last axis, PyTorch's ``BatchNorm1d`` / ``BatchNorm2d``.
+
+For ``X`` of shape (n, ..., C) each of the C features (channels, for images
+(n, h, w, C)) is normalised over the other axes, ``m = n * ...`` values:
+
+    mean = sum(x) / m,   var = sum((x - mean)^2) / m   (biased),
+    xhat = (x - mean) / sqrt(var + eps),   out = scale * xhat + shift.
+
+In training the batch statistics are used, and the running estimates move towards them
+(PyTorch's momentum convention, unbiased variance in the running estimate):
+
+    running_mean = (1 - momentum) running_mean + momentum mean,
+    running_var  = (1 - momentum) running_var  + momentum var * m / (m - 1).
+
+At inference (``train=False``) the running estimates replace the batch statistics.
+
+The running estimates are non-trainable state leaves (:func:`fnn.tree.state_field`):
+the backward pass writes the new estimates into the gradient tree's state leaves, and
+``fnn.update`` takes them over; optimizers never change them.
+
+With ``g = dL/dout``, the training-mode gradients are
+
+    dshift = sum(g),   dscale = sum(g xhat),
+    dx = scale / sqrt(var + eps) * (g - sum(g) / m - xhat sum(g xhat) / m).
+
+In data-parallel training the sums (the statistics in the forward pass, ``sum(g)`` and
+``sum(g xhat)`` in the backward pass) run over the global batch: each process sums its
+rows and the sums are all-reduced, so N processes compute what one does.
+
+Reference: Ioffe & Szegedy 2015, "Batch Normalization: Accelerating Deep Network
+Training by Reducing Internal Covariate Shift".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fnn._types import FloatArray
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
+from fnn.tree import STATIC_META, readonly, state_field
+
+__all__ = ["BatchNorm", "BatchNormCache"]
+
+
+def _check_momentum(_inst: object, _attr: object, value: float) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"momentum must be in [0, 1], got {value!r}")
+
+
+def _check_eps(_inst: object, _attr: object, value: float) -> None:
+    if not (math.isfinite(value) and value > 0.0):
+        raise ValueError(f"eps must be > 0, got {value!r}")
+
+
+@attrs.frozen(eq=False)
+class BatchNorm(LayerBase):
+    """A batch-norm layer (and, with the same type, its gradients).
+
+    Attributes:
+        scale: learnable scale (C,) (PyTorch's ``weight``), default ones.
+        shift: learnable shift (C,) (PyTorch's ``bias``), default zeros.
+        running_mean: running mean (C,), a non-trainable state leaf, default zeros.
+        running_var: running (unbiased) variance (C,), a state leaf, default ones.
+        momentum: weight of the batch statistics in the running estimates (static).
+        eps: added to the variance before the square root (static).
+    """
+
+    scale: FloatArray = attrs.field(converter=readonly)
+    shift: FloatArray = attrs.field(converter=readonly)
+    running_mean: FloatArray = state_field(converter=readonly)
+    running_var: FloatArray = state_field(converter=readonly)
+    momentum: float = attrs.field(
+        default=0.1, converter=float, validator=_check_momentum, metadata=STATIC_META
+    )
+    eps: float = attrs.field(
+        default=1e-5, converter=float, validator=_check_eps, metadata=STATIC_META
+    )
+
+    @shift.default
+    def _zero_shift(self) -> FloatArray:
+        return np.zeros_like(self.scale)
+
+    @running_mean.default
+    def _zero_mean(self) -> FloatArray:
+        return np.zeros_like(self.scale)
+
+    @running_var.default
+    def _one_var(self) -> FloatArray:
+        return np.ones_like(self.scale)
+
+    def __attrs_post_init__(self) -> None:
+        if self.scale.ndim != 1 or self.scale.size == 0:
+            raise ValueError(f"scale must have shape (n_features,), got {self.scale.shape}")
+        for name in ("shift", "running_mean", "running_var"):
+            a = getattr(self, name)
+            if a.shape != self.scale.shape:
+                raise ValueError(f"{name} must have shape {self.scale.shape}, got {a.shape}")
+            if a.dtype != self.scale.dtype:
+                raise ValueError(f"{name} has dtype {a.dtype} but scale has {self.scale.dtype}")
+
+    @classmethod
+    def create(
+        cls, n_features: int, *, momentum: float = 0.1, eps: float = 1e-5, dtype: Any = np.float64
+    ) -> BatchNorm:
+        """A fresh layer for ``n_features`` features: scale ones, shift zeros, running
+        mean zeros, running variance ones (PyTorch's initial values)."""
+        if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer):
+            raise TypeError(f"n_features must be an int, got {type(n_features).__name__}")
+        if n_features < 1:
+            raise ValueError(f"n_features must be >= 1, got {n_features}")
+        one = np.ones(int(n_features), dtype)
+        return cls(scale=one, momentum=momentum, eps=eps)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.scale.shape[0])
+
+    @property
+    def n_in(self) -> None:
+        return None
+
+    @property
+    def n_out(self) -> None:
+        return None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if not input_shape or input_shape[-1] != self.n_features:
+            raise ValueError(
+                f"batch norm over {self.n_features} features expects inputs whose last "
+                f"axis has {self.n_features} entries, got shape {tuple(input_shape)}"
+            )
+        return tuple(input_shape)
+
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, BatchNormCache]:
+        """``out = scale * xhat + shift`` with batch statistics in training, running
+        estimates at inference. ``X`` (n, ..., C), ``out`` the same shape."""
+        C = self.n_features
+        dt = self.scale.dtype
+        x = X.reshape(-1, C)
+        m_local = x.shape[0]
+        ones = ws.ones("rows", m_local, dt)
+        xc = ws.empty("xc", x.shape, dt)
+        if ctx.train:
+            m = int(ctx.sum_over_processes(np.array([m_local], dt))[0])
+            if m <= 1:
+                raise ValueError(
+                    f"batch norm: expected more than 1 value per feature when training, got "
+                    f"input of shape {X.shape} (use a larger batch, or drop_last=True in fit)"
+                )
+            # two passes (mean, then squared deviations): accurate for any offset
+            mean: FloatArray = ctx.sum_over_processes(np.dot(ones, x)) / dt.type(m)
+            np.subtract(x, mean, out=xc)
+            sq = ws.empty("sq", x.shape, dt)
+            np.multiply(xc, xc, out=sq)
+            var: FloatArray = ctx.sum_over_processes(np.dot(ones, sq)) / dt.type(m)
+            mom = dt.type(self.momentum)
+            new_mean: FloatArray = (1 - mom) * self.running_mean + mom * mean
+            new_var: FloatArray = (1 - mom) * self.running_var + mom * var * dt.type(m / (m - 1))
+        else:
+            m = m_local
+            mean, var = self.running_mean, self.running_var
+            np.subtract(x, mean, out=xc)
+            new_mean, new_var = self.running_mean, self.running_var
+        inv = 1 / np.sqrt(var + dt.type(self.eps))
+        xhat = np.multiply(xc, inv, out=xc)  # xc is not needed again
+        out = ws.empty("out", x.shape, dt)
+        np.multiply(xhat, self.scale, out=out)
+        out += self.shift
+        return out.reshape(X.shape), BatchNormCache(
+            xhat=xhat, inv=inv, count=m, train=ctx.train, new_mean=new_mean, new_var=new_var
+        )
+
+    def backward_into(
+        self,
+        cache: BatchNormCache,
+        d_out: FloatArray,
+        grads: BatchNorm,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """Gradients of scale and shift, the new running estimates in the state leaves,
+        and ``d_in`` (see the module docstring)."""
+        C = self.n_features
+        dt = self.scale.dtype
+        g = d_out.reshape(-1, C)
+        xhat = cache.xhat
+        ones = ws.ones("rows", g.shape[0], dt)
+        gx = ws.empty("gx", g.shape, dt)
+        np.multiply(g, xhat, out=gx)
+        np.dot(ones, g, out=grads.shift)  # this process's rows; summed like every gradient
+        np.dot(ones, gx, out=grads.scale)
+        np.copyto(grads.running_mean, cache.new_mean)
+        np.copyto(grads.running_var, cache.new_var)
+        if not need_d_in:
+            return None
+        d_in = ws.empty("d_in", g.shape, dt)
+        k = self.scale * cache.inv
+        if cache.train:
+            sums = ctx.sum_over_processes(np.concatenate([grads.shift, grads.scale]))
+            m = dt.type(cache.count)
+            # dx = k (g - sum(g)/m - xhat sum(g xhat)/m)
+            np.multiply(xhat, sums[C:] / m, out=d_in)
+            np.subtract(g, d_in, out=d_in)
+            d_in -= sums[:C] / m
+            d_in *= k
+        else:
+            np.multiply(g, k, out=d_in)
+        return d_in.reshape(d_out.shape)
+
+    def config(self) -> dict[str, object]:
+        return {
+            "kind": "batch_norm",
+            "n_features": self.n_features,
+            "momentum": self.momentum,
+            "eps": self.eps,
+        }
+
+
+@attrs.frozen(eq=False)
+class BatchNormCache(LayerCache):
+    """``xhat`` (m, C), ``inv = 1 / sqrt(var + eps)`` (C,), the count ``m`` of values per
+    feature (global in data-parallel runs), whether batch statistics were used, and the
+    new running estimates (C,)."""
+
+    xhat: FloatArray
+    inv: FloatArray
+    count: int
+    train: bool
+    new_mean: FloatArray
+    new_var: FloatArray
+
+
+def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[BatchNorm, tuple[int, ...]]:
+    c = 3
+    layer = BatchNorm(
+        scale=rng.uniform(0.5, 1.5, c).astype(dtype),
+        shift=rng.normal(size=c).astype(dtype),
+        running_mean=rng.normal(size=c).astype(dtype),
+        running_var=rng.uniform(0.5, 2.0, c).astype(dtype),
+        momentum=0.2,
+    )
+    return layer, (2, c)
+
+
+register_layer(
+    "batch_norm",
+    BatchNorm,
+    build=lambda cfg, a: BatchNorm(
+        scale=a["scale"],
+        shift=a["shift"],
+        running_mean=a["running_mean"],
+        running_var=a["running_var"],
+        momentum=float(cfg["momentum"]),
+        eps=float(cfg["eps"]),
+    ),
+    example=_example,
+)
