@@ -32,45 +32,67 @@ def _shape_key(x: Any) -> Any:
     return (tuple(np.shape(x)), str(np.asarray(x).dtype)) if isinstance(x, np.ndarray) else "*"
 
 
-def _builder(node: Any, pos: list[int], flat_leaves: list[tuple[int, tuple[int, ...]]]) -> Any:
-    """A function ``f(flat, views) -> node-like`` built once; ``views`` is the list of leaf
-    views in order, consumed from its start index recorded here."""
-    if node is None:
-        return lambda views: None
-    if isinstance(node, tuple | list):
-        parts = [_builder(c, pos, flat_leaves) for c in node]
-        kind = type(node)
-        return lambda views: kind(p(views) for p in parts)
-    if isinstance(node, dict):
-        keys = sorted(node)
-        dparts = {k: _builder(node[k], pos, flat_leaves) for k in keys}
-        order = list(node)
-        return lambda views: {k: dparts[k](views) for k in order}
-    if attrs.has(type(node)):
-        cls = type(node)
-        fields: list[tuple[str, Any, bool]] = []  # (name, builder or value, is_builder)
-        for f in attrs.fields(cls):
-            v = getattr(node, f.name)
-            if f.metadata.get(tree.STATIC, False) or not f.init:
-                fields.append((f.name, None if not f.init else v, False))
-            else:
-                fields.append((f.name, _builder(v, pos, flat_leaves), True))
-        new = object.__new__
-        setattr_ = object.__setattr__
+class _Codegen:
+    """Writes one straight-line Python function that rebuilds a tree of a fixed structure
+    from the list of its leaves: no recursion, no re-validation (attrs instances are made
+    with ``object.__new__`` and their fields set directly)."""
 
-        def build(views: Any) -> Any:
-            obj = new(cls)
-            for name, b, is_b in fields:
-                setattr_(obj, name, b(views) if is_b else b)
-            return obj
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__}
+        self.n_vars = 0
+        self.leaves: list[tuple[int, tuple[int, ...]]] = []
+        self.pos = 0
 
-        return build
-    # a leaf: record its place in the flat buffer
-    i = len(flat_leaves)
-    shape = tuple(np.shape(node))
-    flat_leaves.append((pos[0], shape))
-    pos[0] += int(np.prod(shape, dtype=np.int64))
-    return lambda views: views[i]
+    def const(self, value: Any) -> str:
+        name = f"_c{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def var(self) -> str:
+        self.n_vars += 1
+        return f"_o{self.n_vars}"
+
+    def expr(self, node: Any) -> str:
+        """An expression (a name or a constant) that evaluates to the rebuilt node."""
+        if node is None:
+            return "None"
+        if isinstance(node, tuple | list):
+            items = [self.expr(c) for c in node]
+            if isinstance(node, tuple) and type(node) is tuple:
+                return "(" + "".join(f"{x}, " for x in items) + ")"
+            return f"{self.const(type(node))}([{', '.join(items)}])"
+        if isinstance(node, dict):
+            built = {k: self.expr(node[k]) for k in sorted(node)}  # leaves in sorted order
+            return "{" + ", ".join(f"{k!r}: {built[k]}" for k in node) + "}"
+        if attrs.has(type(node)):
+            values = []
+            for f in attrs.fields(type(node)):
+                v = getattr(node, f.name)
+                if not f.init:
+                    values.append((f.name, self.const(None)))
+                elif f.metadata.get(tree.STATIC, False):
+                    values.append((f.name, self.const(v)))
+                else:
+                    values.append((f.name, self.expr(v)))
+            o = self.var()
+            self.lines.append(f"{o} = _new({self.const(type(node))})")
+            for name, x in values:
+                self.lines.append(f"_set({o}, {name!r}, {x})")
+            return o
+        i = len(self.leaves)
+        shape = tuple(np.shape(node))
+        self.leaves.append((self.pos, shape))
+        self.pos += int(np.prod(shape, dtype=np.int64))
+        return f"v[{i}]"
+
+    def compile(self, template: Any) -> Callable[[list[FloatArray]], Any]:
+        result = self.expr(template)
+        body = "\n".join(f"    {line}" for line in [*self.lines, f"return {result}"])
+        src = f"def build(v):\n{body}\n"
+        namespace = dict(self.consts)
+        exec(compile(src, "<fnn.layout>", "exec"), namespace)  # code written here, not read
+        return namespace["build"]  # type: ignore[no-any-return]
 
 
 class Layout:
@@ -85,10 +107,13 @@ class Layout:
         )
         arrays = [np.asarray(x) for _, x in entries]
         self.dtype: np.dtype[Any] = np.result_type(*arrays) if arrays else np.dtype(np.float64)
-        pos = [0]
-        self._leaves: list[tuple[int, tuple[int, ...]]] = []
-        self._build: Callable[[list[FloatArray]], Any] = _builder(template, pos, self._leaves)
-        self.size: int = pos[0]
+        gen = _Codegen()
+        self._build: Callable[[list[FloatArray]], Any] = gen.compile(template)
+        self._leaves: list[tuple[int, tuple[int, ...]]] = gen.leaves
+        self._slices = [
+            (slice(lo, lo + int(np.prod(shape, dtype=np.int64))), shape) for lo, shape in gen.leaves
+        ]
+        self.size: int = gen.pos
         trainable = tree.trainable_mask(template)
         self.state_slices: list[tuple[int, int]] = []
         for (lo, shape), p in zip(self._leaves, self.paths, strict=True):
@@ -101,13 +126,7 @@ class Layout:
 
     def views(self, flat: FloatArray) -> list[FloatArray]:
         """The leaves' views of ``flat`` (1-D, :attr:`size` elements), in order."""
-        out = []
-        for lo, shape in self._leaves:
-            n = 1
-            for d in shape:
-                n *= d
-            out.append(flat[lo : lo + n].reshape(shape))
-        return out
+        return [flat[sl].reshape(shape) for sl, shape in self._slices]
 
     def build(self, flat: FloatArray, *, writable: bool = False) -> Any:
         """A tree of this structure whose leaves are views of ``flat``, made without
@@ -132,9 +151,6 @@ class Layout:
         ``new`` (in place)."""
         for lo, hi in self.state_slices:
             new[lo:hi] = g[lo:hi]
-
-
-_CACHE: dict[Any, Layout] = {}
 
 
 def layout_of(value: Any) -> Layout:

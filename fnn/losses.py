@@ -26,6 +26,8 @@ classes for cross-entropy). ``"mean"`` is ``sum(w_i l_i) / sum(w_i)`` with sampl
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Any, ClassVar, Final, Literal
 
@@ -87,13 +89,21 @@ class Loss:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = vars(cls)
-        if "fused" in own or not ("per_sample" in own or "per_sample_grad" in own):
+        if "fused" in own:
+            if "value" not in inspect.signature(own["fused"]).parameters:
+                cls.fused = _accepting_value(own["fused"])  # type: ignore[method-assign]
+            return
+        if not ("per_sample" in own or "per_sample_grad" in own):
             return
         parent_fused = cls.__mro__[1].fused  # type: ignore[attr-defined]
         ps, pg = own.get("per_sample"), own.get("per_sample_grad")
 
-        def fused(self: Loss, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
-            per = ps(self, logits, y) if ps is not None else parent_fused(self, logits, y)[0]
+        def fused(
+            self: Loss, logits: FloatArray, y: FloatArray, *, value: bool = True
+        ) -> tuple[FloatArray | None, FloatArray]:
+            per = None
+            if value:
+                per = ps(self, logits, y) if ps is not None else parent_fused(self, logits, y)[0]
             g = pg(self, logits, y) if pg is not None else parent_fused(self, logits, y)[1]
             return per, g
 
@@ -110,15 +120,20 @@ class Loss:
         a = _match_shape(a, n, k)
         return a.astype(dtype, copy=False)
 
-    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def fused(
+        self, logits: FloatArray, y: FloatArray, *, value: bool = True
+    ) -> tuple[FloatArray | None, FloatArray]:
         """Per-sample losses (n,) and their gradients ``d l_i / d z_i`` (n, k), from logits
         (n, k) and prepared targets (n, k): the one place of a loss's math. The gradient
-        is a fresh array (callers scale it in place)."""
+        is a fresh array (callers scale it in place). With ``value=False`` only the
+        gradient is needed (``fnn.backward``): the losses may be returned as None."""
         raise NotImplementedError(f"{type(self).__name__} must implement fused()")
 
     def per_sample(self, logits: FloatArray, y: FloatArray) -> FloatArray:
         """Per-sample losses (n,) from logits (n, k) and prepared targets (n, k)."""
-        return self.fused(logits, y)[0]
+        per = self.fused(logits, y)[0]
+        assert per is not None
+        return per
 
     def per_sample_grad(self, logits: FloatArray, y: FloatArray) -> FloatArray:
         """``d l_i / d z_i`` (n, k): the gradient of each sample's loss."""
@@ -134,7 +149,8 @@ class Loss:
         self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
     ) -> FloatArray:
         """``dL/dz`` (n, k) of the mean (weighted) loss."""
-        return self.value_and_grad(logits, y, sample_weight)[1]
+        _, g = self.fused(logits, y, value=False)
+        return _scale_grad(g, logits, y, sample_weight)
 
     def value_and_grad(
         self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
@@ -143,19 +159,39 @@ class Loss:
 
         The gradient is a fresh array of the logits' shape and dtype."""
         per, g = self.fused(logits, y)
-        if g is logits or g is y or not g.flags.writeable:
-            g = np.array(g, copy=True)
-        n = per.shape[0]
+        assert per is not None
+        g = _scale_grad(g, logits, y, sample_weight)
         if sample_weight is None:
-            g /= g.dtype.type(n)  # g is a fresh array
-            return float(np.add.reduce(per)) / n, g
-        w = sample_weight / sample_weight.sum()
-        g *= w[:, None].astype(g.dtype, copy=False)
+            return float(np.add.reduce(per)) / per.shape[0], g
         return float((per @ sample_weight) / sample_weight.sum()), g
 
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **hyper-parameters}``, enough for :func:`get` to rebuild it."""
         return {"name": self.name, **attrs.asdict(self)}
+
+
+def _accepting_value(fn: Any) -> Any:
+    """Adapt ``fused(self, logits, y)`` to take (and ignore) ``value=``."""
+
+    @functools.wraps(fn)
+    def fused(self: Loss, logits: FloatArray, y: FloatArray, *, value: bool = True) -> Any:
+        return fn(self, logits, y)
+
+    return fused
+
+
+def _scale_grad(
+    g: FloatArray, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None
+) -> FloatArray:
+    """Per-sample gradients (n, k) to the gradient of the (weighted) mean loss."""
+    if g is logits or g is y or not g.flags.writeable:
+        g = np.array(g, copy=True)
+    if sample_weight is None:
+        g /= g.dtype.type(g.shape[0])  # g is a fresh array
+        return g
+    w = sample_weight / sample_weight.sum()
+    g *= w[:, None].astype(g.dtype, copy=False)
+    return g
 
 
 def _match_shape(a: np.ndarray[Any, Any], n: int, k: int) -> np.ndarray[Any, Any]:
@@ -189,9 +225,11 @@ class MeanSquaredError(Loss):
 
     name: ClassVar[str] = "mse"
 
-    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def fused(
+        self, logits: FloatArray, y: FloatArray, *, value: bool = True
+    ) -> tuple[FloatArray | None, FloatArray]:
         d = logits - y
-        per: FloatArray = (d * d).mean(axis=1)
+        per = (d * d).mean(axis=1) if value else None
         d *= logits.dtype.type(2.0 / logits.shape[1])  # d is a fresh array
         return per, d
 
@@ -202,9 +240,11 @@ class MeanAbsoluteError(Loss):
 
     name: ClassVar[str] = "mae"
 
-    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def fused(
+        self, logits: FloatArray, y: FloatArray, *, value: bool = True
+    ) -> tuple[FloatArray | None, FloatArray]:
         d = logits - y
-        per: FloatArray = np.abs(d).mean(axis=1)
+        per = np.abs(d).mean(axis=1) if value else None
         return per, np.sign(d) * logits.dtype.type(1.0 / logits.shape[1])
 
 
@@ -221,12 +261,16 @@ class Huber(Loss):
     name: ClassVar[str] = "huber"
     delta: float = attrs.field(default=1.0, converter=float, validator=_check_delta)
 
-    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def fused(
+        self, logits: FloatArray, y: FloatArray, *, value: bool = True
+    ) -> tuple[FloatArray | None, FloatArray]:
         r = logits - y
-        d = np.abs(r)
-        q = np.minimum(d, self.delta)
-        # 0.5 q^2 + delta (d - q) equals both branches of the definition.
-        per: FloatArray = (0.5 * q * q + self.delta * (d - q)).mean(axis=1)
+        per = None
+        if value:
+            d = np.abs(r)
+            q = np.minimum(d, self.delta)
+            # 0.5 q^2 + delta (d - q) equals both branches of the definition.
+            per = (0.5 * q * q + self.delta * (d - q)).mean(axis=1)
         g = np.clip(r, -self.delta, self.delta) * logits.dtype.type(1.0 / logits.shape[1])
         return per, g
 
@@ -244,18 +288,22 @@ class BinaryCrossEntropy(Loss):
 
     def targets(self, y: Any, n: int, k: int, dtype: np.dtype[Any]) -> FloatArray:
         a = super().targets(y, n, k, dtype)
-        bad = (a < 0) | (a > 1)
-        if bad.any():
-            v = a[bad].flat[0]
+        if a.min() < 0 or a.max() > 1:
+            v = a[(a < 0) | (a > 1)].flat[0]
             raise ValueError(f"label {v:g} out of range [0, 1] for binary cross-entropy")
         return a
 
-    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def fused(
+        self, logits: FloatArray, y: FloatArray, *, value: bool = True
+    ) -> tuple[FloatArray | None, FloatArray]:
         z = logits
-        terms = np.log1p(np.exp(-np.abs(z)))
-        terms += np.maximum(z, 0)
-        terms -= z * y
-        per = terms[:, 0] if z.shape[1] == 1 else terms.mean(axis=1)
+        per = None
+        if value:
+            # max(z, 0) - z y + log1p(exp(-|z|))
+            terms = np.log1p(np.exp(-np.abs(z)))
+            terms += np.maximum(z, 0)
+            terms -= z * y
+            per = terms[:, 0] if z.shape[1] == 1 else terms.mean(axis=1)
         # sigmoid(z) - y with sigmoid(z) = (1 + tanh(z / 2)) / 2: no branch on the sign
         # of z, stable for any z, exact to rounding in absolute terms (all a gradient
         # needs; fnn.activations.sigmoid keeps the relative accuracy of tiny outputs)
@@ -301,13 +349,15 @@ class SoftmaxCrossEntropy(Loss):
             raise ValueError("class probabilities in y must lie in [0, 1]")
         return a.astype(dtype, copy=False)
 
-    def fused(self, logits: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def fused(
+        self, logits: FloatArray, y: FloatArray, *, value: bool = True
+    ) -> tuple[FloatArray | None, FloatArray]:
         # -sum(y log_softmax(z)) = sum(y) logsumexp(z) - y.z; d/dz = sum(y) softmax(z) - y.
         # one exp(z - max) serves both log-softmax and softmax
         s = logits - logits.max(axis=1, keepdims=True)
         ex = np.exp(s)
         sums = np.add.reduce(ex, axis=1, keepdims=True)
-        per = -np.add.reduce(y * (s - np.log(sums)), axis=1)
+        per = -np.add.reduce(y * (s - np.log(sums)), axis=1) if value else None
         g = ex / sums
         g *= np.add.reduce(y, axis=1, keepdims=True)
         g -= y

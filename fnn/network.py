@@ -512,15 +512,21 @@ class NetworkCache:
     Attributes:
         layers: one cache per layer.
         logits: the last layer's output (n, n_outputs), before the output activation.
-        out: the output activation of the logits (n, n_outputs).
+        loss: the network's loss (static), whose output activation gives :attr:`out`.
         network_key: the structure of the network that made it (static), so
             :func:`backward` refuses a cache of another network.
     """
 
     layers: tuple[LayerCache, ...]
     logits: FloatArray
-    out: FloatArray
+    loss: _losses.Loss = attrs.field(metadata=STATIC_META)
     network_key: Any = attrs.field(default=None, metadata=STATIC_META, repr=False)
+
+    @property
+    def out(self) -> FloatArray:
+        """The output activation of the logits (n, n_outputs), a fresh array."""
+        out = self.loss.link(self.logits)
+        return out.copy() if np.may_share_memory(out, self.logits) else out
 
 
 def init(architecture: Architecture, *, rng: RNGLike) -> Network:
@@ -656,10 +662,10 @@ def forward(
     out = params.loss.link(logits)
     if np.may_share_memory(out, logits):
         out = out.copy()
-    kept = out.copy()
     ws.seal()
-    kept.flags.writeable = False
-    return out, NetworkCache(layers=caches, logits=logits, out=kept, network_key=params.layout.key)
+    return out, NetworkCache(
+        layers=caches, logits=logits, loss=params.loss, network_key=params.layout.key
+    )
 
 
 def check_cache(params: Network, cache: object) -> NetworkCache:
@@ -683,12 +689,11 @@ def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: 
     lay = params.layout
     G = np.empty(lay.size, lay.dtype)
     grads, views = lay.build_with_views(G)
-    ws = Sealed()
-    backward_pass(params, caches, d, grads, ctx, [ws] * len(params.layers))
+    # the backward pass's temporaries are never handed out: no need to seal them
+    backward_pass(params, caches, d, grads, ctx, [FRESH] * len(params.layers))
     G.flags.writeable = False
     for v in views:
         v.flags.writeable = False
-    ws.seal()
     object.__setattr__(grads, "_layout", lay)
     object.__setattr__(grads, "_flat", G)
     object.__setattr__(grads, "_shapes", params._shapes)
@@ -718,7 +723,7 @@ def backward(
     n, k = cache.logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)
-    _, d = params.loss.value_and_grad(cache.logits, ya, w)
+    d = params.loss.grad(cache.logits, ya, w)  # the gradient alone: no loss value needed
     return backprop(params, cache.layers, d, Context(train=True))
 
 

@@ -151,15 +151,21 @@ def map_record(fn: Callable[[Any], Any], node: Any) -> Any:
         return fn(node)
     if isinstance(node, tuple | list):
         return type(node)(map_record(fn, c) for c in node)
-    if attrs.has(type(node)):
-        obj = object.__new__(type(node))
-        for f in attrs.fields(type(node)):
-            v = getattr(node, f.name)
-            object.__setattr__(
-                obj, f.name, v if f.metadata.get(tree.STATIC, False) else map_record(fn, v)
-            )
-        return obj
-    return node
+    fields = _RECORD_FIELDS.get(type(node))
+    if fields is None:
+        if not attrs.has(type(node)):
+            return node
+        fields = _RECORD_FIELDS[type(node)] = [
+            (f.name, bool(f.metadata.get(tree.STATIC, False))) for f in attrs.fields(type(node))
+        ]
+    obj = object.__new__(type(node))
+    for name, static in fields:
+        v = getattr(node, name)
+        object.__setattr__(obj, name, v if static else map_record(fn, v))
+    return obj
+
+
+_RECORD_FIELDS: dict[type[Any], list[tuple[str, bool]]] = {}
 
 
 def _sealed(x: Any) -> Any:
@@ -741,6 +747,8 @@ class Optimizer:
 def check_state_fits(state: OptState, p: FloatArray, params_key: Any = None) -> None:
     """ValueError when the state was made for another network (``params_key``, the
     parameters' layout key, given) or its flat arrays do not fit parameters ``p``."""
+    if params_key is not None and state.params_key is params_key:
+        return  # made for parameters of this very layout: nothing to compare
     known = params_key is not None and state.params_key is not None
     if known and state.params_key is not params_key and state.params_key != params_key:
         raise ValueError(

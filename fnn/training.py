@@ -226,7 +226,9 @@ def train_step(
     params = check_network(params)
     if not isinstance(opt_state, OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
-    Xa, ya, w, _ = _prepare(params, X, y, sample_weight)
+    Xa = check_input(params, X)
+    ya = params.loss.targets(y, Xa.shape[0], params.n_outputs, params.dtype)
+    w = check_sample_weight(sample_weight, Xa.shape[0], params.dtype)
     gen = None if rng is None else as_generator(rng)
     if gen is None and params.has_dropout:
         raise ValueError("rng is required when the network has dropout")

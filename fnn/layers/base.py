@@ -122,10 +122,18 @@ class Workspace:
         return np.empty(shape, dtype)
 
     def ones(self, name: str, n: int, dtype: np.dtype[Any]) -> FloatArray:
-        """A vector of ``n`` ones (read, never written, by the kernel)."""
-        return np.ones(n, dtype)
+        """A read-only vector of ``n`` ones (for sums over the batch as products)."""
+        key = (n, np.dtype(dtype))
+        a = _ONES.get(key)
+        if a is None:
+            a = np.ones(n, dtype)
+            a.flags.writeable = False
+            if len(_ONES) < 64:
+                _ONES[key] = a
+        return a
 
 
+_ONES: dict[tuple[int, np.dtype[Any]], FloatArray] = {}
 FRESH = Workspace()
 """The workspace of fresh arrays."""
 
@@ -144,13 +152,6 @@ class Kept(Workspace):
         a = self.arrays.get(key)
         if a is None:
             a = self.arrays[key] = _scratch.take(shape, np.dtype(dtype))
-        return a
-
-    def ones(self, name: str, n: int, dtype: np.dtype[Any]) -> FloatArray:
-        key = ("ones:" + name, (n,), dtype)
-        a = self.arrays.get(key)
-        if a is None:
-            a = self.arrays[key] = np.ones(n, dtype)
         return a
 
 
