@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
+import stat
 import struct
+import subprocess
+import sys
+import textwrap
+import time
 import tracemalloc
 import zipfile
 from collections.abc import Callable, Iterator
@@ -533,3 +540,137 @@ def test_a_compressed_but_honest_checkpoint_still_loads(tmp_path: Path, saved: b
     assert tree.allclose(ck.params, ref.params, rtol=0, atol=0)
     assert ck.opt_state is not None and ref.opt_state is not None
     assert tree.allclose(ck.opt_state.states, ref.opt_state.states, rtol=0, atol=0)
+
+
+# --- item 9: permissions and temporaries --------------------------------------------
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], None]]:
+    old = os.umask(0o022)
+    os.umask(old)
+    try:
+        yield lambda m: (os.umask(m), None)[1]
+    finally:
+        os.umask(old)
+
+
+def small_net() -> fnn.Network:
+    return fnn.init(fnn.mlp([2, 3, 1]), rng=0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002, 0o000])
+def test_a_saved_file_has_the_mode_open_would_give(
+    tmp_path: Path, umask: Callable[[int], None], mask: int
+) -> None:
+    umask(mask)
+    path = fnn.save(tmp_path / "ck.npz", small_net())
+    with open(tmp_path / "plain", "wb"):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_overwriting_keeps_the_files_mode(tmp_path: Path, umask: Callable[[int], None]) -> None:
+    umask(0o022)
+    path = fnn.save(tmp_path / "ck.npz", small_net())
+    path.chmod(0o640)
+    fnn.save(path, small_net())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def temp_name(target: str, pid: int, host: str | None = None) -> str:
+    host = host or serialization._host_tag()
+    return f".{target}.{host}.{pid}.{'ab' * 8}.tmp"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process liveness is checked on POSIX only")
+def test_the_next_save_removes_stale_temporaries_only(tmp_path: Path) -> None:
+    dead = dead_pid()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = tmp_path / temp_name("ck.npz", dead)
+        in_progress = tmp_path / temp_name("ck.npz", live.pid)
+        other_target = tmp_path / temp_name("other.npz", dead)
+        other_host = tmp_path / temp_name("ck.npz", dead, host="0badc0de")
+        unrelated = tmp_path / ".ck.npz.notes.tmp"
+        for p in (stale, in_progress, other_target, other_host, unrelated):
+            p.write_bytes(b"x" * 1000)
+        fnn.save(tmp_path / "ck", small_net())
+        left = sorted(p.name for p in tmp_path.iterdir())
+        assert stale.name not in left
+        assert (
+            sorted(["ck.npz", in_progress.name, other_target.name, other_host.name, unrelated.name])
+            == left
+        )
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_save_in_progress_in_this_process_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ck.npz"
+    real = np.savez
+    seen: list[list[str]] = []
+
+    def savez_then_save_again(f: Any, **arrays: Any) -> None:
+        real(f, **arrays)
+        monkeypatch.setattr(np, "savez", real)
+        fnn.save(path, small_net())  # a second save to the same path, meanwhile
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+
+    monkeypatch.setattr(np, "savez", savez_then_save_again)
+    fnn.save(path, small_net())
+    (inner,) = seen
+    assert len(inner) == 2 and "ck.npz" in inner  # the outer temporary survived
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
+    assert fnn.load(path).params.n_features == 2
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and process liveness are POSIX")
+def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        import numpy as np
+        import fnn
+        real = np.lib.format.write_array
+        def slow(*args, **kwargs):
+            real(*args, **kwargs)
+            print("writing", flush=True)
+            time.sleep(60)
+        np.lib.format.write_array = slow
+        fnn.save({str(tmp_path / "ck.npz")!r}, fnn.init(fnn.mlp([2, 3, 1]), rng=0))
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "writing\n"
+        (tmp,) = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        assert f".{proc.pid}." in tmp.name
+        # while it is being written, a save to the same path leaves it alone
+        fnn.save(tmp_path / "ck.npz", small_net())
+        assert tmp.exists()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert tmp.exists()  # killed mid-write: nothing cleaned up
+    start = time.monotonic()
+    fnn.save(tmp_path / "ck.npz", small_net())
+    assert time.monotonic() - start < 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
