@@ -262,10 +262,18 @@ class ReduceOnPlateau:
     min_scale: float = attrs.field(default=0.0, validator=_nonneg("min_scale"))
 
     def __attrs_post_init__(self) -> None:
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float):
+            raise TypeError(
+                f"factor must be a float, got {type(self.factor).__name__} {self.factor!r}"
+            )
         if not 0 < self.factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {self.factor!r}")
-        if self.patience < 0 or self.cooldown < 0:
-            raise ValueError("patience and cooldown must be >= 0")
+        for name in ("patience", "cooldown"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
+            if v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v!r}")
 
     def scale_from_losses(self, losses: Sequence[float]) -> float:
         """The learning-rate scale after the given per-epoch validation losses."""
