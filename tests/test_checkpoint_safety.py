@@ -198,8 +198,14 @@ def test_a_missing_or_extra_optimizer_array_is_refused(tmp_path: Path, saved: by
         fnn.load(edited(tmp_path, saved, stray))
 
 
-def test_a_custom_layer_must_give_back_the_files_config(tmp_path: Path) -> None:
+def test_a_custom_layer_must_give_back_the_files_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from tests.test_training import Scale
+
+    # registrations made here are undone afterwards
+    monkeypatch.setattr(serialization, "_LAYERS", dict(serialization._LAYERS))
+    monkeypatch.setattr(serialization, "_SHAPES", dict(serialization._SHAPES))
 
     base = fnn.init(fnn.mlp([2, 3, 1]), rng=0)
     net = fnn.Network(layers=(Scale(s=np.array([2.0, 3.0])), *base.layers), loss="mse")
