@@ -56,6 +56,15 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
+    def replace(self, name: str, item: T) -> T:
+        """Add ``item`` under ``name``, replacing what was registered there."""
+        self._items.pop(name, None)
+        return self.register(name, item)
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (no error if absent)."""
+        self._items.pop(name, None)
+
     def __getitem__(self, name: str) -> T:
         try:
             return self._items[name]

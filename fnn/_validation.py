@@ -40,7 +40,9 @@ def float_dtype(dtype: Any, *, name: str = "dtype") -> np.dtype[Any]:
     return result
 
 
-def _to_numeric(x: Any, name: str) -> np.ndarray[Any, Any]:
+def _to_numeric(x: Any, name: str, *, strings: bool = True) -> np.ndarray[Any, Any]:
+    """``x`` as a numeric array; object arrays are converted to float64, and so are
+    string arrays when ``strings`` is True (targets), else they are refused (inputs)."""
     if isinstance(x, str | bytes):
         raise ValueError(f"could not convert string to float: {x!r} (argument {name})")
     try:
@@ -49,6 +51,13 @@ def _to_numeric(x: Any, name: str) -> np.ndarray[Any, Any]:
         raise ValueError(f"{name} could not be converted to an array: {e}") from e
     if a.dtype.kind == "c":
         raise ValueError(f"Complex data not supported; {name} has dtype {a.dtype}")
+    if not strings and a.dtype.kind in "US":
+        # as scikit-learn's check_array: strings are never parsed as numbers
+        raise ValueError(
+            f"could not convert {name} to float: it holds strings (dtype {a.dtype}); "
+            "dtype='numeric' is not compatible with arrays of bytes/strings. Convert your "
+            "data to numeric values explicitly instead."
+        )
     if a.dtype.kind in "OUSV":
         try:
             a = a.astype(np.float64)
@@ -88,7 +97,7 @@ def check_2d(x: Any, *, name: str = "X", dtype: np.dtype[Any] | None = None) -> 
     converted to it. The caller's array is never written; it may be returned as is when
     no conversion is needed.
     """
-    a = _to_numeric(x, name)
+    a = _to_numeric(x, name, strings=False)
     if a.ndim == 1:
         raise ValueError(
             f"Expected 2D array, got 1D array instead ({name} has shape {a.shape}); "

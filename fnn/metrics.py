@@ -50,14 +50,30 @@ def to_labels(y: ArrayLike, *, threshold: float = 0.5, name: str = "y") -> IntAr
     raise ValueError(f"{name} holds non-integer values outside [0, 1]; cannot read labels")
 
 
+def _nonempty(a: np.ndarray[Any, Any], name: str) -> None:
+    if len(a) == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={a.shape}) while a minimum of 1 is "
+            f"required ({name})."
+        )
+
+
+def _check_labels(t: IntArray, n_classes: int, name: str, what: str) -> None:
+    """Labels ``t`` must lie in [0, n_classes): a ValueError names the first bad one."""
+    bad = (t < 0) | (t >= n_classes)
+    if bad.any():
+        raise ValueError(
+            f"{name} has label {int(t[bad][0])} out of range [0, {n_classes}) ({what})"
+        )
+
+
 def _pair(
     y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5
 ) -> tuple[IntArray, IntArray]:
     t = to_labels(y_true, name="y_true")
     p = to_labels(y_pred, threshold=threshold, name="y_pred")
     check_consistent_length(y_true=t, y_pred=p)
-    if len(t) == 0:
-        raise ValueError("Found array with 0 sample(s) while a minimum of 1 is required")
+    _nonempty(t, "y_true")
     return t, p
 
 
@@ -69,14 +85,24 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike, *, threshold: float = 0.5) ->
 
 
 def top_k_accuracy(y_true: ArrayLike, scores: ArrayLike, *, k: int = 5) -> float:
-    """Fraction of samples whose true label is among the ``k`` highest ``scores`` (n, c)."""
+    """Fraction of samples whose true label is among the ``k`` highest ``scores`` (n, c).
+
+    Raises:
+        TypeError: ``k`` is not an int.
+        ValueError: ``k < 1``, no samples, or a label outside [0, c).
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise TypeError(f"k must be an int, got {type(k).__name__} {k!r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
     t = to_labels(y_true, name="y_true")
     s = check_targets(scores, name="scores")
     if s.ndim != 2:
         raise ValueError(f"scores must have shape (n, n_classes), got {s.shape}")
     check_consistent_length(y_true=t, scores=s)
-    if not k >= 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    _nonempty(t, "y_true")
+    _check_labels(t, s.shape[1], "y_true", f"scores has {s.shape[1]} columns")
+    k = int(k)
     k = min(k, s.shape[1])
     top = np.argpartition(-s, k - 1, axis=1)[:, :k]
     return float(np.mean((top == t[:, None]).any(axis=1)))
@@ -133,15 +159,19 @@ def f1_score(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 def log_loss(y_true: ArrayLike, proba: ArrayLike, *, eps: float = 1e-15) -> float:
     """Mean negative log-likelihood of the true labels under predicted probabilities:
     (n,) or (n, 1) for P(class 1), or (n, k). Probabilities are clipped to
-    ``[eps, 1 - eps]`` like scikit-learn's."""
+    ``[eps, 1 - eps]`` like scikit-learn's; ``eps`` must be in (0, 0.5)."""
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating):
+        raise TypeError(f"eps must be a float, got {type(eps).__name__} {eps!r}")
+    if not 0 < eps < 0.5:  # False for NaN too
+        raise ValueError(f"eps must be in (0, 0.5), got {eps!r}")
     t = to_labels(y_true, name="y_true")
     p = check_targets(proba, name="proba").astype(np.float64)
     if p.ndim == 1 or p.shape[1] == 1:
         p1 = p.reshape(-1)
         p = np.stack([1 - p1, p1], axis=1)
     check_consistent_length(y_true=t, proba=p)
-    if t.min() < 0 or t.max() >= p.shape[1]:
-        raise ValueError(f"labels must lie in [0, {p.shape[1]})")
+    _nonempty(t, "y_true")
+    _check_labels(t, p.shape[1], "y_true", f"proba has {p.shape[1]} classes")
     p = np.clip(p, eps, 1 - eps)
     p = p / p.sum(axis=1, keepdims=True)
     return float(-np.mean(np.log(p[np.arange(len(t)), t])))
@@ -156,6 +186,7 @@ def _regression_pair(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[FloatArray, 
         p = p[:, None]
     if t.shape != p.shape:
         raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}")
+    _nonempty(t, "y_true")
     return t, p
 
 

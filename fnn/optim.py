@@ -651,7 +651,22 @@ class Optimizer:
     transforms: tuple[Transform, ...] = attrs.field(converter=_flatten_transforms)
 
     def init(self, params: Any) -> OptState:
-        """The initial state for ``params`` (any tree of float arrays)."""
+        """The initial state for ``params`` (any tree of float arrays, with at least one).
+
+        Raises:
+            TypeError: ``params`` is None or its leaves are not float arrays.
+            ValueError: ``params`` is a tree with no leaves (``{}``, ``()``).
+        """
+        if params is None:
+            raise TypeError(
+                "params must be a network or a tree of float arrays (what the optimizer "
+                "will update), got None"
+            )
+        if not tree.leaves(params):
+            raise ValueError(
+                f"params has no arrays to optimize: got an empty {type(params).__name__} "
+                f"{params!r}; pass the network (or tree of float arrays) to update"
+            )
         flat = tree.ravel(params)
         if flat.dtype.kind != "f":
             raise TypeError(f"parameters must be float arrays, got dtype {flat.dtype}")

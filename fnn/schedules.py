@@ -9,6 +9,7 @@ optimizer's learning rate.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -66,19 +67,80 @@ def _pos_int(name: str) -> Callable[[Any, Any, int], None]:
     return check
 
 
+def _takes_one_step(fn: Callable[..., Any]) -> bool | None:
+    """Whether ``fn(step)`` is a valid call; None when Python cannot tell (some builtins)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    try:
+        sig.bind(0)
+    except TypeError:
+        return False
+    return True
+
+
 def check_learning_rate(value: object) -> None:
-    """Raise ValueError unless ``value`` is a finite float > 0 or a :class:`Schedule`."""
-    if isinstance(value, Schedule) and not isinstance(value, int | float):
+    """Check a learning rate when an optimizer is made.
+
+    A number must be finite and > 0 (ValueError otherwise). A schedule is any callable
+    of one int step returning a float: a class, or a callable that cannot be called with
+    one positional argument (``lambda a, b: ...``, ``lambda: ...``), is a TypeError, as
+    is anything that is neither a number nor callable. A schedule's values are checked
+    when they are used, by :func:`value_at`.
+    """
+    if isinstance(value, bool):
+        raise TypeError("learning_rate must be a float or a schedule, got bool")
+    if isinstance(value, int | float):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"learning_rate must be > 0, got {value!r}")
         return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"learning_rate must be a float or a schedule, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"learning_rate must be > 0, got {value!r}")
+    if not callable(value):
+        raise TypeError(
+            f"learning_rate must be a float or a schedule (a callable of one int step), "
+            f"got {type(value).__name__}"
+        )
+    if isinstance(value, type):
+        raise TypeError(
+            f"learning_rate must be a float or a schedule, got the class {value.__name__}; "
+            f"pass an instance such as {value.__name__}(...)"
+        )
+    if _takes_one_step(value) is False:
+        raise TypeError(
+            f"learning_rate must be a float or a schedule called as learning_rate(step) "
+            f"with one int step, but {value!r} has the signature {inspect.signature(value)}"
+        )
 
 
 def value_at(learning_rate: LearningRate, step: int) -> float:
-    """The learning rate for update number ``step`` (0-based)."""
-    return float(learning_rate(step) if callable(learning_rate) else learning_rate)
+    """The learning rate for update number ``step`` (0-based).
+
+    A schedule's value must be a finite number >= 0 (a schedule may decay to 0): a
+    negative, NaN or infinite value is a ValueError naming the step, and a value that is
+    not a number a TypeError, so a bad schedule never steps uphill. The check costs two
+    comparisons per step.
+    """
+    if not callable(learning_rate):
+        return float(learning_rate)
+    raw = learning_rate(step)
+    if type(raw) is float:
+        v = raw
+    else:
+        try:
+            if isinstance(raw, str | bytes):
+                raise TypeError(type(raw).__name__)
+            v = float(raw)
+        except (TypeError, ValueError) as e:
+            raise TypeError(
+                f"the learning_rate schedule returned {raw!r} ({type(raw).__name__}) at "
+                f"step {step}; it must return a float"
+            ) from e
+    if not 0.0 <= v < math.inf:  # False for NaN too
+        raise ValueError(
+            f"the learning_rate schedule returned {v!r} at step {step} "
+            f"(learning_rate({step})); a learning rate must be finite and >= 0"
+        )
+    return v
 
 
 @attrs.frozen
@@ -200,10 +262,18 @@ class ReduceOnPlateau:
     min_scale: float = attrs.field(default=0.0, validator=_nonneg("min_scale"))
 
     def __attrs_post_init__(self) -> None:
+        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float):
+            raise TypeError(
+                f"factor must be a float, got {type(self.factor).__name__} {self.factor!r}"
+            )
         if not 0 < self.factor < 1:
             raise ValueError(f"factor must be in (0, 1), got {self.factor!r}")
-        if self.patience < 0 or self.cooldown < 0:
-            raise ValueError("patience and cooldown must be >= 0")
+        for name in ("patience", "cooldown"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
+            if v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v!r}")
 
     def scale_from_losses(self, losses: Sequence[float]) -> float:
         """The learning-rate scale after the given per-epoch validation losses."""

@@ -6,19 +6,31 @@ a UTF-8 JSON document stored as a uint8 array, that records the format version, 
 architecture (layer kinds and static hyper-parameters, the loss), the dtype, the
 optimizer's configuration and step, the History, and the shape and dtype of every array.
 
-Loading uses ``np.load(allow_pickle=False)`` and builds every object from the manifest by
-name from fixed tables: nothing in a file is ever executed or unpickled. A save writes a
-temporary file in the same folder, flushes it to disk and renames it over the target, so
-an interrupted save leaves the previous checkpoint intact.
+Loading reads the archive with ``zipfile`` and ``np.lib.format`` (never pickle) and
+builds every object from the manifest by name from fixed tables: nothing in a file is
+ever executed or unpickled. It checks every array's declared shape and dtype (zip
+directory, ``.npy`` header, manifest, architecture) before reading it, so memory is
+bounded by what a valid checkpoint of that architecture needs. A save writes a temporary
+file in the same folder, flushes it to disk and renames it over the target, so an
+interrupted save leaves the previous checkpoint intact; the file gets the permissions
+``open(path, "wb")`` would give, and the next save to the same path removes temporaries
+left by saves whose process has died.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
-import tempfile
+import re
+import socket
+import stat
+import struct
+import threading
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -36,17 +48,23 @@ FORMAT: Final = "fnn-checkpoint"
 FORMAT_VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
 
+Builder = Callable[[dict[str, Any], dict[str, np.ndarray[Any, Any]]], Any]
+Shapes = Callable[[dict[str, Any]], Mapping[str, Sequence[int]]]
 
-def register_layer(
-    kind: str, build: Callable[[dict[str, Any], dict[str, np.ndarray[Any, Any]]], Any]
-) -> None:
+
+def register_layer(kind: str, build: Builder, shapes: Shapes | None = None) -> None:
     """Teach :func:`load` a layer kind: ``build(config, arrays)`` returns the layer from its
     ``config()`` dict and its arrays keyed by field name (e.g. ``{"W": ..., "b": ...}``).
+
+    ``shapes(config)``, if given, returns the shape of each of the layer's arrays by
+    field name (``{"W": (n_in, n_out), "b": (n_out,)}``): :func:`load` then checks the
+    file's arrays against the architecture before reading them. Without it, the layer
+    built from the file must give back the file's config (``layer.config()``).
 
     Same as :func:`fnn.layers.register_layer` without a class or an example (which the
     shared property tests need); prefer that one for new layer kinds.
     """
-    _layers.register_layer(kind, object, build=build)
+    _layers.register_layer(kind, object, build=build, shapes=shapes)
 
 
 _TRANSFORMS: Final[dict[str, type[Any]]] = {
@@ -96,20 +114,6 @@ def _bad(path: Path, what: str) -> ValueError:
 
 
 # --- configs -----------------------------------------------------------------------
-
-
-def _optimizer_from_config(cfgs: list[dict[str, Any]]) -> optim.Optimizer:
-    out = []
-    for cfg in cfgs:
-        c = dict(cfg)
-        cls = _TRANSFORMS[c.pop("transform")]
-        for k in _MASK_FIELDS & set(c):
-            c[k] = None if c[k] is None else (lambda _p: False)  # the state holds the mask
-        if isinstance(c.get("learning_rate"), dict):
-            s = dict(c["learning_rate"])
-            c["learning_rate"] = _SCHEDULES[s.pop("schedule")](**s)
-        out.append(cls(**c))
-    return optim.Optimizer(transforms=tuple(out))
 
 
 def _history_config(h: History) -> dict[str, Any]:
@@ -184,172 +188,667 @@ def save(
     blob = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale_temporaries(target)
+    tmp, fd = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
             payload: dict[str, Any] = {MANIFEST: blob, **arrays}
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            # an existing file keeps its mode, as open(path, "wb") would keep it
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(tmp)
     return target
 
 
-# --- load --------------------------------------------------------------------------
+# --- save: temporary files ----------------------------------------------------------
+
+# Temporaries are named ".<target name>.<host>.<pid>.<random>.tmp": the process that
+# writes one is known, so the next save to the same target can tell a temporary left by
+# an interrupted save (its process is gone) from one being written right now.
+_ACTIVE: set[Path] = set()
+_ACTIVE_LOCK = threading.Lock()
+_TEMP_TAIL: Final = re.compile(r"([0-9a-f]{8})\.([0-9]+)\.([0-9a-f]{16})\.tmp")
 
 
-def _read(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    if not zipfile.is_zipfile(path):
-        raise _bad(path, "corrupted or truncated checkpoint (not a zip archive)")
+def _host_tag() -> str:
+    return zlib.crc32(socket.gethostname().encode("utf-8", "replace")).to_bytes(4, "big").hex()
+
+
+def _create_temporary(target: Path) -> tuple[Path, int]:
+    """A new temporary file next to ``target``, created as ``open(path, "wb")`` creates
+    files (mode ``0o666`` less the umask), and registered as being written."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = target.with_name(
+            f".{target.name}.{_host_tag()}.{os.getpid()}.{os.urandom(8).hex()}.tmp"
+        )
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:  # pragma: no cover - 64 random bits collided
+            continue
+        with _ACTIVE_LOCK:
+            _ACTIVE.add(tmp)
+        return tmp, fd
+
+
+def _process_is_gone(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
+        return False
     try:
-        with np.load(path, allow_pickle=False) as z:
-            names = list(z.files)
-            if MANIFEST not in names:
-                raise _bad(path, f"not an fnn checkpoint (no {MANIFEST})")
-            data = {n: z[n] for n in names}
-    except zipfile.BadZipFile as e:
-        raise _bad(path, f"corrupted or truncated checkpoint ({e})") from e
-    except ValueError as e:
-        if "allow_pickle" in str(e):
-            raise _bad(path, "holds object (pickled) arrays, which are never loaded") from e
-        if str(e).startswith(str(path)):
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # alive (another user's), or not a pid
+        return False
+    return False
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporaries of interrupted saves to ``target``: those written on this
+    host by a process that no longer runs (or by this process, but no longer being
+    written). A temporary of a save in progress, or of another target, is left alone."""
+    prefix = f".{target.name}."
+    host, me = _host_tag(), os.getpid()
+    try:
+        candidates = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return
+    for p in candidates:
+        m = _TEMP_TAIL.fullmatch(p.name[len(prefix) :])
+        if m is None or m.group(1) != host:
+            continue
+        pid = int(m.group(2))
+        if pid == me:
+            with _ACTIVE_LOCK:
+                stale = p not in _ACTIVE
+        else:
+            stale = _process_is_gone(pid)
+        if stale:
+            # OSError: removed by another save meanwhile, or not ours to remove
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+# --- load: the archive --------------------------------------------------------------
+
+MAX_MANIFEST_BYTES: Final = 64 << 20
+"""The largest manifest :func:`load` reads (a History of a million epochs fits)."""
+MAX_DEPTH: Final = 32
+"""The deepest nesting of JSON lists and objects a manifest may have."""
+MAX_MEMBERS: Final = 1 << 16
+_MAX_NDIM: Final = 32
+_DEFLATE_MAX_RATIO: Final = 1032  # deflate cannot expand data by more than ~1032:1
+_ARRAY_DTYPES: Final = {"float32", "float64", "bool"}
+
+
+class _Malformed(Exception):
+    """A manifest entry of the wrong type or value; ``where`` is its dotted JSON path."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where} {what}" if where else what)
+
+
+@attrs.frozen
+class _Member:
+    """An ``.npy`` member of the archive, from the zip's central directory and the
+    member's ``.npy`` header (read before any of its data)."""
+
+    info: zipfile.ZipInfo
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran: bool
+
+
+def _npy_header(f: Any) -> tuple[tuple[int, ...], np.dtype[Any], bool]:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        raise ValueError(f"unsupported .npy format version {version}")
+    return tuple(int(d) for d in shape), np.dtype(dtype), bool(fortran)
+
+
+def _nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    return n
+
+
+class _Archive:
+    """A checkpoint opened for reading in bounded memory.
+
+    Opening reads only the zip's central directory and each member's ``.npy`` header,
+    and checks that every member's declared size is what its header says and what the
+    file can hold (stored members exactly their bytes, deflated ones at most deflate's
+    maximal expansion): nothing is decompressed. :meth:`read` then reads one member's
+    data into an array allocated at its (checked) size, never more.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.zf = zipfile.ZipFile(path)
+        try:
+            self.members = self._scan()
+        except BaseException:
+            self.zf.close()
             raise
-        raise _bad(path, f"unreadable checkpoint ({e})") from e
-    except (OSError, EOFError, zipfile.LargeZipFile) as e:
-        raise _bad(path, f"corrupted or truncated checkpoint ({e})") from e
-    blob = data.pop(MANIFEST)
-    try:
-        manifest = json.loads(blob.astype(np.uint8).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _bad(path, f"the manifest is not valid JSON ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise _bad(path, "not an fnn checkpoint (wrong format field)")
+
+    def __enter__(self) -> _Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.zf.close()
+
+    def _scan(self) -> dict[str, _Member]:
+        infos = self.zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise _bad(self.path, f"too many members ({len(infos)} > {MAX_MEMBERS})")
+        disk = self.path.stat().st_size
+        members: dict[str, _Member] = {}
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy"):
+                raise _bad(self.path, f"unexpected member {name!r} (not an .npy array)")
+            key = name[: -len(".npy")]
+            if key in members:
+                raise _bad(self.path, f"member {name!r} appears twice")
+            if info.flag_bits & 0x1:
+                raise _bad(self.path, f"member {name!r} is encrypted")
+            if info.compress_type == zipfile.ZIP_STORED:
+                fits = info.file_size == info.compress_size
+            elif info.compress_type == zipfile.ZIP_DEFLATED:
+                fits = info.file_size <= _DEFLATE_MAX_RATIO * info.compress_size + 1024
+            else:
+                raise _bad(
+                    self.path,
+                    f"member {name!r} uses compression method {info.compress_type}; "
+                    "only stored and deflated members are read",
+                )
+            if not fits or info.header_offset + info.compress_size > disk:
+                raise _bad(
+                    self.path,
+                    f"member {name!r} declares {info.file_size} bytes, more than its "
+                    f"{info.compress_size} stored bytes can hold (corrupted or a zip bomb)",
+                )
+            try:
+                with self.zf.open(info) as f:
+                    shape, dtype, fortran = _npy_header(f)
+                    header_len = f.tell()
+            except (ValueError, SyntaxError, RecursionError, MemoryError, EOFError) as e:
+                raise _bad(self.path, f"member {name!r} has no valid .npy header ({e})") from e
+            if dtype.hasobject:
+                raise _bad(self.path, "holds object (pickled) arrays, which are never loaded")
+            if dtype.fields is not None or dtype.subdtype is not None or len(shape) > _MAX_NDIM:
+                raise _bad(self.path, f"array {key} has an unsupported dtype {dtype} or rank")
+            if header_len + _nbytes(shape, dtype) != info.file_size:
+                raise _bad(
+                    self.path,
+                    f"array {key}: its header declares shape {list(shape)} and dtype {dtype} "
+                    f"({_nbytes(shape, dtype)} bytes), but the archive declares "
+                    f"{info.file_size - header_len} bytes of data",
+                )
+            members[key] = _Member(info=info, shape=shape, dtype=dtype, fortran=fortran)
+        return members
+
+    def read(self, key: str) -> np.ndarray[Any, Any]:
+        """The array of member ``key``: exactly its declared bytes, CRC-checked."""
+        m = self.members[key]
+        n = _nbytes(m.shape, m.dtype)
+        out = np.empty(m.shape[::-1] if m.fortran else m.shape, dtype=m.dtype)
+        buf = out.reshape(-1).view(np.uint8)  # the same memory, as bytes
+        with self.zf.open(m.info) as f:
+            _npy_header(f)
+            pos = 0
+            while pos < n:
+                chunk = f.read(min(1 << 20, n - pos))
+                if not chunk:
+                    raise _bad(self.path, f"array {key} is truncated")
+                buf[pos : pos + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+                pos += len(chunk)
+            if f.read(1):  # reaching the end also checks the CRC
+                raise _bad(self.path, f"array {key} has trailing bytes")
+        return out.T if m.fortran else out
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest, parsed: bounded in size and nesting, an object at the top."""
+        m = self.members.get(MANIFEST)
+        if m is None:
+            raise _bad(self.path, f"not an fnn checkpoint (no {MANIFEST})")
+        if m.dtype != np.uint8 or len(m.shape) != 1:
+            raise _bad(
+                self.path,
+                f"the manifest must be a 1-D uint8 array, got shape {list(m.shape)} "
+                f"and dtype {m.dtype}",
+            )
+        if m.shape[0] > MAX_MANIFEST_BYTES:
+            raise _bad(
+                self.path, f"the manifest has {m.shape[0]} bytes (more than {MAX_MANIFEST_BYTES})"
+            )
+        raw = self.read(MANIFEST).tobytes()
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except RecursionError as e:
+            raise _bad(self.path, "the manifest is nested too deeply") from e
+        except ValueError as e:  # also UnicodeDecodeError and JSONDecodeError
+            raise _bad(self.path, f"the manifest is not valid JSON ({e})") from e
+        if _depth(manifest) > MAX_DEPTH:
+            raise _bad(self.path, f"the manifest is nested deeper than {MAX_DEPTH} levels")
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise _bad(self.path, "not an fnn checkpoint (wrong format field)")
+        return manifest
+
+
+def _depth(x: Any) -> int:
+    """The nesting depth of JSON lists and objects in ``x`` (iterative: no recursion)."""
+    deepest = 0
+    stack = [(x, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, d)
+        if d > MAX_DEPTH:
+            return d
+        stack.extend((c, d + 1) for c in children)
+    return deepest
+
+
+# --- load: the manifest's types -----------------------------------------------------
+
+
+def _obj(x: Any, where: str) -> dict[str, Any]:
+    if not isinstance(x, dict):
+        raise _Malformed(where, f"must be a JSON object, got {_show(x)}")
+    return x
+
+
+def _list(x: Any, where: str) -> list[Any]:
+    if not isinstance(x, list):
+        raise _Malformed(where, f"must be a JSON list, got {_show(x)}")
+    return x
+
+
+def _str(x: Any, where: str) -> str:
+    if not isinstance(x, str):
+        raise _Malformed(where, f"must be a string, got {_show(x)}")
+    return x
+
+
+def _int(x: Any, where: str, lo: int = 0) -> int:
+    if isinstance(x, bool) or not isinstance(x, int) or x < lo:
+        raise _Malformed(where, f"must be an int >= {lo}, got {_show(x)}")
+    return x
+
+
+def _num(x: Any, where: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise _Malformed(where, f"must be a number, got {_show(x)}")
+    return float(x)
+
+
+def _key(d: dict[str, Any], key: str, where: str) -> Any:
+    if key not in d:
+        raise _Malformed(f"{where}.{key}" if where else key, "is missing")
+    return d[key]
+
+
+def _show(x: Any) -> str:
+    text = json.dumps(x) if isinstance(x, str | int | float | bool) or x is None else None
+    if text is None:
+        text = "a JSON object" if isinstance(x, dict) else "a JSON list"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_version(path: Path, manifest: dict[str, Any]) -> None:
     version = manifest.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         raise _bad(
             path,
             f"format version {version} is newer than this fnn reads "
             f"({FORMAT_VERSION}); upgrade fnn",
         )
-    declared = manifest.get("arrays", {})
-    if set(declared) != set(data):
-        missing, extra = sorted(set(declared) - set(data)), sorted(set(data) - set(declared))
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise _bad(
-            path, f"the manifest does not match the arrays (missing {missing}, extra {extra})"
+            path,
+            f"malformed manifest: version must be an int from 1 to {FORMAT_VERSION}, "
+            f"got {_show(version)}",
         )
-    for name, a in data.items():
-        spec = declared[name]
-        if list(a.shape) != spec.get("shape") or str(a.dtype) != spec.get("dtype"):
-            raise _bad(
-                path,
-                f"array {name} has shape {list(a.shape)} and dtype {a.dtype}, but the manifest "
-                f"says {spec.get('shape')} and {spec.get('dtype')}",
+
+
+def _check_manifest(manifest: dict[str, Any]) -> None:
+    """Check the JSON types of everything :func:`load` reads (raises :class:`_Malformed`)."""
+    dtype = _str(_key(manifest, "dtype", ""), "dtype")
+    if dtype not in ("float32", "float64"):
+        raise _Malformed("dtype", f"must be 'float32' or 'float64', got {_show(dtype)}")
+    arch = _obj(_key(manifest, "architecture", ""), "architecture")
+    layers = _list(_key(arch, "layers", "architecture"), "architecture.layers")
+    for i, cfg in enumerate(layers):
+        where = f"architecture.layers.{i}"
+        _str(_key(_obj(cfg, where), "kind", where), f"{where}.kind")
+    loss = _key(arch, "loss", "architecture")
+    if not isinstance(loss, str):
+        _str(
+            _key(_obj(loss, "architecture.loss"), "name", "architecture.loss"),
+            "architecture.loss.name",
+        )
+    arrays = _obj(_key(manifest, "arrays", ""), "arrays")
+    for name, spec in arrays.items():
+        where = f"arrays.{name}"
+        _obj(spec, where)
+        shape = _list(_key(spec, "shape", where), f"{where}.shape")
+        if len(shape) > _MAX_NDIM:
+            raise _Malformed(f"{where}.shape", f"has {len(shape)} dimensions")
+        for j, d in enumerate(shape):
+            _int(d, f"{where}.shape.{j}")
+        dt = _str(_key(spec, "dtype", where), f"{where}.dtype")
+        if dt not in _ARRAY_DTYPES:
+            raise _Malformed(
+                f"{where}.dtype", f"must be one of {sorted(_ARRAY_DTYPES)}, got {_show(dt)}"
             )
-        if a.dtype.kind == "O":
-            raise _bad(path, f"array {name} is an object array")
-    return manifest, data
+    if "optimizer" in manifest:
+        transforms = _list(manifest["optimizer"], "optimizer")
+        for i, cfg in enumerate(transforms):
+            where = f"optimizer.{i}"
+            _str(_key(_obj(cfg, where), "transform", where), f"{where}.transform")
+            lr = cfg.get("learning_rate")
+            if isinstance(lr, dict):
+                _str(
+                    _key(lr, "schedule", f"{where}.learning_rate"),
+                    f"{where}.learning_rate.schedule",
+                )
+        st = _obj(_key(manifest, "opt_state", ""), "opt_state")
+        _int(_key(st, "step", "opt_state"), "opt_state.step")
+        scale = _num(_key(st, "lr_scale", "opt_state"), "opt_state.lr_scale")
+        if not (math.isfinite(scale) and scale >= 0):
+            raise _Malformed("opt_state.lr_scale", f"must be finite and >= 0, got {scale!r}")
+    if "history" in manifest:
+        h = _obj(manifest["history"], "history")
+        for i, r in enumerate(_list(_key(h, "records", "history"), "history.records")):
+            _check_record(_obj(r, f"history.records.{i}"), f"history.records.{i}")
+        best = h.get("best_epoch")
+        if best is not None:
+            _int(best, "history.best_epoch", 1)
+        if not isinstance(h.get("stopped_early", False), bool):
+            raise _Malformed(
+                "history.stopped_early", f"must be true or false, got {_show(h['stopped_early'])}"
+            )
 
 
-def _build_network(
-    path: Path, manifest: dict[str, Any], data: dict[str, np.ndarray[Any, Any]]
-) -> Network:
-    arch = manifest.get("architecture") or {}
+def _check_record(r: dict[str, Any], where: str) -> None:
+    fields = {f.name for f in attrs.fields(EpochRecord)}
+    unknown = sorted(set(r) - fields)
+    if unknown:
+        raise _Malformed(where, f"has unknown fields {unknown}")
+    _int(_key(r, "epoch", where), f"{where}.epoch", 1)
+    for k in ("train_loss", "learning_rate", "seconds"):
+        _num(_key(r, k, where), f"{where}.{k}")
+    if _key(r, "val_loss", where) is not None:
+        _num(r["val_loss"], f"{where}.val_loss")
+    for k in ("metrics", "val_metrics"):
+        for name, v in _obj(_key(r, k, where), f"{where}.{k}").items():
+            _num(v, f"{where}.{k}.{name}")
+
+
+# --- load: building the values ------------------------------------------------------
+
+
+def _layer_shapes(
+    path: Path, i: int, kind: str, cfg: dict[str, Any]
+) -> dict[str, tuple[int, ...]] | None:
+    shapes = _layers.LAYERS[kind].shapes if kind in _layers.LAYERS else None
+    if shapes is None:
+        return None
+    try:
+        return {str(f): tuple(int(d) for d in s) for f, s in shapes(cfg).items()}
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
+        raise _bad(path, f"malformed manifest: architecture.layers.{i} ({kind}): {e}") from e
+
+
+def _build_network(path: Path, manifest: dict[str, Any], ar: _Archive) -> Network:
+    """The network, with every array's shape and dtype checked against the architecture
+    before it is read."""
+    dtype = np.dtype(manifest["dtype"])
+    declared: dict[str, Any] = manifest["arrays"]
     layers = []
-    for i, cfg in enumerate(arch.get("layers", [])):
-        kind = cfg.get("kind")
-        if not isinstance(kind, str) or kind not in _layers.LAYERS:
+    for i, cfg in enumerate(manifest["architecture"]["layers"]):
+        kind = cfg["kind"]
+        if kind not in _layers.LAYERS:
             raise _bad(
                 path,
                 f"layers.{i} has unknown kind {kind!r} "
                 "(register it with fnn.serialization.register_layer)",
             )
         prefix = f"params/layers.{i}."
-        own = {k[len(prefix) :]: v for k, v in data.items() if k.startswith(prefix)}
+        own = {k[len(prefix) :]: k for k in declared if k.startswith(prefix)}
+        expected = _layer_shapes(path, i, kind, cfg)
+        if expected is not None and set(expected) != set(own):
+            raise _bad(
+                path,
+                f"layers.{i} ({kind}) has the arrays {sorted(own)} in the file, but its "
+                f"architecture needs {sorted(expected)}",
+            )
+        for field, key in own.items():
+            m = ar.members[key]
+            want = m.shape if expected is None else expected[field]
+            if m.shape != want or m.dtype != dtype:
+                raise _bad(
+                    path,
+                    f"array {key} has shape {list(m.shape)} and dtype {m.dtype}, but the "
+                    f"architecture (architecture.layers.{i}: {_describe(cfg)}) needs shape "
+                    f"{list(want)} and dtype {dtype}",
+                )
+        arrays = {field: ar.read(key) for field, key in own.items()}
         try:
-            layers.append(_layers.LAYERS[kind].build(cfg, own))
-        except (KeyError, ValueError, TypeError) as e:
+            layer = _layers.LAYERS[kind].build(cfg, arrays)
+        except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
             raise _bad(path, f"layers.{i} cannot be built from the file: {e}") from e
+        if expected is None:
+            try:
+                built = json.loads(json.dumps(layer.config()))
+            except (TypeError, ValueError, AttributeError) as e:
+                raise _bad(path, f"layers.{i} built from the file has no config: {e}") from e
+            if built != cfg:
+                raise _bad(
+                    path,
+                    f"layers.{i} built from the file's arrays is {built}, but the manifest's "
+                    f"architecture says {cfg}",
+                )
+        layers.append(layer)
     try:
+        arch = manifest["architecture"]
         shape = arch.get("input_shape")
         net = Network(
             layers=layers,
-            loss=losses.get(arch.get("loss", {})),
-            input_shape=None if shape is None else tuple(shape),
+            loss=losses.get(arch["loss"]),
+            input_shape=tuple(shape) if shape else None,
         )
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
         raise _bad(path, f"the network cannot be built from the file: {e}") from e
-    expected = {f"params/{p}" for p in tree.flatten(net)}
-    given = {k for k in data if k.startswith("params/")}
-    if expected != given:
+    expected_keys = {f"params/{p}" for p in tree.flatten(net)}
+    given = {k for k in declared if k.startswith("params/")}
+    if expected_keys != given:
         raise _bad(
-            path, f"parameter arrays do not match the architecture: {sorted(given ^ expected)}"
+            path,
+            f"parameter arrays do not match the architecture: {sorted(given ^ expected_keys)}",
         )
     return pack(net)
 
 
+def _describe(cfg: dict[str, Any]) -> str:
+    sizes = [cfg.get(k) for k in ("n_in", "n_out")]
+    if all(isinstance(s, int) for s in sizes):
+        return f"{cfg['kind']} {sizes[0]} -> {sizes[1]}"
+    return str(cfg["kind"])
+
+
+def _optimizer_from_config(cfgs: list[dict[str, Any]]) -> optim.Optimizer:
+    out = []
+    for i, cfg in enumerate(cfgs):
+        c = dict(cfg)
+        name = c.pop("transform")
+        if name not in _TRANSFORMS:
+            raise _Malformed(f"optimizer.{i}.transform", f"is unknown: {_show(name)}")
+        for k in _MASK_FIELDS & set(c):
+            if c[k] not in (None, "mask"):
+                raise _Malformed(f"optimizer.{i}.{k}", f"must be null or 'mask', got {_show(c[k])}")
+            c[k] = None if c[k] is None else (lambda _p: False)  # the state holds the mask
+        if isinstance(c.get("learning_rate"), dict):
+            s = dict(c["learning_rate"])
+            schedule = s.pop("schedule")
+            if schedule not in _SCHEDULES:
+                raise _Malformed(
+                    f"optimizer.{i}.learning_rate.schedule", f"is unknown: {_show(schedule)}"
+                )
+            c["learning_rate"] = _SCHEDULES[schedule](**s)
+        out.append(_TRANSFORMS[name](**c))
+    return optim.Optimizer(transforms=tuple(out))
+
+
+def _restore_opt_state(
+    path: Path, manifest: dict[str, Any], ar: _Archive, net: Network
+) -> optim.OptState:
+    """The optimizer state, each array checked against the state this optimizer has for
+    ``net`` (shape, rank and dtype) before it is read."""
+    try:
+        optimizer = _optimizer_from_config(manifest["optimizer"])
+    except _Malformed as e:
+        raise _bad(path, f"malformed manifest: {e}") from e
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
+        raise _bad(path, f"the optimizer cannot be rebuilt from the file: {e}") from e
+    template = optimizer.init(net)
+    body = attrs.evolve(template, step=0, lr_scale=0.0)
+    expected = {
+        q: np.asarray(x) for q, x in tree.leaves_with_paths(body) if q not in ("step", "lr_scale")
+    }
+    given = {k[len("opt_state/") :] for k in manifest["arrays"] if k.startswith("opt_state/")}
+    if set(expected) != given:
+        raise _bad(
+            path,
+            "the optimizer state cannot be restored: optimizer-state arrays "
+            f"{sorted(set(expected) ^ given)} do not match",
+        )
+    for q, x in expected.items():
+        m = ar.members[f"opt_state/{q}"]
+        if m.shape != x.shape or m.dtype != x.dtype:
+            raise _bad(
+                path,
+                f"array opt_state/{q} has shape {list(m.shape)} and dtype {m.dtype}, but "
+                f"the optimizer state for this network needs shape {list(x.shape)} and "
+                f"dtype {x.dtype}",
+            )
+
+    def take(q: str, leaf: Any) -> Any:
+        if q in ("step", "lr_scale"):
+            return leaf
+        v = ar.read(f"opt_state/{q}")
+        v.flags.writeable = False
+        return v
+
+    restored = tree.map_with_path(take, body)
+    st = manifest["opt_state"]
+    return attrs.evolve(restored, step=int(st["step"]), lr_scale=float(st["lr_scale"]))
+
+
+def _restore_history(h: dict[str, Any], opt_state: optim.OptState | None) -> History:
+    return History(
+        records=tuple(
+            EpochRecord(
+                epoch=r["epoch"],
+                train_loss=float(r["train_loss"]),
+                val_loss=None if r["val_loss"] is None else float(r["val_loss"]),
+                metrics={k: float(v) for k, v in r["metrics"].items()},
+                val_metrics={k: float(v) for k, v in r["val_metrics"].items()},
+                learning_rate=float(r["learning_rate"]),
+                seconds=float(r["seconds"]),
+            )
+            for r in h["records"]
+        ),
+        opt_state=opt_state,
+        best_epoch=h.get("best_epoch"),
+        stopped_early=bool(h.get("stopped_early", False)),
+    )
+
+
+def _load(path: Path, ar: _Archive) -> Checkpoint:
+    manifest = ar.manifest()
+    _check_version(path, manifest)
+    try:
+        _check_manifest(manifest)
+    except _Malformed as e:
+        raise _bad(path, f"malformed manifest: {e}") from e
+    declared: dict[str, Any] = manifest["arrays"]
+    names = set(ar.members) - {MANIFEST}
+    if set(declared) != names:
+        missing, extra = sorted(set(declared) - names), sorted(names - set(declared))
+        raise _bad(
+            path, f"the manifest does not match the arrays (missing {missing}, extra {extra})"
+        )
+    for name in sorted(names):
+        m, spec = ar.members[name], declared[name]
+        if list(m.shape) != spec["shape"] or str(m.dtype) != spec["dtype"]:
+            raise _bad(
+                path,
+                f"array {name} has shape {list(m.shape)} and dtype {m.dtype}, but the manifest "
+                f"says {spec['shape']} and {spec['dtype']}",
+            )
+        if not name.startswith("params/") and not (
+            name.startswith("opt_state/") and "optimizer" in manifest
+        ):
+            raise _bad(path, f"unexpected array {name} (neither a parameter nor optimizer state)")
+    net = _build_network(path, manifest, ar)
+    opt_state = _restore_opt_state(path, manifest, ar, net) if "optimizer" in manifest else None
+    history = _restore_history(manifest["history"], opt_state) if "history" in manifest else None
+    return Checkpoint(params=net, opt_state=opt_state, history=history)
+
+
 def load(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read a checkpoint written by :func:`save`.
+    """Read a checkpoint written by :func:`save`, in memory bounded by what its manifest
+    declares.
+
+    Before any array is read, the zip's central directory, each array's ``.npy`` header,
+    the manifest and the architecture it describes must agree on every array's shape and
+    dtype (and the optimizer state must be the one its optimizer has for that network);
+    an archive member that declares more than its stored bytes can expand to is refused
+    before it is decompressed.
 
     Returns a :class:`Checkpoint` with bit-identical arrays of the saved dtype.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: naming the file, if it is truncated, corrupted, of a newer format
-            version, inconsistent with its manifest, or holds object arrays.
+        ValueError: naming the file (and the array or manifest entry), if it is
+            truncated, corrupted, of a newer format version, holds object arrays, has a
+            malformed manifest, or arrays that contradict the manifest or its
+            architecture.
     """
     p = Path(path)
     if not p.exists() and p.suffix != ".npz" and p.with_name(p.name + ".npz").exists():
         p = p.with_name(p.name + ".npz")
-    manifest, data = _read(p)
-    net = _build_network(p, manifest, data)
-    opt_state = None
-    if "optimizer" in manifest:
-        try:
-            optimizer = _optimizer_from_config(manifest["optimizer"])
-            template = optimizer.init(net)
-            leaves = {
-                k[len("opt_state/") :]: v for k, v in data.items() if k.startswith("opt_state/")
-            }
-            body = attrs.evolve(template, step=0, lr_scale=0.0)
-            paths = {q for q, _ in tree.leaves_with_paths(body)} - {"step", "lr_scale"}
-            if paths != set(leaves):
-                raise ValueError(
-                    f"optimizer-state arrays {sorted(paths ^ set(leaves))} do not match"
-                )
-
-            def take(q: str, ls: list[Any]) -> Any:
-                if q in ("step", "lr_scale"):
-                    return ls[0]
-                v = leaves[q]
-                if v.dtype == np.bool_:
-                    return v
-                v = v.view()
-                v.flags.writeable = False
-                return v
-
-            restored = tree.map_with_path(lambda q, leaf: take(q, [leaf]), body)
-            opt_state = attrs.evolve(
-                restored,
-                step=int(manifest["opt_state"]["step"]),
-                lr_scale=float(manifest["opt_state"]["lr_scale"]),
-            )
-        except (KeyError, ValueError, TypeError) as e:
-            raise _bad(p, f"the optimizer state cannot be restored: {e}") from e
-    history = None
-    if "history" in manifest:
-        try:
-            h = manifest["history"]
-            history = History(
-                records=tuple(EpochRecord(**r) for r in h["records"]),
-                opt_state=opt_state,
-                best_epoch=h.get("best_epoch"),
-                stopped_early=bool(h.get("stopped_early", False)),
-            )
-        except (KeyError, TypeError) as e:
-            raise _bad(p, f"the history cannot be restored: {e}") from e
-    return Checkpoint(params=net, opt_state=opt_state, history=history)
+    if not p.is_file():
+        raise FileNotFoundError(f"no checkpoint at {p}")
+    if not zipfile.is_zipfile(p):
+        raise _bad(p, "corrupted or truncated checkpoint (not a zip archive)")
+    try:
+        with _Archive(p) as ar:
+            return _load(p, ar)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, struct.error) as e:
+        raise _bad(p, f"corrupted or truncated checkpoint ({e})") from e
+    except OSError as e:
+        if isinstance(e, PermissionError | IsADirectoryError | FileNotFoundError):
+            raise
+        raise _bad(p, f"corrupted or truncated checkpoint ({e})") from e

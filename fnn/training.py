@@ -139,14 +139,17 @@ class EarlyStopping:
     restore_best: bool = True
 
     def __attrs_post_init__(self) -> None:
-        if (
-            isinstance(self.patience, bool)
-            or not isinstance(self.patience, int)
-            or self.patience < 0
-        ):
-            raise ValueError(f"patience must be an int >= 0, got {self.patience!r}")
-        if not (math.isfinite(self.min_delta) and self.min_delta >= 0):
-            raise ValueError(f"min_delta must be >= 0, got {self.min_delta!r}")
+        p, d = self.patience, self.min_delta
+        if isinstance(p, bool) or not isinstance(p, int):
+            raise TypeError(f"patience must be an int, got {type(p).__name__} {p!r}")
+        if p < 0:
+            raise ValueError(f"patience must be an int >= 0, got {p!r}")
+        if isinstance(d, bool) or not isinstance(d, int | float):
+            raise TypeError(f"min_delta must be a float, got {type(d).__name__} {d!r}")
+        if not (math.isfinite(d) and d >= 0):
+            raise ValueError(f"min_delta must be >= 0, got {d!r}")
+        if not isinstance(self.restore_best, bool):
+            raise TypeError(f"restore_best must be a bool, got {type(self.restore_best).__name__}")
 
 
 class TrainingDiverged(FloatingPointError):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import tempfile
 import urllib.request
@@ -84,7 +85,8 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray[Any, np.dtype[np.uint8]
     if ndim == 0 or len(data) < header:
         raise ValueError(f"{p}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    # exact: np.prod in int64 wraps around for dimensions such as (2**31, 2**31, 4)
+    expected = header + math.prod(dims)
     if len(data) != expected:
         what = "truncated" if len(data) < expected else "has trailing bytes"
         raise ValueError(

@@ -86,7 +86,18 @@ def train_test_split(
 def one_hot(
     labels: ArrayLike, n_classes: int | None = None, *, dtype: Any = np.float64
 ) -> FloatArray:
-    """One-hot rows (n, n_classes) from integer labels (n,)."""
+    """One-hot rows (n, n_classes) from integer labels (n,).
+
+    ``n_classes`` defaults to ``max(labels) + 1``; it is required when ``labels`` is
+    empty (the result is then (0, n_classes)).
+    """
+    if n_classes is not None:
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer):
+            raise TypeError(
+                f"n_classes must be an int or None, got {type(n_classes).__name__} {n_classes!r}"
+            )
+        if n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1, got {n_classes}")
     a = np.asarray(labels)
     if a.ndim != 1:
         raise ValueError(f"labels must have shape (n,), got {a.shape}")
@@ -96,7 +107,11 @@ def one_hot(
         a = a.astype(np.int64)
     elif a.dtype.kind not in "iub":
         raise TypeError(f"labels must be integers, got dtype {a.dtype}")
-    k = int(a.max()) + 1 if n_classes is None else n_classes
+    if a.size == 0 and n_classes is None:
+        raise ValueError(
+            "labels is empty (shape (0,)): pass n_classes to say how many columns to make"
+        )
+    k = int(a.max()) + 1 if n_classes is None else int(n_classes)
     if a.size and (a.min() < 0 or a.max() >= k):
         bad = a[(a < 0) | (a >= k)][0]
         raise ValueError(f"label {bad} out of range [0, {k})")
@@ -154,8 +169,13 @@ def minibatches(
     if not arrays:
         raise ValueError("minibatches needs at least one array")
     check_consistent_length(**{f"arrays[{i}]": a for i, a in enumerate(arrays)})
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):  # as fnn.fit: NumPy ints are ints
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    batch_size = int(batch_size)
     n = len(arrays[0])
     order = as_generator(rng).permutation(n) if rng is not None else None
     stop = n - n % batch_size if drop_last else n

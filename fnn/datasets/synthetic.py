@@ -12,18 +12,33 @@ from fnn._validation import as_generator
 __all__ = ["make_circles", "make_linear", "make_moons", "make_regression", "make_spirals"]
 
 
+def _check_int(value: int, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``: TypeError for other kinds (2.5, "3", True)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def _check_n(n_samples: int, minimum: int = 1) -> int:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer):
-        raise TypeError(f"n_samples must be an int, got {type(n_samples).__name__}")
-    if n_samples < minimum:
-        raise ValueError(f"n_samples must be >= {minimum}, got {n_samples}")
-    return int(n_samples)
+    return _check_int(n_samples, "n_samples", minimum)
+
+
+def _check_float(value: float, name: str) -> float:
+    """``value`` as a finite float: TypeError for other kinds, ValueError for NaN/inf."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
 
 
 def _check_noise(noise: float) -> float:
-    if not (np.isfinite(noise) and noise >= 0):
+    v = _check_float(noise, "noise")
+    if v < 0:
         raise ValueError(f"noise must be >= 0, got {noise!r}")
-    return float(noise)
+    return v
 
 
 def _shuffle(X: FloatArray, y: IntArray, gen: np.random.Generator) -> tuple[FloatArray, IntArray]:
@@ -66,7 +81,7 @@ def make_circles(
     """
     n = _check_n(n_samples, 2)
     noise = _check_noise(noise)
-    if not 0 < factor < 1:
+    if not 0 < _check_float(factor, "factor") < 1:
         raise ValueError(f"factor must be in (0, 1), got {factor!r}")
     gen = as_generator(rng)
     n_out = n // 2
@@ -93,10 +108,9 @@ def make_spirals(
     Arm ``j`` has radius ``r = linspace(0, 1)`` and angle ``4j .. 4(j+1)`` plus noise.
     Returns ``X`` (n_samples, 2) and ``y`` (n_samples,) in [0, n_classes).
     """
+    n_classes = _check_int(n_classes, "n_classes", 2)
     n = _check_n(n_samples, n_classes)
     noise = _check_noise(noise)
-    if n_classes < 2:
-        raise ValueError(f"n_classes must be >= 2, got {n_classes}")
     gen = as_generator(rng)
     sizes = [n // n_classes + (1 if j < n % n_classes else 0) for j in range(n_classes)]
     Xs, ys = [], []
@@ -120,9 +134,15 @@ def make_linear(
     Returns ``X`` (n_samples, len(weights)) and ``y`` (n_samples,) in {0, 1}.
     """
     n = _check_n(n_samples)
-    w = np.asarray(weights, dtype=np.float64)
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"weights must be a sequence of floats, got {weights!r}") from e
     if w.ndim != 1 or w.size == 0:
         raise ValueError(f"weights must be a non-empty 1-D sequence, got shape {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError(f"weights must be finite, got {w.tolist()}")
+    threshold = _check_float(threshold, "threshold")
     gen = as_generator(rng)
     X = 2 * gen.random((n, w.size)) - 1
     return X, (X @ w > threshold).astype(np.int64)
@@ -143,8 +163,8 @@ def make_regression(
     """
     n = _check_n(n_samples)
     noise = _check_noise(noise)
-    if n_features < 1 or n_targets < 1:
-        raise ValueError("n_features and n_targets must be >= 1")
+    n_features = _check_int(n_features, "n_features")
+    n_targets = _check_int(n_targets, "n_targets")
     gen = as_generator(rng)
     X = gen.standard_normal((n, n_features))
     w = gen.uniform(-2, 2, (n_features, n_targets))

@@ -82,4 +82,5 @@ register_layer(
     Activation,
     build=lambda cfg, a: Activation(cfg["activation"]),
     example=lambda rng, dtype: (Activation("elu"), (2, 3)),
+    shapes=lambda cfg: {},
 )

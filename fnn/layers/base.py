@@ -38,7 +38,7 @@ property tests run over every registered kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
@@ -60,6 +60,7 @@ __all__ = [
     "LayerKind",
     "Workspace",
     "backward_kernel",
+    "config_size",
     "forward_kernel",
     "fresh_grads",
     "input_shape_of",
@@ -363,12 +364,17 @@ class LayerKind:
         example: ``example(rng, dtype) -> (layer, input_shape)``: a small instance with
             random leaves and a per-sample input shape it accepts, for the shared
             property tests (gradient checks, purity, dtypes, fit, save/load).
+        shapes: ``shapes(config) -> {field: shape}``, the shape of each array the
+            config implies, so checkpoints are checked before any array is read; None
+            when the config does not fix them (then the built layer's config must
+            equal the file's).
     """
 
     name: str
     cls: type[Any]
     build: Callable[[dict[str, Any], dict[str, Any]], Any]
     example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]] | None
+    shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]]] | None = None
 
 
 LAYERS: Registry[LayerKind] = Registry("layer kind")
@@ -391,9 +397,21 @@ def register_layer(
     build: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
     example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]]
     | None = None,
+    shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]]] | None = None,
 ) -> LayerKind:
     """Register a layer kind (see :class:`LayerKind`). ``build`` defaults to calling
-    ``cls`` with the arrays and the config entries that name its fields."""
-    kind = LayerKind(name=name, cls=cls, build=build or _default_build(cls), example=example)
-    LAYERS.register(name, kind)
+    ``cls`` with the arrays and the config entries that name its fields. Registering a
+    name again replaces the earlier kind."""
+    kind = LayerKind(
+        name=name, cls=cls, build=build or _default_build(cls), example=example, shapes=shapes
+    )
+    LAYERS.replace(name, kind)
     return kind
+
+
+def config_size(config: Mapping[str, Any], key: str) -> int:
+    """``config[key]`` as a positive int (ValueError otherwise): for ``shapes`` functions."""
+    v = config.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{key} must be an int >= 1, got {v!r}")
+    return v

@@ -40,7 +40,7 @@ import attrs
 import numpy as np
 
 from fnn._types import FloatArray
-from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly, state_field
 
 __all__ = ["BatchNorm", "BatchNormCache"]
@@ -261,4 +261,8 @@ register_layer(
         eps=float(cfg["eps"]),
     ),
     example=_example,
+    shapes=lambda cfg: {
+        k: (config_size(cfg, "n_features"),)
+        for k in ("scale", "shift", "running_mean", "running_var")
+    },
 )

@@ -17,7 +17,7 @@ from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn._types import FloatArray
 from fnn._validation import float_dtype
-from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly
 
 __all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
@@ -172,4 +172,8 @@ register_layer(
     Dense,
     build=lambda cfg, a: Dense(W=a["W"], b=a["b"], activation=cfg["activation"]),
     example=_example,
+    shapes=lambda cfg: {
+        "W": (config_size(cfg, "n_in"), config_size(cfg, "n_out")),
+        "b": (config_size(cfg, "n_out"),),
+    },
 )

@@ -115,4 +115,5 @@ register_layer(
     Dropout,
     build=lambda cfg, a: Dropout(rate=float(cfg["rate"])),
     example=lambda rng, dtype: (Dropout(rate=0.25), (5,)),
+    shapes=lambda cfg: {},
 )
