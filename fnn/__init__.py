@@ -10,7 +10,7 @@ The four functions::
 """
 
 from types import ModuleType as _ModuleType
-from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import TYPE_CHECKING
 from typing import Final as _Final
 
 from fnn import (
@@ -134,18 +134,20 @@ __all__ = [
 # below (which gives mypy the module's real types). They stay out of __all__: a
 # star import must not import scikit-learn.
 _LAZY_MODULES: _Final = ("distributed", "plot", "sklearn")
-if _TYPE_CHECKING:
+if TYPE_CHECKING:
     from fnn import distributed as distributed
     from fnn import plot as plot
     from fnn import sklearn as sklearn
 
 
-def __getattr__(name: str) -> _ModuleType:
-    if name in _LAZY_MODULES:
-        import importlib
+if not TYPE_CHECKING:  # hidden from mypy, which would accept any fnn.<typo> otherwise
 
-        return importlib.import_module(f"fnn.{name}")  # also sets it as an attribute
-    raise AttributeError(f"module 'fnn' has no attribute {name!r}")
+    def __getattr__(name: str) -> _ModuleType:
+        if name in _LAZY_MODULES:
+            import importlib
+
+            return importlib.import_module(f"fnn.{name}")  # also sets it as an attribute
+        raise AttributeError(f"module 'fnn' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
