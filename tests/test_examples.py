@@ -4,8 +4,6 @@ runs when the real data is present (../shared/data/mnist, as on CI)."""
 from __future__ import annotations
 
 import importlib.util
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -70,25 +68,3 @@ def test_mnist_full_reaches_98_3_percent_in_under_3_minutes() -> None:
     out = load("mnist_mlp").main(quick=False, data=str(SHARED_DATA), verbose=0)
     assert out["test_accuracy"] >= 0.983
     assert out["seconds"] < 180
-
-
-def test_demo_command_runs() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fnn",
-            "demo",
-            "--data",
-            str(ROOT / "no-such-dir"),
-            "--verbose",
-            "0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-        cwd=ROOT,
-    )
-    assert "moons: test accuracy 0.9" in proc.stdout
-    assert "mnist: skipped" in proc.stdout
