@@ -15,9 +15,10 @@ import pytest
 import fnn
 from fnn.__main__ import main
 from fnn.demo import run
+from tests.mnist_data import HOW_TO_GET, mnist_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+MNIST = mnist_folder()
 
 
 def cli(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -119,12 +120,9 @@ def test_demo_arguments_are_checked_in_python_too() -> None:
         run(mnist_epochs=0)
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "mnist").is_dir(),
-    reason="needs MNIST: `python -m fnn demo --download`, or set FNN_DATA_DIR",
-)
+@pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
 def test_demo_trains_on_mnist_when_found(tmp_path: Path) -> None:
-    proc = cli("demo", "--mnist-epochs", "1", home=tmp_path, FNN_DATA_DIR=str(SHARED_DATA))
+    proc = cli("demo", "--mnist-epochs", "1", home=tmp_path, FNN_DATA_DIR=str(MNIST))
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if x.startswith("mnist: test accuracy"))
     assert float(line.split()[3]) > 0.9  # one epoch
