@@ -4,12 +4,12 @@ Two inputs, two ReLU hidden layers of two nodes and a linear output; with the tu
 weights, input [3, 5] gives 364. Then a linear model ``y = X @ w`` fitted by full-batch
 gradient descent, recording the mean squared error at every iteration.
 
-Run: python examples/hand_set_weights.py
+Run: python examples/hand_set_weights.py [--quick]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 
@@ -64,4 +64,10 @@ def main(quick: bool = False) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv)
+    parser = argparse.ArgumentParser(
+        description="The hand-set 364 network, then gradient descent on a linear model."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="20 gradient-descent iterations instead of 100"
+    )
+    main(quick=parser.parse_args().quick)

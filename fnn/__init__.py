@@ -9,6 +9,10 @@ The four functions::
     net, state = fnn.update(net, grads, state)
 """
 
+from types import ModuleType as _ModuleType
+from typing import TYPE_CHECKING
+from typing import Final as _Final
+
 from fnn import (
     activations,
     datasets,
@@ -123,3 +127,28 @@ __all__ = [
     "value_and_grad",
     "weights_only",
 ]
+
+# Optional integrations, imported on first attribute access (PEP 562), so that
+# `import fnn` needs only numpy and attrs while `fnn.plot.training_curves(...)` works
+# after a plain `import fnn`. A new one is its name in _LAZY_MODULES and an import line
+# below (which gives mypy the module's real types). They stay out of __all__: a
+# star import must not import scikit-learn.
+_LAZY_MODULES: _Final = ("distributed", "plot", "sklearn")
+if TYPE_CHECKING:
+    from fnn import distributed as distributed
+    from fnn import plot as plot
+    from fnn import sklearn as sklearn
+
+
+if not TYPE_CHECKING:  # hidden from mypy, which would accept any fnn.<typo> otherwise
+
+    def __getattr__(name: str) -> _ModuleType:
+        if name in _LAZY_MODULES:
+            import importlib
+
+            return importlib.import_module(f"fnn.{name}")  # also sets it as an attribute
+        raise AttributeError(f"module 'fnn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_MODULES})

@@ -1,7 +1,12 @@
-"""A live progress line for long training runs.
+"""Progress of a training run, wherever its output goes (standard error by default).
 
-Shown on standard error when it is a terminal and ``verbose=1``; one line per epoch with
-``verbose=2`` (for logs); nothing with ``verbose=0``.
+- ``verbose=0``: nothing.
+- ``verbose=1`` (the default): on a terminal, a live line refreshed up to ten times a
+  second (epoch, step, loss, time left), ending in one line per epoch; when the stream
+  is not a terminal (a pipe, a log file, CI, ``nohup``, a notebook's captured output),
+  one line per epoch, as ``verbose=2`` (Keras' ``verbose=2`` style), so a long run is
+  never silent.
+- ``verbose=2``: one line per epoch, also on a terminal.
 """
 
 from __future__ import annotations
@@ -18,14 +23,28 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
+
+
 class Progress:
-    """Writes the progress of a fit."""
+    """Writes the progress of a fit to ``stream`` (standard error by default).
+
+    Args:
+        epochs: epochs in the run.
+        steps: steps per epoch.
+        verbose: 0 nothing; 1 a live line on a terminal, else one line per epoch;
+            2 one line per epoch.
+        stream: where to write; its ``isatty()`` decides what ``verbose=1`` shows.
+    """
 
     def __init__(self, epochs: int, steps: int, verbose: int, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        live = verbose == 1 and getattr(self.stream, "isatty", lambda: False)()
-        self.live = bool(live)
-        self.per_epoch = verbose >= 2 or self.live
+        self.live = verbose == 1 and _isatty(self.stream)
+        self.per_epoch = verbose >= 1  # off a terminal, verbose=1 behaves as verbose=2
         self.epochs = epochs
         self.steps = steps
         self.start = time.perf_counter()

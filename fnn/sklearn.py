@@ -16,11 +16,15 @@ import numbers
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
-from sklearn.utils import check_random_state
-from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+    from sklearn.utils import check_random_state
+    from sklearn.utils.class_weight import compute_class_weight, compute_sample_weight
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("fnn.sklearn needs scikit-learn: pip install 'fnn[sklearn]'") from e
 
 from fnn import optim
 from fnn.network import Network, init, mlp, predict

@@ -192,7 +192,10 @@ def test_download_verifies_then_moves_into_place(tmp_path: Path, mirror: Any) ->
 
 def test_known_digests_match_the_shared_copy() -> None:
     if not SHARED_MNIST.is_dir():
-        pytest.skip(f"real MNIST not found at {SHARED_MNIST}")
+        pytest.skip(
+            f"real MNIST not found at {SHARED_MNIST}; get it with `python -m fnn demo "
+            "--download` or set FNN_DATA_DIR"
+        )
     for name, digest in D.mnist.SHA256.items():
         data = gzip.decompress((SHARED_MNIST / f"{name}.gz").read_bytes())
         assert hashlib.sha256(data).hexdigest() == digest

@@ -312,11 +312,11 @@ def test_progress_output() -> None:
     p = Progress(2, 4, verbose=2, stream=buf)
     p.epoch(1, "loss 0.5")
     assert buf.getvalue() == "epoch 1/2  loss 0.5\n"
-    quiet = io.StringIO()
-    q = Progress(2, 4, verbose=1, stream=quiet)  # not a terminal: nothing
+    piped = io.StringIO()
+    q = Progress(2, 4, verbose=1, stream=piped)  # not a terminal: a line per epoch
     q.step(1, 1, 0.5)
     q.epoch(1, "loss 0.5")
-    assert quiet.getvalue() == ""
+    assert piped.getvalue() == "epoch 1/2  loss 0.5\n"
 
 
 def test_fit_prints_one_line_per_epoch_with_verbose_2(capsys: pytest.CaptureFixture[str]) -> None:

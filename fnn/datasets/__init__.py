@@ -1,5 +1,7 @@
-"""Data sets: toy generators with explicit randomness, MNIST, and preprocessing."""
+"""Data sets: toy generators with explicit randomness, the shipped digits, MNIST, and
+preprocessing."""
 
+from fnn.datasets.digits import load_digits
 from fnn.datasets.mnist import load_mnist, read_idx
 from fnn.datasets.preprocessing import (
     Standardizer,
@@ -19,6 +21,7 @@ from fnn.datasets.synthetic import (
 
 __all__ = [
     "Standardizer",
+    "load_digits",
     "load_mnist",
     "make_circles",
     "make_linear",

@@ -4,9 +4,10 @@
 named by the environment variable ``FNN_DATA_DIR``, else in a per-user cache folder
 (``$XDG_CACHE_HOME/fnn`` or ``~/.cache/fnn``); in each place it accepts the files
 directly or in a ``mnist/`` subfolder. With ``download=True`` missing files are fetched
-from a public mirror; each is verified against the SHA-256 of the published
+from the first mirror of :data:`MIRRORS` that answers (about 11 MB in all), showing
+progress on standard error; each is verified against the SHA-256 of the published
 (uncompressed) file before it is moved into place, so a failed or tampered download
-leaves nothing behind.
+leaves nothing behind. ``python -m fnn demo --download`` does this from the shell.
 
 IDX layout: two zero bytes, a type byte (0x08 = unsigned byte), the number of
 dimensions, each dimension as a big-endian uint32, then the data in C order.
@@ -18,16 +19,26 @@ import gzip
 import hashlib
 import math
 import os
+import sys
 import tempfile
 import urllib.request
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import numpy as np
 
-__all__ = ["FILES", "MIRROR", "SHA256", "default_cache_dir", "load_mnist", "read_idx"]
+__all__ = [
+    "FILES",
+    "MIRROR",
+    "MIRRORS",
+    "SHA256",
+    "DownloadError",
+    "default_cache_dir",
+    "load_mnist",
+    "read_idx",
+]
 
 FILES: Final = {
     "train_images": "train-images-idx3-ubyte",
@@ -45,7 +56,19 @@ SHA256: Final[Mapping[str, str]] = {
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 
-MIRROR: Final = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+MIRRORS: Final[tuple[str, ...]] = (
+    # PyTorch's copy (torchvision's first choice), then TensorFlow's (tf.keras' source)
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+"""Where ``download=True`` looks for ``<name>.gz``, in this order."""
+
+MIRROR: Final = MIRRORS[0]
+
+
+class DownloadError(ConnectionError):
+    """No mirror delivered a file (network unreachable, HTTP error, or a wrong digest)."""
+
 
 Split = tuple[np.ndarray[Any, np.dtype[np.uint8]], np.ndarray[Any, np.dtype[np.uint8]]]
 
@@ -104,50 +127,117 @@ def _locate(name: str, folder: Path) -> Path | None:
     return None
 
 
-def _download(name: str, folder: Path, mirror: str, sha256: Mapping[str, str]) -> Path:
-    """Fetch ``name.gz`` into ``folder``: temp file, verify, then rename into place."""
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class _Report:
+    """Download progress on ``stream``: a live line on a terminal, else a line per file."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        try:
+            self.live = stream is not None and stream.isatty()
+        except (AttributeError, ValueError, OSError):
+            self.live = False
+
+    def start(self, url: str) -> None:
+        if self.stream is not None and not self.live:
+            self.stream.write(f"downloading {url}\n")
+            self.stream.flush()
+
+    def chunk(self, url: str, done: int, total: int | None) -> None:
+        if self.stream is None or not self.live:
+            return
+        size = f"{100 * done // total}% of {_megabytes(total)}" if total else _megabytes(done)
+        self.stream.write(f"\rdownloading {url}  {size}\x1b[K")
+        self.stream.flush()
+
+    def end(self, url: str, done: int) -> None:
+        if self.stream is None:
+            return
+        line = f"downloaded {url} ({_megabytes(done)}), SHA-256 verified"
+        self.stream.write(f"\r{line}\x1b[K\n" if self.live else f"{line}\n")
+        self.stream.flush()
+
+
+def _fetch(url: str, out: Any, report: _Report) -> int:
+    report.start(url)
+    done = 0
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        length = resp.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        while chunk := resp.read(1 << 16):
+            out.write(chunk)
+            done += len(chunk)
+            report.chunk(url, done, total)
+    return done
+
+
+def _download(
+    name: str, folder: Path, mirrors: Sequence[str], sha256: Mapping[str, str], report: _Report
+) -> Path:
+    """Fetch ``name.gz`` into ``folder`` from the first mirror that delivers the right
+    bytes: each try goes to a temporary file, verified, then renamed into place."""
     folder.mkdir(parents=True, exist_ok=True)
-    url = mirror.rstrip("/") + f"/{name}.gz"
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-        digest = hashlib.sha256(_read_bytes(Path(tmp))).hexdigest()
-        if digest != sha256[name]:
-            raise ValueError(
-                f"downloaded {url} does not match the known SHA-256 of {name} "
-                f"(got {digest}); nothing was kept"
-            )
-        final = folder / f"{name}.gz"
-        os.replace(tmp, final)
-        return final
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    failures: list[str] = []
+    mismatch_only = True
+    for mirror in mirrors:
+        url = mirror.rstrip("/") + f"/{name}.gz"
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                size = _fetch(url, out, report)
+            digest = hashlib.sha256(_read_bytes(Path(tmp))).hexdigest()
+            if digest != sha256[name]:
+                failures.append(f"{url} does not match the known SHA-256 of {name} (got {digest})")
+                continue
+            final = folder / f"{name}.gz"
+            os.replace(tmp, final)
+            report.end(url, size)
+            return final
+        except (OSError, ValueError, EOFError) as e:  # URLError, HTTPError, timeouts
+            mismatch_only = False
+            reason = getattr(e, "reason", None) or e
+            failures.append(f"{url}: {reason}")
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    if mismatch_only and failures:
+        raise ValueError("downloaded " + "; ".join(failures) + "; nothing was kept")
+    raise DownloadError(f"could not download {name}.gz (" + "; ".join(failures) + ")")
 
 
 def load_mnist(
     path: str | os.PathLike[str] | None = None,
     *,
     download: bool = False,
-    mirror: str = MIRROR,
+    mirror: str | Sequence[str] = MIRRORS,
     sha256: Mapping[str, str] = SHA256,
+    progress: bool | TextIO = True,
 ) -> tuple[Split, Split]:
     """Load MNIST as ``((X_train, y_train), (X_test, y_test))``, as in the files:
     images uint8 (n, 28, 28), labels uint8 (n,) in [0, 10).
 
     Args:
-        path: the folder holding the files; default ``$FNN_DATA_DIR``, else the cache.
-        download: fetch missing files from ``mirror`` into that folder (verified
-            against ``sha256`` before they are moved into place).
-        mirror: where to fetch from (overridable for other mirrors and for tests).
+        path: the folder holding the files; default ``$FNN_DATA_DIR``, else the cache
+            (``~/.cache/fnn``).
+        download: fetch missing files into that folder, from the first of ``mirror``
+            that delivers them (each verified against ``sha256`` before it is moved
+            into place).
+        mirror: a mirror URL or a sequence of them, tried in order (default
+            :data:`MIRRORS`; overridable for other mirrors and for tests).
         sha256: the expected digests of the uncompressed files, by file name.
+        progress: show download progress on standard error (True), not at all
+            (False), or on this stream. Only written to while downloading.
 
     Raises:
-        FileNotFoundError: files are missing and ``download`` is False.
-        ValueError: a file is corrupted or truncated, or the files do not agree.
+        FileNotFoundError: files are missing and ``download`` is False; the message says
+            how to get them.
+        DownloadError: (a ConnectionError) no mirror could be reached for a file.
+        ValueError: a file is corrupted or truncated, the files do not agree, or every
+            mirror delivered a file whose SHA-256 is wrong.
     """
+    mirrors = (mirror,) if isinstance(mirror, str) else tuple(mirror)
     if path is not None:
         folder = Path(path)
     elif os.environ.get("FNN_DATA_DIR"):
@@ -155,15 +245,20 @@ def load_mnist(
     else:
         folder = default_cache_dir()
     found: dict[str, Path] = {}
+    report = _Report(sys.stderr if progress is True else progress or None)
     for key, name in FILES.items():
         loc = _locate(name, folder)
         if loc is None:
             if not download:
                 raise FileNotFoundError(
                     f"MNIST file {name}(.gz) not found in {folder} (or {folder / 'mnist'}); "
-                    "pass path=, set FNN_DATA_DIR, or use download=True"
+                    "get it with `python -m fnn demo --download` (into ~/.cache/fnn) or "
+                    "load_mnist(download=True), or set FNN_DATA_DIR to a folder that has "
+                    "the IDX files"
                 )
-            loc = _download(name, folder, mirror, sha256)
+            if not mirrors:
+                raise ValueError("mirror must name at least one URL")
+            loc = _download(name, folder, mirrors, sha256, report)
         found[key] = loc
     arrays = {k: read_idx(p) for k, p in found.items()}
     for split in ("train", "test"):
