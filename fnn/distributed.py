@@ -28,20 +28,18 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
 from fnn import tree
 from fnn._engine import Engine, NonFinite
-from fnn._types import ArrayLike, FloatArray, RNGLike
+from fnn._types import ArrayLike, FloatArray
 from fnn._validation import as_generator
 from fnn.network import Network
 from fnn.optim import Optimizer, OptState
-from fnn.schedules import ReduceOnPlateau
-from fnn.training import Callback, EarlyStopping, History, Metric, _fit
+from fnn.training import FitOptions, History, run_fit
 
 __all__ = ["broadcast", "fit", "rank", "save", "size", "world"]
 
@@ -196,21 +194,8 @@ def fit(
     X: ArrayLike,
     y: ArrayLike,
     *,
-    epochs: int,
-    batch_size: int = 32,
-    rng: RNGLike,
-    shuffle: bool = True,
-    validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-    validation_split: float = 0.0,
-    sample_weight: ArrayLike | None = None,
-    metrics: Sequence[str | Metric] = (),
-    early_stopping: EarlyStopping | None = None,
-    reduce_on_plateau: ReduceOnPlateau | None = None,
-    callbacks: Sequence[Callback] = (),
-    opt_state: OptState | None = None,
-    initial_epoch: int = 0,
-    verbose: int = 1,
     comm: Any = None,
+    **options: Unpack[FitOptions],
 ) -> tuple[Network, History]:
     """``fnn.fit``, data-parallel over the ranks of ``comm`` (default ``MPI.COMM_WORLD``).
 
@@ -226,7 +211,7 @@ def fit(
     """
     comm = comm or world()
     dist = _MPIDistributor(comm)
-    gen = as_generator(rng)
+    gen = as_generator(options.get("rng", 0))
     shape = tuple(np.shape(X))
     shapes = comm.allgather(shape)
     if len(set(shapes)) != 1:
@@ -238,26 +223,12 @@ def fit(
         )
     if isinstance(params, Network):
         params = broadcast(params, comm=comm)
-    if isinstance(opt_state, OptState):
-        opt_state = broadcast(opt_state, comm=comm)
-    return _fit(
-        params,
-        optimizer,
-        X,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        rng=gen,
-        shuffle=shuffle,
-        validation_data=validation_data,
-        validation_split=validation_split,
-        sample_weight=sample_weight,
-        metrics=metrics,
-        early_stopping=early_stopping,
-        reduce_on_plateau=reduce_on_plateau,
-        callbacks=callbacks,
-        opt_state=opt_state,
-        initial_epoch=initial_epoch,
-        verbose=verbose if dist.rank == 0 else 0,
-        dist=dist,
-    )
+    opts: FitOptions = {**options}
+    if "rng" in options:
+        opts["rng"] = gen
+    state = options.get("opt_state")
+    if isinstance(state, OptState):
+        opts["opt_state"] = broadcast(state, comm=comm)
+    if dist.rank != 0:
+        opts["verbose"] = 0
+    return run_fit(params, optimizer, X, y, opts, dist)

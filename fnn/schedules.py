@@ -2,9 +2,8 @@
 (``step = 0, 1, 2, ...``) to a learning rate. Any optimizer's ``learning_rate`` accepts
 a float or a schedule.
 
-:class:`ReduceOnPlateau` is driven by the validation loss rather than the step: it is a
-pure function of the training History that ``fnn.fit`` applies as a scale on the
-optimizer's learning rate.
+:class:`ReduceOnPlateau`, driven by the validation loss rather than the step, is a
+training controller: it lives in :mod:`fnn.controllers` and is importable from here too.
 """
 
 from __future__ import annotations
@@ -12,12 +11,9 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
-
-if TYPE_CHECKING:
-    from fnn.training import History
 
 __all__ = [
     "Constant",
@@ -245,59 +241,5 @@ class WarmupCosine:
         return self.end + (self.peak - self.end) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-@attrs.frozen
-class ReduceOnPlateau:
-    """Scale the learning rate by ``factor`` when the validation loss has not improved by
-    more than ``threshold`` (relative) for ``patience`` epochs (PyTorch's
-    ReduceLROnPlateau, mode "min", threshold_mode "rel"), waiting ``cooldown`` epochs
-    after each cut, never below ``min_scale``.
-
-    A pure function of the History: :meth:`scale` replays the epochs' validation losses.
-    """
-
-    factor: float = attrs.field(default=0.1)
-    patience: int = attrs.field(default=10)
-    threshold: float = attrs.field(default=1e-4, validator=_nonneg("threshold"))
-    cooldown: int = attrs.field(default=0)
-    min_scale: float = attrs.field(default=0.0, validator=_nonneg("min_scale"))
-
-    def __attrs_post_init__(self) -> None:
-        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float):
-            raise TypeError(
-                f"factor must be a float, got {type(self.factor).__name__} {self.factor!r}"
-            )
-        if not 0 < self.factor < 1:
-            raise ValueError(f"factor must be in (0, 1), got {self.factor!r}")
-        for name in ("patience", "cooldown"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
-            if v < 0:
-                raise ValueError(f"{name} must be >= 0, got {v!r}")
-
-    def scale_from_losses(self, losses: Sequence[float]) -> float:
-        """The learning-rate scale after the given per-epoch validation losses."""
-        best = math.inf
-        bad = 0
-        cool = 0
-        scale = 1.0
-        for v in losses:
-            if v < best * (1 - self.threshold):
-                best = v
-                bad = 0
-            else:
-                bad += 1
-            if cool > 0:
-                cool -= 1
-                bad = 0
-            if bad > self.patience:
-                scale = max(scale * self.factor, self.min_scale)
-                cool = self.cooldown
-                bad = 0
-        return scale
-
-    def scale(self, history: History) -> float:
-        """The learning-rate scale for the next epoch, from ``history``'s validation losses
-        (its training losses when no validation data is used)."""
-        losses = [r.val_loss if r.val_loss is not None else r.train_loss for r in history.records]
-        return self.scale_from_losses(losses)
+# ReduceOnPlateau is a training controller; it lives in fnn.controllers (kept here by name)
+from fnn.controllers import ReduceOnPlateau  # noqa: E402

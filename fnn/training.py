@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol, Required, TypedDict, Unpack
 
 import attrs
 import numpy as np
@@ -27,6 +27,7 @@ from fnn._validation import (
     check_sample_weight,
     check_targets,
 )
+from fnn.controllers import EarlyStopping, ReduceOnPlateau
 from fnn.datasets.preprocessing import split_indices
 from fnn.layers.base import FRESH, Context
 from fnn.network import (
@@ -39,7 +40,6 @@ from fnn.network import (
 )
 from fnn.optim import Optimizer, OptState, check_state_fits
 from fnn.progress import Progress
-from fnn.schedules import ReduceOnPlateau
 
 __all__ = [
     "Callback",
@@ -126,30 +126,6 @@ class History:
 
 Callback = Callable[[History], bool | None]
 """A pure function of the History so far, called after every epoch; True stops the fit."""
-
-
-@attrs.frozen
-class EarlyStopping:
-    """Stop when the monitored loss (validation loss, or training loss without validation
-    data) has not improved by more than ``min_delta`` for ``patience`` epochs; with
-    ``restore_best`` the best epoch's parameters are returned."""
-
-    patience: int = attrs.field(default=5)
-    min_delta: float = attrs.field(default=0.0)
-    restore_best: bool = True
-
-    def __attrs_post_init__(self) -> None:
-        p, d = self.patience, self.min_delta
-        if isinstance(p, bool) or not isinstance(p, int):
-            raise TypeError(f"patience must be an int, got {type(p).__name__} {p!r}")
-        if p < 0:
-            raise ValueError(f"patience must be an int >= 0, got {p!r}")
-        if isinstance(d, bool) or not isinstance(d, int | float):
-            raise TypeError(f"min_delta must be a float, got {type(d).__name__} {d!r}")
-        if not (math.isfinite(d) and d >= 0):
-            raise ValueError(f"min_delta must be >= 0, got {d!r}")
-        if not isinstance(self.restore_best, bool):
-            raise TypeError(f"restore_best must be a bool, got {type(self.restore_best).__name__}")
 
 
 class TrainingDiverged(FloatingPointError):
@@ -306,26 +282,88 @@ def _is_classifier(params: Network) -> bool:
     )
 
 
+class FitOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`fit` and ``fnn.distributed.fit``, defined once
+    (documented in :func:`fit`; defaults in :data:`FIT_DEFAULTS`)."""
+
+    epochs: Required[int]
+    rng: Required[RNGLike]
+    batch_size: int
+    shuffle: bool
+    drop_last: bool
+    validation_data: tuple[ArrayLike, ArrayLike] | None
+    validation_split: float
+    sample_weight: ArrayLike | None
+    metrics: Sequence[str | Metric]
+    early_stopping: EarlyStopping | None
+    reduce_on_plateau: ReduceOnPlateau | None
+    callbacks: Sequence[Callback]
+    opt_state: OptState | None
+    initial_epoch: int
+    verbose: int
+
+
+FIT_DEFAULTS: Final[FitOptions] = {
+    "epochs": 1,  # required: never taken from here
+    "rng": 0,  # required: never taken from here
+    "batch_size": 32,
+    "shuffle": True,
+    "drop_last": False,
+    "validation_data": None,
+    "validation_split": 0.0,
+    "sample_weight": None,
+    "metrics": (),
+    "early_stopping": None,
+    "reduce_on_plateau": None,
+    "callbacks": (),
+    "opt_state": None,
+    "initial_epoch": 0,
+    "verbose": 1,
+}
+
+
+def _options(options: FitOptions) -> FitOptions:
+    """``options`` completed with the defaults; TypeError for unknown or missing names
+    and for arguments of the wrong kind, before any work."""
+    unknown = sorted(set(options) - set(FIT_DEFAULTS))
+    if unknown:
+        raise TypeError(f"fit() got unexpected keyword argument(s) {unknown}")
+    for name in ("epochs", "rng"):
+        if name not in options:
+            raise TypeError(f"fit() missing required keyword argument {name!r}")
+    o: FitOptions = {**FIT_DEFAULTS, **options}
+    es, rop = o["early_stopping"], o["reduce_on_plateau"]
+    if es is not None and not isinstance(es, EarlyStopping):
+        raise TypeError(
+            f"early_stopping must be an fnn.EarlyStopping(...) or None, got {type(es).__name__} "
+            f"{es!r}"
+        )
+    if rop is not None and not isinstance(rop, ReduceOnPlateau):
+        raise TypeError(
+            f"reduce_on_plateau must be an fnn.ReduceOnPlateau(...) or None, got "
+            f"{type(rop).__name__} {rop!r}"
+        )
+    cbs = o["callbacks"]
+    if isinstance(cbs, str) or not isinstance(cbs, Sequence):
+        raise TypeError(f"callbacks must be a sequence of callables, got {type(cbs).__name__}")
+    for i, cb in enumerate(cbs):
+        if not callable(cb):
+            raise TypeError(
+                f"callbacks[{i}] must be a callable f(history) -> bool | None, got "
+                f"{type(cb).__name__} {cb!r}"
+            )
+    for name in ("shuffle", "drop_last"):
+        if not isinstance(o[name], bool | np.bool_):  # type: ignore[literal-required]
+            raise TypeError(f"{name} must be a bool, got {o[name]!r}")  # type: ignore[literal-required]
+    return o
+
+
 def fit(
     params: Network,
     optimizer: Optimizer,
     X: ArrayLike,
     y: ArrayLike,
-    *,
-    epochs: int,
-    batch_size: int = 32,
-    rng: RNGLike,
-    shuffle: bool = True,
-    validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-    validation_split: float = 0.0,
-    sample_weight: ArrayLike | None = None,
-    metrics: Sequence[str | Metric] = (),
-    early_stopping: EarlyStopping | None = None,
-    reduce_on_plateau: ReduceOnPlateau | None = None,
-    callbacks: Sequence[Callback] = (),
-    opt_state: OptState | None = None,
-    initial_epoch: int = 0,
-    verbose: int = 1,
+    **options: Unpack[FitOptions],
 ) -> tuple[Network, History]:
     """Train ``params`` with ``optimizer`` on ``(X, y)`` in minibatches.
 
@@ -336,6 +374,9 @@ def fit(
         y: targets for the network's loss.
         epochs: passes over the data (>= 1).
         batch_size: samples per step (the last batch of an epoch may be smaller).
+        drop_last: skip an epoch's last batch when it is incomplete (as PyTorch's
+            ``DataLoader(drop_last=True)``; batch normalisation needs more than one
+            sample per batch).
         rng: Generator or int seed for shuffling, the validation split and dropout.
         shuffle: reshuffle the training samples every epoch.
         validation_data: ``(X_val, y_val)`` evaluated after each epoch.
@@ -359,27 +400,7 @@ def fit(
         TrainingDiverged: (a FloatingPointError) at the first non-finite loss, gradient
             norm or update, carrying the last finite parameters.
     """
-    return _fit(
-        params,
-        optimizer,
-        X,
-        y,
-        epochs=epochs,
-        batch_size=batch_size,
-        rng=rng,
-        shuffle=shuffle,
-        validation_data=validation_data,
-        validation_split=validation_split,
-        sample_weight=sample_weight,
-        metrics=metrics,
-        early_stopping=early_stopping,
-        reduce_on_plateau=reduce_on_plateau,
-        callbacks=callbacks,
-        opt_state=opt_state,
-        initial_epoch=initial_epoch,
-        verbose=verbose,
-        dist=None,
-    )
+    return run_fit(params, optimizer, X, y, options, None)
 
 
 class Distributor(Protocol):
@@ -401,63 +422,27 @@ class Distributor(Protocol):
         ...
 
 
-def _fit(
+def run_fit(
     params: Network,
     optimizer: Optimizer,
     X: ArrayLike,
     y: ArrayLike,
-    *,
-    epochs: int,
-    batch_size: int,
-    rng: RNGLike,
-    shuffle: bool,
-    validation_data: tuple[ArrayLike, ArrayLike] | None,
-    validation_split: float,
-    sample_weight: ArrayLike | None,
-    metrics: Sequence[str | Metric],
-    early_stopping: EarlyStopping | None,
-    reduce_on_plateau: ReduceOnPlateau | None,
-    callbacks: Sequence[Callback],
-    opt_state: OptState | None,
-    initial_epoch: int,
-    verbose: int,
-    dist: Distributor | None,
+    options: FitOptions,
+    distributor: Distributor | None,
 ) -> tuple[Network, History]:
+    """:func:`fit` with its keyword arguments as one mapping, and a :class:`Distributor`
+    for data-parallel training (``fnn.distributed.fit``) or None."""
+    dist = distributor
     try:
-        prepared = _prepare_fit(
-            params,
-            optimizer,
-            X,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            rng=rng,
-            validation_data=validation_data,
-            validation_split=validation_split,
-            sample_weight=sample_weight,
-            metrics=metrics,
-            opt_state=opt_state,
-            initial_epoch=initial_epoch,
-            verbose=verbose,
-        )
+        o = _options(options)
+        prepared = _prepare_fit(params, optimizer, X, y, o)
     except BaseException as e:
         if dist is not None:
             dist.agree(e)
         raise
     if dist is not None:
         dist.agree(None)
-    return _run(
-        prepared,
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        early_stopping=early_stopping,
-        reduce_on_plateau=reduce_on_plateau,
-        callbacks=callbacks,
-        initial_epoch=initial_epoch,
-        verbose=verbose,
-        dist=dist,
-    )
+    return _run(prepared, o, dist)
 
 
 @attrs.frozen(eq=False)
@@ -478,23 +463,17 @@ class _Prepared:
 
 
 def _prepare_fit(
-    params: Network,
-    optimizer: Optimizer,
-    X: ArrayLike,
-    y: ArrayLike,
-    *,
-    epochs: int,
-    batch_size: int,
-    rng: RNGLike,
-    validation_data: tuple[ArrayLike, ArrayLike] | None,
-    validation_split: float,
-    sample_weight: ArrayLike | None,
-    metrics: Sequence[str | Metric],
-    opt_state: OptState | None,
-    initial_epoch: int,
-    verbose: int,
+    params: Network, optimizer: Optimizer, X: ArrayLike, y: ArrayLike, o: FitOptions
 ) -> _Prepared:
     """Validate and convert everything once, before any work."""
+    epochs, batch_size, rng = o["epochs"], o["batch_size"], o["rng"]
+    validation_data, validation_split = o["validation_data"], o["validation_split"]
+    metrics, opt_state, initial_epoch, verbose = (
+        o["metrics"],
+        o["opt_state"],
+        o["initial_epoch"],
+        o["verbose"],
+    )
     params = check_network(params)
     optimizer = _check_optimizer(optimizer)
     for name, v, lo in (
@@ -512,7 +491,7 @@ def _prepare_fit(
         raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
     gen = as_generator(rng)
     fns = _metric_fns(metrics)
-    Xa, ya, w, y_raw = _prepare(params, X, y, sample_weight)
+    Xa, ya, w, y_raw = _prepare(params, X, y, o["sample_weight"])
 
     Xv: FloatArray | None = None
     yv: FloatArray | None = None
@@ -532,6 +511,11 @@ def _prepare_fit(
             raise TypeError("validation_data must be a pair (X_val, y_val)")
         Xv, yv, _, yv_raw = _prepare(params, validation_data[0], validation_data[1], None)
 
+    if o["drop_last"] and len(Xa) < batch_size:
+        raise ValueError(
+            f"drop_last=True with {len(Xa)} training samples and batch_size={batch_size} "
+            "leaves no batch to train on"
+        )
     own_state = False
     if opt_state is None:
         opt_state = optimizer.init(params)
@@ -566,20 +550,16 @@ def _prepare_fit(
     )
 
 
-def _run(
-    prep: _Prepared,
-    *,
-    epochs: int,
-    batch_size: int,
-    shuffle: bool,
-    early_stopping: EarlyStopping | None,
-    reduce_on_plateau: ReduceOnPlateau | None,
-    callbacks: Sequence[Callback],
-    initial_epoch: int,
-    verbose: int,
-    dist: Distributor | None,
-) -> tuple[Network, History]:
+def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Network, History]:
     """The epoch loop of :func:`fit` on prepared inputs."""
+    epochs, batch_size, shuffle, initial_epoch = (
+        o["epochs"],
+        o["batch_size"],
+        o["shuffle"],
+        o["initial_epoch"],
+    )
+    early_stopping, reduce_on_plateau = o["early_stopping"], o["reduce_on_plateau"]
+    callbacks, verbose = o["callbacks"], o["verbose"]
     params, optimizer, gen, fns = prep.params, prep.optimizer, prep.gen, prep.fns
     Xa, ya, w, y_raw = prep.Xa, prep.ya, prep.w, prep.y_raw
     Xv, yv, yv_raw, opt_state = prep.Xv, prep.yv, prep.yv_raw, prep.opt_state
@@ -590,7 +570,7 @@ def _run(
     ended = False  # normally: then no caller holds the engine's private buffers
     try:
         n = len(Xa)
-        steps = -(-n // batch_size)
+        steps = n // batch_size if o["drop_last"] else -(-n // batch_size)
         progress = Progress(epochs, steps, verbose)
         history = History(opt_state=opt_state)
         best: tuple[float, int, Network] | None = None
@@ -598,7 +578,9 @@ def _run(
         # training metrics over the epoch's batch predictions (in a data-parallel fit
         # each rank sees only its shards: there they are measured at the epoch's end)
         epoch_out = (
-            np.empty((n, params.n_outputs), dtype=params.dtype) if fns and dist is None else None
+            np.empty((n, params.n_outputs), dtype=params.dtype)
+            if fns and dist is None and not o["drop_last"]
+            else None
         )
 
         for e in range(initial_epoch + 1, initial_epoch + epochs + 1):
