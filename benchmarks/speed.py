@@ -2,7 +2,9 @@
 
 Peers: the hand-written NumPy loop in ``benchmarks/reference_numpy.py``, scikit-learn's
 ``MLPClassifier`` (its own fit loop) and PyTorch eager (``nn.Sequential`` +
-``torch.optim``, 2 threads) when installed (``pip install -e ".[bench]"``).
+``torch.optim``, 2 threads) when installed (``pip install -e ".[bench]"``). fnn is
+timed three ways on the same batches: ``fnn.fit``; a loop of ``fnn.train_step``; and
+the design card's loop a user writes, ``forward -> backward -> update``.
 
 Workloads (float32):
 
@@ -114,6 +116,48 @@ def make_fnn(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner:
 
     def run() -> None:
         fnn.fit(net, opt, X, y, epochs=1, batch_size=w["batch"], shuffle=False, rng=0, verbose=0)
+
+    return run
+
+
+def _fnn_start(w: dict[str, Any]) -> tuple[fnn.Network, fnn.Optimizer]:
+    arch = fnn.mlp(
+        w["sizes"], hidden="relu", output=w["output"], initializer="he_normal", dtype=np.float32
+    )
+    opt = fnn.sgd(w["lr"]) if w["opt"] == "sgd" else fnn.adam(w["lr"])
+    return fnn.init(arch, rng=0), opt
+
+
+def make_train_step(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner:
+    """A loop of ``fnn.train_step`` over the batches; params and state carried over."""
+    B = w["batch"]
+    parts = [(X[i : i + B], y[i : i + B]) for i in range(0, len(X), B)]
+    net, opt = _fnn_start(w)
+    carry = {"net": net, "state": opt.init(net)}
+
+    def run() -> None:
+        net, state = carry["net"], carry["state"]
+        for xb, yb in parts:
+            net, state, _ = fnn.train_step(net, state, xb, yb)
+        carry["net"], carry["state"] = net, state
+
+    return run
+
+
+def make_pure_loop(w: dict[str, Any], X: np.ndarray, y: np.ndarray) -> Runner:
+    """The design card's loop: ``forward -> backward -> update`` per batch."""
+    B = w["batch"]
+    parts = [(X[i : i + B], y[i : i + B]) for i in range(0, len(X), B)]
+    net, opt = _fnn_start(w)
+    carry = {"net": net, "state": opt.init(net)}
+
+    def run() -> None:
+        net, state = carry["net"], carry["state"]
+        for xb, yb in parts:
+            _, cache = fnn.forward(net, xb)
+            grads = fnn.backward(net, cache, yb)
+            net, state = fnn.update(net, grads, state)
+        carry["net"], carry["state"] = net, state
 
     return run
 
@@ -330,6 +374,8 @@ def main() -> None:
         X, y = batches(w)
         runners: dict[str, Runner | None] = {
             "fnn": make_fnn(w, X, y),
+            "step": make_train_step(w, X, y),
+            "loop": make_pure_loop(w, X, y),
             "numpy": make_numpy(w, X, y),
             "sklearn": make_sklearn(w, X, y),
             "torch": make_torch(w, X, y),
@@ -351,6 +397,18 @@ def main() -> None:
                 print(f"{name:10} {peer:8} {'not installed':>10}")
                 continue
             print(f"{name:10} {peer:8} {t * 1e6:10.1f} {w['batch'] / t:11.0f} {t / f:9.2f}")
+        # the public loops against their targets (issue: at most 1.5x / 1.15x the NumPy
+        # loop for the design card's loop, 1.5x / 1.25x fit's step for train_step)
+        n, st, lp = r["numpy"], r["step"], r["loop"]
+        assert n is not None and st is not None and lp is not None
+        print(
+            f"{name:10} {'step':8} {st * 1e6:10.1f} {w['batch'] / st:11.0f} "
+            f"train_step loop / fit {st / f:.2f}"
+        )
+        print(
+            f"{name:10} {'loop':8} {lp * 1e6:10.1f} {w['batch'] / lp:11.0f} "
+            f"forward/backward/update loop / NumPy loop {lp / n:.2f}"
+        )
         floor = r.get("matmul_floor")
         if floor:
             print(f"{name:10} {'floor':8} {floor * 1e6:10.1f} {'':11} fnn/floor {f / floor:.3f}")
