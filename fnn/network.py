@@ -336,7 +336,7 @@ def _to_shape(shape: Any) -> tuple[int, ...] | None:
     return tuple(int(d) for d in out)
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class Network:
     """A network's parameters (and, with the same type, their gradients).
 
@@ -414,6 +414,14 @@ class Network:
             if x.dtype != dtype:
                 raise ValueError(f"'{p}' has dtype {x.dtype}, but the network's dtype is {dtype}")
 
+    def __repr__(self) -> str:
+        parts = [_layer_label(layer, shape) for layer, shape in zip(self.layers, self.shapes)]
+        n = sum(int(np.size(x)) for x in tree.leaves(self))
+        return (
+            f"Network(input_shape={self.input_shape}, layers=[{', '.join(parts)}], "
+            f"loss={self.loss.name}, {n:,} parameters, {self.dtype})"
+        )
+
     def __reduce__(self) -> tuple[Any, ...]:
         # unpickled and deep-copied networks are rebuilt into a fresh read-only buffer
         return (_restore, (tuple(self.layers), self.loss, self.input_shape))
@@ -478,6 +486,16 @@ class Network:
     def has_state(self) -> bool:
         """Whether the network has non-trainable leaves (running statistics)."""
         return bool(self.layout.state_slices)
+
+
+def _layer_label(layer: object, out_shape: tuple[int, ...]) -> str:
+    """``Dense(2->16, relu)``-style: the kind, the output shape, the activation."""
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "name", None)
+    n_in = getattr(layer, "n_in", None)
+    shape = f"{n_in}->{out_shape[0]}" if n_in is not None and len(out_shape) == 1 else ""
+    inner = ", ".join(x for x in (shape, None if name in (None, "identity") else name) if x)
+    return f"{type(layer).__name__}({inner})"
 
 
 def _restore(

@@ -25,12 +25,14 @@ import attrs
 import numpy as np
 
 from fnn import schedules, tree
+from fnn._registry import Registry
 from fnn._types import BoolArray, FloatArray
 from fnn.layout import Layout, describe_mismatch
 from fnn.schedules import LearningRate, check_learning_rate, value_at
 
 __all__ = [
     "SGD",
+    "TRANSFORMS",
     "Adagrad",
     "AdagradState",
     "Adam",
@@ -57,6 +59,7 @@ __all__ = [
     "freeze",
     "frozen_array",
     "map_record",
+    "register_transform",
     "resolve_mask",
     "rmsprop",
     "sgd",
@@ -794,6 +797,20 @@ def _key_difference(made_for: Any, got: Any) -> str:
             return f"leaf {i} is {x} in the state's network, {y} in this one"
     return "the layer kinds or static hyper-parameters differ"
 
+
+TRANSFORMS: Registry[type[Any]] = Registry("optimizer transform")
+"""Transform classes by class name: what checkpoints rebuild optimizers from."""
+
+
+def register_transform(cls: type[Any]) -> type[Any]:
+    """Register a transform class (an attrs class; its fields are its configuration) so
+    checkpoints holding it load. Usable as a class decorator."""
+    TRANSFORMS.register(cls.__name__, cls)
+    return cls
+
+
+for _t in (SGD, Adam, AdamW, RMSprop, Adagrad, ClipByGlobalNorm, AddDecayedWeights, Freeze):
+    register_transform(_t)
 
 _MASK_FIELDS = ("decay_mask", "mask")
 

@@ -15,7 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from fnn._registry import Registry
+
 __all__ = [
+    "SCHEDULES",
     "Constant",
     "CosineDecay",
     "ExponentialDecay",
@@ -25,6 +28,7 @@ __all__ = [
     "Schedule",
     "StepDecay",
     "WarmupCosine",
+    "register_schedule",
     "value_at",
 ]
 
@@ -240,6 +244,20 @@ class WarmupCosine:
         t = min(step - self.warmup_steps, span) / span
         return self.end + (self.peak - self.end) * 0.5 * (1 + math.cos(math.pi * t))
 
+
+SCHEDULES: Registry[type[Any]] = Registry("schedule")
+"""Schedule classes by class name: what checkpoints rebuild learning rates from."""
+
+
+def register_schedule(cls: type[Any]) -> type[Any]:
+    """Register a schedule class (an attrs class; its fields are its configuration) so
+    checkpoints whose learning rate follows it load. Usable as a class decorator."""
+    SCHEDULES.register(cls.__name__, cls)
+    return cls
+
+
+for _s in (Constant, PiecewiseConstant, StepDecay, ExponentialDecay, CosineDecay, WarmupCosine):
+    register_schedule(_s)
 
 # ReduceOnPlateau is a training controller; it lives in fnn.controllers (kept here by name)
 from fnn.controllers import ReduceOnPlateau  # noqa: E402

@@ -67,30 +67,9 @@ def register_layer(kind: str, build: Builder, shapes: Shapes | None = None) -> N
     _layers.register_layer(kind, object, build=build, shapes=shapes)
 
 
-_TRANSFORMS: Final[dict[str, type[Any]]] = {
-    cls.__name__: cls
-    for cls in (
-        optim.SGD,
-        optim.Adam,
-        optim.AdamW,
-        optim.RMSprop,
-        optim.Adagrad,
-        optim.ClipByGlobalNorm,
-        optim.AddDecayedWeights,
-        optim.Freeze,
-    )
-}
-_SCHEDULES: Final[dict[str, type[Any]]] = {
-    cls.__name__: cls
-    for cls in (
-        schedules.Constant,
-        schedules.PiecewiseConstant,
-        schedules.StepDecay,
-        schedules.ExponentialDecay,
-        schedules.CosineDecay,
-        schedules.WarmupCosine,
-    )
-}
+# optimizer transforms and schedules register themselves where they are defined
+_TRANSFORMS: Final = optim.TRANSFORMS.as_table()
+_SCHEDULES: Final = schedules.SCHEDULES.as_table()
 _MASK_FIELDS: Final = set(optim._MASK_FIELDS)
 
 
