@@ -415,7 +415,10 @@ class Network:
                 raise ValueError(f"'{p}' has dtype {x.dtype}, but the network's dtype is {dtype}")
 
     def __repr__(self) -> str:
-        parts = [_layer_label(layer, shape) for layer, shape in zip(self.layers, self.shapes)]
+        parts = [
+            _layer_label(layer, shape)
+            for layer, shape in zip(self.layers, self.shapes, strict=True)
+        ]
         n = sum(int(np.size(x)) for x in tree.leaves(self))
         return (
             f"Network(input_shape={self.input_shape}, layers=[{', '.join(parts)}], "
