@@ -93,6 +93,25 @@ def _compare(
     return worst
 
 
+def _trainable_only(
+    t: Any, f: Callable[[FloatArray], float], flat: FloatArray, analytic: FloatArray
+) -> tuple[Callable[[FloatArray], float], FloatArray, FloatArray, list[Any]]:
+    """Restrict a check to the trainable leaves: non-trainable ones (running statistics)
+    have no gradient; their slots in a gradient tree hold the layer's new state."""
+    trainable = tree.trainable_mask(t)
+    paths = [p for p in _paths(t) if trainable[p[0]]]
+    if len(paths) == len(trainable):
+        return f, flat, analytic, paths
+    idx = np.flatnonzero(tree.leaf_mask(t, lambda p: trainable[p]))
+
+    def f_sub(v: FloatArray) -> float:
+        full = flat.copy()
+        full[idx] = v
+        return f(full)
+
+    return f_sub, flat[idx], analytic[idx], paths
+
+
 def _paths(t: Any) -> list[tuple[str, tuple[int, ...], int]]:
     out = []
     for p, x in tree.leaves_with_paths(t):
@@ -162,11 +181,12 @@ def check_grads(
         p64, X64, y, sample_weight=sample_weight, train=train, rng=seed if train else None
     )
     analytic = np.asarray(tree.ravel(g), dtype=np.float64)
+    f, flat, analytic, paths = _trainable_only(p64, f, flat, analytic)
     return _compare(
         f,
         flat,
         analytic,
-        _paths(p64),
+        paths,
         mode=mode,
         eps=eps,
         rtol=rtol,
@@ -209,12 +229,18 @@ def check_layer_grads(
 
     worst = 0.0
     flat = np.array(tree.ravel(l64), dtype=np.float64)
+    fl, flat, analytic, paths = _trainable_only(
+        l64,
+        lambda v: scalar(tree.unravel(l64, v.copy()), X64),
+        flat,
+        np.asarray(tree.ravel(grads), dtype=np.float64),
+    )
     if flat.size:
         worst = _compare(
-            lambda v: scalar(tree.unravel(l64, v.copy()), X64),
+            fl,
             flat,
-            np.asarray(tree.ravel(grads), dtype=np.float64),
-            _paths(l64),
+            analytic,
+            paths,
             mode=mode,
             eps=eps,
             rtol=rtol,
