@@ -25,7 +25,20 @@ from fnn import (
     testing,
     tree,
 )
-from fnn.layers import Dense, DenseCache, Dropout, DropoutCache, Layer, LayerCache, dense, dropout
+from fnn.layers import (
+    Activation,
+    BatchNorm,
+    Dense,
+    DenseCache,
+    Dropout,
+    DropoutCache,
+    Flatten,
+    Layer,
+    LayerCache,
+    LayerNorm,
+    dense,
+    dropout,
+)
 from fnn.network import (
     Architecture,
     DenseSpec,
@@ -70,7 +83,9 @@ from fnn.training import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "Activation",
     "Architecture",
+    "BatchNorm",
     "Checkpoint",
     "Dense",
     "DenseCache",
@@ -80,9 +95,11 @@ __all__ = [
     "DropoutSpec",
     "EarlyStopping",
     "EpochRecord",
+    "Flatten",
     "History",
     "Layer",
     "LayerCache",
+    "LayerNorm",
     "Network",
     "NetworkCache",
     "OptState",

@@ -38,6 +38,8 @@ def _slice(x: Any, lo: int, hi: int) -> Any:
 def _reopen(x: Any) -> Any:
     """Make an array this engine owns writable again (no copy)."""
     if isinstance(x, np.ndarray) and not x.flags.writeable:
+        if isinstance(x.base, np.ndarray):
+            x.base.flags.writeable = True  # a sealed view: its private owner first
         x.flags.writeable = True
     return x
 
@@ -47,7 +49,7 @@ def _readonly_copy(x: Any) -> Any:
         return x
     c = np.array(x, copy=True)
     c.flags.writeable = False
-    return c
+    return c.view()  # a view of a read-only owner: its flag cannot be set again
 
 
 class NonFinite(Exception):

@@ -25,7 +25,7 @@ import numpy as np
 from fnn import tree
 from fnn._types import FloatArray
 
-__all__ = ["Layout", "describe_mismatch", "layout_of"]
+__all__ = ["Layout", "StructureKey", "describe_mismatch", "layout_of"]
 
 
 def _shape_key(x: Any) -> Any:
@@ -95,15 +95,52 @@ class _Codegen:
         return namespace["build"]  # type: ignore[no-any-return]
 
 
+@attrs.frozen(eq=False)
+class StructureKey:
+    """A tree structure's key: containers, static fields, leaf shapes and dtypes.
+
+    Equal (and hashed) by that description; it also knows its leaves' paths, so a
+    mismatch can be reported by path."""
+
+    description: Any
+    paths: tuple[str, ...]
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        return isinstance(other, StructureKey) and self.description == other.description
+
+    def __hash__(self) -> int:
+        return hash(self.description)
+
+    def difference(self, other: StructureKey) -> str:
+        """Where ``other`` differs from this key, by path."""
+        mine, theirs = self.description[1], other.description[1]
+        for i, (a, b) in enumerate(zip(mine, theirs, strict=False)):
+            pa = self.paths[i]
+            pb = other.paths[i] if i < len(other.paths) else "?"
+            if pa != pb:
+                return f"at '{pa}' the other has '{pb}'"
+            if a != b:
+                return f"'{pa}' is {_show(a)} in one and {_show(b)} in the other"
+        if len(mine) != len(theirs):
+            return f"one has {len(mine)} leaves, the other {len(theirs)}"
+        return "the layer kinds or static hyper-parameters differ"
+
+
+def _show(k: Any) -> str:
+    return f"shape {k[0]} {k[1]}" if isinstance(k, tuple) else str(k)
+
+
 class Layout:
     """Where each leaf of trees of one structure lives in a flat buffer."""
 
     def __init__(self, template: Any) -> None:
         entries = tree.leaves_with_paths(template)
         self.paths: list[str] = [p for p, _ in entries]
-        self.key: Any = (
-            tree.structure(template),
-            tuple(_shape_key(x) for _, x in entries),
+        self.key = StructureKey(
+            (tree.structure(template), tuple(_shape_key(x) for _, x in entries)),
+            tuple(self.paths),
         )
         arrays = [np.asarray(x) for _, x in entries]
         self.dtype: np.dtype[Any] = np.result_type(*arrays) if arrays else np.dtype(np.float64)

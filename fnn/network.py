@@ -38,11 +38,12 @@ from fnn.layers.base import (
     forward_kernel,
     input_shape_of,
     output_shape_of,
+    seal,
 )
 from fnn.layers.batch_norm import BatchNorm
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
-from fnn.layout import Layout, describe_mismatch
+from fnn.layout import Layout, StructureKey, describe_mismatch
 from fnn.tree import STATIC_META, leaves_with_paths
 
 __all__ = [
@@ -515,7 +516,8 @@ def from_flat(template: Network, flat: FloatArray, *, writable: bool = False) ->
     lay = template.layout
     net: Network = lay.build(flat, writable=writable)
     object.__setattr__(net, "_layout", lay)
-    object.__setattr__(net, "_flat", None if writable else flat)
+    # the owner stays private: callers get a view, whose flag cannot be set again
+    object.__setattr__(net, "_flat", None if writable else flat.view())
     object.__setattr__(net, "_shapes", template._shapes)
     object.__setattr__(net, "_first", template._first)
     return net
@@ -599,23 +601,6 @@ def check_same_structure(params: Network, other: Any, what: str) -> None:
     raise ValueError(describe_mismatch(params, other, what))
 
 
-class Sealed(Workspace):
-    """The pure functions' workspace: fresh arrays, made read-only by :meth:`seal` once
-    the call is done (caches and gradients hand out read-only leaves)."""
-
-    def __init__(self) -> None:
-        self.made: list[FloatArray] = []
-
-    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
-        a = np.empty(shape, dtype)
-        self.made.append(a)
-        return a
-
-    def seal(self) -> None:
-        for a in self.made:
-            a.flags.writeable = False
-
-
 def forward_pass(
     params: Network, X: FloatArray, ctx: Context, workspaces: Sequence[Workspace]
 ) -> tuple[FloatArray, tuple[LayerCache, ...]]:
@@ -623,9 +608,16 @@ def forward_pass(
     ``workspaces`` holds one workspace per layer (may repeat one)."""
     caches = []
     h = X
-    for layer, ws in zip(params.layers, workspaces, strict=True):
-        h, c = forward_kernel(layer)(h, ctx, ws)
-        caches.append(c)
+    i = 0
+    try:
+        for i, (layer, ws) in enumerate(zip(params.layers, workspaces, strict=True)):  # noqa: B007
+            h, c = forward_kernel(layer)(h, ctx, ws)
+            caches.append(c)
+    except ValueError as e:
+        msg = str(e)
+        if not msg.startswith("layers."):
+            msg = f"layers.{i} ({type(params.layers[i]).__name__}): {msg}"
+        raise ValueError(msg) from None
     return h, tuple(caches)
 
 
@@ -677,13 +669,14 @@ def forward(
     """
     params = check_network(params)
     Xa = check_input(params, X)
+    if isinstance(X, np.ndarray) and np.may_share_memory(Xa, X):
+        Xa = Xa.copy()  # the cache keeps it: a later write into X must not change it
     ctx = Context(train=train, rng=_rng_for(params, train, rng))
-    ws = Sealed()
-    logits, caches = forward_pass(params, Xa, ctx, [ws] * len(params.layers))
+    logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
     out = params.loss.link(logits)
     if np.may_share_memory(out, logits):
         out = out.copy()
-    ws.seal()
+    seal(caches)
     return out, NetworkCache(
         layers=caches, logits=logits, loss=params.loss, network_key=params.layout.key
     )
@@ -697,10 +690,14 @@ def check_cache(params: Network, cache: object) -> NetworkCache:
         )
     key = params.layout.key
     if cache.network_key is not key and cache.network_key != key:
+        where = (
+            key.difference(cache.network_key)
+            if isinstance(cache.network_key, StructureKey)
+            else "it was not made by fnn.forward"
+        )
         raise ValueError(
-            "cache does not come from a forward pass of this network (another structure: "
-            f"{len(cache.layers)} layer caches, logits of shape {cache.logits.shape}; the "
-            f"network has {len(params.layers)} layers and {params.n_outputs} outputs)"
+            f"cache does not come from a forward pass of this network: {where} "
+            "(this network, then the cache's)"
         )
     return cache
 
@@ -716,7 +713,7 @@ def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: 
     for v in views:
         v.flags.writeable = False
     object.__setattr__(grads, "_layout", lay)
-    object.__setattr__(grads, "_flat", G)
+    object.__setattr__(grads, "_flat", G.view())
     object.__setattr__(grads, "_shapes", params._shapes)
     object.__setattr__(grads, "_first", params._first)
     return grads  # type: ignore[no-any-return]
@@ -761,8 +758,7 @@ def value_and_grad(
     params = check_network(params)
     Xa = check_input(params, X)
     ctx = Context(train=train, rng=_rng_for(params, train, rng))
-    ws = Sealed()
-    logits, caches = forward_pass(params, Xa, ctx, [ws] * len(params.layers))
+    logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
     n, k = logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)

@@ -27,7 +27,7 @@ import numpy as np
 from fnn import schedules, tree
 from fnn._registry import Registry
 from fnn._types import BoolArray, FloatArray
-from fnn.layout import Layout, describe_mismatch
+from fnn.layout import Layout, StructureKey, describe_mismatch
 from fnn.schedules import LearningRate, check_learning_rate, value_at
 
 __all__ = [
@@ -133,9 +133,14 @@ def _lr(learning_rate: LearningRate, ctx: Context) -> float:
 
 
 def frozen_array(x: Any) -> Any:
-    """``x`` made read-only when it is an array (in place; for arrays fnn owns)."""
+    """``x`` made read-only when it is an array, with the arrays it views (in place; for
+    arrays fnn owns), so its flag cannot be set again."""
     if isinstance(x, np.ndarray):
         x.flags.writeable = False
+        base = x.base
+        while isinstance(base, np.ndarray):
+            base.flags.writeable = False
+            base = base.base
     return x
 
 
@@ -681,8 +686,8 @@ class Optimizer:
         return OptState(
             step=0,
             lr_scale=1.0,
-            states=tuple(t.init(params, flat) for t in self.transforms),
-            trainable=trainable,
+            states=tuple(map_record(_sealed, t.init(params, flat)) for t in self.transforms),
+            trainable=None if trainable is None else _sealed(trainable),
             optimizer=self,
             params_key=lay.key if isinstance(lay, Layout) else None,
         )
@@ -788,14 +793,10 @@ def check_state_fits(state: OptState, p: FloatArray, params_key: Any = None) -> 
 
 
 def _key_difference(made_for: Any, got: Any) -> str:
-    """Where two layout keys differ: the leaf shapes, else the structure."""
-    a, b = made_for[1], got[1]
-    if len(a) != len(b):
-        return f"it has {len(a)} leaves, the network has {len(b)}"
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
-        if x != y:
-            return f"leaf {i} is {x} in the state's network, {y} in this one"
-    return "the layer kinds or static hyper-parameters differ"
+    """Where two layout keys differ, by path."""
+    if isinstance(made_for, StructureKey) and isinstance(got, StructureKey):
+        return made_for.difference(got)
+    return "its structure differs"
 
 
 TRANSFORMS: Registry[type[Any]] = Registry("optimizer transform")

@@ -409,12 +409,6 @@ def test_trainable_mask_marks_running_statistics() -> None:
     assert mask["layers.1.scale"] and mask["layers.1.shift"] and mask["layers.0.W"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OptState.trainable (the flat mask of trainable leaves, set for networks with "
-    "state leaves) is a writable array: optim.Optimizer.init builds it with "
-    "tree.leaf_mask and never makes it read-only, and update passes it on",
-)
 def test_optimizer_state_leaves_are_read_only_with_state_leaves() -> None:
     net = bn_network()
     state = fnn.adam().init(net)
@@ -474,12 +468,6 @@ def test_an_opt_state_of_another_network_is_refused() -> None:
             fnn.fit(a, fnn.adam(), X, y, epochs=1, rng=0, opt_state=state, verbose=0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the error for an opt_state made for another network names the leaf by its "
-    "index ('leaf 0 is ((2, 5), ...)'), not by its path 'layers.0.W' "
-    "(fnn.optim._key_difference)",
-)
 def test_an_opt_state_of_another_network_is_refused_naming_the_path() -> None:
     a, _ = twins()
     big = fnn.init(fnn.mlp([2, 5, 1]), rng=0)
@@ -495,12 +483,6 @@ def test_a_cache_of_another_network_is_refused() -> None:
         fnn.backward(a, cb, np.ones(4))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backward's error for a cache of another network names no path or layer: "
-    "'another structure: 2 layer caches, logits of shape (4, 1); the network has 2 layers "
-    "and 1 outputs' does not say where the two differ (fnn.network.check_cache)",
-)
 def test_a_cache_of_another_network_is_refused_naming_the_layer() -> None:
     a, b = twins()
     _, cb = fnn.forward(b, np.ones((4, 1)))
@@ -548,12 +530,6 @@ def test_network_leaves_cannot_be_made_writable() -> None:
                 leaf.flags.writeable = True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Network.flat hands out the buffer that owns the leaves (fnn.network.from_flat "
-    "keeps `flat` itself as _flat; backprop keeps G): its writeable flag can be set again, "
-    "and writing through it changes the 'immutable' network, its gradients or fit's result",
-)
 @pytest.mark.parametrize("which", ["init", "grads", "fit"])
 def test_the_flat_buffer_cannot_be_made_writable(which: str) -> None:
     net = bn_network()
@@ -587,12 +563,6 @@ def test_a_callers_array_written_after_building_a_layer_changes_nothing() -> Non
     assert np.array_equal(net.layers[0].W, np.ones((2, 3)))  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fnn.forward's cache keeps the caller's X itself (layers.0.x of a dense first "
-    "layer): a writable leaf, so writing into X after forward changes what backward "
-    "computes",
-)
 def test_forward_cache_does_not_alias_the_callers_input() -> None:
     net = fnn.init(fnn.mlp([3, 4, 1]), rng=0)
     X = np.random.default_rng(0).normal(size=(5, 3))
@@ -604,13 +574,6 @@ def test_forward_cache_does_not_alias_the_callers_input() -> None:
     assert np.array_equal(g1.flat, g2.flat)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch norm's cache leaves inv, new_mean and new_var are computed outside the "
-    "workspace (fnn/layers/batch_norm.py), and its output is handed on as a reshaped view "
-    "made before Sealed.seal(), so fnn.forward's cache has writable leaves "
-    "(layers.1.inv, layers.1.new_mean, layers.1.new_var, layers.2.x)",
-)
 def test_forward_cache_leaves_of_batch_norm_are_read_only() -> None:
     net = bn_network()
     X = np.random.default_rng(0).normal(size=(5, 3))
@@ -623,11 +586,6 @@ def test_forward_cache_leaves_of_batch_norm_are_read_only() -> None:
     assert writable == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the per-layer pure forward (LayerBase.forward) runs the kernel on the FRESH "
-    "workspace and never seals it: the cache it returns has writable leaves (Dense: z, a)",
-)
 def test_a_layers_own_forward_returns_a_read_only_cache() -> None:
     layer = fnn.dense.init(3, 2, rng=np.random.default_rng(0), activation="tanh")
     _, cache = fnn.dense.forward(layer, np.ones((4, 3)))
@@ -652,34 +610,20 @@ def test_batch_norm_refuses_a_training_batch_of_one() -> None:
     assert fnn.predict(net, X).shape == (1, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch norm's one-sample error ('batch norm: expected more than 1 value per "
-    "feature when training, ...') does not name the layer (layers.1)",
-)
 def test_batch_norm_error_names_the_layer() -> None:
     with pytest.raises(ValueError, match=r"layers\.1"):
         fnn.forward(bn_network(), np.ones((1, 3)), train=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fnn.BatchNorm and fnn.Activation are not exported by fnn/__init__.py "
-    "(issue 11 point 3 makes them public; only fnn.layers has them)",
-)
 def test_batch_norm_and_activation_are_public() -> None:
-    assert fnn.BatchNorm is BatchNorm  # type: ignore[attr-defined]
-    assert fnn.Activation is fnn.layers.Activation  # type: ignore[attr-defined]
+    assert fnn.BatchNorm is BatchNorm
+    assert fnn.Activation is fnn.layers.Activation
 
 
-@pytest.mark.skipif(
-    "drop_last" not in inspect.signature(fnn.fit).parameters,
-    reason="fit has no drop_last option yet (issue 11 point 3; fnn/training.py)",
-)
 def test_fit_drop_last_skips_an_incomplete_batch() -> None:
     X, y = blobs(9)
     net = bn_network()
-    fitted, h = fnn.fit(  # type: ignore[call-arg]
+    fitted, h = fnn.fit(
         net, fnn.sgd(0.1), X, y, epochs=2, batch_size=4, rng=0, verbose=0, drop_last=True
     )
     assert h.opt_state is not None and h.opt_state.step == 4  # 2 full batches per epoch

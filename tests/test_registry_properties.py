@@ -193,23 +193,8 @@ def central_differences(
 # --- layers: gradients ----------------------------------------------------------------
 
 
-def _state_xfail(kind: LayerKind) -> Any:
-    layer, _ = example(kind)
-    marks = []
-    if has_state(layer):
-        marks.append(
-            pytest.mark.xfail(
-                strict=True,
-                reason="fnn.testing.check_layer_grads/check_grads compare every leaf, the "
-                "non-trainable ones too: the gradient tree's state leaves hold the new running "
-                "statistics, which are not derivatives of the loss (core bug, see report)",
-            )
-        )
-    return pytest.param(kind, id=kind.name, marks=marks)
-
-
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("kind", [_state_xfail(k) for k in KINDS])
+@pytest.mark.parametrize("kind", [pytest.param(k, id=k.name) for k in KINDS])
 def test_fnn_testing_checks_layer_gradients(kind: LayerKind, train: bool) -> None:
     layer, shape = example(kind)
     X, _ = data(shape, 5, F64)
@@ -217,7 +202,7 @@ def test_fnn_testing_checks_layer_gradients(kind: LayerKind, train: bool) -> Non
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("kind", [_state_xfail(k) for k in KINDS])
+@pytest.mark.parametrize("kind", [pytest.param(k, id=k.name) for k in KINDS])
 def test_fnn_testing_checks_network_gradients(kind: LayerKind, train: bool) -> None:
     layer, shape = example(kind)
     net = network_with(layer, shape, F64)

@@ -66,6 +66,7 @@ __all__ = [
     "input_shape_of",
     "output_shape_of",
     "register_layer",
+    "seal",
 ]
 
 
@@ -227,7 +228,11 @@ class LayerBase:
     ) -> tuple[FloatArray, LayerCache]:
         """``X`` (batch, *in_shape) -> (out (batch, *out_shape), cache), on fresh arrays."""
         kernel = _native(type(self), "forward_into")
-        return kernel(self, _as_layer_dtype(self, X), Context(train=train, rng=rng), FRESH)  # type: ignore[no-any-return]
+        out, cache = kernel(self, _as_layer_dtype(self, X), Context(train=train, rng=rng), FRESH)
+        seal(cache)
+        if np.may_share_memory(out, X) or not out.flags.writeable:
+            out = np.array(out, copy=True)  # the caller's own array
+        return out, cache
 
     def backward(self, cache: LayerCache, d_out: FloatArray) -> tuple[Self, FloatArray]:
         """``(grads, d_in)``: the gradients as a value of this layer's type (state leaves
@@ -239,6 +244,21 @@ class LayerBase:
         for leaf in tree.leaves(grads):
             leaf.flags.writeable = False
         return grads, d_in
+
+
+def seal(value: Any) -> None:
+    """Make every array of a cache (attrs records, tuples and lists of arrays, nested)
+    read-only, in place: what the pure functions hand out cannot be written."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, tuple | list):
+        for v in value:
+            seal(v)
+    else:
+        fields = getattr(type(value), "__attrs_attrs__", None)
+        if fields is not None:
+            for f in fields:
+                seal(getattr(value, f.name))
 
 
 def _legacy_forward_into(

@@ -62,9 +62,7 @@ class LayerNorm(LayerBase):
         if self.shift.shape != self.scale.shape:
             raise ValueError(f"shift must have shape {self.scale.shape}, got {self.shift.shape}")
         if self.shift.dtype != self.scale.dtype:
-            raise ValueError(
-                f"shift has dtype {self.shift.dtype} but scale has {self.scale.dtype}"
-            )
+            raise ValueError(f"shift has dtype {self.shift.dtype} but scale has {self.scale.dtype}")
 
     @classmethod
     def create(cls, n_features: int, *, eps: float = 1e-5, dtype: Any = np.float64) -> LayerNorm:

@@ -180,12 +180,13 @@ def check_grads(
     _, g = value_and_grad(
         p64, X64, y, sample_weight=sample_weight, train=train, rng=seed if train else None
     )
-    analytic = np.asarray(tree.ravel(g), dtype=np.float64)
-    f, flat, analytic, paths = _trainable_only(p64, f, flat, analytic)
+    f_sub, flat_sub, ana_sub, paths = _trainable_only(
+        p64, f, flat, np.asarray(tree.ravel(g), dtype=np.float64)
+    )
     return _compare(
-        f,
-        flat,
-        analytic,
+        f_sub,
+        flat_sub,
+        ana_sub,
         paths,
         mode=mode,
         eps=eps,
@@ -228,11 +229,10 @@ def check_layer_grads(
         return float((R * o).sum())
 
     worst = 0.0
-    flat = np.array(tree.ravel(l64), dtype=np.float64)
     fl, flat, analytic, paths = _trainable_only(
         l64,
         lambda v: scalar(tree.unravel(l64, v.copy()), X64),
-        flat,
+        np.array(tree.ravel(l64), dtype=np.float64),
         np.asarray(tree.ravel(grads), dtype=np.float64),
     )
     if flat.size:
