@@ -8,7 +8,9 @@
   batches for property tests.
 
 Both checks raise AssertionError naming what disagrees; they return the worst relative
-error found when all is well.
+error found when all is well. Non-trainable leaves (:func:`fnn.tree.state_field`, such
+as running statistics) are left out: a backward pass puts the layer's new state there,
+not a derivative.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fnn import tree
-from fnn._types import ArrayLike, FloatArray
+from fnn._types import ArrayLike, BoolArray, FloatArray
 from fnn.layers.base import Layer
 from fnn.network import Network, value_and_grad
 from fnn.network import loss as _loss_value
@@ -51,12 +53,17 @@ def _compare(
     n_directions: int,
     seed: int,
     what: str,
+    trainable: BoolArray | None = None,
 ) -> float:
+    """Compare ``analytic`` with central differences of ``f`` at ``flat``; elements where
+    ``trainable`` is False (state leaves, whose "gradient" is the new state) are left out."""
     worst = 0.0
     if mode == "direction":
         gen = np.random.default_rng(seed)
         for i in range(n_directions):
             v = gen.standard_normal(flat.shape)
+            if trainable is not None:
+                v[~trainable] = 0.0
             v /= np.linalg.norm(v) or 1.0
             num = (f(flat + eps * v) - f(flat - eps * v)) / (2 * eps)
             ana = float(analytic @ v)
@@ -73,6 +80,8 @@ def _compare(
     worst_at: tuple[str, tuple[int, ...], float, float] = ("", (), 0.0, 0.0)
     failed = False
     for j in range(flat.size):
+        if trainable is not None and not trainable[j]:
+            continue
         e = np.zeros_like(flat)
         e[j] = eps
         num = (f(flat + e) - f(flat - e)) / (2 * eps)
@@ -91,6 +100,14 @@ def _compare(
             f"difference {num:.10g} (worst relative error {worst:.3g})"
         )
     return worst
+
+
+def _trainable(t: Any) -> BoolArray | None:
+    """The flat mask of trainable elements (ravel order), or None when all are."""
+    mask = tree.trainable_mask(t)
+    if all(mask.values()):
+        return None
+    return tree.leaf_mask(t, lambda p: mask[p])
 
 
 def _paths(t: Any) -> list[tuple[str, tuple[int, ...], int]]:
@@ -174,6 +191,7 @@ def check_grads(
         n_directions=n_directions,
         seed=seed,
         what="check_grads",
+        trainable=_trainable(p64),
     )
 
 
@@ -209,7 +227,8 @@ def check_layer_grads(
 
     worst = 0.0
     flat = np.array(tree.ravel(l64), dtype=np.float64)
-    if flat.size:
+    trainable = _trainable(l64)
+    if flat.size and (trainable is None or trainable.any()):
         worst = _compare(
             lambda v: scalar(tree.unravel(l64, v.copy()), X64),
             flat,
@@ -222,6 +241,7 @@ def check_layer_grads(
             n_directions=n_directions,
             seed=seed,
             what=f"{type(layer).__name__} parameters",
+            trainable=trainable,
         )
     worst_in = _compare(
         lambda v: scalar(l64, v.reshape(X64.shape)),
