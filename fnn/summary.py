@@ -4,13 +4,13 @@
 ``fnn.summary(net)`` returns the table as a string (print it to see it)::
 
     >>> print(fnn.summary(fnn.mlp([2, 16, 16, 1], output="sigmoid")))  # doctest: +SKIP
-     #  Layer        Output shape  Trainable  Non-trainable
-    =======================================================
-        Input        (None, 2)
-     0  Dense(relu)  (None, 16)           48              0
-     1  Dense(relu)  (None, 16)          272              0
-     2  Dense        (None, 1)            17              0
-    =======================================================
+    #  Layer        Output shape  Trainable  Non-trainable
+    ======================================================
+       Input        (None, 2)
+    0  Dense(relu)  (None, 16)           48              0
+    1  Dense(relu)  (None, 16)          272              0
+    2  Dense        (None, 1)            17              0
+    ======================================================
     Total params: 337
     Trainable params: 337
     Non-trainable params: 0

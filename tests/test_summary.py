@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import assert_type
 
 import numpy as np
@@ -94,3 +95,12 @@ def test_a_bad_input_shape() -> None:
         fnn.summary(arch, input_shape="2")
     with pytest.raises(ValueError, match=r"positive ints"):
         fnn.summary(arch, input_shape=(0,))
+
+
+def test_the_tables_the_docs_show_are_what_summary_returns() -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert f"```text\n{SMALL}\n```" in readme
+    page = (root / "docs" / "getting-started.md").read_text(encoding="utf-8")
+    table = fnn.summary(fnn.mlp([2, 8, 1], hidden="tanh", output="sigmoid"))
+    assert f"```text\n{table}\n```" in page
