@@ -70,6 +70,7 @@ from fnn.optim import (
 )
 from fnn.schedules import ReduceOnPlateau
 from fnn.serialization import Checkpoint, load, save
+from fnn.summary import summary
 from fnn.training import (
     EarlyStopping,
     EpochRecord,
@@ -137,6 +138,7 @@ __all__ = [
     "schedules",
     "serialization",
     "sgd",
+    "summary",
     "testing",
     "train_step",
     "tree",

@@ -3,12 +3,15 @@ when the real data is found ($FNN_DATA_DIR, ~/.cache/fnn, or ../shared/data as o
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 import fnn
@@ -90,6 +93,43 @@ def test_every_example_has_help_and_does_not_run_with_it(name: str, tmp_path: Pa
     assert proc.returncode == 0 and proc.stdout.startswith("usage: ")
     assert "--quick" in proc.stdout  # every example has a quick mode, and says so
     assert list(tmp_path.iterdir()) == []  # --help wrote nothing
+
+
+def test_custom_layer_quick() -> None:
+    # in a subprocess: the example registers its kinds, which must not leak into other tests
+    proc = run_example("custom_layer", "--quick")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "gradient checks passed" in out and "same predictions True" in out
+    accuracy = float(re.search(r"test accuracy ([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    assert accuracy > 0.85
+    means = re.search(r"running mean \[ *(\S+) +(\S+)\], data mean \[ *(\S+) +(\S+)\]", out)
+    assert means is not None
+    running, data = np.array(means.groups()[:2], float), np.array(means.groups()[2:], float)
+    assert np.abs(running - data).max() < 0.2  # the running mean found the shifted moons
+
+
+def _definitions(source: str) -> dict[str, str]:
+    """Top-level classes and functions of Python source, by name, as AST dumps."""
+    return {
+        node.name: ast.dump(node)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.ClassDef | ast.FunctionDef)
+    }
+
+
+def test_the_custom_layers_page_shows_the_checked_code() -> None:
+    # the page's code is the example's, which mypy --strict checks
+    page = (ROOT / "docs" / "custom-layers.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+    shown: dict[str, str] = {}
+    for block in blocks:
+        shown.update(_definitions(block))
+    checked = _definitions((ROOT / "examples" / "custom_layer.py").read_text(encoding="utf-8"))
+    names = ["ScaleCache", "Scale", "CenterCache", "Center", "Softsign", "LogCosh"]
+    names += ["_scale_example", "_center_example"]
+    for name in names:
+        assert shown.get(name) == checked[name], f"{name} differs between page and example"
 
 
 @pytest.mark.parametrize(
