@@ -38,7 +38,7 @@ from typing import Any, Literal, NamedTuple, TypeAlias, TypeGuard, overload
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from fnn._types import FloatArray
+from fnn._types import FloatArray, FloatDType
 
 __all__ = [
     "Conv2DShapes",
@@ -207,7 +207,7 @@ def conv2d_workspace_shapes(
     stride: Pair,
     pads: Pads2D,
     *,
-    itemsize: int = 4,
+    dtype: FloatDType = np.float32,
 ) -> Conv2DShapes:
     """The buffers a caller allocates to run the kernels with no batch-sized allocation.
 
@@ -216,13 +216,13 @@ def conv2d_workspace_shapes(
         w_shape: (kh, kw, c_in, c_out).
         stride: (sh, sw).
         pads: ((top, bottom), (left, right)), as from :func:`resolve_padding`.
-        itemsize: bytes per element of the dtype (4 for float32, 8 for float64); only
-            sets the batch chunk of the ``d_cols`` buffer.
+        dtype: the float dtype of the arrays; it sets the batch chunk of ``d_cols``
+            (the same chunk the kernels choose for themselves when not given ``work``).
     """
     n, h, w, c_in = x_shape
     kh, kw, _, c_out = w_shape
     oh, ow = _out_hw((h, w), (kh, kw), stride, pads)
-    chunk = _chunk(n, kh * kw * oh * ow * c_in * itemsize)
+    chunk = _chunk(n, kh * kw * oh * ow * c_in * np.dtype(dtype).itemsize)
     return Conv2DShapes(
         out=(n, oh, ow, c_out),
         cols=(n * oh * ow, kh * kw * c_in + 1),

@@ -298,9 +298,10 @@ def avg_pool2d_backward(
     views = _views(d_in, win, st, (oh, ow))
     count = len(views)
     if st == win:
-        np.divide(d_out, count, out=views[0])
-        for view in views[1:]:
-            np.copyto(view, views[0])
+        for view in views:
+            # (not a copy of the first view: views of one array may overlap for NumPy,
+            # which would then copy through a temporary)
+            np.divide(d_out, count, out=view)
         _clear_uncovered(d_in, win, st, (oh, ow))
     else:
         d_in[...] = 0
