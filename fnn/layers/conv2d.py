@@ -41,6 +41,7 @@ from numpy.lib.stride_tricks import as_strided
 from fnn._types import FloatArray, FloatDType
 
 __all__ = [
+    "D_COLS_CHUNK_BYTES",
     "Conv2DShapes",
     "PaddingLike",
     "Pads2D",
@@ -171,9 +172,9 @@ def resolve_padding(
 
 class Conv2DShapes(NamedTuple):
     """Shapes of the buffers of one convolution at one batch shape (all of the input's
-    float dtype, C-contiguous). A caller who allocates these and passes them as
-    ``out``/``work``/``dW_out``/``db_out``/``d_in_out``/``work`` causes no batch-sized
-    allocation inside the kernels."""
+    float dtype, C-contiguous). A caller who allocates these and passes them (``out`` and
+    ``cols`` to :func:`conv2d_forward`, the rest to :func:`conv2d_backward`) causes no
+    batch-sized allocation inside the kernels."""
 
     out: tuple[int, int, int, int]
     """(n, oh, ow, c_out): ``conv2d_forward(out=...)``."""
