@@ -19,6 +19,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fnn._types import FloatArray
+from fnn.layers import pool2d
 from fnn.layers.conv2d import (
     PaddingLike,
     Pads2D,
@@ -316,6 +317,15 @@ def test_max_pool_ties_go_to_the_first_maximum_in_row_major_order() -> None:
     assert not argmax.any()
     d_in = max_pool2d_backward(argmax, np.ones((1, 2, 2, 1)), 2, 1, x.shape)
     np.testing.assert_array_equal(d_in[0, :, :, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_max_pool_batch_chunks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = np.round(np.random.default_rng(10).normal(size=(5, 6, 7, 3)), 1)
+    whole = max_pool2d_forward(x, (2, 3), (2, 2))
+    monkeypatch.setattr(pool2d, "CHUNK_BYTES", 2 * x[0].nbytes)  # chunks of 2, 2 and 1
+    chunked = max_pool2d_forward(x, (2, 3), (2, 2))
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_argmax_dtype_grows_with_the_window() -> None:

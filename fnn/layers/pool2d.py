@@ -31,6 +31,7 @@ from fnn._types import FloatArray, IntArray
 from fnn.layers.conv2d import Pair, to_pair
 
 __all__ = [
+    "CHUNK_BYTES",
     "MaxPool2DShapes",
     "argmax_dtype",
     "avg_pool2d_backward",
@@ -42,6 +43,10 @@ __all__ = [
     "max_pool2d_workspace_shapes",
     "pool2d_output_hw",
 ]
+
+
+CHUNK_BYTES = 1 << 20
+"""Max pooling works through the batch in chunks of about this much input (1 MiB)."""
 
 
 def pool2d_output_hw(in_hw: Pair, window: int | Pair, stride: int | Pair) -> Pair:
@@ -167,18 +172,25 @@ def max_pool2d_forward(
     idt = argmax_dtype(win)
     y: FloatArray = _buffer(out, (n, oh, ow, c), x.dtype, "out")
     idx: IntArray = _buffer(argmax_out, (n, oh, ow, c), idt, "argmax_out")
-    views = _views(x, win, st, (oh, ow))
-    np.copyto(y, views[0])
-    idx[...] = 0
-    if len(views) > 1:
-        greater = _buffer(work, (n, oh, ow, c), idt, "work")
+    greater = _buffer(work, (n, oh, ow, c), idt, "work") if win != (1, 1) else None
+    # Batch chunks of about CHUNK_BYTES of input: the output, indices and mask of a chunk
+    # stay in cache across its window offsets.
+    chunk = max(1, CHUNK_BYTES // (h * w * c * x.itemsize))
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        views = _views(x[s:e], win, st, (oh, ow))
+        yc, ic = y[s:e], idx[s:e]
+        np.copyto(yc, views[0])
+        ic[...] = 0
         for k in range(1, len(views)):
+            assert greater is not None
+            gc = greater[s:e]
             # Offsets come in increasing k, so "idx = k where x_k > y" is the running
             # maximum of idx and k * (x_k > y); strict ">" keeps the first of equal maxima.
-            np.greater(views[k], y, out=greater)
-            np.multiply(greater, k, out=greater)
-            np.maximum(idx, greater, out=idx)
-            np.maximum(y, views[k], out=y)
+            np.greater(views[k], yc, out=gc)
+            np.multiply(gc, k, out=gc)
+            np.maximum(ic, gc, out=ic)
+            np.maximum(yc, views[k], out=yc)
     return y, idx
 
 
