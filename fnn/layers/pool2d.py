@@ -172,19 +172,17 @@ def max_pool2d_forward(
     idt = argmax_dtype(win)
     y: FloatArray = _buffer(out, (n, oh, ow, c), x.dtype, "out")
     idx: IntArray = _buffer(argmax_out, (n, oh, ow, c), idt, "argmax_out")
-    greater = _buffer(work, (n, oh, ow, c), idt, "work") if win != (1, 1) else None
+    greater: IntArray = _buffer(work, (n, oh, ow, c), idt, "work")
     # Batch chunks of about CHUNK_BYTES of input: the output, indices and mask of a chunk
     # stay in cache across its window offsets.
-    chunk = max(1, CHUNK_BYTES // (h * w * c * x.itemsize))
+    chunk = max(1, CHUNK_BYTES // max(1, h * w * c * x.itemsize))
     for s in range(0, n, chunk):
         e = min(n, s + chunk)
         views = _views(x[s:e], win, st, (oh, ow))
-        yc, ic = y[s:e], idx[s:e]
+        yc, ic, gc = y[s:e], idx[s:e], greater[s:e]
         np.copyto(yc, views[0])
         ic[...] = 0
         for k in range(1, len(views)):
-            assert greater is not None
-            gc = greater[s:e]
             # Offsets come in increasing k, so "idx = k where x_k > y" is the running
             # maximum of idx and k * (x_k > y); strict ">" keeps the first of equal maxima.
             np.greater(views[k], yc, out=gc)
