@@ -179,8 +179,9 @@ class Conv2DShapes(NamedTuple):
     out: tuple[int, int, int, int]
     """(n, oh, ow, c_out): ``conv2d_forward(out=...)``."""
     cols: tuple[int, int]
-    """(n*oh*ow, kh*kw*c_in + 1): ``conv2d_forward(work=...)``; the im2col matrix the
-    forward pass returns (a view of this buffer) and the backward pass reads."""
+    """(n*oh*ow, kh*kw*c_in + 1), or its transpose (kh*kw + 1, n*oh*ow) when c_in == 1:
+    ``conv2d_forward(work=...)``. The forward pass returns the im2col matrix as an
+    (n*oh*ow, kh*kw*c_in + 1) view of this buffer; the backward pass reads it."""
     d_cols: tuple[int, int, int]
     """(kh*kw, chunk*oh*ow, c_in): ``conv2d_backward(work=...)``, the window gradients of
     one batch chunk (about :data:`D_COLS_CHUNK_BYTES`); only needed for ``d_in``."""
@@ -226,12 +227,21 @@ def conv2d_workspace_shapes(
     chunk = _chunk(n, kh * kw * oh * ow * c_in * np.dtype(dtype).itemsize)
     return Conv2DShapes(
         out=(n, oh, ow, c_out),
-        cols=(n * oh * ow, kh * kw * c_in + 1),
+        cols=(kh * kw + 1, n * oh * ow)
+        if _window_major(c_in)
+        else (n * oh * ow, kh * kw * c_in + 1),
         d_cols=(kh * kw, chunk * oh * ow, c_in),
         d_in=(n, h, w, c_in),
         dW=(kh, kw, c_in, c_out),
         db=(c_out,),
     )
+
+
+def _window_major(c_in: int) -> bool:
+    """Whether ``cols`` is stored transposed, (k + 1, n*oh*ow) in memory: for one input
+    channel, where each kernel offset's column is then one contiguous row (filled by
+    long copies), and BLAS reads the transpose at the same speed."""
+    return c_in == 1
 
 
 def _chunk(n: int, bytes_per_sample: int) -> int:
@@ -315,9 +325,10 @@ def _im2col(x: FloatArray, cols: FloatArray, kernel_hw: Pair, stride: Pair, pads
     (sh, sw), ((pt, _), (pl, _)) = stride, pads
     oh, ow = _out_hw((h, w), kernel_hw, stride, pads)
     c6 = cols[:, : kh * kw * c_in].reshape(n, oh, ow, kh, kw, c_in)  # a view
-    if c_in == 1:
-        # One strided copy per kernel offset: inner loops run along a row of ``ow`` pixels
-        # (a window's (kw, c_in) run would be only kw elements long).
+    if _window_major(c_in):
+        # One strided copy per kernel offset into a contiguous row of cols^T: inner loops
+        # run along a row of ``ow`` pixels (a window's (kw, c_in) run would be only kw
+        # elements long).
         _im2col_offsets(x, c6, (0, oh), (0, ow), stride, pads)
         return
     # The output pixels whose windows lie inside the input ("interior") are copied in one
@@ -364,13 +375,15 @@ def conv2d_forward(
         pads: ((top, bottom), (left, right)) zeros around the input, as from
             :func:`resolve_padding`.
         out: optional C-contiguous buffer of shape (n, oh, ow, c_out) for the output.
-        work: optional C-contiguous buffer of shape (n*oh*ow, kh*kw*c_in + 1) for the
-            im2col matrix (see :func:`conv2d_workspace_shapes`).
+        work: optional C-contiguous buffer of shape (n*oh*ow, kh*kw*c_in + 1), or its
+            transpose when c_in == 1, for the im2col matrix (the ``cols`` of
+            :func:`conv2d_workspace_shapes`).
 
     Returns:
         ``(y, cols)``: ``y`` (n, oh, ow, c_out) (``out`` when given) and ``cols``
         (n*oh*ow, kh*kw*c_in + 1), the windows of the padded input in (i, j, k) order and
-        a last column of ones (``work`` when given), which :func:`conv2d_backward` needs.
+        a last column of ones (a view of ``work`` when given), which
+        :func:`conv2d_backward` needs.
     """
     _check_float("x", x)
     _check_float("W", W, x.dtype)
@@ -385,7 +398,11 @@ def conv2d_forward(
     oh, ow = _out_hw((h, w), (kh, kw), stride, pads)
     k = kh * kw * c_in
     y = _buffer(out, (n, oh, ow, c_out), x.dtype, "out")
-    cols = _buffer(work, (n * oh * ow, k + 1), x.dtype, "work")
+    m = n * oh * ow
+    if _window_major(c_in):
+        cols = _buffer(work, (k + 1, m), x.dtype, "work").T  # (m, k + 1), a view
+    else:
+        cols = _buffer(work, (m, k + 1), x.dtype, "work")
     _im2col(x, cols, (kh, kw), stride, pads)
     cols[:, k] = 1  # the bias column
     # [W; b] is (k + 1, c_out): the size of W, a temporary.
