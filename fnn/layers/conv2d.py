@@ -547,7 +547,6 @@ def conv2d_backward(
     # stacked product writes each offset's window gradients as one contiguous (rows, c_in)
     # block, which col2im adds with long inner loops.
     w_t = W.reshape(kh * kw, c_in, c_out).transpose(0, 2, 1)
-    d_in[...] = 0
     (sh, sw), ((pt, _), (pl, _)) = stride, pads
     for s in range(0, n, chunk):
         nc = min(chunk, n - s)
@@ -555,6 +554,7 @@ def conv2d_backward(
         np.matmul(d2[s * p : (s + nc) * p], w_t, out=dc)
         dc6 = dc.reshape(kh, kw, nc, oh, ow, c_in)
         dx = d_in[s : s + nc]
+        dx[...] = 0  # (here, not before the loop: the chunk is then in cache for its adds)
         # col2im: offset (i, j) read input pixel (r*sh + i - pt, q*sw + j - pl) for output
         # pixel (r, q); add its gradients there (clipped to the unpadded input).
         for i in range(kh):
