@@ -363,8 +363,9 @@ def readonly(*arrays: np.ndarray[Any, Any]) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv2d_writes_no_argument_and_keeps_the_dtype(dtype: Any) -> None:
-    x, W, b, d, stride, pads = conv_case(dtype)
+@pytest.mark.parametrize("c_in", [1, 3])
+def test_conv2d_writes_no_argument_and_keeps_the_dtype(dtype: Any, c_in: int) -> None:
+    x, W, b, d, stride, pads = conv_case(dtype, c_in=c_in)
     copies = [a.copy() for a in (x, W, b, d)]
     readonly(x, W, b, d)  # a write into any of them raises
     y, cols = conv2d_forward(x, W, b, stride, pads)
