@@ -1,0 +1,365 @@
+"""2-D pooling kernels on channels-last input (n, h, w, c): max, average, global average.
+
+Windows of (wh, ww) pixels move by (sh, sw) without padding; the output has the floor
+size ``oh = (h - wh) // sh + 1``, ``ow = (w - ww) // sw + 1``, and input rows or columns
+past the last window get no gradient. Every kernel works one window offset (i, j) at a
+time on the strided view ``x[:, i::sh, j::sw]`` cut to (n, oh, ow, c), so a 2x2 pool is
+four whole-array operations, not a loop over windows.
+
+**Max pooling** keeps, for each output, the index ``k = i*ww + j`` of the first maximum of
+its window in row-major order (PyTorch's rule for ties); the backward pass sends each
+output's gradient to that one input. **Average pooling** divides each window's sum by
+wh*ww; its gradient spreads each output's gradient evenly over its window. Where windows
+overlap (stride < window) gradients accumulate.
+
+**Buffers.** Every kernel allocates fresh outputs unless given them (``out=``,
+``argmax_out=``, ``d_in_out=``, ``work=``); a caller who passes the buffers named in the
+docstrings causes no batch-sized allocation inside. Nothing is written into the inputs.
+float32 in gives float32 out, float64 gives float64.
+
+NaN inputs propagate to the max-pool output, but which window position then receives the
+gradient is unspecified; a non-finite ``d_out`` spreads NaN through its window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from fnn._types import FloatArray, IntArray
+from fnn.layers.conv2d import Pair, to_pair
+
+__all__ = [
+    "CHUNK_BYTES",
+    "MaxPool2DShapes",
+    "argmax_dtype",
+    "avg_pool2d_backward",
+    "avg_pool2d_forward",
+    "global_avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_workspace_shapes",
+    "pool2d_output_hw",
+]
+
+
+CHUNK_BYTES = 1 << 20
+"""Max pooling works through the batch in chunks of about this much input (1 MiB)."""
+
+
+def pool2d_output_hw(in_hw: Pair, window: int | Pair, stride: int | Pair) -> Pair:
+    """(oh, ow) of a pooling window over an input of (h, w) pixels (floor, no padding).
+
+    Raises:
+        ValueError: naming the argument, for non-integer or non-positive values or a
+            window larger than the input.
+    """
+    h, w = to_pair(in_hw, name="in_hw")
+    wh, ww = to_pair(window, name="window")
+    sh, sw = to_pair(stride, name="stride")
+    if wh <= 0 or ww <= 0:
+        raise ValueError(f"window must be positive, got {(wh, ww)}")
+    if sh <= 0 or sw <= 0:
+        raise ValueError(f"stride must be positive, got {(sh, sw)}")
+    if wh > h or ww > w:
+        raise ValueError(f"window {(wh, ww)} is larger than the input {(h, w)}")
+    return (h - wh) // sh + 1, (w - ww) // sw + 1
+
+
+def argmax_dtype(window: int | Pair) -> np.dtype[Any]:
+    """The unsigned integer dtype of max pooling's window indices (uint8 up to 256 window
+    positions)."""
+    wh, ww = to_pair(window, name="window")
+    return np.dtype(np.min_scalar_type(max(wh * ww - 1, 0)))
+
+
+class MaxPool2DShapes(NamedTuple):
+    """Buffers of one max pooling at one batch shape: a caller who allocates them and
+    passes them causes no batch-sized allocation inside the kernels."""
+
+    out: tuple[int, int, int, int]
+    """(n, oh, ow, c) of x's dtype: ``max_pool2d_forward(out=...)``."""
+    argmax: tuple[int, int, int, int]
+    """(n, oh, ow, c) of :func:`argmax_dtype`: ``max_pool2d_forward(argmax_out=...)`` and
+    ``max_pool2d_forward(work=...)`` (two buffers of this shape)."""
+    d_in: tuple[int, int, int, int]
+    """(n, h, w, c) of x's dtype: ``max_pool2d_backward(d_in_out=...)``."""
+    d_work: tuple[int, int, int, int]
+    """(n, oh, ow, c) of x's dtype: ``max_pool2d_backward(work=...)``."""
+
+
+def max_pool2d_workspace_shapes(
+    x_shape: tuple[int, ...], window: int | Pair, stride: int | Pair
+) -> MaxPool2DShapes:
+    """Shapes of the buffers of :func:`max_pool2d_forward` and :func:`max_pool2d_backward`
+    for input of shape ``x_shape`` (n, h, w, c)."""
+    n, h, w, c = x_shape
+    oh, ow = pool2d_output_hw((h, w), window, stride)
+    o = (n, oh, ow, c)
+    return MaxPool2DShapes(out=o, argmax=o, d_in=(n, h, w, c), d_work=o)
+
+
+def _check_x(x: FloatArray, name: str = "x") -> None:
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (n, h, w, c), got {x.shape}")
+
+
+def _buffer(
+    given: np.ndarray[Any, Any] | None, shape: tuple[int, ...], dtype: np.dtype[Any], name: str
+) -> np.ndarray[Any, Any]:
+    """``given`` checked to have ``shape`` and ``dtype`` and be writeable, or a fresh array."""
+    if given is None:
+        return np.empty(shape, dtype)
+    if given.shape != shape or given.dtype != dtype:
+        raise ValueError(
+            f"{name} must be a {dtype} array of shape {shape}, got {given.dtype} {given.shape}"
+        )
+    if not given.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    return given
+
+
+def _views(a: np.ndarray[Any, Any], window: Pair, stride: Pair, out_hw: Pair) -> list[Any]:
+    """The (n, oh, ow, c) strided views of ``a`` (n, h, w, c) at each window offset, in
+    row-major offset order ``k = i*ww + j``."""
+    (wh, ww), (sh, sw), (oh, ow) = window, stride, out_hw
+    return [
+        a[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+        for i in range(wh)
+        for j in range(ww)
+    ]
+
+
+def _clear_uncovered(d_in: FloatArray, window: Pair, stride: Pair, out_hw: Pair) -> None:
+    """Zero the rows and columns of ``d_in`` no window reads (floor output size), when the
+    windows tile the rest exactly (stride == window)."""
+    rows, cols = stride[0] * out_hw[0], stride[1] * out_hw[1]
+    d_in[:, rows:] = 0
+    d_in[:, :rows, cols:] = 0
+
+
+def max_pool2d_forward(
+    x: FloatArray,
+    window: int | Pair,
+    stride: int | Pair,
+    *,
+    out: FloatArray | None = None,
+    argmax_out: IntArray | None = None,
+    work: IntArray | None = None,
+) -> tuple[FloatArray, IntArray]:
+    """Maximum of each window, and where it is.
+
+    Args:
+        x: input, shape (n, h, w, c), float32 or float64.
+        window: (wh, ww) or an int.
+        stride: (sh, sw) or an int (the layer defaults it to the window).
+        out: optional buffer (n, oh, ow, c) of x's dtype for the output.
+        argmax_out: optional buffer (n, oh, ow, c) of :func:`argmax_dtype` for the indices.
+        work: optional scratch buffer (n, oh, ow, c) of :func:`argmax_dtype`.
+
+    Returns:
+        ``(y, argmax)``: y (n, oh, ow, c), and argmax (n, oh, ow, c), the row-major index
+        ``i*ww + j`` within its window of the first maximum, which the backward pass needs.
+    """
+    _check_x(x)
+    win, st = to_pair(window, name="window"), to_pair(stride, name="stride")
+    n, h, w, c = x.shape
+    oh, ow = pool2d_output_hw((h, w), win, st)
+    idt = argmax_dtype(win)
+    y: FloatArray = _buffer(out, (n, oh, ow, c), x.dtype, "out")
+    idx: IntArray = _buffer(argmax_out, (n, oh, ow, c), idt, "argmax_out")
+    greater: IntArray = _buffer(work, (n, oh, ow, c), idt, "work")
+    # Batch chunks of about CHUNK_BYTES of input: the output, indices and mask of a chunk
+    # stay in cache across its window offsets.
+    chunk = max(1, CHUNK_BYTES // max(1, h * w * c * x.itemsize))
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        views = _views(x[s:e], win, st, (oh, ow))
+        yc, ic, gc = y[s:e], idx[s:e], greater[s:e]
+        np.copyto(yc, views[0])
+        ic[...] = 0
+        for k in range(1, len(views)):
+            # Offsets come in increasing k, so "idx = k where x_k > y" is the running
+            # maximum of idx and k * (x_k > y); strict ">" keeps the first of equal maxima.
+            np.greater(views[k], yc, out=gc)
+            np.multiply(gc, k, out=gc)
+            np.maximum(ic, gc, out=ic)
+            np.maximum(yc, views[k], out=yc)
+    return y, idx
+
+
+def max_pool2d_backward(
+    argmax: IntArray,
+    d_out: FloatArray,
+    window: int | Pair,
+    stride: int | Pair,
+    x_shape: tuple[int, ...],
+    *,
+    d_in_out: FloatArray | None = None,
+    work: FloatArray | None = None,
+) -> FloatArray:
+    """Gradient of max pooling: each output's gradient goes to its window's first maximum.
+
+    Args:
+        argmax: the indices :func:`max_pool2d_forward` returned, (n, oh, ow, c).
+        d_out: gradient with respect to the output, (n, oh, ow, c).
+        window, stride: as given to the forward pass.
+        x_shape: the input's shape (n, h, w, c).
+        d_in_out: optional buffer (n, h, w, c) of d_out's dtype for the result.
+        work: optional scratch buffer (n, oh, ow, c) of d_out's dtype.
+
+    Returns:
+        d_in, shape (n, h, w, c).
+    """
+    _check_x(d_out, "d_out")
+    win, st = to_pair(window, name="window"), to_pair(stride, name="stride")
+    n, h, w, c = x_shape
+    oh, ow = pool2d_output_hw((h, w), win, st)
+    if d_out.shape != (n, oh, ow, c) or argmax.shape != (n, oh, ow, c):
+        raise ValueError(
+            f"expected d_out and argmax of shape {(n, oh, ow, c)}, got {d_out.shape} and "
+            f"{argmax.shape}"
+        )
+    d_in: FloatArray = _buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out")
+    mask: FloatArray = _buffer(work, (n, oh, ow, c), d_out.dtype, "work")
+    views = _views(d_in, win, st, (oh, ow))
+    if st == win:
+        # Windows tile the input: every covered input is in exactly one window, so each
+        # offset's view is written once, with d_out where it held the maximum, else 0.
+        # The mask is boolean (a quarter or an eighth of ``work``'s bytes): float times
+        # bool runs faster than float times float here.
+        is_k = mask.reshape(-1).view(np.bool_)[: mask.size].reshape(mask.shape)
+        for k, view in enumerate(views):
+            np.equal(argmax, k, out=is_k)
+            np.multiply(d_out, is_k, out=view)
+        _clear_uncovered(d_in, win, st, (oh, ow))
+    else:
+        d_in[...] = 0
+        for k, view in enumerate(views):
+            np.equal(argmax, k, out=mask)
+            np.multiply(d_out, mask, out=mask)
+            np.add(view, mask, out=view)  # overlapping windows accumulate
+    return d_in
+
+
+def avg_pool2d_forward(
+    x: FloatArray,
+    window: int | Pair,
+    stride: int | Pair,
+    *,
+    out: FloatArray | None = None,
+) -> FloatArray:
+    """Mean of each window.
+
+    Args:
+        x: input, shape (n, h, w, c), float32 or float64.
+        window: (wh, ww) or an int.
+        stride: (sh, sw) or an int.
+        out: optional buffer (n, oh, ow, c) of x's dtype for the output.
+
+    Returns:
+        y, shape (n, oh, ow, c): the sum of each window divided by wh*ww.
+    """
+    _check_x(x)
+    win, st = to_pair(window, name="window"), to_pair(stride, name="stride")
+    n, h, w, c = x.shape
+    oh, ow = pool2d_output_hw((h, w), win, st)
+    y: FloatArray = _buffer(out, (n, oh, ow, c), x.dtype, "out")
+    views = _views(x, win, st, (oh, ow))
+    if len(views) == 1:
+        np.copyto(y, views[0])
+        return y
+    np.add(views[0], views[1], out=y)
+    for view in views[2:]:
+        np.add(y, view, out=y)
+    np.divide(y, len(views), out=y)
+    return y
+
+
+def avg_pool2d_backward(
+    d_out: FloatArray,
+    window: int | Pair,
+    stride: int | Pair,
+    x_shape: tuple[int, ...],
+    *,
+    d_in_out: FloatArray | None = None,
+) -> FloatArray:
+    """Gradient of average pooling: each input gets the sum over the windows holding it of
+    their gradient divided by wh*ww.
+
+    Args:
+        d_out: gradient with respect to the output, (n, oh, ow, c).
+        window, stride: as given to the forward pass.
+        x_shape: the input's shape (n, h, w, c).
+        d_in_out: optional buffer (n, h, w, c) of d_out's dtype for the result (no other
+            buffer is needed).
+
+    Returns:
+        d_in, shape (n, h, w, c).
+    """
+    _check_x(d_out, "d_out")
+    win, st = to_pair(window, name="window"), to_pair(stride, name="stride")
+    n, h, w, c = x_shape
+    oh, ow = pool2d_output_hw((h, w), win, st)
+    if d_out.shape != (n, oh, ow, c):
+        raise ValueError(f"expected d_out of shape {(n, oh, ow, c)}, got {d_out.shape}")
+    d_in: FloatArray = _buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out")
+    views = _views(d_in, win, st, (oh, ow))
+    count = len(views)
+    if st == win:
+        for view in views:
+            # (not a copy of the first view: views of one array may overlap for NumPy,
+            # which would then copy through a temporary)
+            np.divide(d_out, count, out=view)
+        _clear_uncovered(d_in, win, st, (oh, ow))
+    else:
+        d_in[...] = 0
+        for view in views:
+            np.add(view, d_out, out=view)  # overlapping windows accumulate
+        np.divide(d_in, count, out=d_in)
+    return d_in
+
+
+def global_avg_pool2d_forward(x: FloatArray, *, out: FloatArray | None = None) -> FloatArray:
+    """Mean over all pixels of each channel.
+
+    Args:
+        x: input, shape (n, h, w, c), float32 or float64.
+        out: optional buffer (n, c) of x's dtype.
+
+    Returns:
+        y, shape (n, c).
+    """
+    _check_x(x)
+    n, h, w, c = x.shape
+    y: FloatArray = _buffer(out, (n, c), x.dtype, "out")
+    np.sum(x, axis=(1, 2), out=y)
+    np.divide(y, h * w, out=y)
+    return y
+
+
+def global_avg_pool2d_backward(
+    d_out: FloatArray, x_shape: tuple[int, ...], *, d_in_out: FloatArray | None = None
+) -> FloatArray:
+    """Gradient of the global mean: ``d_out / (h*w)`` at every pixel.
+
+    Args:
+        d_out: gradient with respect to the output, (n, c).
+        x_shape: the input's shape (n, h, w, c).
+        d_in_out: optional buffer (n, h, w, c) of d_out's dtype.
+
+    Returns:
+        d_in, shape (n, h, w, c).
+    """
+    if d_out.dtype != np.float32 and d_out.dtype != np.float64:
+        raise TypeError(f"d_out must be float32 or float64, got {d_out.dtype}")
+    n, h, w, c = x_shape
+    if d_out.shape != (n, c):
+        raise ValueError(f"expected d_out of shape {(n, c)}, got {d_out.shape}")
+    d_in: FloatArray = _buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out")
+    np.divide(d_out[:, None, None, :], h * w, out=d_in)
+    return d_in
