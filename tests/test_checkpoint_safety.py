@@ -253,12 +253,12 @@ def deleting(*keys: Any) -> Edit:
 
 
 MALFORMED: list[tuple[Edit, str]] = [
-    (setting("version", value=True), "version must be an int from 1 to 1, got true"),
-    (setting("version", value=0), "version must be an int from 1 to 1, got 0"),
-    (setting("version", value=-1), "version must be an int from 1 to 1, got -1"),
-    (setting("version", value="1"), r"version must be an int from 1 to 1, got \"1\""),
-    (setting("version", value=1.0), "version must be an int from 1 to 1, got 1.0"),
-    (deleting("version"), "version must be an int from 1 to 1, got null"),
+    (setting("version", value=True), "version must be an int from 1 to 2, got true"),
+    (setting("version", value=0), "version must be an int from 1 to 2, got 0"),
+    (setting("version", value=-1), "version must be an int from 1 to 2, got -1"),
+    (setting("version", value="1"), r"version must be an int from 1 to 2, got \"1\""),
+    (setting("version", value=1.0), "version must be an int from 1 to 2, got 1.0"),
+    (deleting("version"), "version must be an int from 1 to 2, got null"),
     (setting("dtype", value=64), "dtype must be a string, got 64"),
     (setting("dtype", value="int8"), "dtype must be 'float32' or 'float64'"),
     (setting("architecture", value=[]), "architecture must be a JSON object, got a JSON list"),
