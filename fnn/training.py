@@ -483,7 +483,9 @@ def fit(
             learning-rate scale carry on; its best parameters can still be restored;
             and with ``validation_split`` its training/validation rows are used again
             (``X`` must have the length they were drawn for). For a run that continues
-            bit for bit, also pass the generator saved with it (``rng=ckpt.rng``).
+            bit for bit, also pass the generator saved with it (``rng=ckpt.rng``). With
+            ``restore_best`` a fit returns the best epoch's parameters, not the last:
+            to resume such a run, save the checkpoint from a callback (``state.params``).
         verbose: 0 silent; 1 a live progress line when standard error is a terminal;
             2 one line per epoch.
 
