@@ -593,7 +593,7 @@ def _prepare_fit(
     fns = _metric_fns(metrics)
     Xa, ya, w, y_raw = _prepare(params, X, y, o["sample_weight"])
 
-    history = o["history"] or History()
+    history = o["history"] if o["history"] is not None else History()
     split = _check_split(history, validation_split, validation_data, len(Xa))
     Xv: FloatArray | None = None
     yv: FloatArray | None = None
