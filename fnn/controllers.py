@@ -76,6 +76,33 @@ class EarlyStopping:
         if not isinstance(self.restore_best, bool):
             raise TypeError(f"restore_best must be a bool, got {type(self.restore_best).__name__}")
 
+    def replay(self, losses: Sequence[float]) -> tuple[int | None, bool]:
+        """``(best, stop)`` after the given per-epoch monitored losses: the index of the
+        best epoch (None before any) and whether the fit stops after the last one (it
+        has not improved by more than ``min_delta`` for ``patience`` epochs)."""
+        best: int | None = None
+        best_loss = math.inf
+        stop = False
+        for i, v in enumerate(losses):
+            if best is None or v < best_loss - self.min_delta:
+                best, best_loss = i, v
+                stop = False
+            else:
+                stop = i - best >= self.patience
+        return best, stop
+
+    def best_index(self, history: LossHistory) -> int | None:
+        """The position in ``history.records`` of the best epoch so far (None if empty)."""
+        return self.replay(monitored(history))[0]
+
+    def should_stop(self, history: LossHistory) -> bool:
+        """Whether the fit stops after ``history``'s last epoch.
+
+        A pure function of the History, as :meth:`ReduceOnPlateau.scale`: a fit that
+        continues a History (``fit(..., history=h)``) keeps the best loss and the
+        patience count of the run it continues."""
+        return self.replay(monitored(history))[1]
+
 
 @attrs.frozen
 class ReduceOnPlateau:

@@ -4,7 +4,12 @@ A checkpoint is a NumPy ``.npz`` archive: one array per parameter (``params/laye
 ...) and optimizer-state leaf (``opt_state/states.0.mu`` ...), plus ``manifest.json``,
 a UTF-8 JSON document stored as a uint8 array, that records the format version, the
 architecture (layer kinds and static hyper-parameters, the loss), the dtype, the
-optimizer's configuration and step, the History, and the shape and dtype of every array.
+optimizer's configuration and step, the History, the random generator's state, and the
+shape and dtype of every array. A History's best parameters (``best_params/...``) and
+validation split (``split/train``, ``split/validation``, int64 row indices) are arrays
+too: with the generator's state they let a run resume bit for bit in a new process.
+Files that hold none of these three are written as format version 1, which fnn read
+before they existed.
 
 Loading reads the archive with ``zipfile`` and ``np.lib.format`` (never pickle) and
 builds every object from the manifest by name from fixed tables: nothing in a file is
@@ -40,12 +45,17 @@ import numpy as np
 from fnn import losses, optim, schedules, tree
 from fnn.layers import base as _layers
 from fnn.network import Network, pack
-from fnn.training import EpochRecord, History
+from fnn.training import EpochRecord, History, Split
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "load", "register_layer", "save"]
 
 FORMAT: Final = "fnn-checkpoint"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+"""The newest format this fnn reads and writes (a file is written with the oldest
+version that holds what it has: 1 without a generator state, split or best parameters)."""
+_RNG_STATES: Final = ("PCG64", "PCG64DXSM")
+"""Bit generators whose state a checkpoint holds (their states are plain integers)."""
+_SPLIT_PARTS: Final = ("train", "validation")
 MANIFEST: Final = "manifest.json"
 
 Builder = Callable[[dict[str, Any], dict[str, np.ndarray[Any, Any]]], Any]
@@ -80,12 +90,16 @@ class Checkpoint:
     Attributes:
         params: the network.
         opt_state: the optimizer state, if saved (its optimizer rebuilt from the file).
-        history: the training History, if saved.
+        history: the training History, if saved (with its validation split and best
+            parameters, if it had them).
+        rng: a new Generator in the saved generator's state, if one was saved: pass it
+            as ``fit(..., rng=ckpt.rng)`` to continue the run exactly.
     """
 
     params: Network
     opt_state: optim.OptState | None
     history: History | None
+    rng: np.random.Generator | None = None
 
 
 def _bad(path: Path, what: str) -> ValueError:
@@ -96,7 +110,7 @@ def _bad(path: Path, what: str) -> ValueError:
 
 
 def _history_config(h: History) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "records": [
             attrs.asdict(r) | {"metrics": dict(r.metrics), "val_metrics": dict(r.val_metrics)}
             for r in h.records
@@ -104,6 +118,24 @@ def _history_config(h: History) -> dict[str, Any]:
         "best_epoch": h.best_epoch,
         "stopped_early": h.stopped_early,
     }
+    if h.split is not None:
+        out["split"] = {"fraction": h.split.fraction, "n": h.split.n}
+    if h.best_params is not None:
+        out["best_params"] = True
+    return out
+
+
+def _rng_config(rng: object) -> dict[str, Any]:
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    state = rng.bit_generator.state
+    if state.get("bit_generator") not in _RNG_STATES:
+        raise ValueError(
+            f"cannot save the state of a {type(rng.bit_generator).__name__} generator: "
+            f"only {', '.join(_RNG_STATES)} (np.random.default_rng's) states are saved"
+        )
+    out: dict[str, Any] = json.loads(json.dumps(state))  # plain ints and strings
+    return out
 
 
 # --- save --------------------------------------------------------------------------
@@ -115,6 +147,7 @@ def save(
     *,
     opt_state: optim.OptState | None = None,
     history: History | None = None,
+    rng: np.random.Generator | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file in the same folder, then rename).
 
@@ -122,7 +155,11 @@ def save(
         path: the file to write (``.npz`` is appended if missing).
         params: the network.
         opt_state: an optimizer state to save with it, so a run can resume exactly.
-        history: the History to save with it.
+        history: the History to save with it (with its validation split and best
+            parameters, if it has them).
+        rng: the fit's generator (a callback's ``state.rng``), whose state is saved so
+            that ``fit(..., rng=fnn.load(path).rng)`` draws what the run would have
+            drawn next (PCG64 and PCG64DXSM generators).
 
     Returns:
         The path written.
@@ -131,15 +168,24 @@ def save(
         raise TypeError(f"params must be an fnn.Network, got {type(params).__name__}")
     if opt_state is not None and not isinstance(opt_state, optim.OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"history must be an fnn.History, got {type(history).__name__}")
+    rng_state = None if rng is None else _rng_config(rng)
+    best = None if history is None else history.best_params
+    if best is not None and (not isinstance(best, Network) or best.layout.key != params.layout.key):
+        raise ValueError("history.best_params do not have the architecture of params")
     target = Path(path)
     if target.suffix != ".npz":
         target = target.with_name(target.name + ".npz")
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     for p, x in tree.flatten(params).items():
         arrays[f"params/{p}"] = np.asarray(x)
+    new = rng_state is not None or (
+        history is not None and (history.split is not None or best is not None)
+    )
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if new else 1,
         "dtype": str(params.dtype),
         "architecture": {
             "loss": params.loss.config(),
@@ -161,6 +207,14 @@ def save(
             arrays[f"opt_state/{p}"] = np.asarray(x)
     if history is not None:
         manifest["history"] = _history_config(history)
+        if best is not None:
+            for p, x in tree.flatten(best).items():
+                arrays[f"best_params/{p}"] = np.asarray(x)
+        if history.split is not None:
+            arrays["split/train"] = np.asarray(history.split.train, dtype=np.int64)
+            arrays["split/validation"] = np.asarray(history.split.validation, dtype=np.int64)
+    if rng_state is not None:
+        manifest["rng"] = rng_state
     manifest["arrays"] = {
         k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()
     }
@@ -536,7 +590,10 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
         for j, d in enumerate(shape):
             _int(d, f"{where}.shape.{j}")
         dt = _str(_key(spec, "dtype", where), f"{where}.dtype")
-        if dt not in _ARRAY_DTYPES:
+        if name.startswith("split/"):
+            if dt != "int64" or len(shape) != 1:
+                raise _Malformed(where, f"must be a 1-D int64 array, got {dt} {shape}")
+        elif dt not in _ARRAY_DTYPES:
             raise _Malformed(
                 f"{where}.dtype", f"must be one of {sorted(_ARRAY_DTYPES)}, got {_show(dt)}"
             )
@@ -567,6 +624,53 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
             raise _Malformed(
                 "history.stopped_early", f"must be true or false, got {_show(h['stopped_early'])}"
             )
+        if "split" in h:
+            sp = _obj(h["split"], "history.split")
+            fraction = _num(_key(sp, "fraction", "history.split"), "history.split.fraction")
+            if not 0 < fraction < 1:
+                raise _Malformed("history.split.fraction", f"must be in (0, 1), got {fraction!r}")
+            _int(_key(sp, "n", "history.split"), "history.split.n", 2)
+        if h.get("best_params", True) is not True:
+            raise _Malformed("history.best_params", f"must be true, got {_show(h['best_params'])}")
+    if "rng" in manifest:
+        _check_rng(manifest["rng"])
+    uses = [k for k in ("rng", "history.split", "history.best_params") if _has(manifest, k)]
+    if uses and manifest["version"] < 2:
+        raise _Malformed("version", f"is {manifest['version']}, which holds no {uses[0]}")
+
+
+def _has(manifest: dict[str, Any], dotted: str) -> bool:
+    node: Any = manifest
+    for k in dotted.split("."):
+        if not isinstance(node, dict) or k not in node:
+            return False
+        node = node[k]
+    return True
+
+
+def _check_rng(x: Any) -> None:
+    """A PCG64 (or PCG64DXSM) state: ``{"bit_generator", "state": {"state", "inc"},
+    "has_uint32", "uinteger"}``, all plain ints in range."""
+    st = _obj(x, "rng")
+    name = _str(_key(st, "bit_generator", "rng"), "rng.bit_generator")
+    if name not in _RNG_STATES:
+        raise _Malformed(
+            "rng.bit_generator", f"must be one of {list(_RNG_STATES)}, got {_show(name)}"
+        )
+    keys = {"bit_generator", "state", "has_uint32", "uinteger"}
+    if set(st) != keys:
+        raise _Malformed("rng", f"must have the fields {sorted(keys)}, got {sorted(st)}")
+    inner = _obj(st["state"], "rng.state")
+    if set(inner) != {"state", "inc"}:
+        raise _Malformed("rng.state", f"must have the fields ['inc', 'state'], got {sorted(inner)}")
+    for where, v, bound in (
+        ("rng.state.state", inner["state"], 1 << 128),
+        ("rng.state.inc", inner["inc"], 1 << 128),
+        ("rng.has_uint32", st["has_uint32"], 2),
+        ("rng.uinteger", st["uinteger"], 1 << 32),
+    ):
+        if _int(v, where) >= bound:
+            raise _Malformed(where, f"must be < {bound}, got {v}")
 
 
 def _check_record(r: dict[str, Any], where: str) -> None:
@@ -764,6 +868,77 @@ def _restore_history(h: dict[str, Any], opt_state: optim.OptState | None) -> His
     )
 
 
+def _restore_best_params(
+    path: Path, manifest: dict[str, Any], ar: _Archive, net: Network
+) -> Network | None:
+    """The History's best parameters, each array checked against ``net``'s before it is
+    read (they are parameters of the same architecture)."""
+    given = {k for k in manifest["arrays"] if k.startswith("best_params/")}
+    if not manifest.get("history", {}).get("best_params", False):
+        if given:
+            raise _bad(path, f"unexpected array {sorted(given)[0]} (history.best_params is unset)")
+        return None
+    expected = {f"best_params/{p}": np.asarray(x) for p, x in tree.flatten(net).items()}
+    if set(expected) != given:
+        raise _bad(
+            path,
+            f"best-parameter arrays do not match the architecture: {sorted(given ^ set(expected))}",
+        )
+    for key, x in expected.items():
+        m = ar.members[key]
+        if m.shape != x.shape or m.dtype != x.dtype:
+            raise _bad(
+                path,
+                f"array {key} has shape {list(m.shape)} and dtype {m.dtype}, but the "
+                f"architecture needs shape {list(x.shape)} and dtype {x.dtype}",
+            )
+    flat = {key[len("best_params/") :]: ar.read(key) for key in expected}
+    return pack(tree.unflatten(net, flat))
+
+
+def _restore_split(path: Path, manifest: dict[str, Any], ar: _Archive) -> Split | None:
+    """The History's validation split: two sorted, disjoint int64 index arrays that
+    together are ``range(n)``, with their sizes checked before they are read."""
+    given = {k for k in manifest["arrays"] if k.startswith("split/")}
+    spec = manifest.get("history", {}).get("split")
+    expected = {f"split/{part}" for part in _SPLIT_PARTS}
+    if spec is None:
+        if given:
+            raise _bad(path, f"unexpected array {sorted(given)[0]} (history.split is unset)")
+        return None
+    if given != expected:
+        raise _bad(path, f"the split arrays do not match: {sorted(given ^ expected)}")
+    n = spec["n"]
+    sizes = [ar.members[k].shape[0] for k in sorted(expected)]
+    if sum(sizes) != n or min(sizes) < 1:
+        raise _bad(
+            path,
+            f"the split's arrays have {sizes} rows, but history.split.n is {n} "
+            "(both parts non-empty)",
+        )
+    tr, va = ar.read("split/train"), ar.read("split/validation")
+    if not np.array_equal(np.sort(np.concatenate([tr, va])), np.arange(n)) or not (
+        np.all(np.diff(tr) > 0) and np.all(np.diff(va) > 0)
+    ):
+        raise _bad(
+            path,
+            f"the split's rows are not two sorted, disjoint index arrays covering range({n})",
+        )
+    return Split(fraction=float(spec["fraction"]), train=tr, validation=va)
+
+
+def _restore_rng(path: Path, manifest: dict[str, Any]) -> np.random.Generator | None:
+    if "rng" not in manifest:
+        return None
+    st = manifest["rng"]
+    try:
+        bit_generator = getattr(np.random, st["bit_generator"])()
+        bit_generator.state = st
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
+        raise _bad(path, f"the random generator cannot be restored from the file: {e}") from e
+    return np.random.Generator(bit_generator)
+
+
 def _load(path: Path, ar: _Archive) -> Checkpoint:
     manifest = ar.manifest()
     _check_version(path, manifest)
@@ -786,14 +961,23 @@ def _load(path: Path, ar: _Archive) -> Checkpoint:
                 f"array {name} has shape {list(m.shape)} and dtype {m.dtype}, but the manifest "
                 f"says {spec['shape']} and {spec['dtype']}",
             )
-        if not name.startswith("params/") and not (
-            name.startswith("opt_state/") and "optimizer" in manifest
+        if not (
+            name.startswith("params/")
+            or (name.startswith("opt_state/") and "optimizer" in manifest)
+            or (name.startswith(("best_params/", "split/")) and "history" in manifest)
         ):
             raise _bad(path, f"unexpected array {name} (neither a parameter nor optimizer state)")
     net = _build_network(path, manifest, ar)
     opt_state = _restore_opt_state(path, manifest, ar, net) if "optimizer" in manifest else None
-    history = _restore_history(manifest["history"], opt_state) if "history" in manifest else None
-    return Checkpoint(params=net, opt_state=opt_state, history=history)
+    history = None
+    if "history" in manifest:
+        history = attrs.evolve(
+            _restore_history(manifest["history"], opt_state),
+            best_params=_restore_best_params(path, manifest, ar, net),
+            split=_restore_split(path, manifest, ar),
+        )
+    rng = _restore_rng(path, manifest)
+    return Checkpoint(params=net, opt_state=opt_state, history=history, rng=rng)
 
 
 def load(path: str | os.PathLike[str]) -> Checkpoint:

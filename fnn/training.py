@@ -10,8 +10,11 @@ stops at once with :class:`TrainingDiverged`, which carries the last finite para
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, Required, TypedDict, Unpack
 
@@ -27,9 +30,10 @@ from fnn._validation import (
     check_sample_weight,
     check_targets,
 )
-from fnn.controllers import EarlyStopping, ReduceOnPlateau
+from fnn.controllers import EarlyStopping, ReduceOnPlateau, monitored
 from fnn.datasets.preprocessing import split_indices
 from fnn.layers.base import FRESH, Context
+from fnn.layout import describe_mismatch
 from fnn.network import (
     Network,
     backprop,
@@ -45,7 +49,9 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "EpochRecord",
+    "FitState",
     "History",
+    "Split",
     "TrainingDiverged",
     "evaluate",
     "fit",
@@ -78,21 +84,48 @@ class EpochRecord:
     seconds: float
 
 
+def _index_array(x: Any) -> np.ndarray[Any, Any]:
+    a = np.array(x, dtype=np.int64, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@attrs.frozen(eq=False)
+class Split:
+    """The rows of ``X`` that ``fit(..., validation_split=fraction)`` drew once for
+    training and for validation (sorted, disjoint, together ``range(n)``)."""
+
+    fraction: float
+    train: np.ndarray[Any, Any] = attrs.field(converter=_index_array)
+    validation: np.ndarray[Any, Any] = attrs.field(converter=_index_array)
+
+    @property
+    def n(self) -> int:
+        """The number of rows of the ``X`` the split was drawn for."""
+        return len(self.train) + len(self.validation)
+
+
 @attrs.frozen(eq=False)
 class History:
-    """An immutable record of a fit.
+    """An immutable record of a fit, which ``fit(..., history=h)`` continues.
 
     Attributes:
         records: one :class:`EpochRecord` per epoch.
         opt_state: the optimizer state at the end, to resume from.
         best_epoch: the epoch with the lowest monitored loss, if early stopping ran.
         stopped_early: whether early stopping or a callback ended the fit.
+        best_params: the parameters of ``best_epoch``, if early stopping ran with
+            ``restore_best`` (so that a resumed fit can still restore them).
+        split: the rows drawn for training and validation, if ``validation_split``
+            was used (a fit continuing this History uses them again).
     """
 
     records: tuple[EpochRecord, ...] = ()
     opt_state: OptState | None = None
     best_epoch: int | None = None
     stopped_early: bool = False
+    best_params: Network | None = None
+    split: Split | None = None
 
     @property
     def train_loss(self) -> list[float]:
@@ -124,8 +157,41 @@ class History:
         return out
 
 
-Callback = Callable[[History], bool | None]
-"""A pure function of the History so far, called after every epoch; True stops the fit."""
+Callback = Callable[..., bool | None]
+"""A function of the History so far, called after every epoch; True stops the fit.
+
+``cb(history)``, or, if it has a parameter named ``state``, ``cb(history, state=s)``
+with a :class:`FitState` ``s`` (to save a checkpoint mid-fit, say)."""
+
+
+@attrs.frozen(eq=False)
+class FitState:
+    """What a callback with a ``state`` parameter sees after an epoch, besides the
+    History: everything a checkpoint needs to resume the fit exactly.
+
+    Attributes:
+        params: the current parameters (a fresh, read-only network).
+        opt_state: the current optimizer state (``history.opt_state``).
+        rng: a copy of the fit's Generator in its current state (drawing from it does
+            not change the fit); ``fnn.save(..., rng=state.rng)`` stores its state.
+    """
+
+    params: Network
+    opt_state: OptState
+    rng: np.random.Generator
+
+
+def _wants_state(cb: Callable[..., Any]) -> bool:
+    """Whether a callback takes the :class:`FitState` (it has a parameter ``state``)."""
+    try:
+        sig = inspect.signature(cb)
+    except (TypeError, ValueError):  # some builtins have no signature: the plain form
+        return False
+    p = sig.parameters.get("state")
+    return p is not None and p.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
 
 
 class TrainingDiverged(FloatingPointError):
@@ -300,6 +366,7 @@ class FitOptions(TypedDict, total=False):
     callbacks: Sequence[Callback]
     opt_state: OptState | None
     initial_epoch: int
+    history: History | None
     verbose: int
 
 
@@ -318,6 +385,7 @@ FIT_DEFAULTS: Final[FitOptions] = {
     "callbacks": (),
     "opt_state": None,
     "initial_epoch": 0,
+    "history": None,
     "verbose": 1,
 }
 
@@ -355,6 +423,19 @@ def _options(options: FitOptions) -> FitOptions:
     for name in ("shuffle", "drop_last"):
         if not isinstance(o[name], bool | np.bool_):  # type: ignore[literal-required]
             raise TypeError(f"{name} must be a bool, got {o[name]!r}")  # type: ignore[literal-required]
+    h = o["history"]
+    if h is not None and not isinstance(h, History):
+        raise TypeError(f"history must be an fnn.History or None, got {type(h).__name__}")
+    if h is not None:
+        if "initial_epoch" not in options:
+            o["initial_epoch"] = h.records[-1].epoch if h.records else 0
+        elif h.records and o["initial_epoch"] != h.records[-1].epoch:
+            raise ValueError(
+                f"initial_epoch={o['initial_epoch']!r} does not continue history, whose last "
+                f"epoch is {h.records[-1].epoch} (leave initial_epoch out to continue it)"
+            )
+        if o["opt_state"] is None:
+            o["opt_state"] = h.opt_state
     return o
 
 
@@ -386,15 +467,32 @@ def fit(
         metrics: metric names or callables reported for training and validation.
         early_stopping: stop when the monitored loss stops improving.
         reduce_on_plateau: scale the learning rate down when the monitored loss stalls.
-        callbacks: functions of the History after each epoch; True stops training.
-        opt_state: resume from this optimizer state (of the same optimizer).
-        initial_epoch: number the epochs from here (for resumed runs).
+        callbacks: functions called after each epoch with the History so far; True
+            stops training. A callback with a parameter named ``state``
+            (``def cb(history, state): ...``) is also given a :class:`FitState` with the
+            current parameters, optimizer state and a copy of the generator, e.g. to
+            save a checkpoint mid-fit with ``fnn.save(path, state.params,
+            opt_state=state.opt_state, history=history, rng=state.rng)``.
+        opt_state: resume from this optimizer state (of the same optimizer); with
+            ``history``, defaults to ``history.opt_state``.
+        initial_epoch: number the epochs from here (for resumed runs); with
+            ``history``, defaults to (and must be) its last epoch.
+        history: a :class:`History` to continue (e.g. ``fnn.load(path).history``): the
+            returned History holds its records followed by the new ones; early stopping
+            and reduce-on-plateau replay its losses, so their best loss, patience and
+            learning-rate scale carry on; its best parameters can still be restored;
+            and with ``validation_split`` its training/validation rows are used again
+            (``X`` must have the length they were drawn for). For a run that continues
+            bit for bit, also pass the generator saved with it (``rng=ckpt.rng``). With
+            ``restore_best`` a fit returns the best epoch's parameters, not the last:
+            to resume such a run, save the checkpoint from a callback (``state.params``).
         verbose: 0 silent; 1 a live progress line when standard error is a terminal;
             2 one line per epoch.
 
     Returns:
         ``(params, history)``: the trained network (the best one if early stopping
-        restores it) and the :class:`History`, which holds the final optimizer state.
+        restores it) and the :class:`History`, which holds the final optimizer state
+        (and the validation split and best parameters, to continue it).
 
     Raises:
         TrainingDiverged: (a FloatingPointError) at the first non-finite loss, gradient
@@ -460,6 +558,8 @@ class _Prepared:
     yv_raw: np.ndarray[Any, Any] | None
     opt_state: OptState
     own_state: bool
+    history: History  # the History to continue (empty for a new fit), with the split
+    wants_state: tuple[bool, ...]  # per callback: whether it takes the FitState
 
 
 def _prepare_fit(
@@ -493,16 +593,22 @@ def _prepare_fit(
     fns = _metric_fns(metrics)
     Xa, ya, w, y_raw = _prepare(params, X, y, o["sample_weight"])
 
+    history = o["history"] if o["history"] is not None else History()
+    split = _check_split(history, validation_split, validation_data, len(Xa))
     Xv: FloatArray | None = None
     yv: FloatArray | None = None
     yv_raw: np.ndarray[Any, Any] | None = None
     if validation_split:
-        tr, va = split_indices(
-            len(Xa),
-            float(validation_split),
-            rng=gen,
-            stratify=y_raw if _is_classifier(params) else None,
-        )
+        if split is None:  # drawn once; a fit continuing the History uses it again
+            tr, va = split_indices(
+                len(Xa),
+                float(validation_split),
+                rng=gen,
+                stratify=y_raw if _is_classifier(params) else None,
+            )
+            split = Split(fraction=float(validation_split), train=tr, validation=va)
+            history = attrs.evolve(history, split=split)
+        tr, va = split.train, split.validation
         Xv, yv, yv_raw = Xa[va], ya[va], y_raw[va]
         Xa, ya, y_raw = Xa[tr], ya[tr], y_raw[tr]
         w = None if w is None else w[tr]
@@ -532,6 +638,8 @@ def _prepare_fit(
         opt_state = attrs.evolve(opt_state, optimizer=optimizer)
     if gen is None:  # pragma: no cover - as_generator never returns None
         raise AssertionError
+    if history.best_params is not None:
+        _check_best_params(history.best_params, params)
 
     return _Prepared(
         params=params,
@@ -547,7 +655,46 @@ def _prepare_fit(
         yv_raw=yv_raw,
         opt_state=opt_state,
         own_state=own_state,
+        history=history,
+        wants_state=tuple(_wants_state(cb) for cb in o["callbacks"]),
     )
+
+
+def _check_best_params(best: Network, params: Network) -> None:
+    """``history.best_params`` must be parameters of ``params``' architecture."""
+    if not isinstance(best, Network):
+        raise TypeError(f"history.best_params must be an fnn.Network, got {type(best).__name__}")
+    if best.layout.key != params.layout.key:
+        raise ValueError(describe_mismatch(params, best, "history.best_params"))
+
+
+def _check_split(
+    history: History, validation_split: float, validation_data: object, n: int
+) -> Split | None:
+    """The split of the History continued, if it is to be used again; ValueError when
+    the fit's validation options or ``X`` contradict it."""
+    split = history.split
+    if split is None:
+        if validation_split and history.records:
+            raise ValueError(
+                f"validation_split={validation_split!r} cannot continue history: it has "
+                f"{len(history.records)} epoch(s) but no validation split (a History made "
+                "without validation_split, or saved before fnn kept the split), so the rows "
+                "it validated on are unknown"
+            )
+        return None
+    if validation_data is not None or float(validation_split) != split.fraction:
+        raise ValueError(
+            f"history was made with validation_split={split.fraction!r}: continue it with "
+            f"the same validation_split (got validation_split={validation_split!r}"
+            f"{' and validation_data' if validation_data is not None else ''})"
+        )
+    if n != split.n:
+        raise ValueError(
+            f"X has {n} samples, but history's validation split was drawn for {split.n}: "
+            "continue it with the same X"
+        )
+    return split
 
 
 def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Network, History]:
@@ -564,6 +711,9 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
     Xa, ya, w, y_raw = prep.Xa, prep.ya, prep.w, prep.y_raw
     Xv, yv, yv_raw, opt_state = prep.Xv, prep.yv, prep.yv_raw, prep.opt_state
     engine = Engine(params, optimizer, opt_state, own_state=prep.own_state)
+    start = prep.history
+    if reduce_on_plateau is not None and start.records:
+        engine.lr_scale = reduce_on_plateau.scale(start)  # the scale the History left
     # non-finite values are detected explicitly (TrainingDiverged), not by NumPy warnings
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
@@ -572,8 +722,14 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
         n = len(Xa)
         steps = n // batch_size if o["drop_last"] else -(-n // batch_size)
         progress = Progress(epochs, steps, verbose)
-        history = History(opt_state=opt_state)
-        best: tuple[float, int, Network] | None = None
+        history = attrs.evolve(start, opt_state=opt_state, stopped_early=False)
+        # the parameters of the best epoch: the History's, if the replay of its losses
+        # agrees on which epoch that is
+        best_params: Network | None = None
+        if early_stopping is not None and early_stopping.restore_best and start.records:
+            i = early_stopping.best_index(start)
+            if i is not None and start.best_epoch == start.records[i].epoch:
+                best_params = start.best_params
         stopped = False
         # training metrics over the epoch's batch predictions (in a data-parallel fit
         # each rank sees only its shards: there they are measured at the epoch's end)
@@ -651,33 +807,51 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
             history = attrs.evolve(history, records=(*history.records, record), opt_state=state_now)
             progress.epoch(e, _summary(record))
 
-            monitored = val_loss if val_loss is not None else train_loss
             if early_stopping is not None:
-                if best is None or monitored < best[0] - early_stopping.min_delta:
-                    best = (
-                        monitored,
-                        e,
-                        engine.params() if early_stopping.restore_best else params,
-                    )
-                    history = attrs.evolve(history, best_epoch=e)
-                elif e - best[1] >= early_stopping.patience:
-                    stopped = True
+                # a replay of the History's losses: a continued History carries on
+                i, stop = early_stopping.replay(monitored(history))
+                assert i is not None
+                if i == len(history.records) - 1:  # this epoch is the best so far
+                    best_params = engine.params() if early_stopping.restore_best else None
+                history = attrs.evolve(
+                    history, best_epoch=history.records[i].epoch, best_params=best_params
+                )
+                stopped = stopped or stop
             if reduce_on_plateau is not None:
                 engine.lr_scale = reduce_on_plateau.scale(history)
                 assert history.opt_state is not None
                 history = attrs.evolve(
                     history, opt_state=attrs.evolve(history.opt_state, lr_scale=engine.lr_scale)
                 )
-            for cb in callbacks:
-                if cb(history):
+            fit_state: FitState | None = None
+            for cb, wants_state in zip(callbacks, prep.wants_state, strict=True):
+                if wants_state:
+                    if fit_state is None:
+                        assert history.opt_state is not None
+                        fit_state = FitState(
+                            params=engine.params(),
+                            opt_state=history.opt_state,
+                            rng=copy.deepcopy(gen),
+                        )
+                    if cb(history, state=fit_state):
+                        stopped = True
+                elif cb(history):
                     stopped = True
             if stopped:
                 break
 
         history = attrs.evolve(history, stopped_early=stopped)
         ended = True
-        if early_stopping is not None and early_stopping.restore_best and best is not None:
-            return best[2], history
+        if early_stopping is not None and early_stopping.restore_best:
+            if best_params is not None:
+                return best_params, history
+            warnings.warn(
+                f"early stopping cannot restore the best epoch ({history.best_epoch}): it "
+                "is an epoch of the History continued, which holds no parameters for it; "
+                "the last parameters are returned",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return engine.release_params(), history
     finally:
         errstate.__exit__(None, None, None)

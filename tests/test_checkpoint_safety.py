@@ -253,12 +253,12 @@ def deleting(*keys: Any) -> Edit:
 
 
 MALFORMED: list[tuple[Edit, str]] = [
-    (setting("version", value=True), "version must be an int from 1 to 1, got true"),
-    (setting("version", value=0), "version must be an int from 1 to 1, got 0"),
-    (setting("version", value=-1), "version must be an int from 1 to 1, got -1"),
-    (setting("version", value="1"), r"version must be an int from 1 to 1, got \"1\""),
-    (setting("version", value=1.0), "version must be an int from 1 to 1, got 1.0"),
-    (deleting("version"), "version must be an int from 1 to 1, got null"),
+    (setting("version", value=True), "version must be an int from 1 to 2, got true"),
+    (setting("version", value=0), "version must be an int from 1 to 2, got 0"),
+    (setting("version", value=-1), "version must be an int from 1 to 2, got -1"),
+    (setting("version", value="1"), r"version must be an int from 1 to 2, got \"1\""),
+    (setting("version", value=1.0), "version must be an int from 1 to 2, got 1.0"),
+    (deleting("version"), "version must be an int from 1 to 2, got null"),
     (setting("dtype", value=64), "dtype must be a string, got 64"),
     (setting("dtype", value="int8"), "dtype must be 'float32' or 'float64'"),
     (setting("architecture", value=[]), "architecture must be a JSON object, got a JSON list"),
@@ -679,3 +679,131 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path: P
     fnn.save(tmp_path / "ck.npz", small_net())
     assert time.monotonic() - start < 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]
+
+
+# --- what an exact resume adds: the generator's state, the split, the best params ---
+
+
+@pytest.fixture(scope="module")
+def saved_resumable(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The bytes of a checkpoint saved from a callback mid-fit, with the generator's
+    state, the validation split and the best epoch's parameters (format version 2)."""
+    X, y = fnn.datasets.make_moons(40, noise=0.3, rng=0)
+    net = fnn.init(fnn.mlp([2, 4, 1], output="sigmoid"), rng=0)
+    path = tmp_path_factory.mktemp("ck") / "resumable.npz"
+
+    def save(history: fnn.History, state: fnn.training.FitState) -> None:
+        fnn.save(path, state.params, opt_state=state.opt_state, history=history, rng=state.rng)
+
+    fnn.fit(
+        net,
+        fnn.adam(1e-2),
+        X,
+        y,
+        epochs=2,
+        rng=0,
+        validation_split=0.25,
+        early_stopping=fnn.EarlyStopping(),
+        callbacks=[save],
+        verbose=0,
+    )
+    ck = fnn.load(path)
+    assert ck.rng is not None and ck.history is not None
+    assert ck.history.split is not None and ck.history.best_params is not None
+    return path.read_bytes()
+
+
+def overlapping(train: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    out = train.copy()
+    out[0] = out[1]  # a row twice, another never
+    return out
+
+
+MALFORMED_RESUMABLE: list[tuple[Edit, str]] = [
+    (setting("version", value=1), "version is 1, which holds no rng"),
+    (setting("rng", value=[]), "rng must be a JSON object, got a JSON list"),
+    (
+        setting("rng", "bit_generator", value="MT19937"),
+        r"rng.bit_generator must be one of \['PCG64', 'PCG64DXSM'\], got \"MT19937\"",
+    ),
+    (setting("rng", "extra", value=1), "rng must have the fields"),
+    (setting("rng", "state", value={"state": 1}), "rng.state must have the fields"),
+    (setting("rng", "state", "inc", value="1"), r"rng.state.inc must be an int >= 0, got \"1\""),
+    (setting("rng", "state", "state", value=-1), "rng.state.state must be an int >= 0, got -1"),
+    (setting("rng", "state", "state", value=1 << 130), f"rng.state.state must be < {1 << 128},"),
+    (setting("rng", "has_uint32", value=2), "rng.has_uint32 must be < 2, got 2"),
+    (setting("rng", "uinteger", value=True), "rng.uinteger must be an int >= 0, got true"),
+    (setting("history", "split", value=3), "history.split must be a JSON object, got 3"),
+    (
+        setting("history", "split", "fraction", value=1.5),
+        r"history.split.fraction must be in \(0, 1\), got 1.5",
+    ),
+    (deleting("history", "split", "n"), "history.split.n is missing"),
+    (
+        setting("history", "split", "n", value=41),
+        r"the split's arrays have \[30, 10\] rows, but history.split.n is 41",
+    ),
+    (deleting("history", "split"), r"unexpected array split/train \(history.split is unset\)"),
+    (
+        replace("split/train", overlapping),
+        r"the split's rows are not two sorted, disjoint index arrays covering range\(40\)",
+    ),
+    (
+        replace("split/validation", lambda v: v[::-1].copy()),
+        "the split's rows are not two sorted",
+    ),
+    (
+        replace("split/train", lambda t: t.astype(np.float64)),
+        r"arrays.split/train must be a 1-D int64 array, got float64 \[30\]",
+    ),
+    (
+        replace("split/train", lambda t: t.reshape(2, 15)),
+        r"arrays.split/train must be a 1-D int64 array, got int64 \[2, 15\]",
+    ),
+    (setting("history", "best_params", value=False), "history.best_params must be true, got false"),
+    (
+        deleting("history", "best_params"),
+        r"unexpected array best_params/layers.0.W \(history.best_params is unset\)",
+    ),
+    (
+        replace("best_params/layers.0.W", lambda w: w[:1]),
+        r"array best_params/layers.0.W has shape \[1, 4\] and dtype float64, but the "
+        r"architecture needs shape \[2, 4\]",
+    ),
+    (
+        replace("best_params/layers.1.b", lambda b: b.astype(np.float32)),
+        r"array best_params/layers.1.b has shape \[1\] and dtype float32, .* dtype float64",
+    ),
+]
+
+
+def dropping(key: str) -> Edit:
+    def edit(m: dict[str, Any], a: Arrays) -> None:
+        del a[key]
+        declare(m, a)
+
+    return edit
+
+
+MALFORMED_RESUMABLE += [
+    (dropping("best_params/layers.0.b"), r"best-parameter arrays do not match the architecture"),
+    (dropping("split/validation"), r"the split arrays do not match: \['split/validation'\]"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), MALFORMED_RESUMABLE)
+def test_a_malformed_generator_state_split_or_best_params_is_refused(
+    tmp_path: Path, saved_resumable: bytes, edit: Edit, message: str
+) -> None:
+    path = edited(tmp_path, saved_resumable, edit)
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ": .*" + message):
+        fnn.load(path)
+
+
+def test_the_resumable_checkpoint_loads_unedited(tmp_path: Path, saved_resumable: bytes) -> None:
+    path = edited(tmp_path, saved_resumable, lambda m, a: None)
+    ck = fnn.load(path)
+    assert ck.history is not None and ck.history.split is not None
+    assert not ck.history.split.train.flags.writeable
+    assert ck.history.best_params is not None
+    assert all(not x.flags.writeable for x in tree.leaves(ck.history.best_params))

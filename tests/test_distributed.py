@@ -66,6 +66,26 @@ def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
     assert dist.opt_state is not None and dist.opt_state.step == h.opt_state.step  # type: ignore[union-attr]
 
 
+def test_a_data_parallel_run_resumed_by_a_new_launch_equals_the_uninterrupted_one(
+    tmp_path: Path,
+) -> None:
+    full, resumed = tmp_path / "full.npz", tmp_path / "resumed.npz"
+    proc = launch("full", full)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (tmp_path / "resumed.npz.at2.npz").write_bytes((tmp_path / "full.npz.at2.npz").read_bytes())
+    proc = launch("resume", resumed)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    a, b = fnn.load(full), fnn.load(resumed)
+    assert a.history is not None and b.history is not None
+    assert fnn.tree.allclose(a.params, b.params, rtol=0, atol=0)
+    assert a.history.epochs == b.history.epochs == [1, 2, 3, 4]
+    assert a.history.train_loss == b.history.train_loss
+    assert a.history.val_loss == b.history.val_loss
+    assert [r.learning_rate for r in a.history.records] == [
+        r.learning_rate for r in b.history.records
+    ]
+
+
 def test_a_failing_rank_stops_all_ranks(tmp_path: Path) -> None:
     proc = launch("fail", tmp_path / "x")
     assert proc.returncode != 0

@@ -140,7 +140,7 @@ def test_bad_checkpoints_name_the_file_and_what_is_wrong(tmp_path: Path) -> None
     newer.write_bytes(data)
     rewrite(newer, lambda m, a: m.update(version=99))
     with pytest.raises(
-        ValueError, match=r"newer.npz: format version 99 is newer than this fnn reads \(1\)"
+        ValueError, match=r"newer.npz: format version 99 is newer than this fnn reads \(2\)"
     ):
         fnn.load(newer)
 

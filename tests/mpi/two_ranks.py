@@ -42,6 +42,38 @@ def main() -> None:
         net, h = distributed.fit(network(), fnn.adamw(1e-2), X, y, sample_weight=w, **TRAIN)
         distributed.save(out, net, opt_state=h.opt_state, history=h)
         assert fnn.tree.allclose(net, distributed.broadcast(net), rtol=0, atol=0)
+    elif mode in ("full", "resume"):
+        # a run saved mid-fit from a callback, resumed under mpiexec by a new launch
+        opts: dict[str, Any] = {
+            **TRAIN,
+            "epochs": 4,
+            "validation_split": 0.2,
+            "early_stopping": fnn.EarlyStopping(patience=3),
+            "reduce_on_plateau": fnn.ReduceOnPlateau(factor=0.5, patience=0, threshold=0.3),
+        }
+        checkpoint = out + ".at2.npz"
+        if mode == "full":
+
+            def save_at_2(history: fnn.History, state: fnn.training.FitState) -> None:
+                if len(history.records) == 2:  # on every rank: distributed.save is collective
+                    distributed.save(
+                        checkpoint,
+                        state.params,
+                        opt_state=state.opt_state,
+                        history=history,
+                        rng=state.rng,
+                    )
+
+            opts["rng"] = np.random.default_rng(3)
+            net, h = distributed.fit(
+                network(), fnn.adamw(1e-2), X, y, callbacks=[save_at_2], **opts
+            )
+        else:
+            ck = fnn.load(checkpoint)
+            assert ck.history is not None and ck.rng is not None
+            opts.update(epochs=2, rng=ck.rng, history=ck.history, opt_state=ck.opt_state)
+            net, h = distributed.fit(ck.params, fnn.adamw(1e-2), X, y, **opts)
+        distributed.save(out, net, opt_state=h.opt_state, history=h)
     elif mode == "fail":
         # rank 1 gets bad data: every rank must stop with an error, none may hang
         if distributed.rank() == 1:
