@@ -26,8 +26,6 @@ from fnn import losses as _losses
 from fnn import tree
 from fnn._types import ArrayLike, FloatArray, RNGLike
 from fnn._validation import as_generator, check_sample_weight, check_X, float_dtype
-from fnn.layers import dense as _dense
-from fnn.layers.activation import Activation
 from fnn.layers.base import (
     FRESH,
     Context,
@@ -40,10 +38,15 @@ from fnn.layers.base import (
     output_shape_of,
     seal,
 )
-from fnn.layers.batch_norm import BatchNorm
-from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
 from fnn.layout import Layout, StructureKey, describe_mismatch
+from fnn.specs import (
+    ActivationSpec,
+    BatchNormSpec,
+    DenseSpec,
+    DropoutSpec,
+    default_initializer,
+)
 from fnn.tree import STATIC_META, leaves_with_paths
 
 __all__ = [
@@ -71,6 +74,7 @@ __all__ = [
     "mlp",
     "pack",
     "predict",
+    "sequential",
     "value_and_grad",
 ]
 
@@ -85,97 +89,6 @@ class LayerSpec(Protocol):
         """The layer with freshly drawn parameters of ``dtype``. Specs whose sizes come
         from the input also take ``input_shape=`` (the per-sample input shape)."""
         ...
-
-
-@attrs.frozen
-class DenseSpec:
-    """A dense layer of ``n_in -> n_out`` units with its activation and initialiser
-    (``n_in`` None: taken from the input shape)."""
-
-    n_in: int | None
-    n_out: int
-    activation: _activations.Activation = attrs.field(converter=_activations.get)
-    initializer: _initializers.Initializer = attrs.field(converter=_initializers.get)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Dense:
-        n_in = self.n_in
-        if n_in is None:
-            if input_shape is None or len(input_shape) != 1:
-                raise ValueError(
-                    f"a dense layer needs inputs of shape (n_features,), got {input_shape} "
-                    "(add a flatten layer first)"
-                )
-            n_in = input_shape[0]
-        return _dense.init(
-            n_in,
-            self.n_out,
-            rng=rng,
-            activation=self.activation,
-            initializer=self.initializer,
-            dtype=dtype,
-        )
-
-
-@attrs.frozen
-class DropoutSpec:
-    """A dropout layer dropping units with probability ``rate``."""
-
-    rate: float
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Dropout:
-        return Dropout(rate=self.rate)
-
-
-@attrs.frozen
-class BatchNormSpec:
-    """A batch-norm layer over the last axis (features or channels), sized from the
-    input: scale ones, shift zeros, running mean zeros, running variance ones."""
-
-    momentum: float = 0.1
-    eps: float = 1e-5
-    n_features: int | None = None
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> BatchNorm:
-        n = self.n_features if self.n_features is not None else None
-        if n is None:
-            if not input_shape:
-                raise ValueError("a batch-norm layer needs the input shape to size itself")
-            n = input_shape[-1]
-        return BatchNorm.create(n, momentum=self.momentum, eps=self.eps, dtype=dtype)
-
-
-@attrs.frozen
-class ActivationSpec:
-    """An activation as a layer of its own."""
-
-    activation: _activations.Activation = attrs.field(converter=_activations.get)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Activation:
-        return Activation(self.activation)
 
 
 def _takes_input_shape(spec: object) -> bool:
@@ -211,15 +124,6 @@ class Architecture:
                 shape = output_shape_of(layer, shape, f"layers.{i}")
             layers.append(layer)
         return Network(layers=layers, loss=self.loss, input_shape=self.input_shape)
-
-
-_RELU_LIKE = (_activations.ReLU, _activations.LeakyReLU, _activations.ELU, _activations.GELU)
-
-
-def _default_initializer(act: _activations.Activation) -> _initializers.Initializer:
-    return (
-        _initializers.HeNormal() if isinstance(act, _RELU_LIKE) else _initializers.GlorotUniform()
-    )
 
 
 def _per_layer(value: Any, n: int, name: str, scalar_types: tuple[type, ...]) -> list[Any]:
@@ -279,15 +183,7 @@ def mlp(
             raise TypeError(f"sizes[{i}] must be an int, got {type(s).__name__}")
         if s < 1:
             raise ValueError(f"layer width must be >= 1, got sizes[{i}]={s}")
-    if output not in _losses.DEFAULT_FOR_OUTPUT:
-        raise ValueError(f"unknown output {output!r}; expected 'identity', 'sigmoid' or 'softmax'")
-    the_loss = _losses.DEFAULT_FOR_OUTPUT[output]() if loss is None else _losses.get(loss)
-    if the_loss.output != output:
-        raise ValueError(
-            f"loss {the_loss.name!r} pairs with output {the_loss.output!r}, not {output!r}"
-        )
-    if output == "softmax" and sizes[-1] < 2:
-        raise ValueError("a softmax output needs at least 2 units; use output='sigmoid'")
+    the_loss = _output_loss(output, loss, sizes[-1])
     n_hidden = len(sizes) - 2
     acts = [
         _activations.get(a)
@@ -299,7 +195,7 @@ def mlp(
         raise ValueError(f"norm must be None or 'batch', got {norm!r}")
     specs: list[LayerSpec] = []
     for i in range(n_hidden):
-        ini = _default_initializer(acts[i]) if inits[i] is None else inits[i]
+        ini = default_initializer(acts[i]) if inits[i] is None else inits[i]
         if norm == "batch":
             specs.append(DenseSpec(int(sizes[i]), int(sizes[i + 1]), "identity", ini))
             specs.append(BatchNormSpec())
@@ -311,6 +207,80 @@ def mlp(
             specs.append(DropoutSpec(rates[i]))
     specs.append(DenseSpec(int(sizes[-2]), int(sizes[-1]), "identity", output_initializer))
     return Architecture(layers=tuple(specs), loss=the_loss, dtype=dtype)
+
+
+def _output_loss(output: str, loss: _losses.Loss | str | None, n_outputs: int) -> _losses.Loss:
+    """The loss of an output activation (its natural one when ``loss`` is None),
+    checked to pair with it."""
+    if output not in _losses.DEFAULT_FOR_OUTPUT:
+        raise ValueError(f"unknown output {output!r}; expected 'identity', 'sigmoid' or 'softmax'")
+    the_loss = _losses.DEFAULT_FOR_OUTPUT[output]() if loss is None else _losses.get(loss)
+    if the_loss.output != output:
+        raise ValueError(
+            f"loss {the_loss.name!r} pairs with output {the_loss.output!r}, not {output!r}"
+        )
+    if output == "softmax" and n_outputs < 2:
+        raise ValueError("a softmax output needs at least 2 units; use output='sigmoid'")
+    return the_loss
+
+
+def sequential(
+    input_shape: int | Sequence[int],
+    layers: Sequence[LayerSpec],
+    *,
+    output: _losses.OutputName = "identity",
+    loss: _losses.Loss | str | None = None,
+    dtype: Any = np.float64,
+) -> Architecture:
+    """Describe a network as a stack of layer specs (:mod:`fnn.specs`), sizes inferred.
+
+    Args:
+        input_shape: the per-sample input shape: ``(n_features,)`` (or an int) for
+            vectors, ``(height, width, channels)`` for images (channels last).
+        layers: specs from :mod:`fnn.specs` (``conv2d``, ``max_pool2d``, ``flatten``,
+            ``dense``, ...); the last gives the logits, shape ``(n_outputs,)``.
+        output: ``"identity"``, ``"sigmoid"`` or ``"softmax"``, as in :func:`mlp`.
+        loss: the loss, paired with ``output`` (its natural one by default).
+        dtype: float32 or float64.
+
+    Returns:
+        An :class:`Architecture` for :func:`init`.
+
+    Raises:
+        ValueError: at once, naming the layer and the shapes, when a layer cannot take
+            the shape before it (a kernel larger than its padded input, a dense layer
+            after a 4-D output without ``flatten()``), or the last shape is not a vector.
+    """
+    shape: tuple[int, ...] = (
+        (int(input_shape),) if isinstance(input_shape, int | np.integer) else tuple(input_shape)
+    )
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
+            raise ValueError(f"input_shape must hold positive ints, got {input_shape!r}")
+    shape = tuple(int(d) for d in shape)
+    specs = tuple(layers)
+    if not specs:
+        raise ValueError("sequential needs at least one layer spec")
+    current = shape
+    for i, spec in enumerate(specs):
+        fn = getattr(spec, "output_shape", None)
+        if not callable(fn) or not callable(getattr(spec, "init", None)):
+            raise TypeError(
+                f"layers[{i}] must be a layer spec from fnn.specs, got {type(spec).__name__}"
+            )
+        try:
+            current = tuple(fn(current))
+        except ValueError as e:
+            raise ValueError(
+                f"layers.{i} ({type(spec).__name__}) cannot take inputs of shape {current}: {e}"
+            ) from None
+    if len(current) != 1:
+        raise ValueError(
+            f"the last layer gives outputs of shape {current}; a network ends in logits of "
+            "shape (n_outputs,): add flatten() or global_avg_pool2d() and a dense layer"
+        )
+    the_loss = _output_loss(output, loss, current[0])
+    return Architecture(layers=specs, loss=the_loss, dtype=dtype, input_shape=shape)
 
 
 # --- networks ----------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Layer kinds, one module each, with their kernels (see :mod:`fnn.layers.base`)."""
 
-from fnn.layers import activation, batch_norm, dense, dropout, flatten, layer_norm
+from fnn.layers import activation, batch_norm, conv2d, dense, dropout, flatten, layer_norm, pool2d
 from fnn.layers.activation import Activation, ActivationCache
 from fnn.layers.base import (
     LAYERS,
@@ -14,24 +14,30 @@ from fnn.layers.base import (
     register_layer,
 )
 from fnn.layers.batch_norm import BatchNorm, BatchNormCache
+from fnn.layers.conv2d import Conv2D, Conv2DCache
 from fnn.layers.dense import Dense, DenseCache
 from fnn.layers.dropout import Dropout, DropoutCache
 from fnn.layers.flatten import Flatten, FlattenCache
 from fnn.layers.layer_norm import LayerNorm, LayerNormCache
+from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D, MaxPool2DCache
 
 __all__ = [
     "LAYERS",
     "Activation",
     "ActivationCache",
+    "AvgPool2D",
     "BatchNorm",
     "BatchNormCache",
     "Context",
+    "Conv2D",
+    "Conv2DCache",
     "Dense",
     "DenseCache",
     "Dropout",
     "DropoutCache",
     "Flatten",
     "FlattenCache",
+    "GlobalAvgPool2D",
     "Kept",
     "Layer",
     "LayerBase",
@@ -39,12 +45,16 @@ __all__ = [
     "LayerKind",
     "LayerNorm",
     "LayerNormCache",
+    "MaxPool2D",
+    "MaxPool2DCache",
     "Workspace",
     "activation",
     "batch_norm",
+    "conv2d",
     "dense",
     "dropout",
     "flatten",
     "layer_norm",
+    "pool2d",
     "register_layer",
 ]

@@ -32,16 +32,32 @@ the size of ``W`` and NumPy's small temporaries). The kernels never write into `
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Any, Literal, NamedTuple, TypeAlias, TypeGuard, overload
 
+import attrs
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from fnn import activations as _activations
+from fnn import initializers as _initializers
 from fnn._types import FloatArray, FloatDType
+from fnn._validation import float_dtype
+from fnn.layers.base import (
+    Context,
+    LayerBase,
+    LayerCache,
+    Workspace,
+    config_size,
+    register_layer,
+)
+from fnn.tree import STATIC_META, readonly
 
 __all__ = [
     "D_COLS_CHUNK_BYTES",
+    "Conv2D",
+    "Conv2DCache",
     "Conv2DShapes",
     "PaddingLike",
     "Pads2D",
@@ -49,6 +65,7 @@ __all__ = [
     "conv2d_backward",
     "conv2d_forward",
     "conv2d_workspace_shapes",
+    "init",
     "resolve_padding",
     "to_pair",
 ]
@@ -570,3 +587,258 @@ def conv2d_backward(
                 target = dx[:, xa:xb:sh, ya:yb:sw]
                 np.add(target, dc6[i, j, :, ra:rb, qa:qb], out=target)
     return dW, db, d_in
+
+
+# --- the layer ------------------------------------------------------------------------
+
+
+def _stride_pair(value: object) -> Pair:
+    p = to_pair(value, name="stride")
+    if min(p) < 1:
+        raise ValueError(f"stride must be positive, got {value!r}")
+    return p
+
+
+def _padding_spec(value: object) -> PaddingLike:
+    """``padding`` as a hashable, JSON-friendly value: a string, or a pair of pairs."""
+    if isinstance(value, str):
+        if value not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid', 'same', an int or pairs, got {value!r}")
+        return value
+    pads, _ = resolve_padding(value, (1 << 20, 1 << 20), 1, 1)  # type: ignore[arg-type]
+    return pads
+
+
+@functools.lru_cache(maxsize=1024)
+def _geometry(
+    padding: PaddingLike, in_hw: Pair, kernel_hw: Pair, stride: Pair
+) -> tuple[Pads2D, Pair]:
+    return resolve_padding(padding, in_hw, kernel_hw, stride)
+
+
+@attrs.frozen(eq=False)
+class Conv2D(LayerBase):
+    """A 2-D convolution (cross-correlation) on channels-last input, and its gradients.
+
+    ``fnn.Conv2D(W=..., b=..., stride=1, padding="valid", activation="identity")``.
+
+    Attributes:
+        W: weights (kernel_h, kernel_w, in_channels, out_channels), read-only.
+        b: biases (out_channels,), default zeros.
+        stride: (sh, sw) (static); an int means both.
+        padding: ``"valid"``, ``"same"`` (Keras' rule: output ceil(input / stride), an
+            odd extra row or column of zeros at the bottom or right) or explicit
+            ((top, bottom), (left, right)) (an int or a pair are expanded) (static).
+        activation: applied to the output (static).
+    """
+
+    W: FloatArray = attrs.field(converter=readonly)
+    b: FloatArray = attrs.field(converter=readonly)
+    stride: Pair = attrs.field(default=(1, 1), converter=_stride_pair, metadata=STATIC_META)
+    padding: PaddingLike = attrs.field(
+        default="valid", converter=_padding_spec, metadata=STATIC_META
+    )
+    activation: _activations.Activation = attrs.field(
+        default=_activations.Identity(), converter=_activations.get, metadata=STATIC_META
+    )
+
+    @b.default
+    def _zero_bias(self) -> FloatArray:
+        return np.zeros(self.W.shape[-1] if self.W.ndim == 4 else 0, dtype=self.W.dtype)
+
+    def __attrs_post_init__(self) -> None:
+        if self.W.ndim != 4:
+            raise ValueError(
+                "W must have shape (kernel_h, kernel_w, in_channels, out_channels), got "
+                f"shape {self.W.shape}"
+            )
+        if min(self.W.shape) < 1:
+            raise ValueError(f"W has an empty axis: shape {self.W.shape}")
+        if self.b.shape != (self.W.shape[3],):
+            raise ValueError(f"b must have shape ({self.W.shape[3]},), got {self.b.shape}")
+        if self.b.dtype != self.W.dtype:
+            raise ValueError(f"b has dtype {self.b.dtype} but W has dtype {self.W.dtype}")
+
+    @property
+    def kernel_size(self) -> Pair:
+        return (int(self.W.shape[0]), int(self.W.shape[1]))
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.W.shape[2])
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.W.shape[3])
+
+    @property
+    def n_in(self) -> None:
+        return None
+
+    @property
+    def n_out(self) -> None:
+        return None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"{{layer}} (Conv2D) expects images of shape (height, width, "
+                f"{self.in_channels}), got samples of shape {tuple(input_shape)}"
+            )
+        h, w, c = input_shape
+        if c != self.in_channels:
+            raise ValueError(
+                f"{{layer}} (Conv2D) expects {self.in_channels} input channels, got {c} "
+                f"(samples of shape {tuple(input_shape)})"
+            )
+        _, (oh, ow) = _geometry(self.padding, (h, w), self.kernel_size, self.stride)
+        return (oh, ow, self.out_channels)
+
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, Conv2DCache]:
+        """``a = f(conv(X, W) + b)`` for ``X`` (n, h, w, in_channels); ``a`` (n, oh, ow,
+        out_channels). The im2col matrix is kept for the backward pass."""
+        h, w = X.shape[1], X.shape[2]
+        dt = self.W.dtype
+        pads, _ = _geometry(self.padding, (h, w), self.kernel_size, self.stride)
+        shapes = conv2d_workspace_shapes(X.shape, self.W.shape, self.stride, pads, dtype=dt)
+        z, cols = conv2d_forward(
+            X,
+            self.W,
+            self.b,
+            self.stride,
+            pads,
+            out=ws.empty("z", shapes.out, dt),
+            work=ws.empty("cols", shapes.cols, dt),
+        )
+        act = self.activation
+        a = act(z, out=z if act.in_place else ws.empty("a", z.shape, dt))
+        return a, Conv2DCache(cols=cols, z=z, a=a, x_shape=tuple(X.shape), pads=pads)
+
+    def backward_into(
+        self,
+        cache: Conv2DCache,
+        d_out: FloatArray,
+        grads: Conv2D,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """``dz = d_out * f'(z)``; ``[dW; db] = cols^T dz``; ``d_in`` by col2im of ``dz W^T``."""
+        dt = self.W.dtype
+        dz = self.activation.vjp(cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, dt))
+        shapes = conv2d_workspace_shapes(
+            cache.x_shape, self.W.shape, self.stride, cache.pads, dtype=dt
+        )
+        _, _, d_in = conv2d_backward(
+            cache.cols,
+            self.W,
+            dz,
+            self.stride,
+            cache.pads,
+            cache.x_shape,
+            need_d_in=need_d_in,
+            dW_out=grads.W,
+            db_out=grads.b,
+            d_in_out=ws.empty("d_in", shapes.d_in, dt) if need_d_in else None,
+            work=ws.empty("d_cols", shapes.d_cols, dt) if need_d_in else None,
+        )
+        return d_in
+
+    def config(self) -> dict[str, object]:
+        pad = self.padding
+        return {
+            "kind": "conv2d",
+            "kernel_size": list(self.kernel_size),
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "stride": list(self.stride),
+            "padding": pad if isinstance(pad, str) else [list(p) for p in pad],  # type: ignore[union-attr, arg-type]
+            "activation": self.activation.config(),
+        }
+
+
+@attrs.frozen(eq=False)
+class Conv2DCache(LayerCache):
+    """The im2col matrix ``cols`` (n*oh*ow, kh*kw*c_in + 1), the pre-activation ``z`` and
+    output ``a`` (n, oh, ow, c_out; one array when the activation runs in place), the
+    input's shape and the explicit padding."""
+
+    cols: FloatArray
+    z: FloatArray
+    a: FloatArray
+    x_shape: tuple[int, ...]
+    pads: Pads2D
+
+
+def init(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | Pair,
+    *,
+    rng: np.random.Generator,
+    stride: int | Pair = 1,
+    padding: PaddingLike = "valid",
+    activation: _activations.Activation | str = "identity",
+    initializer: _initializers.Initializer | str = "he_normal",
+    dtype: Any = np.float64,
+) -> Conv2D:
+    """A new convolution: ``W`` (kh, kw, in_channels, out_channels) drawn by
+    ``initializer`` with fan-in ``kh*kw*in_channels`` and fan-out ``out_channels``
+    (PyTorch's and Keras' fan-in), ``b`` zeros."""
+    kh, kw = to_pair(kernel_size, name="kernel_size")
+    for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1, got {v}")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"kernel_size must be positive, got {kernel_size!r}")
+    d = float_dtype(dtype)
+    fan = (kh * kw * int(in_channels), int(out_channels))
+    W = _initializers.get(initializer)(fan, rng=rng, dtype=d)
+    return Conv2D(
+        W=W.reshape(kh, kw, int(in_channels), int(out_channels)),
+        b=np.zeros(int(out_channels), d),
+        stride=stride,
+        padding=padding,
+        activation=activation,
+    )
+
+
+def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[Conv2D, tuple[int, ...]]:
+    layer = init(
+        2, 3, (3, 2), rng=rng, stride=(2, 1), padding="same", activation="tanh", dtype=dtype
+    )
+    return attrs.evolve(layer, b=rng.normal(size=3).astype(dtype)), (5, 4, 2)
+
+
+def _conv_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    ks = cfg.get("kernel_size")
+    if not isinstance(ks, list) or len(ks) != 2:
+        raise ValueError(f"kernel_size must be a pair, got {ks!r}")
+    kh, kw = (config_size({"k": k}, "k") for k in ks)
+    cin, cout = config_size(cfg, "in_channels"), config_size(cfg, "out_channels")
+    return {"W": (kh, kw, cin, cout), "b": (cout,)}
+
+
+def _padding_from_config(p: Any) -> PaddingLike:
+    if isinstance(p, str):
+        return p
+    return (tuple(p[0]), tuple(p[1]))
+
+
+register_layer(
+    "conv2d",
+    Conv2D,
+    build=lambda cfg, a: Conv2D(
+        W=a["W"],
+        b=a["b"],
+        stride=tuple(cfg["stride"]),
+        padding=_padding_from_config(cfg["padding"]),
+        activation=cfg["activation"],
+    ),
+    example=_example,
+    shapes=_conv_shapes,
+)

@@ -25,14 +25,22 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import attrs
 import numpy as np
 
 from fnn._types import FloatArray, IntArray
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
 from fnn.layers.conv2d import Pair, to_pair
+from fnn.tree import STATIC_META
 
 __all__ = [
     "CHUNK_BYTES",
+    "AvgPool2D",
+    "GlobalAvgPool2D",
+    "MaxPool2D",
+    "MaxPool2DCache",
     "MaxPool2DShapes",
+    "ShapeCache",
     "argmax_dtype",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
@@ -363,3 +371,246 @@ def global_avg_pool2d_backward(
     d_in: FloatArray = _buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out")
     np.divide(d_out[:, None, None, :], h * w, out=d_in)
     return d_in
+
+
+# --- the layers -----------------------------------------------------------------------
+
+
+def _window(value: object) -> Pair:
+    p = to_pair(value, name="window")
+    if min(p) < 1:
+        raise ValueError(f"window must be positive, got {value!r}")
+    return p
+
+
+def _stride_or_none(value: object) -> Pair | None:
+    if value is None:
+        return None
+    p = to_pair(value, name="stride")
+    if min(p) < 1:
+        raise ValueError(f"stride must be positive, got {value!r}")
+    return p
+
+
+def _image_shape(layer: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{{layer}} ({layer}) expects images of shape (height, width, channels), got "
+            f"samples of shape {tuple(input_shape)}"
+        )
+    h, w, c = input_shape
+    return h, w, c
+
+
+@attrs.frozen(eq=False)
+class _Pool2D(LayerBase):
+    """Shared shape logic of the windowed pools: no padding, floor of the output size,
+    stride defaulting to the window."""
+
+    window: Pair = attrs.field(converter=_window, metadata=STATIC_META)
+    stride: Pair | None = attrs.field(default=None, converter=_stride_or_none, metadata=STATIC_META)
+
+    @property
+    def strides(self) -> Pair:
+        return self.window if self.stride is None else self.stride
+
+    @property
+    def n_in(self) -> None:
+        return None
+
+    @property
+    def n_out(self) -> None:
+        return None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        h, w, c = _image_shape(type(self).__name__, input_shape)
+        try:
+            oh, ow = pool2d_output_hw((h, w), self.window, self.strides)
+        except ValueError as e:
+            raise ValueError(f"{{layer}} ({type(self).__name__}): {e}") from None
+        return (oh, ow, c)
+
+    def _config(self, kind: str) -> dict[str, object]:
+        return {
+            "kind": kind,
+            "window": list(self.window),
+            "stride": None if self.stride is None else list(self.stride),
+        }
+
+
+@attrs.frozen(eq=False)
+class MaxPool2D(_Pool2D):
+    """Max pooling over ``window`` (wh, ww) windows, ``stride`` defaulting to the window;
+    the gradient goes to the first maximum of each window in row-major order (as
+    PyTorch's). No leaves."""
+
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, MaxPool2DCache]:
+        """``X`` (n, h, w, c) -> (n, oh, ow, c): each window's maximum."""
+        shapes = max_pool2d_workspace_shapes(X.shape, self.window, self.strides)
+        idt = argmax_dtype(self.window)
+        y, idx = max_pool2d_forward(
+            X,
+            self.window,
+            self.strides,
+            out=ws.empty("out", shapes.out, X.dtype),
+            argmax_out=ws.empty("argmax", shapes.argmax, idt),  # type: ignore[arg-type]
+            work=ws.empty("greater", shapes.argmax, idt),  # type: ignore[arg-type]
+        )
+        return y, MaxPool2DCache(argmax=idx, x_shape=tuple(X.shape))
+
+    def backward_into(
+        self,
+        cache: MaxPool2DCache,
+        d_out: FloatArray,
+        grads: Any,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """Each output's gradient to its window's first maximum."""
+        if not need_d_in:
+            return None
+        shapes = max_pool2d_workspace_shapes(cache.x_shape, self.window, self.strides)
+        return max_pool2d_backward(
+            cache.argmax,
+            d_out,
+            self.window,
+            self.strides,
+            cache.x_shape,
+            d_in_out=ws.empty("d_in", shapes.d_in, d_out.dtype),
+            work=ws.empty("d_work", shapes.d_work, d_out.dtype),
+        )
+
+    def config(self) -> dict[str, object]:
+        return self._config("max_pool2d")
+
+
+@attrs.frozen(eq=False)
+class MaxPool2DCache(LayerCache):
+    """Where each window's maximum is (n, oh, ow, c), and the input's shape."""
+
+    argmax: IntArray
+    x_shape: tuple[int, ...]
+
+
+@attrs.frozen(eq=False)
+class AvgPool2D(_Pool2D):
+    """Average pooling over ``window`` windows, ``stride`` defaulting to the window. No
+    leaves."""
+
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, ShapeCache]:
+        """``X`` (n, h, w, c) -> (n, oh, ow, c): each window's mean."""
+        n, h, w, c = X.shape
+        oh, ow = pool2d_output_hw((h, w), self.window, self.strides)
+        y = avg_pool2d_forward(
+            X, self.window, self.strides, out=ws.empty("out", (n, oh, ow, c), X.dtype)
+        )
+        return y, ShapeCache(x_shape=tuple(X.shape))
+
+    def backward_into(
+        self,
+        cache: ShapeCache,
+        d_out: FloatArray,
+        grads: Any,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """Each window's gradient shared equally by its inputs."""
+        if not need_d_in:
+            return None
+        return avg_pool2d_backward(
+            d_out,
+            self.window,
+            self.strides,
+            cache.x_shape,
+            d_in_out=ws.empty("d_in", cache.x_shape, d_out.dtype),
+        )
+
+    def config(self) -> dict[str, object]:
+        return self._config("avg_pool2d")
+
+
+@attrs.frozen(eq=False)
+class GlobalAvgPool2D(LayerBase):
+    """The mean over all pixels of each channel: (n, h, w, c) -> (n, c). No leaves."""
+
+    @property
+    def n_in(self) -> None:
+        return None
+
+    @property
+    def n_out(self) -> None:
+        return None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _, _, c = _image_shape("GlobalAvgPool2D", input_shape)
+        return (c,)
+
+    def forward_into(
+        self, X: FloatArray, ctx: Context, ws: Workspace
+    ) -> tuple[FloatArray, ShapeCache]:
+        """``X`` (n, h, w, c) -> (n, c)."""
+        y = global_avg_pool2d_forward(X, out=ws.empty("out", (X.shape[0], X.shape[3]), X.dtype))
+        return y, ShapeCache(x_shape=tuple(X.shape))
+
+    def backward_into(
+        self,
+        cache: ShapeCache,
+        d_out: FloatArray,
+        grads: Any,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool = True,
+    ) -> FloatArray | None:
+        """``d_out / (h*w)`` at every pixel."""
+        if not need_d_in:
+            return None
+        return global_avg_pool2d_backward(
+            d_out, cache.x_shape, d_in_out=ws.empty("d_in", cache.x_shape, d_out.dtype)
+        )
+
+    def config(self) -> dict[str, object]:
+        return {"kind": "global_avg_pool2d"}
+
+
+@attrs.frozen(eq=False)
+class ShapeCache(LayerCache):
+    """The input's shape (n, h, w, c): all an average pool's backward pass needs."""
+
+    x_shape: tuple[int, ...]
+
+
+def _pool_build(cls: type[_Pool2D]) -> Any:
+    def build(cfg: dict[str, Any], arrays: dict[str, Any]) -> _Pool2D:
+        s = cfg.get("stride")
+        return cls(window=tuple(cfg["window"]), stride=None if s is None else tuple(s))
+
+    return build
+
+
+register_layer(
+    "max_pool2d",
+    MaxPool2D,
+    build=_pool_build(MaxPool2D),
+    example=lambda rng, dtype: (MaxPool2D((2, 2), stride=1), (4, 5, 2)),
+    shapes=lambda cfg: {},
+)
+register_layer(
+    "avg_pool2d",
+    AvgPool2D,
+    build=_pool_build(AvgPool2D),
+    example=lambda rng, dtype: (AvgPool2D((2, 3)), (4, 7, 2)),
+    shapes=lambda cfg: {},
+)
+register_layer(
+    "global_avg_pool2d",
+    GlobalAvgPool2D,
+    build=lambda cfg, a: GlobalAvgPool2D(),
+    example=lambda rng, dtype: (GlobalAvgPool2D(), (3, 2, 4)),
+    shapes=lambda cfg: {},
+)

@@ -1,0 +1,408 @@
+"""Layer specs: descriptions of layers that :func:`fnn.sequential` chains and
+:func:`fnn.init` draws, with sizes inferred from the input shape.
+
+Each spec knows the per-sample output shape it gives for an input shape
+(``output_shape``, raising ValueError when the input does not fit, so impossible
+architectures fail when they are described) and draws its layer
+(``init(rng=, dtype=, input_shape=)``)::
+
+    arch = fnn.sequential(
+        (28, 28, 1),
+        [
+            fnn.specs.conv2d(32, 3, activation="relu"),
+            fnn.specs.max_pool2d(2),
+            fnn.specs.flatten(),
+            fnn.specs.dense(10),
+        ],
+        output="softmax",
+    )
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+import numpy as np
+
+from fnn import activations as _activations
+from fnn import initializers as _initializers
+from fnn.layers import conv2d as _conv2d
+from fnn.layers import dense as _dense
+from fnn.layers.activation import Activation
+from fnn.layers.batch_norm import BatchNorm
+from fnn.layers.conv2d import Conv2D, PaddingLike, resolve_padding, to_pair
+from fnn.layers.dense import Dense
+from fnn.layers.dropout import Dropout
+from fnn.layers.flatten import Flatten
+from fnn.layers.layer_norm import LayerNorm
+from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D, pool2d_output_hw
+
+__all__ = [
+    "ActivationSpec",
+    "AvgPool2DSpec",
+    "BatchNormSpec",
+    "Conv2DSpec",
+    "DenseSpec",
+    "DropoutSpec",
+    "FlattenSpec",
+    "GlobalAvgPool2DSpec",
+    "LayerNormSpec",
+    "MaxPool2DSpec",
+    "activation",
+    "avg_pool2d",
+    "batch_norm",
+    "conv2d",
+    "default_initializer",
+    "dense",
+    "dropout",
+    "flatten",
+    "global_avg_pool2d",
+    "layer_norm",
+    "max_pool2d",
+]
+
+_RELU_LIKE = (_activations.ReLU, _activations.LeakyReLU, _activations.ELU, _activations.GELU)
+
+
+def default_initializer(act: _activations.Activation) -> _initializers.Initializer:
+    """He normal for ReLU-like activations, Glorot uniform otherwise."""
+    return (
+        _initializers.HeNormal() if isinstance(act, _RELU_LIKE) else _initializers.GlorotUniform()
+    )
+
+
+def _positive_int(name: str, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
+    if v < 1:
+        raise ValueError(f"{name} must be >= 1, got {v}")
+    return int(v)
+
+
+def _image(kind: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ValueError(
+            f"{kind} expects images of shape (height, width, channels), got samples of shape "
+            f"{tuple(shape)}"
+        )
+    return shape[0], shape[1], shape[2]
+
+
+def _init_or_default(
+    initializer: _initializers.Initializer | None, act: _activations.Activation
+) -> _initializers.Initializer:
+    return default_initializer(act) if initializer is None else initializer
+
+
+def _optional_initializer(v: Any) -> _initializers.Initializer | None:
+    return None if v is None else _initializers.get(v)
+
+
+@attrs.frozen
+class DenseSpec:
+    """A dense layer of ``n_in -> n_out`` units with its activation and initialiser
+    (``n_in`` None: taken from the input shape; ``initializer`` None: He normal for
+    ReLU-like activations, Glorot uniform otherwise)."""
+
+    n_in: int | None
+    n_out: int
+    activation: _activations.Activation = attrs.field(converter=_activations.get)
+    initializer: _initializers.Initializer | None = attrs.field(
+        default=None, converter=_optional_initializer
+    )
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"dense expects inputs of shape (n_features,), got {tuple(input_shape)} "
+                "(add flatten() or global_avg_pool2d() first)"
+            )
+        if self.n_in is not None and input_shape[0] != self.n_in:
+            raise ValueError(f"dense expects {self.n_in} inputs, got {input_shape[0]}")
+        return (self.n_out,)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Dense:
+        n_in = self.n_in
+        if n_in is None:
+            if input_shape is None:
+                raise ValueError("a dense spec without n_in needs the input shape")
+            self.output_shape(input_shape)
+            n_in = input_shape[0]
+        return _dense.init(
+            n_in,
+            self.n_out,
+            rng=rng,
+            activation=self.activation,
+            initializer=_init_or_default(self.initializer, self.activation),
+            dtype=dtype,
+        )
+
+
+@attrs.frozen
+class Conv2DSpec:
+    """A convolution of ``out_channels`` filters of ``kernel_size``; the input channels
+    come from the input shape."""
+
+    out_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: PaddingLike = "valid"
+    activation: _activations.Activation = attrs.field(
+        default=_activations.Identity(), converter=_activations.get
+    )
+    initializer: _initializers.Initializer | None = attrs.field(
+        default=None, converter=_optional_initializer
+    )
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        h, w, _ = _image("conv2d", input_shape)
+        _, (oh, ow) = resolve_padding(self.padding, (h, w), self.kernel_size, self.stride)
+        return (oh, ow, self.out_channels)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Conv2D:
+        if input_shape is None:
+            raise ValueError("a conv2d spec needs the input shape")
+        self.output_shape(input_shape)
+        return _conv2d.init(
+            input_shape[2],
+            self.out_channels,
+            self.kernel_size,
+            rng=rng,
+            stride=self.stride,
+            padding=self.padding,
+            activation=self.activation,
+            initializer=_init_or_default(self.initializer, self.activation),
+            dtype=dtype,
+        )
+
+
+@attrs.frozen
+class MaxPool2DSpec:
+    """Max pooling (see :class:`fnn.MaxPool2D`)."""
+
+    window: tuple[int, int]
+    stride: tuple[int, int] | None = None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        h, w, c = _image("max_pool2d", input_shape)
+        return (*pool2d_output_hw((h, w), self.window, self.stride or self.window), c)
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> MaxPool2D:
+        return MaxPool2D(self.window, self.stride)
+
+
+@attrs.frozen
+class AvgPool2DSpec:
+    """Average pooling (see :class:`fnn.AvgPool2D`)."""
+
+    window: tuple[int, int]
+    stride: tuple[int, int] | None = None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        h, w, c = _image("avg_pool2d", input_shape)
+        return (*pool2d_output_hw((h, w), self.window, self.stride or self.window), c)
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> AvgPool2D:
+        return AvgPool2D(self.window, self.stride)
+
+
+@attrs.frozen
+class GlobalAvgPool2DSpec:
+    """Global average pooling: (h, w, c) -> (c,)."""
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (_image("global_avg_pool2d", input_shape)[2],)
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> GlobalAvgPool2D:
+        return GlobalAvgPool2D()
+
+
+@attrs.frozen
+class FlattenSpec:
+    """Flatten each sample (height, width, channel order)."""
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(input_shape),)
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Flatten:
+        return Flatten()
+
+
+def _features(kind: str, input_shape: tuple[int, ...] | None) -> int:
+    if not input_shape:
+        raise ValueError(f"{kind} needs the input shape to size itself")
+    return input_shape[-1]
+
+
+@attrs.frozen
+class BatchNormSpec:
+    """Batch norm over the last axis, sized from the input: scale ones, shift zeros,
+    running mean zeros, running variance ones."""
+
+    momentum: float = 0.1
+    eps: float = 1e-5
+    n_features: int | None = None
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _features("batch_norm", input_shape)
+        return tuple(input_shape)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> BatchNorm:
+        n = self.n_features or _features("batch_norm", input_shape)
+        return BatchNorm.create(n, momentum=self.momentum, eps=self.eps, dtype=dtype)
+
+
+@attrs.frozen
+class LayerNormSpec:
+    """Layer norm over the last axis, sized from the input: scale ones, shift zeros."""
+
+    eps: float = 1e-5
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _features("layer_norm", input_shape)
+        return tuple(input_shape)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> LayerNorm:
+        return LayerNorm.create(_features("layer_norm", input_shape), eps=self.eps, dtype=dtype)
+
+
+@attrs.frozen
+class DropoutSpec:
+    """A dropout layer dropping units with probability ``rate``."""
+
+    rate: float
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Dropout:
+        return Dropout(rate=self.rate)
+
+
+@attrs.frozen
+class ActivationSpec:
+    """An activation as a layer of its own."""
+
+    activation: _activations.Activation = attrs.field(converter=_activations.get)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Activation:
+        return Activation(self.activation)
+
+
+# --- the functions sequential's users write --------------------------------------------
+
+
+def dense(
+    n_out: int,
+    activation: _activations.Activation | str = "identity",
+    initializer: _initializers.Initializer | str | None = None,
+) -> DenseSpec:
+    """A dense layer of ``n_out`` units (inputs from the previous layer)."""
+    return DenseSpec(None, _positive_int("n_out", n_out), activation, initializer)
+
+
+def conv2d(
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    padding: PaddingLike = "valid",
+    activation: _activations.Activation | str = "identity",
+    initializer: _initializers.Initializer | str | None = None,
+) -> Conv2DSpec:
+    """A convolution (see :class:`fnn.Conv2D`); ``kernel_size`` and ``stride`` an int or
+    a pair, ``padding`` "valid", "same", an int, a pair or a pair of pairs."""
+    ks = to_pair(kernel_size, name="kernel_size")
+    st = to_pair(stride, name="stride")
+    if min(ks) < 1:
+        raise ValueError(f"kernel_size must be positive, got {kernel_size!r}")
+    if min(st) < 1:
+        raise ValueError(f"stride must be positive, got {stride!r}")
+    resolve_padding(padding, (1 << 20, 1 << 20), ks, st)  # checks the padding's values
+    n = _positive_int("out_channels", out_channels)
+    return Conv2DSpec(n, ks, st, padding, activation, initializer)
+
+
+def _window(window: int | tuple[int, int], stride: int | tuple[int, int] | None) -> tuple[Any, Any]:
+    w = to_pair(window, name="window")
+    if min(w) < 1:
+        raise ValueError(f"window must be positive, got {window!r}")
+    s = None if stride is None else to_pair(stride, name="stride")
+    if s is not None and min(s) < 1:
+        raise ValueError(f"stride must be positive, got {stride!r}")
+    return w, s
+
+
+def max_pool2d(
+    window: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+) -> MaxPool2DSpec:
+    """Max pooling; ``stride`` defaults to the window."""
+    return MaxPool2DSpec(*_window(window, stride))
+
+
+def avg_pool2d(
+    window: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+) -> AvgPool2DSpec:
+    """Average pooling; ``stride`` defaults to the window."""
+    return AvgPool2DSpec(*_window(window, stride))
+
+
+def global_avg_pool2d() -> GlobalAvgPool2DSpec:
+    """The mean over each channel's pixels: (h, w, c) -> (c,)."""
+    return GlobalAvgPool2DSpec()
+
+
+def flatten() -> FlattenSpec:
+    """Flatten each sample."""
+    return FlattenSpec()
+
+
+def batch_norm(momentum: float = 0.1, eps: float = 1e-5) -> BatchNormSpec:
+    """Batch norm over the last axis (PyTorch's BatchNorm1d / BatchNorm2d conventions)."""
+    BatchNorm.create(1, momentum=momentum, eps=eps)  # validates now
+    return BatchNormSpec(momentum, eps)
+
+
+def layer_norm(eps: float = 1e-5) -> LayerNormSpec:
+    """Layer norm over the last axis (PyTorch's LayerNorm conventions)."""
+    LayerNorm.create(1, eps=eps)  # validates now
+    return LayerNormSpec(eps)
+
+
+def dropout(rate: float) -> DropoutSpec:
+    """Dropout with probability ``rate``."""
+    Dropout(rate=rate)  # validates now
+    return DropoutSpec(float(rate))
+
+
+def activation(name: _activations.Activation | str) -> ActivationSpec:
+    """An activation as a layer of its own."""
+    return ActivationSpec(name)
