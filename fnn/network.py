@@ -14,6 +14,7 @@ read-only views of one contiguous buffer (see :func:`fnn.tree.pack`).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
@@ -68,6 +69,7 @@ __all__ = [
     "forward",
     "forward_pass",
     "from_flat",
+    "inference_rows",
     "init",
     "logits_of",
     "loss",
@@ -750,13 +752,29 @@ def loss(
 
 
 _INFERENCE = Context()
+_INFERENCE_BYTES = 256 << 20
+
+
+def inference_rows(params: Network) -> int:
+    """Rows per chunk at inference: at most 4096, fewer when one sample's activations
+    are large (images; a convolution's im2col matrix adds a few times its output), so
+    a forward pass over many images takes a few hundred MiB at a time, not gigabytes."""
+    per_sample = 4 * sum(math.prod(s) for s in params.shapes) * params.dtype.itemsize
+    return max(16, min(4096, _INFERENCE_BYTES // max(per_sample, 1)))
 
 
 def logits_of(params: Network, X: FloatArray) -> FloatArray:
     """Inference logits (n, n_outputs) of a validated batch (no dropout, running
-    statistics), on fresh arrays."""
-    logits, _ = forward_pass(params, X, _INFERENCE, [FRESH] * len(params.layers))
-    return logits
+    statistics), on fresh arrays, in chunks of :func:`inference_rows` rows."""
+    rows = inference_rows(params)
+    layers = [FRESH] * len(params.layers)
+    if len(X) <= rows:
+        logits, _ = forward_pass(params, X, _INFERENCE, layers)
+        return logits
+    parts = [
+        forward_pass(params, X[i : i + rows], _INFERENCE, layers)[0] for i in range(0, len(X), rows)
+    ]
+    return np.concatenate(parts)
 
 
 def predict(params: Network, X: ArrayLike) -> FloatArray:

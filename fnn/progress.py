@@ -41,11 +41,21 @@ class Progress:
         stream: where to write; its ``isatty()`` decides what ``verbose=1`` shows.
     """
 
-    def __init__(self, epochs: int, steps: int, verbose: int, stream: TextIO | None = None) -> None:
+    def __init__(
+        self,
+        epochs: int,
+        steps: int,
+        verbose: int,
+        stream: TextIO | None = None,
+        *,
+        first_epoch: int = 0,
+    ) -> None:
+        """``epochs`` to run now, numbered from ``first_epoch + 1`` (a resumed fit)."""
         self.stream = stream if stream is not None else sys.stderr
         self.live = verbose == 1 and _isatty(self.stream)
         self.per_epoch = verbose >= 1  # off a terminal, verbose=1 behaves as verbose=2
         self.epochs = epochs
+        self.last_epoch = first_epoch + epochs
         self.steps = steps
         self.start = time.perf_counter()
         self.last = 0.0
@@ -64,7 +74,7 @@ class Progress:
         total = self.epochs * self.steps
         left = elapsed / self.done_steps * (total - self.done_steps)
         self.stream.write(
-            f"\repoch {epoch}/{self.epochs}  step {step}/{self.steps}  loss {loss:.4f}  "
+            f"\repoch {epoch}/{self.last_epoch}  step {step}/{self.steps}  loss {loss:.4f}  "
             f"left {_fmt_time(left)}   "
         )
         self.stream.flush()
@@ -75,8 +85,8 @@ class Progress:
             return
         prefix = "\r" if self.live else ""
         self.stream.write(
-            f"{prefix}epoch {epoch}/{self.epochs}  {summary}\x1b[K\n"
+            f"{prefix}epoch {epoch}/{self.last_epoch}  {summary}\x1b[K\n"
             if self.live
-            else f"epoch {epoch}/{self.epochs}  {summary}\n"
+            else f"epoch {epoch}/{self.last_epoch}  {summary}\n"
         )
         self.stream.flush()

@@ -40,6 +40,7 @@ from fnn.network import (
     check_input,
     check_network,
     forward_pass,
+    inference_rows,
     logits_of,
 )
 from fnn.optim import Optimizer, OptState, check_state_fits
@@ -312,11 +313,9 @@ def _evaluate_arrays(
     w: FloatArray | None,
     y_raw: np.ndarray[Any, Any],
     metric_fns: Mapping[str, Metric],
-    batch_size: int = 4096,
 ) -> tuple[float, dict[str, float]]:
-    logits = np.concatenate(
-        [logits_fn(X[i : i + batch_size]) for i in range(0, len(X), batch_size)]
-    )
+    rows = inference_rows(params)  # bounded memory for image networks
+    logits = np.concatenate([logits_fn(X[i : i + rows]) for i in range(0, len(X), rows)])
     loss = params.loss.value(logits, y, w)
     out = params.loss.link(logits)
     return loss, {name: float(fn(y_raw, out)) for name, fn in metric_fns.items()}
@@ -721,7 +720,7 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
     try:
         n = len(Xa)
         steps = n // batch_size if o["drop_last"] else -(-n // batch_size)
-        progress = Progress(epochs, steps, verbose)
+        progress = Progress(epochs, steps, verbose, first_epoch=initial_epoch)
         history = attrs.evolve(start, opt_state=opt_state, stopped_early=False)
         # the parameters of the best epoch: the History's, if the replay of its losses
         # agrees on which epoch that is

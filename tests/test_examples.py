@@ -74,6 +74,30 @@ def test_mnist_full_reaches_98_5_percent_in_under_2_minutes() -> None:
     assert out["seconds"] < 120  # about 45 s on 2 cores
 
 
+@pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
+def test_mnist_cnn_quick() -> None:
+    out = load("mnist_cnn").main(quick=True, data=str(MNIST), verbose=0)
+    assert out["test_accuracy"] > 0.3  # 2,000 images, one epoch: far above chance (0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
+def test_mnist_cnn_reaches_99_percent_in_under_5_minutes() -> None:
+    out = load("mnist_cnn").main(quick=False, data=str(MNIST), verbose=0)
+    assert out["test_accuracy"] >= 0.990
+    assert out["seconds"] < 300  # about 90 s on 2 cores
+
+
+def test_shifted_images_move_by_whole_pixels() -> None:
+    shifted = load("mnist_cnn").shifted
+    X = np.zeros((50, 28, 28, 1), np.float32)
+    X[:, 10:18, 10:18] = 1.0
+    out = shifted(X, np.random.default_rng(0))
+    assert out.shape == X.shape and (out.sum(axis=(1, 2, 3)) == 64).all()  # nothing cut off
+    rows = [int(np.flatnonzero(o.any(axis=(1, 2)))[0]) - 10 for o in out]
+    assert set(rows) <= {-2, -1, 0, 1, 2} and len(set(rows)) > 1
+
+
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py"))
 
 
