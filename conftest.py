@@ -40,7 +40,7 @@ REGISTRIES: tuple[Any, ...] = (fnn.layers.LAYERS, fnn.activations.ACTIVATIONS, f
 
 # pages that need an optional extra (skipped without it) or take minutes (slow lane)
 NEEDS_MODULE = {"docs/sklearn.md": "sklearn", "docs/distributed.md": "mpi4py"}
-NEEDS_MNIST = {"docs/tutorials/mnist.md"}
+NEEDS_MNIST = {"docs/tutorials/mnist.md", "docs/tutorials/mnist-cnn.md"}
 SLOW = {"docs/tutorials/mnist.md"}
 
 
