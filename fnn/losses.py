@@ -290,7 +290,13 @@ class BinaryCrossEntropy(Loss):
         a = super().targets(y, n, k, dtype)
         if a.min() < 0 or a.max() > 1:
             v = a[(a < 0) | (a > 1)].flat[0]
-            raise ValueError(f"label {v:g} out of range [0, 1] for binary cross-entropy")
+            hint = ""
+            if float(v).is_integer() and v > 1:
+                hint = (
+                    "; for class labels 0..k-1 use a softmax output with k units "
+                    "(fnn.mlp([..., k], output='softmax'))"
+                )
+            raise ValueError(f"label {v:g} out of range [0, 1] for binary cross-entropy{hint}")
         return a
 
     def fused(

@@ -485,7 +485,8 @@ def fit(
             bit for bit, also pass the generator saved with it (``rng=ckpt.rng``). With
             ``restore_best`` a fit returns the best epoch's parameters, not the last:
             to resume such a run, save the checkpoint from a callback (``state.params``).
-        verbose: 0 silent; 1 a live progress line when standard error is a terminal;
+        verbose: 0 silent; 1 a live progress line when standard error is a terminal,
+            one line per epoch otherwise (logs, notebooks' captured output);
             2 one line per epoch.
 
     Returns:
