@@ -246,19 +246,30 @@ class LayerBase:
         return grads, d_in
 
 
+_SEAL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
+_SCALARS = (int, float, str, bool, type(None))
+
+
 def seal(value: Any) -> None:
     """Make every array of a cache (attrs records, tuples and lists of arrays, nested)
     read-only, in place: what the pure functions hand out cannot be written."""
-    if isinstance(value, np.ndarray):
+    t = type(value)
+    if t is np.ndarray:
         value.flags.writeable = False
-    elif isinstance(value, tuple | list):
+        return
+    if t is tuple or t is list:
         for v in value:
             seal(v)
-    else:
-        fields = getattr(type(value), "__attrs_attrs__", None)
-        if fields is not None:
-            for f in fields:
-                seal(getattr(value, f.name))
+        return
+    names = _SEAL_FIELDS.get(t)
+    if names is None:
+        names = _SEAL_FIELDS[t] = tuple(f.name for f in getattr(t, "__attrs_attrs__", ()))
+    for name in names:
+        v = getattr(value, name)
+        if type(v) is np.ndarray:
+            v.flags.writeable = False
+        elif not isinstance(v, _SCALARS):
+            seal(v)
 
 
 def _legacy_forward_into(
