@@ -58,7 +58,7 @@ def test_layers_that_do_not_fit_are_refused_when_built() -> None:
     ("build", "error", "message"),
     [
         (lambda: specs.conv2d(4, 0), ValueError, "kernel_size must be positive"),
-        (lambda: specs.conv2d(4, 2.5), ValueError, "kernel_size"),
+        (lambda: specs.conv2d(4, 2.5), ValueError, "kernel_size"),  # type: ignore[arg-type]
         (lambda: specs.conv2d(4, 3, stride=0), ValueError, "stride must be positive"),
         (lambda: specs.conv2d(4, 3, padding=-1), ValueError, "padding must be non-negative"),
         (lambda: specs.conv2d(4, 3, padding="full"), ValueError, "padding must be 'valid', 'same'"),
