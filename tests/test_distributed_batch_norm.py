@@ -22,7 +22,7 @@ SCRIPT = Path(__file__).with_name("mpi") / "batch_norm_ranks.py"
 MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
 
 
-def launch(out: Path, n: int = 2) -> subprocess.CompletedProcess[str]:
+def launch(out: Path, n: int = 2, kind: str = "mlp") -> subprocess.CompletedProcess[str]:
     """As tests/test_distributed.py launches its script."""
     if MPIEXEC is None:
         pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
@@ -39,6 +39,7 @@ def launch(out: Path, n: int = 2) -> subprocess.CompletedProcess[str]:
             "mpi4py",
             str(SCRIPT),
             str(out),
+            kind,
         ],
         capture_output=True,
         text=True,
@@ -47,13 +48,14 @@ def launch(out: Path, n: int = 2) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_two_ranks_train_batch_norm_like_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_two_ranks_train_batch_norm_like_one_process(tmp_path: Path, kind: str) -> None:
     out = tmp_path / "dist.npz"
-    proc = launch(out)
+    proc = launch(out, kind=kind)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dist = fnn.load(out)
-    X, y = batch_norm_ranks.data()
-    start = fnn.init(batch_norm_ranks.architecture(), rng=7)
+    X, y = batch_norm_ranks.data(kind)
+    start = fnn.init(batch_norm_ranks.architecture(kind), rng=7)
     net, h = fnn.fit(start, fnn.sgd(0.1, momentum=0.9), X, y, **batch_norm_ranks.TRAIN)
     assert dist.params.layout.key == net.layout.key
     np.testing.assert_allclose(dist.params.flat, net.flat, rtol=1e-10, atol=1e-12)

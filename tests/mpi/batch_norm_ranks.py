@@ -23,20 +23,38 @@ TRAIN: dict[str, Any] = {
 """The data-parallel fit's settings, which the serial run in the test repeats."""
 
 
-def data() -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def data(kind: str = "mlp") -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     rng = np.random.default_rng(0)
+    if kind == "cnn":
+        return rng.normal(size=(23, 6, 6, 2)) + 0.5, rng.integers(0, 3, 23)
     X = rng.normal(size=(23, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
     return X, rng.integers(0, 3, 23)
 
 
-def architecture() -> fnn.Architecture:
+def architecture(kind: str = "mlp") -> fnn.Architecture:
+    if kind == "cnn":  # convolution, batch norm over channels, pooling, dropout
+        s = fnn.specs
+        return fnn.sequential(
+            (6, 6, 2),
+            [
+                s.conv2d(3, 3, padding="same"),
+                s.batch_norm(),
+                s.activation("relu"),
+                s.max_pool2d(2),
+                s.dropout(0.2),
+                s.flatten(),
+                s.dense(3),
+            ],
+            output="softmax",
+        )
     return fnn.mlp([3, 8, 6, 3], output="softmax", norm="batch", dropout=0.3)
 
 
 def main() -> None:
     out = sys.argv[1]
-    X, y = data()
-    net0 = fnn.init(architecture(), rng=distributed.rank() + 7)  # rank 0's wins
+    kind = sys.argv[2] if len(sys.argv) > 2 else "mlp"
+    X, y = data(kind)
+    net0 = fnn.init(architecture(kind), rng=distributed.rank() + 7)  # rank 0's wins
     # SGD, not Adam: the dense bias before a batch norm has a gradient that is zero up
     # to rounding, which Adam's normalisation amplifies to ~1e-9 differences between
     # any two summation orders
