@@ -25,9 +25,13 @@ runtime) runs with the result of :func:`fnn.predict`; :func:`load` reads back wh
   ``approximate="tanh"`` from opset 20, the formula before it, and always the formula
   with float64 constants in a float64 network, since the ``Gelu`` operator's reference
   definition rounds its constants to float32).
-- ONNX keeps float attributes in float32. A float64 network whose leaky-ReLU slope or
-  ELU alpha is not a float32 number gets the activation written out with float64
-  constants instead, so its output stays the network's to float64 precision.
+- ONNX keeps float attributes in float32. A batch or layer norm's epsilon is such
+  an attribute: in a float64 network whose epsilon is not a float32 number (1e-5 is
+  not), the runtime adds a slightly different epsilon, which changes the output by up
+  to about 1e-9 relative where the normalised values are nearly equal. A float64
+  network whose leaky-ReLU slope or ELU alpha is not a float32 number gets the
+  activation written out with float64 constants instead, so its output stays the
+  network's to float64 precision.
 - ``metadata_props`` hold ``"fnn"``: JSON with the format, the fnn version, the dtype,
   the input shape, the loss's config and every layer's ``config()``, so :func:`load`
   gives back the same network (the same layers, hyper-parameters, arrays and loss).
@@ -653,6 +657,7 @@ class _Reader:
         self.ops: list[Any] = []
         self.output = "identity"
         self.last_linear = False
+        self.cur = ""  # the graph's name of the value read so far
 
     # errors
     def bad(self, what: str) -> ValueError:
@@ -733,20 +738,18 @@ class _Reader:
         input_shape = val.shape
         # consecutive elementwise pieces with no layer of their own (an activation
         # written out as arithmetic) are read together, as one activation
-        pending: list[onnx.NodeProto] = []
+        pending: list[tuple[list[onnx.NodeProto], str]] = []
         self.cur = x.name
         for seg, end in self.segments(chain, x.name, out_name):
             if self.arithmetic(seg):
-                pending.extend(seg)
-                pending_end = end
+                pending.append((seg, end))
                 continue
             if pending:
-                val, pending = self.region(pending, val), []
-                self.cur = pending_end
+                val, pending = self.activations(pending, val), []
             val = self.segment(seg, val, end == out_name)
             self.cur = end
         if pending:
-            val = self.region(pending, val)
+            val = self.activations(pending, val)
         if val.perm is not None or len(val.shape) != 1:
             raise self.bad(
                 f"the graph's output has per-sample shape {val.graph_shape(1)[1:]}; fnn "
@@ -1147,6 +1150,46 @@ class _Reader:
         self.output = "softmax"
         return val
 
+    def activations(self, pieces: list[tuple[list[onnx.NodeProto], str]], val: _Val) -> _Val:
+        """Consecutive pieces of arithmetic as activations: the shortest run of pieces
+        that computes one (two leaky ReLUs in a row are two layers, not one with the
+        product of their slopes), then the next run."""
+        i = 0
+        while i < len(pieces):
+            for j in range(i + 1, len(pieces) + 1):
+                nodes = [n for seg, _ in pieces[i:j] for n in seg]
+                act = self.recognise(nodes, val)
+                if act is not None:
+                    self.ops.append(Activation(act))
+                    self.cur = pieces[j - 1][1]
+                    i = j
+                    break
+            else:
+                return self.region([n for seg, _ in pieces[i:] for n in seg], val)
+        return val
+
+    def recognise(self, nodes: list[onnx.NodeProto], val: _Val) -> _act.Activation | None:
+        """The activation elementwise ``nodes`` compute, or None."""
+        X = np.resize(_PROBE, val.graph_shape(-(-_PROBE.size // math.prod(val.shape))))
+        try:
+            with np.errstate(all="ignore"):
+                Y = self.evaluate(nodes, X)
+        except (ValueError, TypeError, IndexError, KeyError):
+            return None
+        if Y.shape != X.shape:
+            return None
+        return _recognise(X.reshape(-1), Y.reshape(-1))
+
+    def evaluate(self, seg: list[onnx.NodeProto], X: np.ndarray[Any, Any]) -> Any:
+        """``seg``'s last output in NumPy for the input ``X`` at ``self.cur``."""
+        env = dict(self.consts)
+        env[self.cur] = X
+        for n in seg:
+            env[n.output[0]] = _eval_node(
+                n.op_type, [env.get(i) for i in n.input], self.attrs_of(n)
+            )
+        return env[seg[-1].output[0]]
+
     # several nodes: an activation written out, or a flatten computed from the shape
     def region(self, seg: list[onnx.NodeProto], val: _Val) -> _Val:
         names = ", ".join(f"{n.name or n.output[0]!r} ({n.op_type})" for n in seg)
@@ -1154,27 +1197,13 @@ class _Reader:
             if n.op_type not in _ELEMENTWISE and n.op_type not in _SHAPE_OPS:
                 raise self.node_error(n, "unsupported operator")
 
-        def run(X: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-            env = dict(self.consts)
-            env[self.cur] = X
-            for n in seg:
-                a = self.attrs_of(n)
-                ins = [env.get(i) for i in n.input]
-                env[n.output[0]] = _eval_node(n.op_type, ins, a)
-            out_names = [o for n in seg for o in n.output]
-            return env[out_names[-1]]
-
-        probe = np.concatenate(
-            [np.linspace(-6.0, 6.0, 121), [-30.0, -20.0, -1.0, -1e-3, 1e-3, 1.0, 20.0, 30.0]]
-        )
         results = []
-        per_sample = math.prod(val.shape)
-        rows = -(-probe.size // per_sample)  # enough rows for every probe value
+        rows = -(-_PROBE.size // math.prod(val.shape))  # enough rows for every probe value
         try:
             with np.errstate(all="ignore"):
                 for batch in (rows + 1, rows + 2):
-                    X = np.resize(probe, val.graph_shape(batch)).astype(np.float64)
-                    results.append((X, run(X)))
+                    X = np.resize(_PROBE, val.graph_shape(batch))
+                    results.append((X, np.asarray(self.evaluate(seg, X))))
         except (ValueError, TypeError, IndexError, KeyError) as e:
             raise self.bad(f"nodes {names}: cannot be read as a layer: {e}") from None
         if all(Y.shape == (X.shape[0], math.prod(X.shape[1:])) for X, Y in results) and all(
@@ -1193,6 +1222,12 @@ class _Reader:
             raise self.bad(f"nodes {names}: compute an activation fnn does not have")
         self.ops.append(Activation(act))
         return val
+
+
+_PROBE: Final = np.concatenate(
+    [np.linspace(-6.0, 6.0, 121), [-30.0, -20.0, -1.0, -1e-3, 1e-3, 1.0, 20.0, 30.0]]
+)
+"""Where a subgraph of arithmetic is evaluated to tell which activation it computes."""
 
 
 def _recognise(x: FloatArray, y: FloatArray) -> _act.Activation | None:
