@@ -572,3 +572,20 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["export", *args]) == 1
         err = capsys.readouterr().err
         assert err.startswith("python -m fnn export: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_reshape_that_flattens_loads_as_flatten(dynamo: bool, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed (extra 'onnx')")
+    nn = torch.nn
+
+    # x.view(x.size(0), -1): TorchScript writes Shape, Gather, Unsqueeze, Concat, Reshape
+    view = type("View", (nn.Module,), {"forward": lambda self, x: x.view(x.size(0), -1)})
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), view(), nn.Linear(36, 3)).eval()
+    x = torch.randn(5, 2, 5, 5)
+    net = fo.load(torch_export(torch, model, x, tmp_path / "v.onnx", dynamo, opset_version=18))
+    assert [type(layer) for layer in net.layers] == [fnn.Conv2D, fnn.Flatten, fnn.Dense]
+    with torch.no_grad():
+        assert_same_output(fnn.predict(net, x.numpy().transpose(0, 2, 3, 1)), model(x).numpy())
