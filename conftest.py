@@ -39,7 +39,11 @@ NOT_YET_COLLECTED = ["docs/performance.md"]
 REGISTRIES: tuple[Any, ...] = (fnn.layers.LAYERS, fnn.activations.ACTIVATIONS, fnn.losses.LOSSES)
 
 # pages that need an optional extra (skipped without it) or take minutes (slow lane)
-NEEDS_MODULE = {"docs/sklearn.md": "sklearn", "docs/distributed.md": "mpi4py"}
+NEEDS_MODULE: dict[str, str | tuple[str, ...]] = {
+    "docs/sklearn.md": "sklearn",
+    "docs/distributed.md": "mpi4py",
+    "docs/onnx.md": ("onnx", "onnxruntime", "torch"),  # extras 'onnx' and 'bench'
+}
 NEEDS_MNIST = {"docs/tutorials/mnist.md", "docs/tutorials/mnist-cnn.md"}
 SLOW = {"docs/tutorials/mnist.md"}
 
@@ -85,9 +89,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the pages that need an extra, MNIST, or minutes."""
     for item in items:
         page = item.path.relative_to(ROOT).as_posix() if item.path.is_relative_to(ROOT) else ""
-        module = NEEDS_MODULE.get(page)
-        if module is not None and importlib.util.find_spec(module) is None:
-            item.add_marker(pytest.mark.skip(reason=f"{page} needs {module} (its extra)"))
+        needs = NEEDS_MODULE.get(page, ())
+        for module in (needs,) if isinstance(needs, str) else needs:
+            if importlib.util.find_spec(module) is None:
+                item.add_marker(pytest.mark.skip(reason=f"{page} needs {module} (its extra)"))
+                break
         if page in NEEDS_MNIST and mnist_folder() is None:
             item.add_marker(pytest.mark.skip(reason=f"{page} {HOW_TO_GET}"))
         if page in SLOW:

@@ -164,9 +164,10 @@ __all__ = [
 # after a plain `import fnn`. A new one is its name in _LAZY_MODULES and an import line
 # below (which gives mypy the module's real types). They stay out of __all__: a
 # star import must not import scikit-learn.
-_LAZY_MODULES: _Final = ("distributed", "plot", "sklearn")
+_LAZY_MODULES: _Final = ("distributed", "onnx", "plot", "sklearn")
 if TYPE_CHECKING:
     from fnn import distributed as distributed
+    from fnn import onnx as onnx
     from fnn import plot as plot
     from fnn import sklearn as sklearn
 

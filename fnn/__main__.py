@@ -1,5 +1,6 @@
-"""Command line: ``python -m fnn --version`` and
-``python -m fnn demo [--data DIR] [--download] [--mnist-epochs N] [--verbose {0,1,2}]``."""
+"""Command line: ``python -m fnn --version``,
+``python -m fnn demo [--data DIR] [--download] [--mnist-epochs N] [--verbose {0,1,2}]`` and
+``python -m fnn export CHECKPOINT MODEL.onnx [--opset N]``."""
 
 from __future__ import annotations
 
@@ -62,7 +63,45 @@ def parser() -> argparse.ArgumentParser:
         choices=[0, 1, 2],
         help="0 silent; 1 a live line on a terminal, else a line per epoch; 2 a line per epoch",
     )
+    export = sub.add_parser(
+        "export",
+        help="write a checkpoint's network as an ONNX model (needs the 'onnx' extra)",
+        description=(
+            "Read the network of a checkpoint written by fnn.save and write it as an ONNX "
+            "model (input X: (batch, *input_shape), channels-last; output: what "
+            "fnn.predict returns). Prints what it wrote."
+        ),
+    )
+    export.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint (.npz)")
+    export.add_argument("model", metavar="MODEL.onnx", help="the ONNX file to write")
+    export.add_argument(
+        "--opset",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="ONNX opset (default 18; 17 up to the newest the installed onnx knows)",
+    )
     return p
+
+
+def _export(checkpoint: str, model: str, opset: int | None) -> int:
+    """``python -m fnn export``: 0 after writing, 1 with a one-line error on stderr."""
+    try:
+        from fnn import onnx as fnn_onnx
+
+        net = fnn.load(checkpoint).params
+        path = fnn_onnx.export(net, model, opset=opset)
+    except (ImportError, OSError, ValueError, TypeError) as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"python -m fnn export: error: {message}", file=sys.stderr)
+        return 1
+    shape = ", ".join(str(d) for d in net.input_shape or ())
+    print(
+        f"wrote {path}: ONNX opset {opset or fnn_onnx.DEFAULT_OPSET}, {len(net.layers)} layers, "
+        f"input {fnn_onnx.INPUT_NAME!r} (batch, {shape}) {net.dtype}, output "
+        f"{fnn_onnx.OUTPUT_NAME!r} (batch, {net.n_outputs}) after the {net.loss.output} output"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         from fnn.demo import main as demo
 
         return demo(args.data, args.mnist_epochs, args.verbose, args.download)
+    if args.command == "export":
+        return _export(args.checkpoint, args.model, args.opset)
     return 2  # pragma: no cover - argparse requires a known command
 
 

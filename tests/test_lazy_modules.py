@@ -24,8 +24,8 @@ def python(code: str) -> str:
 def test_import_fnn_imports_no_optional_dependency() -> None:
     code = (
         "import sys, fnn\n"
-        "heavy = ['sklearn', 'matplotlib', 'mpi4py', 'torch', 'scipy', 'pandas',\n"
-        "         'fnn.sklearn', 'fnn.plot', 'fnn.distributed']\n"
+        "heavy = ['sklearn', 'matplotlib', 'mpi4py', 'torch', 'scipy', 'pandas', 'onnx',\n"
+        "         'onnxruntime', 'fnn.sklearn', 'fnn.plot', 'fnn.distributed', 'fnn.onnx']\n"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )
     assert python(code) == "[]"
@@ -52,10 +52,12 @@ def test_plot_after_a_plain_import_fnn_loads_matplotlib_only_when_drawing() -> N
     assert python(code) == "False True"
 
 
-@pytest.mark.parametrize("name", ["distributed", "plot", "sklearn"])
+@pytest.mark.parametrize("name", ["distributed", "onnx", "plot", "sklearn"])
 def test_lazy_attribute_is_the_submodule_and_listed_by_dir(name: str) -> None:
     if name == "sklearn":
         pytest.importorskip("sklearn")
+    if name == "onnx":
+        pytest.importorskip("onnx", reason="onnx is not installed (extra 'onnx')")
     module = getattr(fnn, name)
     assert module is sys.modules[f"fnn.{name}"] and module.__name__ == f"fnn.{name}"
     assert name in dir(fnn)

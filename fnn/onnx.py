@@ -1,0 +1,1517 @@
+"""ONNX export and import: networks that leave fnn and come in.
+
+:func:`export` writes a network as an ONNX model that ONNX Runtime (or any ONNX
+runtime) runs with the result of :func:`fnn.predict`; :func:`load` reads back what
+:func:`export` wrote, and the feed-forward models PyTorch's exporters write.
+
+**The exported model.**
+
+- Input ``"X"``: shape ``(batch, *net.input_shape)`` in fnn's layout, channels-last
+  for images (``(batch, height, width, channels)``), of the network's dtype (float32
+  or float64); the batch dimension is dynamic (named ``"batch"``).
+- Output ``"output"``: ``(batch, n_outputs)``, what :func:`fnn.predict` returns: the
+  logits through the loss's output activation (Sigmoid, Softmax over the last axis,
+  or none).
+- Opset: :data:`DEFAULT_OPSET` (18) unless ``opset=`` says otherwise; any opset from
+  :data:`MIN_OPSET` (17, the first with LayerNormalization) to the newest the
+  installed ``onnx`` knows. The IR version is the lowest that opset allows, so older
+  runtimes read the file.
+- Convolutions and pools run in ONNX's channels-first layout: a ``Transpose`` goes in
+  before the first of a run of them and one back before ``Flatten`` (and before a
+  layer norm), so a dense layer's weights are stored as fnn has them.
+- Dropout is the identity (an ``Identity`` node); batch and layer norm are in
+  inference mode (``BatchNormalization`` with the running statistics,
+  ``LayerNormalization`` over the last axis); GELU is fnn's tanh form (``Gelu`` with
+  ``approximate="tanh"`` from opset 20, the formula before it, and always the formula
+  with float64 constants in a float64 network, since the ``Gelu`` operator's reference
+  definition rounds its constants to float32).
+- ONNX keeps float attributes in float32. A batch or layer norm's epsilon is such
+  an attribute: in a float64 network whose epsilon is not a float32 number (1e-5 is
+  not), the runtime adds a slightly different epsilon, which changes the output by up
+  to about 1e-9 relative where the normalised values are nearly equal. A float64
+  network whose leaky-ReLU slope or ELU alpha is not a float32 number gets the
+  activation written out with float64 constants instead, so its output stays the
+  network's to float64 precision.
+- ``metadata_props`` hold ``"fnn"``: JSON with the format, the fnn version, the dtype,
+  the input shape, the loss's config and every layer's ``config()``, so :func:`load`
+  gives back the same network (the same layers, hyper-parameters, arrays and loss).
+
+**Import.** :func:`load` reads the graph node by node and builds the fnn layers that
+compute it: ``Gemm`` or ``MatMul`` (+ ``Add``), ``Conv`` (with batch norm folded in
+or not), ``MaxPool``, ``AveragePool``, ``GlobalAveragePool`` (or ``ReduceMean`` over
+the pixels), ``BatchNormalization``, ``LayerNormalization``, ``Flatten`` or a
+``Reshape`` that flattens, ``Dropout``, ``Identity``, ``Relu``, ``LeakyRelu``,
+``Elu``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``Gelu`` (tanh form) and a final
+``Softmax``. An activation written out as several elementwise nodes (PyTorch's
+tanh-GELU before opset 20) is recognised by its values. A channels-first graph (as
+PyTorch writes) becomes a channels-last network: the dense layer after a flatten gets
+its rows permuted, so :func:`fnn.predict` on ``(n, h, w, c)`` input equals the source
+model on ``(n, c, h, w)``.
+
+Nothing in a model file is executed: the file is parsed as protobuf (external data
+is refused), and constants are folded by a few NumPy lines per operator for a short
+list of shape and arithmetic operators.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import numpy as np
+
+try:
+    import onnx
+    from onnx import helper, numpy_helper
+except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("fnn.onnx needs the onnx package: pip install 'fnn[onnx]'") from e
+
+from fnn import activations as _act
+from fnn import losses as _losses
+from fnn._types import FloatArray
+from fnn.layers.activation import Activation
+from fnn.layers.batch_norm import BatchNorm
+from fnn.layers.conv2d import Conv2D, PaddingLike
+from fnn.layers.dense import Dense
+from fnn.layers.dropout import Dropout
+from fnn.layers.flatten import Flatten
+from fnn.layers.layer_norm import LayerNorm
+from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from fnn.network import Network, pack
+
+__all__ = ["DEFAULT_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "export", "load"]
+
+DEFAULT_OPSET: Final = 18
+"""The opset :func:`export` writes unless told otherwise (ONNX Runtime 1.14 and later)."""
+MIN_OPSET: Final = 17
+"""The oldest opset :func:`export` writes (LayerNormalization needs 17)."""
+INPUT_NAME: Final = "X"
+"""The exported model's input: (batch, *input_shape), channels-last."""
+OUTPUT_NAME: Final = "output"
+"""The exported model's output: (batch, n_outputs), as :func:`fnn.predict` returns."""
+METADATA_KEY: Final = "fnn"
+FORMAT: Final = "fnn-onnx"
+FORMAT_VERSION: Final = 1
+
+_ELEM = {
+    np.dtype(np.float32): onnx.TensorProto.FLOAT,
+    np.dtype(np.float64): onnx.TensorProto.DOUBLE,
+}
+
+
+def _fnn_version() -> str:
+    from fnn import __version__
+
+    return __version__
+
+
+# --- export ---------------------------------------------------------------------------
+
+
+def _cl_to_cf(rank: int) -> list[int]:
+    """Channels-last to channels-first: (0, r-1, 1, ..., r-2)."""
+    return [0, rank - 1, *range(1, rank - 1)]
+
+
+def _cf_to_cl(rank: int) -> list[int]:
+    """Channels-first to channels-last: (0, 2, ..., r-1, 1)."""
+    return [0, *range(2, rank), 1]
+
+
+class _Builder:
+    """The nodes and initializers of the graph being written; ``cur`` is the name of the
+    value so far, ``cf`` whether it is channels-first (transposed from fnn's layout)."""
+
+    def __init__(self, dtype: np.dtype[Any], opset: int) -> None:
+        self.dtype = dtype
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.cur = INPUT_NAME
+        self.cf = False
+        self.rank = 0
+        self._n = 0
+
+    def const(self, name: str, value: Any, dtype: Any = None) -> str:
+        a = np.asarray(value, dtype=self.dtype if dtype is None else dtype)
+        self.inits.append(numpy_helper.from_array(a, name))
+        return name
+
+    def node(self, where: str, op: str, extra: Sequence[str] = (), **attrs_: Any) -> str:
+        """A node on the current value (and ``extra`` inputs); its output is the new one."""
+        self._n += 1
+        out = f"{where}/{op}_{self._n}"
+        self.nodes.append(helper.make_node(op, [self.cur, *extra], [out], name=out, **attrs_))
+        self.cur = out
+        return out
+
+    def to_cf(self, where: str) -> None:
+        if not self.cf:
+            self.node(where, "Transpose", perm=_cl_to_cf(self.rank))
+            self.cf = True
+
+    def to_cl(self, where: str) -> None:
+        if self.cf:
+            self.node(where, "Transpose", perm=_cf_to_cl(self.rank))
+            self.cf = False
+
+
+def _f32_exact(x: float) -> bool:
+    return float(np.float32(x)) == x
+
+
+def _export_activation(b: _Builder, where: str, act: _act.Activation) -> None:
+    kind = type(act)
+    if kind is _act.Identity:
+        return
+    if kind is _act.ReLU:
+        b.node(where, "Relu")
+    elif kind is _act.Sigmoid:
+        b.node(where, "Sigmoid")
+    elif kind is _act.Tanh:
+        b.node(where, "Tanh")
+    elif kind is _act.Softplus:
+        b.node(where, "Softplus")
+    elif kind is _act.LeakyReLU:
+        slope = act.negative_slope  # type: ignore[attr-defined]
+        if b.dtype == np.float32 or _f32_exact(slope):
+            b.node(where, "LeakyRelu", alpha=slope)
+        else:  # where(x > 0, x, slope * x) with a float64 slope
+            x = b.cur
+            pos = b.node(where, "Greater", [b.const(f"{where}.zero", 0.0)])
+            b.cur = x
+            neg = b.node(where, "Mul", [b.const(f"{where}.negative_slope", slope)])
+            b.cur = pos
+            b.node(where, "Where", [x, neg])
+    elif kind is _act.ELU:
+        alpha = act.alpha  # type: ignore[attr-defined]
+        if b.dtype == np.float32 or _f32_exact(alpha):
+            b.node(where, "Elu", alpha=alpha)
+        else:  # where(x > 0, x, alpha * (exp(min(x, 0)) - 1)) with a float64 alpha
+            x = b.cur
+            zero = b.const(f"{where}.zero", 0.0)
+            pos = b.node(where, "Greater", [zero])
+            b.cur = x
+            b.node(where, "Min", [zero])
+            b.node(where, "Exp")
+            b.node(where, "Sub", [b.const(f"{where}.one", 1.0)])
+            neg = b.node(where, "Mul", [b.const(f"{where}.alpha", alpha)])
+            b.cur = pos
+            b.node(where, "Where", [x, neg])
+    elif kind is _act.GELU:
+        if b.opset >= 20 and b.dtype == np.float32:
+            b.node(where, "Gelu", approximate="tanh")
+        else:  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            x = b.cur
+            b.node(where, "Pow", [b.const(f"{where}.three", 3.0)])
+            cubic = b.node(where, "Mul", [b.const(f"{where}.c1", 0.044715)])
+            b.cur = x
+            b.node(where, "Add", [cubic])
+            b.node(where, "Mul", [b.const(f"{where}.c0", math.sqrt(2.0 / math.pi))])
+            b.node(where, "Tanh")
+            b.node(where, "Add", [b.const(f"{where}.one", 1.0)])
+            b.node(where, "Mul", [x])
+            b.node(where, "Mul", [b.const(f"{where}.half", 0.5)])
+    else:
+        raise ValueError(
+            f"{where}: no ONNX export for the activation {type(act).__name__} "
+            f"({act.config()}): fnn.onnx writes fnn's built-in activations only"
+        )
+
+
+def _export_layer(b: _Builder, i: int, layer: Any, in_shape: tuple[int, ...]) -> None:
+    where = f"layers.{i}"
+    kind = type(layer)
+    b.rank = len(in_shape) + 1
+    if kind is Dense:
+        b.node(where, "Gemm", [b.const(f"{where}.W", layer.W), b.const(f"{where}.b", layer.b)])
+        _export_activation(b, where, layer.activation)
+    elif kind is Conv2D:
+        b.to_cf(where)
+        W = b.const(f"{where}.W", np.ascontiguousarray(layer.W.transpose(3, 2, 0, 1)))
+        kw: dict[str, Any] = {
+            "kernel_shape": list(layer.kernel_size),
+            "strides": list(layer.stride),
+        }
+        pad = layer.padding
+        if pad == "valid":
+            kw["auto_pad"] = "VALID"
+        elif pad == "same":
+            kw["auto_pad"] = "SAME_UPPER"
+        else:
+            (t, bo), (le, r) = pad
+            kw["pads"] = [t, le, bo, r]
+        b.node(where, "Conv", [W, b.const(f"{where}.b", layer.b)], **kw)
+        _export_activation(b, where, layer.activation)
+    elif kind is MaxPool2D or kind is AvgPool2D:
+        b.to_cf(where)
+        op = "MaxPool" if kind is MaxPool2D else "AveragePool"
+        b.node(where, op, kernel_shape=list(layer.window), strides=list(layer.strides))
+    elif kind is GlobalAvgPool2D:
+        axes = [2, 3] if b.cf else [1, 2]
+        if b.opset >= 18:
+            b.node(where, "ReduceMean", [b.const(f"{where}.axes", axes, np.int64)], keepdims=0)
+        else:
+            b.node(where, "ReduceMean", axes=axes, keepdims=0)
+        b.cf = False
+    elif kind is BatchNorm:
+        if b.rank > 2:
+            b.to_cf(where)
+        names = [
+            b.const(f"{where}.{f}", getattr(layer, f))
+            for f in ("scale", "shift", "running_mean", "running_var")
+        ]
+        b.node(where, "BatchNormalization", names, epsilon=layer.eps, momentum=1.0 - layer.momentum)
+    elif kind is LayerNorm:
+        b.to_cl(where)
+        names = [b.const(f"{where}.{f}", getattr(layer, f)) for f in ("scale", "shift")]
+        b.node(where, "LayerNormalization", names, axis=-1, epsilon=layer.eps)
+    elif kind is Flatten:
+        b.to_cl(where)
+        b.node(where, "Flatten", axis=1)
+        b.cf = False
+    elif kind is Dropout:
+        b.node(where, "Identity")
+    elif kind is Activation:
+        if type(layer.activation) is _act.Identity:
+            b.node(where, "Identity")
+        else:
+            _export_activation(b, where, layer.activation)
+    else:
+        raise ValueError(
+            f"{where}: no ONNX export for the layer {kind.__name__} ({layer.config()}); "
+            "fnn.onnx writes fnn's built-in layer kinds"
+        )
+
+
+def _model(net: Network, opset: int) -> onnx.ModelProto:
+    dtype = net.dtype
+    if dtype not in _ELEM:
+        raise ValueError(f"only float32 and float64 networks can be exported, got {dtype}")
+    b = _Builder(dtype, opset)
+    shape = net.input_shape
+    assert shape is not None
+    for i, (layer, out) in enumerate(zip(net.layers, net.shapes, strict=True)):
+        _export_layer(b, i, layer, shape)
+        shape = out
+    output = net.loss.output
+    if output == "sigmoid":
+        b.node("output", "Sigmoid")
+    elif output == "softmax":
+        b.node("output", "Softmax", axis=-1)
+    if b.cur == INPUT_NAME:
+        b.node("output", "Identity")
+    last = b.nodes[-1]
+    last.output[0] = OUTPUT_NAME
+    elem = _ELEM[dtype]
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, elem, ["batch", *(net.input_shape or ())])]
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", net.n_outputs])]
+    graph = helper.make_graph(
+        b.nodes,
+        "fnn",
+        inputs,
+        outputs,
+        initializer=b.inits,
+        doc_string=(
+            f"fnn network: input {INPUT_NAME} (batch, "
+            f"{', '.join(map(str, net.input_shape or ()))}) channels-last, output "
+            f"{OUTPUT_NAME} (batch, {net.n_outputs}) after the {output} output activation"
+        ),
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="fnn",
+        producer_version=_fnn_version(),
+        ir_version=helper.find_min_ir_version_for(opsets),
+    )
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "fnn_version": _fnn_version(),
+        "dtype": str(dtype),
+        "input_shape": list(net.input_shape or ()),
+        "loss": net.loss.config(),
+        "layers": [layer.config() for layer in net.layers],
+    }
+    helper.set_model_props(model, {METADATA_KEY: json.dumps(meta)})
+    return model
+
+
+def _check_opset(opset: object) -> int:
+    newest = int(onnx.defs.onnx_opset_version())
+    if opset is None:
+        return DEFAULT_OPSET
+    if isinstance(opset, bool) or not isinstance(opset, int | np.integer):
+        raise TypeError(f"opset must be an int, got {type(opset).__name__}")
+    if not MIN_OPSET <= opset <= newest:
+        raise ValueError(
+            f"opset must be between {MIN_OPSET} and {newest} (the newest the installed onnx "
+            f"knows), got {opset}"
+        )
+    return int(opset)
+
+
+def export(net: Network, path: str | os.PathLike[str], *, opset: int | None = None) -> Path:
+    """Write ``net`` as an ONNX model that computes :func:`fnn.predict`.
+
+    Args:
+        net: the network (float32 or float64, fnn's built-in layer kinds and
+            activations).
+        path: the file to write (conventionally ``.onnx``).
+        opset: the ONNX opset, from :data:`MIN_OPSET` (17) to the newest the installed
+            ``onnx`` knows; default :data:`DEFAULT_OPSET` (18).
+
+    Returns:
+        The path written. The model's input is ``"X"`` (batch, *net.input_shape),
+        channels-last, the output ``"output"`` (batch, n_outputs), both of the
+        network's dtype, with a dynamic batch dimension; ``onnx.checker`` passes on it.
+
+    Raises:
+        TypeError: ``net`` is not a Network, or ``opset`` not an int.
+        ValueError: a layer or activation has no ONNX form (a user-defined kind), or the
+            opset is out of range.
+    """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be an fnn.Network, got {type(net).__name__}")
+    model = _model(net, _check_opset(opset))
+    onnx.checker.check_model(model, full_check=True)
+    target = Path(path)
+    target.write_bytes(model.SerializeToString())
+    return target
+
+
+# --- import: a few operators in NumPy (constant folding and recognising activations) --
+
+_SHAPE_OPS: Final = frozenset(
+    {
+        "Identity", "Cast", "Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
+        "Concat", "Gather", "Shape", "Slice", "Constant",
+    }
+)  # fmt: skip
+_ELEMENTWISE: Final = frozenset(
+    {
+        "Add", "Sub", "Mul", "Div", "Pow", "Neg", "Abs", "Sqrt", "Exp", "Log", "Tanh",
+        "Erf", "Reciprocal", "Sigmoid", "Relu", "LeakyRelu", "Elu", "Softplus", "Gelu",
+        "Max", "Min", "Where", "Greater", "Less", "GreaterOrEqual", "LessOrEqual",
+        "Equal", "Not", "Identity", "Cast",
+    }
+)  # fmt: skip
+
+
+def _ints(a: Any) -> list[int]:
+    return [int(v) for v in np.asarray(a).reshape(-1)]
+
+
+def _reshape(x: np.ndarray[Any, Any], shape: Any, allowzero: int) -> Any:
+    target = _ints(shape)
+    if not allowzero:
+        target = [x.shape[i] if d == 0 else d for i, d in enumerate(target)]
+    return x.reshape(target)
+
+
+def _squeeze(x: np.ndarray[Any, Any], axes: Any) -> Any:
+    if axes is None:
+        return np.squeeze(x)
+    return np.squeeze(x, axis=tuple(_ints(axes)))
+
+
+def _unsqueeze(x: np.ndarray[Any, Any], axes: Any) -> Any:
+    rank = x.ndim + len(_ints(axes))
+    for a in sorted(v % rank for v in _ints(axes)):
+        x = np.expand_dims(x, a)
+    return x
+
+
+def _slice(x: np.ndarray[Any, Any], i: list[Any]) -> Any:
+    starts, ends = _ints(i[1]), _ints(i[2])
+    axes = _ints(i[3]) if len(i) > 3 and i[3] is not None else list(range(len(starts)))
+    steps = _ints(i[4]) if len(i) > 4 and i[4] is not None else [1] * len(starts)
+    index: list[slice] = [slice(None)] * x.ndim
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        index[a] = slice(s, e, st)
+    return x[tuple(index)]
+
+
+def _erf(x: np.ndarray[Any, Any]) -> Any:
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+_TENSOR_TYPES: Final[dict[int, type[Any]]] = {
+    onnx.TensorProto.FLOAT: np.float64,  # evaluated in float64
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int64,
+    onnx.TensorProto.BOOL: np.bool_,
+}
+
+
+def _cast(x: np.ndarray[Any, Any], to: int) -> Any:
+    t = _TENSOR_TYPES.get(to)
+    if t is None:
+        raise ValueError(f"Cast to type {to} is not supported")
+    return x.astype(t)
+
+
+def _gelu(x: np.ndarray[Any, Any], approximate: str) -> Any:
+    if approximate == "tanh":
+        return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+
+
+def _eval_node(op: str, i: list[Any], a: dict[str, Any]) -> np.ndarray[Any, Any]:
+    """One node's output in NumPy (float math in float64), for the operators above."""
+    return np.asarray(_eval(op, i, a))
+
+
+def _eval(op: str, i: list[Any], a: dict[str, Any]) -> Any:
+    x: Any = i[0] if i else None
+    match op:
+        case "Identity":
+            return np.asarray(x)
+        case "Cast":
+            return _cast(x, int(a["to"]))
+        case "Transpose":
+            return np.transpose(x, a.get("perm"))
+        case "Reshape":
+            return _reshape(x, i[1], int(a.get("allowzero", 0)))
+        case "Flatten":
+            ax = int(a.get("axis", 1)) % max(x.ndim, 1)
+            return x.reshape(math.prod(x.shape[:ax]), -1)
+        case "Squeeze":
+            return _squeeze(x, i[1] if len(i) > 1 else a.get("axes"))
+        case "Unsqueeze":
+            return _unsqueeze(x, i[1] if len(i) > 1 else a["axes"])
+        case "Concat":
+            return np.concatenate(i, axis=int(a["axis"]))
+        case "Gather":
+            return np.take(x, np.asarray(i[1], np.int64), axis=int(a.get("axis", 0)))
+        case "Shape":
+            return np.asarray(x.shape[a.get("start", 0) : a.get("end")], np.int64)
+        case "Slice":
+            return _slice(x, i)
+        case "Add":
+            return np.add(x, i[1])
+        case "Sub":
+            return np.subtract(x, i[1])
+        case "Mul":
+            return np.multiply(x, i[1])
+        case "Div":
+            return np.divide(x, i[1])
+        case "Pow":
+            return np.power(x, i[1])
+        case "Neg":
+            return np.negative(x)
+        case "Abs":
+            return np.abs(x)
+        case "Sqrt":
+            return np.sqrt(x)
+        case "Exp":
+            return np.exp(x)
+        case "Log":
+            return np.log(x)
+        case "Tanh":
+            return np.tanh(x)
+        case "Erf":
+            return _erf(x)
+        case "Reciprocal":
+            return 1 / x
+        case "Sigmoid":
+            return _act.sigmoid(x)
+        case "Relu":
+            return np.maximum(x, 0)
+        case "LeakyRelu":
+            return np.where(x > 0, x, x * float(a.get("alpha", 0.01)))
+        case "Elu":
+            return np.where(x > 0, x, float(a.get("alpha", 1.0)) * np.expm1(np.minimum(x, 0)))
+        case "Softplus":
+            return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        case "Gelu":
+            return _gelu(x, str(a.get("approximate", "none")))
+        case "Max":
+            return np.asarray(np.maximum.reduce(np.broadcast_arrays(*i)))
+        case "Min":
+            return np.asarray(np.minimum.reduce(np.broadcast_arrays(*i)))
+        case "Where":
+            return np.where(x, i[1], i[2])
+        case "Greater":
+            return np.greater(x, i[1])
+        case "Less":
+            return np.less(x, i[1])
+        case "GreaterOrEqual":
+            return np.greater_equal(x, i[1])
+        case "LessOrEqual":
+            return np.less_equal(x, i[1])
+        case "Equal":
+            return np.equal(x, i[1])
+        case "Not":
+            return np.logical_not(x)
+    raise ValueError(f"operator {op} cannot be evaluated")  # pragma: no cover
+
+
+# --- import: reading a graph ----------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class _Val:
+    """The value flowing through the graph, as fnn sees it: ``shape`` the per-sample
+    shape in fnn's channels-last layout; ``layout`` how the graph holds it: "cl" as fnn
+    does, "cf" channels-first, "gap" a (batch, C, 1, 1) global pool; ``perm`` for a
+    flattened channels-first image, fnn's feature index of each graph feature."""
+
+    shape: tuple[int, ...]
+    layout: str = "cl"
+    perm: np.ndarray[Any, Any] | None = None
+
+    def graph_shape(self, n: int) -> tuple[int, ...]:
+        if self.layout == "cf":
+            return (n, self.shape[-1], *self.shape[:-1])
+        if self.layout == "gap":
+            return (n, self.shape[0], 1, 1)
+        return (n, *self.shape)
+
+    def features(self, params: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Per-feature parameters in the graph's order, in fnn's order."""
+        if self.perm is None:
+            return params
+        out = np.empty_like(params)
+        out[self.perm] = params
+        return out
+
+
+_ALLOWED_ATTRS: Final[dict[str, frozenset[str]]] = {
+    "Gemm": frozenset({"alpha", "beta", "transA", "transB"}),
+    "MatMul": frozenset(),
+    "Add": frozenset(),
+    "Conv": frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}),
+    "MaxPool": frozenset(
+        {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"}
+    ),
+    "AveragePool": frozenset(
+        {
+            "auto_pad",
+            "ceil_mode",
+            "count_include_pad",
+            "dilations",
+            "kernel_shape",
+            "pads",
+            "strides",
+        }
+    ),
+    "GlobalAveragePool": frozenset(),
+    "ReduceMean": frozenset({"axes", "keepdims", "noop_with_empty_axes"}),
+    "BatchNormalization": frozenset({"epsilon", "momentum", "training_mode", "spatial"}),
+    "LayerNormalization": frozenset({"axis", "epsilon", "stash_type"}),
+    "Flatten": frozenset({"axis"}),
+    "Reshape": frozenset({"allowzero"}),
+    "Squeeze": frozenset({"axes"}),
+    "Transpose": frozenset({"perm"}),
+    "Dropout": frozenset({"seed"}),
+    "Identity": frozenset(),
+    "Relu": frozenset(),
+    "Sigmoid": frozenset(),
+    "Tanh": frozenset(),
+    "Softplus": frozenset(),
+    "LeakyRelu": frozenset({"alpha"}),
+    "Elu": frozenset({"alpha"}),
+    "Gelu": frozenset({"approximate"}),
+    "Softmax": frozenset({"axis"}),
+}
+
+_SIMPLE_ACTIVATIONS: Final[dict[str, Callable[[dict[str, Any]], _act.Activation]]] = {
+    "Relu": lambda a: _act.ReLU(),
+    "Sigmoid": lambda a: _act.Sigmoid(),
+    "Tanh": lambda a: _act.Tanh(),
+    "Softplus": lambda a: _act.Softplus(),
+    "LeakyRelu": lambda a: _act.LeakyReLU(float(a.get("alpha", 0.01))),
+    "Elu": lambda a: _act.ELU(float(a.get("alpha", 1.0))),
+}
+
+_ERF_GELU = (
+    "is the exact (erf) GELU, which fnn does not have (fnn's GELU is the tanh form): "
+    "export the model with nn.GELU(approximate='tanh')"
+)
+
+
+def _linear(op: Any) -> bool:
+    return isinstance(op, Dense | Conv2D)
+
+
+class _Reader:
+    """Turns one ONNX graph into fnn layers (see :func:`load`)."""
+
+    def __init__(self, path: Path, model: onnx.ModelProto, meta: dict[str, Any] | None) -> None:
+        self.path = path
+        self.model = model
+        self.meta = meta
+        self.opset = next(
+            (int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0
+        )
+        self.consts: dict[str, np.ndarray[Any, Any]] = {}
+        self.ops: list[Any] = []
+        self.output = "identity"
+        self.last_linear = False
+        self.cur = ""  # the graph's name of the value read so far
+
+    # errors
+    def bad(self, what: str) -> ValueError:
+        return ValueError(f"{self.path}: {what}")
+
+    def node_error(self, node: onnx.NodeProto, what: str) -> ValueError:
+        return self.bad(f"node {node.name or node.output[0]!r} ({node.op_type}): {what}")
+
+    def attrs_of(self, node: onnx.NodeProto) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        allowed = _ALLOWED_ATTRS.get(node.op_type)
+        for at in node.attribute:
+            if allowed is not None and at.name not in allowed:
+                raise self.node_error(
+                    node, f"attribute {at.name!r} is not supported by fnn's {node.op_type}"
+                )
+            if at.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise self.node_error(node, "subgraphs are not supported")
+            v = helper.get_attribute_value(at)
+            out[at.name] = v.decode() if isinstance(v, bytes) else v
+        return out
+
+    def tensor(self, t: onnx.TensorProto) -> np.ndarray[Any, Any]:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            raise self.bad(f"tensor {t.name!r} keeps its data in an external file (refused)")
+        a = numpy_helper.to_array(t)
+        if a.dtype.kind == "f":
+            return a.astype(np.float64)
+        return a
+
+    # graph
+    def read(self) -> tuple[list[Any], _Val, tuple[int, ...], np.dtype[Any]]:
+        g = self.model.graph
+        for t in g.initializer:
+            self.consts[t.name] = self.tensor(t)
+        inputs = [v for v in g.input if v.name not in self.consts]
+        if len(inputs) != 1 or len(g.output) != 1:
+            raise self.bad(
+                f"fnn reads graphs with one input and one output, this one has "
+                f"{len(inputs)} inputs and {len(g.output)} outputs"
+            )
+        x, out_name = inputs[0], g.output[0].name
+        ttype = x.type.tensor_type
+        dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(
+            ttype.elem_type
+        )
+        if dtype is None:
+            raise self.bad(f"input {x.name!r} must be float or double, got element type "
+                           f"{ttype.elem_type}")  # fmt: skip
+        dims = list(ttype.shape.dim)
+        if len(dims) < 2 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
+            raise self.bad(
+                f"input {x.name!r} must have a batch dimension and fixed positive sizes "
+                f"after it, got {[d.dim_value or d.dim_param or '?' for d in dims]}"
+            )
+        shape = tuple(int(d.dim_value) for d in dims[1:])
+        # nodes: constants folded; those that read the input form the chain
+        runtime: set[str] = {x.name}
+        chain: list[onnx.NodeProto] = []
+        for node in g.node:
+            if node.domain not in ("", "ai.onnx"):
+                raise self.node_error(node, f"operator of domain {node.domain!r} is not supported")
+            if any(i in runtime for i in node.input if i):
+                chain.append(node)
+                runtime.update(o for o in node.output if o)
+            else:
+                self.fold(node)
+        if out_name not in runtime:
+            raise self.bad(f"output {out_name!r} does not depend on the input")
+        first = [n for n in chain if x.name in n.input]
+        cl = self.meta is not None or len(shape) == 1
+        if not cl and len(first) == 1 and first[0].op_type == "Transpose":
+            perm = self.attrs_of(first[0]).get("perm")
+            cl = perm is not None and list(perm) == _cl_to_cf(len(shape) + 1)
+        val = (
+            _Val(shape) if cl else _Val((*shape[1:], shape[0]), "cf")
+        )  # graph (n, c, h, w) is fnn's (n, h, w, c)
+        input_shape = val.shape
+        # consecutive elementwise pieces with no layer of their own (an activation
+        # written out as arithmetic) are read together, as one activation
+        pending: list[tuple[list[onnx.NodeProto], str]] = []
+        self.cur = x.name
+        for seg, end in self.segments(chain, x.name, out_name):
+            if self.arithmetic(seg):
+                pending.append((seg, end))
+                continue
+            if pending:
+                val, pending = self.activations(pending, val), []
+            val = self.segment(seg, val, end == out_name)
+            self.cur = end
+        if pending:
+            val = self.activations(pending, val)
+        if val.perm is not None or len(val.shape) != 1:
+            raise self.bad(
+                f"the graph's output has per-sample shape {val.graph_shape(1)[1:]}; fnn "
+                "networks end in a vector of logits"
+            )
+        return self.ops, val, input_shape, np.dtype(dtype)
+
+    def fold(self, node: onnx.NodeProto) -> None:
+        a = self.attrs_of(node)
+        if node.op_type == "Constant":
+            if "value" in a:
+                v = self.tensor(a["value"])
+            elif "value_float" in a or "value_int" in a:
+                v = np.asarray(a.get("value_float", a.get("value_int")))
+            elif "value_floats" in a or "value_ints" in a:
+                v = np.asarray(a.get("value_floats", a.get("value_ints")))
+            else:
+                raise self.node_error(node, f"unsupported constant {sorted(a)}")
+        elif node.op_type in _SHAPE_OPS or node.op_type in _ELEMENTWISE:
+            try:
+                v = _eval_node(node.op_type, [self.consts.get(i) for i in node.input], a)
+            except (ValueError, TypeError, IndexError, KeyError) as e:
+                raise self.node_error(node, f"cannot fold the constant: {e}") from None
+        else:
+            raise self.node_error(node, "unsupported operator (on constants)")
+        self.consts[node.output[0]] = np.asarray(v)
+
+    def segments(
+        self, chain: list[onnx.NodeProto], start: str, end: str
+    ) -> list[tuple[list[onnx.NodeProto], str]]:
+        """The chain cut where one value carries everything: [(nodes, value at the cut)]."""
+        uses: dict[str, int] = {}
+        for n in chain:
+            for i in set(n.input):
+                if i:
+                    uses[i] = uses.get(i, 0) + 1
+        uses[end] = uses.get(end, 0) + 1
+        live = {start: uses.get(start, 0)}
+        out: list[tuple[list[onnx.NodeProto], str]] = []
+        seg: list[onnx.NodeProto] = []
+        for n in chain:
+            seg.append(n)
+            for i in set(n.input):
+                if i in live:
+                    live[i] -= 1
+                    if live[i] == 0:
+                        del live[i]
+            for o in n.output:
+                if o and uses.get(o):
+                    live[o] = uses[o]
+            if len(live) == 1 and next(iter(live)) in {o for s in seg for o in s.output}:
+                out.append((seg, next(iter(live))))
+                seg = []
+        if seg or not out or out[-1][1] != end:
+            raise self.bad(
+                "the graph is not a chain of layers (fnn reads sequential networks): "
+                f"nodes after the last single value: {[s.name for s in seg]}"
+            )
+        return out
+
+    def arithmetic(self, seg: list[onnx.NodeProto]) -> bool:
+        """Whether ``seg`` is elementwise arithmetic that no layer reads on its own."""
+        if not all(n.op_type in _ELEMENTWISE for n in seg):
+            return False
+        if len(seg) > 1:
+            return True
+        op = seg[0].op_type
+        if op == "Add":
+            return not self.last_linear
+        return not hasattr(self, f"op_{op}")
+
+    def runtime_input(self, node: onnx.NodeProto) -> int:
+        idx = [k for k, i in enumerate(node.input) if i and i not in self.consts]
+        if len(idx) != 1:
+            raise self.node_error(node, "expected one input from the layer before")
+        return idx[0]
+
+    def const(self, node: onnx.NodeProto, k: int, what: str) -> np.ndarray[Any, Any] | None:
+        if k >= len(node.input) or not node.input[k]:
+            return None
+        v = self.consts.get(node.input[k])
+        if v is None:
+            raise self.node_error(node, f"{what} must be a constant (an initializer)")
+        return v
+
+    def segment(self, seg: list[onnx.NodeProto], val: _Val, final: bool) -> _Val:
+        if len(seg) == 1:
+            node = seg[0]
+            handler = getattr(self, f"op_{node.op_type}", None)
+            if handler is not None:
+                if node.op_type != "Add":
+                    self.last_linear = False
+                a = self.attrs_of(node)
+                if node.op_type == "Softmax" and not final:
+                    raise self.node_error(
+                        node, "softmax is only supported as the output activation (last node)"
+                    )
+                new: _Val = handler(node, a, val)
+                return new
+            if node.op_type not in _ELEMENTWISE and node.op_type not in _SHAPE_OPS:
+                raise self.node_error(node, "unsupported operator")
+        self.last_linear = False
+        return self.region(seg, val)
+
+    # one node each
+    def op_Gemm(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if self.runtime_input(node) != 0 or int(a.get("transA", 0)):
+            raise self.node_error(node, "only X @ W (+ b) with constant W is supported")
+        W = self.const(node, 1, "the weight")
+        assert W is not None
+        if W.ndim != 2:
+            raise self.node_error(node, f"weight must be 2-D, got shape {W.shape}")
+        if int(a.get("transB", 0)):
+            W = W.T
+        W = W * float(a.get("alpha", 1.0))
+        C = self.const(node, 2, "the bias")
+        b = np.zeros(W.shape[1])
+        if C is not None:
+            try:
+                b = np.broadcast_to(C * float(a.get("beta", 1.0)), (1, W.shape[1])).reshape(-1)
+            except ValueError:
+                raise self.node_error(
+                    node, f"bias of shape {C.shape} does not fit {W.shape[1]} outputs"
+                ) from None
+        return self.dense(node, W, b, val)
+
+    def op_MatMul(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if self.runtime_input(node) != 0:
+            raise self.node_error(node, "only X @ W with constant W is supported")
+        W = self.const(node, 1, "the weight")
+        assert W is not None
+        if W.ndim != 2:
+            raise self.node_error(node, f"weight must be 2-D, got shape {W.shape}")
+        return self.dense(node, W, np.zeros(W.shape[1]), val)
+
+    def dense(self, node: onnx.NodeProto, W: Any, b: Any, val: _Val) -> _Val:
+        if len(val.shape) != 1 or val.layout == "cf":
+            raise self.node_error(
+                node, f"a dense layer needs vectors, got samples of shape {val.graph_shape(1)[1:]}"
+            )
+        if W.shape[0] != val.shape[0]:
+            raise self.node_error(
+                node,
+                f"weight of shape {tuple(W.shape)} takes {W.shape[0]} inputs, but the layer "
+                f"before gives {val.shape[0]}",
+            )
+        self.ops.append(Dense(W=val.features(W), b=b))
+        self.last_linear = True
+        return _Val((int(W.shape[1]),))
+
+    def op_Add(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        k = self.runtime_input(node)
+        c = self.const(node, 1 - k, "the added value")
+        last: Any = self.ops[-1] if self.ops else None
+        if not self.last_linear or c is None or not _linear(last):
+            self.last_linear = False
+            return self.region([node], val)
+        n = int(last.b.shape[0])
+        ok = c.size == n and (
+            c.shape[-1:] == (n,) if isinstance(last, Dense) else c.squeeze().shape == (n,)
+        )
+        if isinstance(last, Conv2D) and ok:
+            ok = c.ndim <= 1 or (c.shape[-2:] == (1, 1) and c.shape[-3] == n)
+        if not ok:
+            raise self.node_error(node, f"adds shape {c.shape} to {n} outputs of the layer before")
+        self.ops[-1] = attrs.evolve(last, b=last.b + c.reshape(-1))
+        self.last_linear = False
+        return val
+
+    def op_Conv(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if self.runtime_input(node) != 0:
+            raise self.node_error(node, "only a convolution with constant weights is supported")
+        W = self.const(node, 1, "the weight")
+        assert W is not None
+        if val.layout != "cf" or len(val.shape) != 3 or W.ndim != 4:
+            raise self.node_error(node, "only 2-D convolutions of (batch, C, H, W) images")
+        if int(a.get("group", 1)) != 1:
+            raise self.node_error(node, f"attribute group={a['group']} is not supported")
+        if any(int(d) != 1 for d in a.get("dilations", [1, 1])):
+            raise self.node_error(node, f"attribute dilations={a['dilations']} is not supported")
+        if list(a.get("kernel_shape", W.shape[2:])) != list(W.shape[2:]):
+            raise self.node_error(node, "kernel_shape does not match the weight")
+        if W.shape[1] != val.shape[-1]:
+            raise self.node_error(
+                node,
+                f"weight of shape {tuple(W.shape)} takes {W.shape[1]} channels, but the "
+                f"layer before gives {val.shape[-1]}",
+            )
+        padding = self.padding(node, a)
+        b = self.const(node, 2, "the bias")
+        layer = Conv2D(
+            W=W.transpose(2, 3, 1, 0),
+            b=np.zeros(W.shape[0]) if b is None else b.reshape(-1),
+            stride=tuple(_ints(a.get("strides", [1, 1]))),
+            padding=padding,
+        )
+        self.ops.append(layer)
+        self.last_linear = True
+        return _Val(self.out_shape(node, layer, val), "cf")
+
+    def padding(self, node: onnx.NodeProto, a: dict[str, Any]) -> PaddingLike:
+        auto = str(a.get("auto_pad", "NOTSET"))
+        if auto == "VALID":
+            return "valid"
+        if auto == "SAME_UPPER":
+            return "same"
+        if auto != "NOTSET":
+            raise self.node_error(node, f"attribute auto_pad={auto} is not supported")
+        t, le, bo, r = _ints(a.get("pads", [0, 0, 0, 0]))
+        return "valid" if t == le == bo == r == 0 else ((t, bo), (le, r))
+
+    def out_shape(self, node: onnx.NodeProto, layer: Any, val: _Val) -> tuple[int, ...]:
+        try:
+            return tuple(layer.output_shape(val.shape))
+        except ValueError as e:
+            raise self.node_error(
+                node, str(e).replace("{layer}", "the layer").replace("{{layer}}", "the layer")
+            ) from None
+
+    def pool(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val, cls: Any) -> _Val:
+        if val.layout != "cf" or len(val.shape) != 3:
+            raise self.node_error(node, "only 2-D pooling of (batch, C, H, W) images")
+        if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+            raise self.node_error(node, f"attribute auto_pad={a['auto_pad']} is not supported")
+        if any(_ints(a.get("pads", [0]))):
+            raise self.node_error(node, f"attribute pads={a['pads']} is not supported")
+        if any(int(d) != 1 for d in a.get("dilations", [1])):
+            raise self.node_error(node, f"attribute dilations={a['dilations']} is not supported")
+        if int(a.get("storage_order", 0)):
+            raise self.node_error(node, "attribute storage_order=1 is not supported")
+        window = tuple(_ints(a["kernel_shape"]))
+        strides = tuple(_ints(a.get("strides", [1, 1])))
+        layer = cls(window=window, stride=strides)
+        shape = self.out_shape(node, layer, val)
+        if int(a.get("ceil_mode", 0)):
+            h, w = val.shape[:2]
+            ceil = [-(-(s - k) // st) + 1 for s, k, st in zip((h, w), window, strides, strict=True)]
+            if tuple(ceil) != shape[:2]:
+                raise self.node_error(node, "attribute ceil_mode=1 changes the output size here")
+        self.ops.append(layer)
+        return _Val(shape, "cf")
+
+    def op_MaxPool(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.pool(node, a, val, MaxPool2D)
+
+    def op_AveragePool(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.pool(node, a, val, AvgPool2D)
+
+    def op_GlobalAveragePool(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if val.layout != "cf" or len(val.shape) != 3:
+            raise self.node_error(node, "only (batch, C, H, W) images")
+        self.ops.append(GlobalAvgPool2D())
+        return _Val((val.shape[-1],), "gap")
+
+    def op_ReduceMean(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        axes = self.const(node, 1, "axes") if len(node.input) > 1 else a.get("axes")
+        spatial = {2, 3} if val.layout == "cf" else {1, 2}
+        if len(val.shape) != 3 or axes is None or {v % 4 for v in _ints(axes)} != spatial:
+            raise self.node_error(node, "only the mean over all pixels of images is supported")
+        self.ops.append(GlobalAvgPool2D())
+        keep = int(a.get("keepdims", 1))
+        if keep and val.layout != "cf":
+            raise self.node_error(node, "keepdims=1 on channels-last images is not supported")
+        return _Val((val.shape[-1],), "gap" if keep else "cl")
+
+    def op_BatchNormalization(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if self.runtime_input(node) != 0 or int(a.get("training_mode", 0)):
+            raise self.node_error(node, "only inference mode (training_mode=0) is supported")
+        if any(o for o in node.output[1:]):
+            raise self.node_error(node, "the running-statistics outputs are not supported")
+        if val.layout == "cl" and len(val.shape) != 1:
+            raise self.node_error(
+                node, "normalises axis 1, which is not fnn's channel axis (the last) here"
+            )
+        params = [self.const(node, k + 1, n) for k, n in enumerate(("scale", "B", "mean", "var"))]
+        c = val.shape[-1]
+        if any(p is None or p.shape != (c,) for p in params):
+            raise self.node_error(
+                node, f"scale, B, mean and var must have shape ({c},), got "
+                f"{[None if p is None else p.shape for p in params]}"
+            )  # fmt: skip
+        scale, shift, mean, var = (val.features(p) for p in params if p is not None)
+        momentum = round(1.0 - float(a.get("momentum", 0.9)), 7)
+        self.ops.append(
+            BatchNorm(
+                scale=scale,
+                shift=shift,
+                running_mean=mean,
+                running_var=var,
+                momentum=min(max(momentum, 0.0), 1.0),
+                eps=float(a.get("epsilon", 1e-5)),
+            )
+        )
+        return val
+
+    def op_LayerNormalization(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        rank = len(val.shape) + 1
+        if int(a.get("axis", -1)) % rank != rank - 1 or val.layout != "cl":
+            raise self.node_error(node, "only normalisation over the channels (last axis)")
+        if any(o for o in node.output[1:]):
+            raise self.node_error(node, "the mean and inverse-deviation outputs are unsupported")
+        c = val.shape[-1]
+        scale = self.const(node, 1, "scale")
+        shift = self.const(node, 2, "B")
+        shift = np.zeros(c) if shift is None else shift
+        if scale is None or scale.shape != (c,) or shift.shape != (c,):
+            raise self.node_error(node, f"scale and B must have shape ({c},)")
+        self.ops.append(
+            LayerNorm(
+                scale=val.features(scale),
+                shift=val.features(shift),
+                eps=float(a.get("epsilon", 1e-5)),
+            )
+        )
+        return val
+
+    def flatten(self, val: _Val) -> _Val:
+        if val.layout == "gap":
+            return _Val(val.shape)
+        self.ops.append(Flatten())
+        if val.layout == "cf":
+            h, w, c = val.shape
+            perm = np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+            return _Val((h * w * c,), "cl", perm)
+        return _Val((math.prod(val.shape),), "cl", val.perm)
+
+    def op_Flatten(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if int(a.get("axis", 1)) != 1:
+            raise self.node_error(node, f"attribute axis={a['axis']} is not supported")
+        return self.flatten(val)
+
+    def op_Reshape(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        shape = self.const(node, 1, "the shape")
+        assert shape is not None
+        target = _ints(shape)
+        size = math.prod(val.shape)
+        if len(target) == 2 and target[0] in (0, -1) and target[1] in (-1, size):
+            return self.flatten(val)
+        return self.region([node], val)
+
+    def op_Squeeze(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        axes = self.const(node, 1, "axes") if len(node.input) > 1 else a.get("axes")
+        if val.layout == "gap" and axes is not None and {v % 4 for v in _ints(axes)} == {2, 3}:
+            return _Val(val.shape)
+        return self.region([node], val)
+
+    def op_Transpose(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        rank = len(val.shape) + 1
+        perm = list(a.get("perm", []))
+        if val.layout == "cl" and rank > 2 and perm == _cl_to_cf(rank):
+            return _Val(val.shape, "cf")
+        if val.layout == "cf" and perm == _cf_to_cl(rank):
+            return _Val(val.shape, "cl")
+        raise self.node_error(node, f"transpose perm={perm} is not supported here")
+
+    def op_Dropout(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        ratio = self.const(node, 1, "ratio")
+        mode = self.const(node, 2, "training_mode")
+        if mode is not None and bool(mode):
+            raise self.node_error(node, "training_mode=True is not supported")
+        self.ops.append(Dropout(rate=0.5 if ratio is None else float(ratio)))
+        return val
+
+    def op_Identity(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        self.ops.append(Activation(_act.Identity()))
+        return val
+
+    def activation(self, act: _act.Activation, val: _Val) -> _Val:
+        self.ops.append(Activation(act))
+        return val
+
+    def op_Relu(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.activation(_act.ReLU(), val)
+
+    def op_Sigmoid(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.activation(_act.Sigmoid(), val)
+
+    def op_Tanh(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.activation(_act.Tanh(), val)
+
+    def op_Softplus(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.activation(_act.Softplus(), val)
+
+    def op_LeakyRelu(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.activation(_act.LeakyReLU(float(a.get("alpha", 0.01))), val)
+
+    def op_Elu(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.activation(_act.ELU(float(a.get("alpha", 1.0))), val)
+
+    def op_Gelu(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if str(a.get("approximate", "none")) != "tanh":
+            raise self.node_error(node, _ERF_GELU)
+        return self.activation(_act.GELU(), val)
+
+    def op_Softmax(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        if len(val.shape) != 1 or int(a.get("axis", -1)) not in (-1, 1):
+            raise self.node_error(node, "only a softmax over the logits (last axis)")
+        self.output = "softmax"
+        return val
+
+    def activations(self, pieces: list[tuple[list[onnx.NodeProto], str]], val: _Val) -> _Val:
+        """Consecutive pieces of arithmetic as activations: the shortest run of pieces
+        that computes one (two leaky ReLUs in a row are two layers, not one with the
+        product of their slopes), then the next run."""
+        i = 0
+        while i < len(pieces):
+            for j in range(i + 1, len(pieces) + 1):
+                nodes = [n for seg, _ in pieces[i:j] for n in seg]
+                act = self.recognise(nodes, val)
+                if act is not None:
+                    self.ops.append(Activation(act))
+                    self.cur = pieces[j - 1][1]
+                    i = j
+                    break
+            else:
+                return self.region([n for seg, _ in pieces[i:] for n in seg], val)
+        return val
+
+    def recognise(self, nodes: list[onnx.NodeProto], val: _Val) -> _act.Activation | None:
+        """The activation elementwise ``nodes`` compute, or None."""
+        X = np.resize(_PROBE, val.graph_shape(-(-_PROBE.size // math.prod(val.shape))))
+        try:
+            with np.errstate(all="ignore"):
+                Y = self.evaluate(nodes, X)
+        except (ValueError, TypeError, IndexError, KeyError):
+            return None
+        if Y.shape != X.shape:
+            return None
+        return _recognise(X.reshape(-1), Y.reshape(-1))
+
+    def evaluate(self, seg: list[onnx.NodeProto], X: np.ndarray[Any, Any]) -> Any:
+        """``seg``'s last output in NumPy for the input ``X`` at ``self.cur``."""
+        env = dict(self.consts)
+        env[self.cur] = X
+        for n in seg:
+            env[n.output[0]] = _eval_node(
+                n.op_type, [env.get(i) for i in n.input], self.attrs_of(n)
+            )
+        return env[seg[-1].output[0]]
+
+    # several nodes: an activation written out, or a flatten computed from the shape
+    def region(self, seg: list[onnx.NodeProto], val: _Val) -> _Val:
+        names = ", ".join(f"{n.name or n.output[0]!r} ({n.op_type})" for n in seg)
+        for n in seg:
+            if n.op_type not in _ELEMENTWISE and n.op_type not in _SHAPE_OPS:
+                raise self.node_error(n, "unsupported operator")
+
+        results = []
+        rows = -(-_PROBE.size // math.prod(val.shape))  # enough rows for every probe value
+        try:
+            with np.errstate(all="ignore"):
+                for batch in (rows + 1, rows + 2):
+                    X = np.resize(_PROBE, val.graph_shape(batch))
+                    results.append((X, np.asarray(self.evaluate(seg, X))))
+        except (ValueError, TypeError, IndexError, KeyError) as e:
+            raise self.bad(f"nodes {names}: cannot be read as a layer: {e}") from None
+        if all(Y.shape == (X.shape[0], math.prod(X.shape[1:])) for X, Y in results) and all(
+            np.array_equal(Y, X.reshape(X.shape[0], -1)) for X, Y in results
+        ):
+            if len(val.shape) == 1 and val.layout == "cl":
+                return val
+            return self.flatten(val)
+        X, Y = results[0]
+        if Y.shape != X.shape:
+            raise self.bad(f"nodes {names}: compute something fnn has no layer for")
+        act = _recognise(X.reshape(-1), Y.reshape(-1))
+        if act is None:
+            if np.allclose(Y, _gelu(X, "none"), rtol=1e-5, atol=1e-6):
+                raise self.bad(f"nodes {names}: {_ERF_GELU}")
+            raise self.bad(f"nodes {names}: compute an activation fnn does not have")
+        self.ops.append(Activation(act))
+        return val
+
+
+_PROBE: Final = np.concatenate(
+    [np.linspace(-6.0, 6.0, 121), [-30.0, -20.0, -1.0, -1e-3, 1e-3, 1.0, 20.0, 30.0]]
+)
+"""Where a subgraph of arithmetic is evaluated to tell which activation it computes."""
+
+
+def _recognise(x: FloatArray, y: FloatArray) -> _act.Activation | None:
+    """The fnn activation whose values at ``x`` are ``y`` (from a subgraph), or None."""
+
+    def close(a: FloatArray) -> bool:
+        return bool(np.all(np.isfinite(y))) and np.allclose(y, a, rtol=1e-5, atol=1e-6)
+
+    at = {float(v): float(w) for v, w in zip(x, y, strict=True)}
+    slope = -at[-1.0] if -1.0 in at else 0.0
+    alpha = -at[-30.0] if -30.0 in at else 1.0
+    for act in (
+        _act.Identity(),
+        _act.ReLU(),
+        _act.Sigmoid(),
+        _act.Tanh(),
+        _act.Softplus(),
+        _act.GELU(),
+    ):
+        if close(act(x)):
+            return act
+    if slope > 0 and math.isfinite(slope) and close(_act.LeakyReLU(slope)(x)):
+        return _act.LeakyReLU(slope)
+    if alpha > 0 and math.isfinite(alpha) and close(_act.ELU(alpha)(x)):
+        return _act.ELU(alpha)
+    return None
+
+
+# --- import: from nodes to layers -----------------------------------------------------
+
+
+def _leaves(layer: Any) -> dict[str, np.ndarray[Any, Any]]:
+    return {
+        f.name: getattr(layer, f.name)
+        for f in attrs.fields(type(layer))
+        if isinstance(getattr(layer, f.name), np.ndarray)
+    }
+
+
+def _fuse(ops: list[Any]) -> list[Any]:
+    """Without fnn's metadata: identity and no-op layers dropped, each activation that
+    follows a dense or convolution layer made that layer's own."""
+    out: list[Any] = []
+    for op in ops:
+        if isinstance(op, Activation) and type(op.activation) is _act.Identity:
+            continue
+        if (
+            isinstance(op, Activation)
+            and out
+            and _linear(out[-1])
+            and type(out[-1].activation) is _act.Identity
+        ):
+            out[-1] = attrs.evolve(out[-1], activation=op.activation)
+            continue
+        out.append(op)
+    return out
+
+
+def _rounded(x: Any) -> Any:
+    if isinstance(x, float):
+        return float(np.float32(x))
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_rounded(v) for v in x]
+    return x
+
+
+def _semantics(layer: Any) -> Any:
+    """What a graph says of a layer: its config with floats at float32 precision (ONNX
+    attributes), pool strides resolved, and without what ONNX does not hold (dropout
+    rates, batch-norm momentum)."""
+    cfg = dict(layer.config())
+    if isinstance(layer, MaxPool2D | AvgPool2D):
+        cfg["stride"] = list(layer.strides)
+    for k in ("rate", "momentum"):
+        cfg.pop(k, None)
+    return _rounded(json.loads(json.dumps(cfg)))
+
+
+def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) -> list[Any]:
+    """With fnn's metadata: the graph's layers grouped as the metadata's, each built from
+    the metadata's config and the graph's arrays, checked to compute the same."""
+    from fnn.layers.base import LAYERS
+
+    layers: list[Any] = []
+    k = 0
+    for i, cfg in enumerate(cfgs):
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("kind"), str):
+            raise bad(f"metadata: layers.{i} is not a layer config: {cfg!r}")
+        kind = cfg["kind"]
+        if k >= len(ops):
+            raise bad(f"metadata: layers.{i} ({kind}) has no nodes in the graph")
+        op = ops[k]
+        k += 1
+        act = cfg.get("activation")
+        if (
+            kind in ("dense", "conv2d")
+            and _linear(op)
+            and isinstance(act, dict)
+            and act.get("name") not in ("identity", "linear")
+        ):
+            if k >= len(ops) or not isinstance(ops[k], Activation):
+                raise bad(f"metadata: layers.{i} has activation {act}, the graph none")
+            op = attrs.evolve(op, activation=ops[k].activation)
+            k += 1
+        if kind == "dropout" and isinstance(op, Activation):
+            op = Dropout(rate=0.0)
+        try:
+            built = LAYERS[kind].build(cfg, _leaves(op))
+        except (KeyError, ValueError, TypeError) as e:
+            raise bad(f"metadata: layers.{i} ({kind}) cannot be built from the graph: {e}") from e
+        if type(built) is not type(op) or _semantics(built) != _semantics(op):
+            raise bad(f"metadata: layers.{i} is {cfg}, but the graph computes {op.config()} there")
+        layers.append(built)
+    rest = ops[k:]
+    if any(not (isinstance(o, Activation) and type(o.activation) is _act.Identity) for o in rest):
+        raise bad(f"metadata lists {len(cfgs)} layers, the graph has more: {rest}")
+    return layers
+
+
+def _metadata(path: Path, model: onnx.ModelProto) -> dict[str, Any] | None:
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        return None
+    try:
+        meta = json.loads(props[METADATA_KEY])
+    except ValueError as e:
+        raise ValueError(f"{path}: metadata {METADATA_KEY!r} is not JSON: {e}") from None
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != FORMAT
+        or not isinstance(meta.get("version"), int)
+        or not isinstance(meta.get("layers"), list)
+        or not isinstance(meta.get("loss"), dict)
+    ):
+        raise ValueError(f"{path}: metadata {METADATA_KEY!r} is not fnn's ({FORMAT})")
+    if meta["version"] > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: written by a newer fnn (metadata version {meta['version']}, this fnn "
+            f"reads {FORMAT_VERSION})"
+        )
+    return meta
+
+
+def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
+    """Bring initializers kept in files beside the model (PyTorch's exporter writes
+    ``model.onnx.data``) into the model: only regular files in the model's folder, read
+    at their declared offset and length."""
+    folder = path.resolve().parent
+    for t in model.graph.initializer:
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        info = {e.key: e.value for e in t.external_data}
+        where = info.get("location", "")
+        target = (folder / where).resolve()
+        if not where or Path(where).is_absolute() or not target.is_relative_to(folder):
+            raise ValueError(
+                f"{path}: tensor {t.name!r} points outside the model's folder ({where!r})"
+            )
+        if not target.is_file():
+            raise ValueError(f"{path}: tensor {t.name!r} keeps its data in {target}, not found")
+        try:
+            offset = int(info.get("offset", 0))
+            length = int(info["length"]) if "length" in info else target.stat().st_size - offset
+        except ValueError:
+            raise ValueError(
+                f"{path}: tensor {t.name!r} has a malformed offset or length"
+            ) from None
+        if offset < 0 or length < 0 or offset + length > target.stat().st_size:
+            raise ValueError(
+                f"{path}: tensor {t.name!r} reads bytes {offset}..{offset + length} of {target}, "
+                f"which has {target.stat().st_size}"
+            )
+        with target.open("rb") as f:
+            f.seek(offset)
+            t.raw_data = f.read(length)
+        del t.external_data[:]
+        t.data_location = onnx.TensorProto.DEFAULT
+
+
+def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None) -> Network:
+    """Read an ONNX model as an fnn network.
+
+    Reads every model :func:`export` wrote (giving back the same layers, arrays,
+    hyper-parameters and loss, from the model's metadata) and feed-forward models from
+    other tools, such as PyTorch's exporters (``torch.onnx.export``, both the default
+    dynamo exporter and ``dynamo=False``) for ``nn.Sequential`` networks of the
+    operators listed in the module docstring. A channels-first image model becomes a
+    channels-last network: :func:`fnn.predict` on ``(n, h, w, c)`` input equals the
+    source model on ``(n, c, h, w)``. The network's dtype is the model input's (float
+    or double).
+
+    Args:
+        path: the ``.onnx`` file.
+        loss: the loss to train the network with. By default the metadata's loss for
+            a model fnn wrote; otherwise a graph ending in ``Softmax`` gets softmax
+            cross-entropy, one ending in ``Sigmoid`` binary cross-entropy and one ending
+            in logits an identity output with mean squared error. Give e.g.
+            ``loss="softmax_cross_entropy"`` to fine-tune a classifier that ends in
+            logits; the final Softmax or Sigmoid node must then agree with its output.
+
+    Returns:
+        A :class:`fnn.Network` (read-only arrays in one buffer).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: naming the file, for a file that is not a valid ONNX model
+            (truncated, corrupted); naming the node and the operator, for an operator
+            or attribute fnn cannot express, or shapes that do not fit; for a model
+            whose fnn metadata disagrees with its graph.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no ONNX model at {p}")
+    data = p.read_bytes()
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise ValueError(f"{p}: not an ONNX model (corrupted or truncated): {e}") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise ValueError(f"{p}: not an ONNX model (corrupted or truncated): it has no graph")
+    _read_external_data(p, model)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{p}: not a valid ONNX model (corrupted or truncated): {first}") from None
+    meta = _metadata(p, model)
+    reader = _Reader(p, model, meta)
+    try:
+        ops, _, input_shape, dtype = reader.read()
+    except (KeyError, IndexError, TypeError, AttributeError) as e:
+        raise ValueError(f"{p}: malformed model: {type(e).__name__}: {e}") from None
+    # the output activation: the metadata's, the loss's, or the graph's last node
+    graph_output = reader.output
+    last = ops[-1] if ops else None
+    if graph_output == "identity" and isinstance(last, Activation):
+        graph_output = "sigmoid" if type(last.activation) is _act.Sigmoid else "identity"
+    the_loss: _losses.Loss
+    if loss is not None:
+        the_loss = _losses.get(loss)
+    elif meta is not None:
+        the_loss = _losses.get(meta["loss"])
+    else:
+        the_loss = _losses.DEFAULT_FOR_OUTPUT[graph_output]()
+    want = the_loss.output
+    if graph_output == "softmax" and want != "softmax":
+        raise ValueError(
+            f"{p}: the graph ends in Softmax, which fits only a softmax output, not the loss "
+            f"{the_loss.name!r} (output {want!r})"
+        )
+    if graph_output == "sigmoid" and want == "sigmoid":
+        ops = ops[:-1]
+    elif want == "sigmoid" and meta is not None:
+        raise ValueError(f"{p}: the metadata's loss needs a final Sigmoid, the graph has none")
+    if meta is not None:
+        layers = _align(lambda m: ValueError(f"{p}: {m}"), ops, meta["layers"])
+    else:
+        layers = _fuse(ops)
+        layers = [
+            layer
+            for k, layer in enumerate(layers)
+            if not isinstance(layer, Flatten) or not _flat_before(layers[:k], input_shape)
+        ]
+    cast = [_as_dtype(layer, dtype) for layer in layers]
+    if not cast:
+        cast = [Flatten()]
+    try:
+        return pack(Network(layers=cast, loss=the_loss, input_shape=input_shape))
+    except ValueError as e:
+        raise ValueError(f"{p}: the network cannot be built: {e}") from None
+
+
+def _flat_before(layers: list[Any], input_shape: tuple[int, ...]) -> bool:
+    """Whether the layers give vectors (a flatten after them does nothing)."""
+    shape = input_shape
+    for layer in layers:
+        shape = tuple(layer.output_shape(shape))
+    return len(shape) == 1
+
+
+def _as_dtype(layer: Any, dtype: np.dtype[Any]) -> Any:
+    arrays = _leaves(layer)
+    if not arrays:
+        return layer
+    return attrs.evolve(layer, **{k: np.asarray(v, dtype=dtype) for k, v in arrays.items()})

@@ -1,0 +1,591 @@
+"""ONNX export and import (issue 15): fnn.onnx against ONNX Runtime, the ONNX reference
+evaluator and PyTorch's exporters.
+
+- Every registered layer kind (its ``example``) and every activation, and random
+  architectures mixing them: ONNX Runtime's output equals ``fnn.predict``'s in float32
+  (1e-5 of the output's scale); in float64, where ONNX Runtime lacks double kernels
+  (Conv, AveragePool), ``onnx.reference.ReferenceEvaluator`` does (1e-12); export then
+  load gives identical arrays, configs and loss.
+- PyTorch (the 'bench' extra) exports MLPs and small CNNs with batch norm (folded into
+  the convolutions and not), with the TorchScript exporter and the default (dynamo)
+  one; ``fnn.onnx.load`` of them predicts what PyTorch does.
+- Bad files: truncated, random bytes, unsupported operators and attributes, shapes
+  that do not fit, data outside the model's folder: each a ValueError saying so.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+onnx = pytest.importorskip("onnx", reason="onnx is not installed (extra 'onnx')")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (extra 'onnx')")
+
+from onnx import helper, numpy_helper  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+import fnn  # noqa: E402
+import fnn.onnx as fo  # noqa: E402
+from fnn import specs  # noqa: E402
+from fnn.layers import LAYERS, LayerKind  # noqa: E402
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+
+# fnn's own layer kinds with an example (a page of the docs may register more for a while)
+KINDS: list[LayerKind] = [
+    k for _, k in LAYERS.items() if k.example is not None and k.cls.__module__.startswith("fnn.")
+]
+ACTIVATIONS = [
+    (name, cls)
+    for name, cls in fnn.activations.ACTIVATIONS.items()
+    if cls.__module__ == "fnn.activations" and name != "linear"
+]
+
+
+def run_onnx(path: Path, X: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """ONNX Runtime in float32, the reference evaluator in float64."""
+    if X.dtype == np.float32:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        out: np.ndarray[Any, Any] = session.run(None, {fo.INPUT_NAME: X})[0]
+        return out
+    with np.errstate(all="ignore"):  # the reference evaluator's sigmoid may underflow
+        outputs: Any = ReferenceEvaluator(str(path)).run(None, {fo.INPUT_NAME: X})
+    return np.asarray(outputs[0])
+
+
+def assert_same_output(got: np.ndarray[Any, Any], want: np.ndarray[Any, Any]) -> None:
+    """1e-5 (float32) or 1e-12 (float64) of the output's scale, elementwise."""
+    tol = 1e-5 if want.dtype == np.float32 else 1e-12
+    assert got.shape == want.shape and got.dtype == want.dtype
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+
+
+def assert_same_network(a: fnn.Network, b: fnn.Network) -> None:
+    assert [layer.config() for layer in a.layers] == [layer.config() for layer in b.layers]
+    assert [type(layer) for layer in a.layers] == [type(layer) for layer in b.layers]
+    assert a.loss == b.loss and a.input_shape == b.input_shape and a.dtype == b.dtype
+    assert fnn.tree.flatten(a).keys() == fnn.tree.flatten(b).keys()
+    for (path, x), y in zip(fnn.tree.flatten(a).items(), fnn.tree.flatten(b).values(), strict=True):
+        assert x.dtype == y.dtype and np.array_equal(x, y), path
+
+
+def check_round_trip(net: fnn.Network, tmp_path: Path, X: np.ndarray[Any, Any], **kw: Any) -> None:
+    path = fo.export(net, tmp_path / "model.onnx", **kw)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    assert_same_output(run_onnx(path, X), fnn.predict(net, X))
+    assert_same_network(fo.load(path), net)
+
+
+def head(layers: list[Any], shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> Any:
+    """Flatten (for image-shaped outputs) and a dense layer, so the network ends in logits."""
+    out = list(layers)
+    for layer in layers:
+        shape = tuple(layer.output_shape(shape))
+    if len(shape) != 1:
+        out.append(fnn.Flatten())
+        shape = (int(np.prod(shape)),)
+    W = rng.normal(size=(shape[0], 3)).astype(dtype)
+    out.append(fnn.Dense(W=W, b=rng.normal(size=3).astype(dtype)))
+    return out
+
+
+# --- every kind and activation --------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
+def test_every_layer_kind_runs_as_fnn_predicts_and_loads_back(
+    kind: LayerKind, dtype: np.dtype[Any], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    assert kind.example is not None
+    layer, shape = kind.example(rng, dtype)
+    net = fnn.Network(layers=head([layer], shape, rng, dtype), loss="mse", input_shape=shape)
+    X = rng.normal(size=(5, *shape)).astype(dtype)
+    check_round_trip(net, tmp_path, X)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name_cls", ACTIVATIONS, ids=lambda a: a[0])
+def test_every_activation_in_a_dense_layer_and_as_a_layer(
+    name_cls: tuple[str, type[fnn.activations.Activation]], dtype: np.dtype[Any], tmp_path: Path
+) -> None:
+    name, cls = name_cls
+    rng = np.random.default_rng(1)
+    make: Any = cls
+    act = make()
+    if name in ("leaky_relu", "elu"):  # a slope that is not a float32 number
+        act = make(0.3)
+    d1 = fnn.dense.init(4, 6, rng=rng, activation=act, dtype=dtype)
+    d2 = fnn.dense.init(6, 2, rng=rng, dtype=dtype)
+    net = fnn.Network(
+        layers=[attrs.evolve(d1, b=rng.normal(size=6).astype(dtype)), fnn.Activation(act), d2],
+        loss="binary_cross_entropy",
+    )
+    X = (3 * rng.normal(size=(7, 4))).astype(dtype)
+    for opset in (fo.MIN_OPSET, fo.DEFAULT_OPSET, 20):
+        check_round_trip(net, tmp_path, X, opset=opset)
+
+
+# --- random architectures -------------------------------------------------------------
+
+
+# ONNX holds epsilon as a float32 attribute: 1e-5 becomes 1e-5 - 2.5e-14, which moves a
+# float64 layer norm over a few nearly equal values by up to ~1e-9 (fnn.onnx documents
+# it); an epsilon that is a float32 number keeps the float64 comparison at 1e-12.
+EPS = 2.0**-17
+
+
+def _activation(draw: Callable[..., Any]) -> fnn.activations.Activation:
+    name, make = draw(st.sampled_from(ACTIVATIONS))
+    act: fnn.activations.Activation
+    if name == "leaky_relu":
+        act = make(draw(st.sampled_from([0.01, 0.2, 0.25])))
+    elif name == "elu":
+        act = make(draw(st.sampled_from([1.0, 0.5, 0.7])))
+    else:
+        act = make()
+    return act
+
+
+@st.composite
+def architectures(draw: Callable[..., Any]) -> fnn.Architecture:
+    """Random sequential networks: an optional image part (convolutions, pools, norms,
+    activations, dropout) ending in flatten or a global pool, then a vector part."""
+    layers: list[Any] = []
+    image = draw(st.booleans())
+    if image:
+        h, w, c = draw(st.integers(5, 8)), draw(st.integers(5, 8)), draw(st.integers(1, 3))
+        shape: tuple[int, ...] = (h, w, c)
+        for _ in range(draw(st.integers(0, 3))):
+            what = draw(st.sampled_from(["conv", "max", "avg", "bn", "ln", "act", "drop"]))
+            if what == "conv":
+                layers.append(
+                    specs.conv2d(
+                        draw(st.integers(1, 4)),
+                        draw(st.sampled_from([1, 2, 3, (3, 2)])),
+                        stride=draw(st.sampled_from([1, 2, (1, 2)])),
+                        padding=draw(st.sampled_from(["valid", "same", 1, ((0, 1), (1, 0))])),
+                        activation=_activation(draw),
+                    )
+                )
+            elif what in ("max", "avg"):
+                pool = specs.max_pool2d if what == "max" else specs.avg_pool2d
+                layers.append(pool(draw(st.sampled_from([1, 2])), draw(st.sampled_from([None, 1]))))
+            elif what == "bn":
+                layers.append(specs.batch_norm(momentum=0.2, eps=EPS))
+            elif what == "ln":
+                layers.append(specs.layer_norm(eps=EPS))
+            elif what == "act":
+                layers.append(specs.activation(_activation(draw)))
+            else:
+                layers.append(specs.dropout(0.3))
+        layers.append(draw(st.sampled_from([specs.flatten(), specs.global_avg_pool2d()])))
+    else:
+        shape = (draw(st.integers(1, 6)),)
+    for _ in range(draw(st.integers(0, 3))):
+        what = draw(st.sampled_from(["dense", "bn", "ln", "act", "drop"]))
+        if what == "dense":
+            layers.append(specs.dense(draw(st.integers(2, 6)), activation=_activation(draw)))
+        elif what == "bn":
+            layers.append(specs.batch_norm(eps=EPS))
+        elif what == "ln":
+            layers.append(specs.layer_norm(eps=EPS))
+        elif what == "act":
+            layers.append(specs.activation(_activation(draw)))
+        else:
+            layers.append(specs.dropout(0.5))
+    output = draw(st.sampled_from(["identity", "sigmoid", "softmax"]))
+    layers.append(specs.dense(1 if output == "sigmoid" else draw(st.integers(2, 4))))
+    try:
+        return fnn.sequential(shape, layers, output=output, dtype=draw(st.sampled_from([F32, F64])))
+    except ValueError:  # a window larger than what is left of the image
+        return fnn.sequential(shape, [specs.flatten(), specs.dense(2)], dtype=F32)
+
+
+def randomise_state(net: fnn.Network, rng: np.random.Generator) -> fnn.Network:
+    """Batch norms with non-trivial scale, shift and running statistics; random biases."""
+    layers = []
+    for layer in net.layers:
+        dt = net.dtype
+        if isinstance(layer, fnn.BatchNorm | fnn.LayerNorm):
+            c = layer.n_features
+            layer = attrs.evolve(
+                layer,
+                scale=rng.uniform(0.5, 1.5, c).astype(dt),
+                shift=rng.normal(size=c).astype(dt),
+            )
+        if isinstance(layer, fnn.BatchNorm):
+            c = layer.n_features
+            layer = attrs.evolve(
+                layer,
+                running_mean=rng.normal(size=c).astype(dt),
+                running_var=rng.uniform(0.5, 2.0, c).astype(dt),
+            )
+        if isinstance(layer, fnn.Dense | fnn.Conv2D):
+            layer = attrs.evolve(layer, b=rng.normal(size=layer.b.shape).astype(dt))
+        layers.append(layer)
+    return fnn.network.pack(attrs.evolve(net, layers=layers))
+
+
+@settings(max_examples=25, deadline=None)
+@given(arch=architectures(), seed=st.integers(0, 2**16), opset=st.sampled_from([17, 18, 20]))
+def test_random_architectures_run_as_fnn_predicts_and_load_back(
+    arch: fnn.Architecture, seed: int, opset: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    rng = np.random.default_rng(seed)
+    net = randomise_state(fnn.init(arch, rng=rng), rng)
+    X = rng.normal(size=(4, *(net.input_shape or ()))).astype(net.dtype)
+    check_round_trip(net, tmp_path_factory.mktemp("arch"), X, opset=opset)
+
+
+def test_the_exported_model_is_documented_and_has_a_dynamic_batch(tmp_path: Path) -> None:
+    net = fnn.init(fnn.mlp([3, 5, 2], output="softmax", dtype=np.float32), rng=0)
+    path = fo.export(net, tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    assert [o.version for o in model.opset_import] == [fo.DEFAULT_OPSET] == [18]
+    (x,), (y,) = model.graph.input, model.graph.output
+    assert x.name == "X" and y.name == "output"
+    assert [d.dim_param or d.dim_value for d in x.type.tensor_type.shape.dim] == ["batch", 3]
+    assert [d.dim_param or d.dim_value for d in y.type.tensor_type.shape.dim] == ["batch", 2]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert '"loss": {"name": "cross_entropy"' in meta["fnn"] or "cross_entropy" in meta["fnn"]
+    for n in (1, 9):
+        X = np.ones((n, 3), np.float32)
+        assert_same_output(run_onnx(path, X), fnn.predict(net, X))
+
+
+def test_export_refuses_what_onnx_cannot_hold(tmp_path: Path) -> None:
+    @attrs.frozen
+    class Swish(fnn.activations.Activation):
+        name = "swish_test"
+
+        def __call__(self, z: Any, out: Any = None) -> Any:
+            return z * fnn.activations.sigmoid(z)
+
+        def vjp(self, z: Any, a: Any, da: Any, out: Any = None) -> Any:
+            return da
+
+    net = fnn.Network(layers=[fnn.Dense(W=np.ones((2, 2)), activation=Swish())], loss="mse")
+    with pytest.raises(ValueError, match=r"layers\.0: no ONNX export for the activation Swish"):
+        fo.export(net, tmp_path / "m.onnx")
+    good = fnn.init(fnn.mlp([2, 1]), rng=0)
+    with pytest.raises(ValueError, match="opset must be between 17 and"):
+        fo.export(good, tmp_path / "m.onnx", opset=16)
+    with pytest.raises(TypeError, match="net must be an fnn.Network"):
+        fo.export(fnn.mlp([2, 1]), tmp_path / "m.onnx")  # type: ignore[arg-type]
+
+
+# --- PyTorch's exporters --------------------------------------------------------------
+
+TORCH_REASON = "PyTorch is not installed (its CPU build is the 'bench' extra)"
+
+
+def torch_models(torch: Any) -> dict[str, tuple[Any, tuple[int, ...]]]:
+    nn = torch.nn
+    torch.manual_seed(0)
+    models = {
+        "mlp": (
+            nn.Sequential(
+                nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 8),
+                nn.LayerNorm(8), nn.Identity(), nn.GELU(approximate="tanh"), nn.Linear(8, 6),
+                nn.LeakyReLU(0.1), nn.Linear(6, 6), nn.ELU(), nn.Linear(6, 4), nn.Softplus(),
+                nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 3), nn.Sigmoid(), nn.Linear(3, 2),
+            ),
+            (5,),
+        ),
+        "cnn": (
+            nn.Sequential(
+                nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(4, 6, 3, stride=2), nn.BatchNorm2d(6), nn.GELU(approximate="tanh"),
+                nn.AvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(6, 5),
+            ),
+            (3, 8, 8),
+        ),
+        "cnn_softmax": (
+            nn.Sequential(
+                nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.LeakyReLU(0.1), nn.MaxPool2d(2, 1),
+                nn.Conv2d(4, 5, (2, 3), padding=(1, 0)), nn.ELU(), nn.Flatten(),
+                nn.LayerNorm(5 * 2 * 5), nn.Linear(5 * 2 * 5, 4), nn.Softmax(dim=1),
+            ),
+            (2, 7, 7),
+        ),
+        "gap_sigmoid": (
+            nn.Sequential(
+                nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Tanh(), nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(), nn.Linear(4, 1), nn.Sigmoid(),
+            ),
+            (3, 6, 6),
+        ),
+    }  # fmt: skip
+    for model, _ in models.values():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-1, 1)
+        model.eval()
+    return models
+
+
+def torch_export(torch: Any, model: Any, x: Any, path: Path, dynamo: bool, **kw: Any) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if dynamo:
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(
+                model,
+                (x,),
+                str(path),
+                dynamo=True,
+                dynamic_shapes=({0: batch},),
+                verbose=False,
+                **kw,
+            )
+        else:
+            torch.onnx.export(
+                model, (x,), str(path), dynamo=False, input_names=["x"],
+                dynamic_axes={"x": {0: "batch"}}, **kw,
+            )  # fmt: skip
+    return path
+
+
+EXPORTERS = [
+    pytest.param(False, {"opset_version": 17}, id="torchscript-17"),
+    pytest.param(False, {"opset_version": 17, "do_constant_folding": False}, id="torchscript-bn"),
+    pytest.param(False, {"opset_version": 20}, id="torchscript-20"),
+    pytest.param(True, {"opset_version": 18}, id="dynamo-18"),
+    pytest.param(True, {"opset_version": 20}, id="dynamo-20"),
+]
+
+
+@pytest.mark.parametrize(("dynamo", "kw"), EXPORTERS)
+@pytest.mark.parametrize("name", ["mlp", "cnn", "cnn_softmax", "gap_sigmoid"])
+def test_pytorch_exports_load_and_predict_what_pytorch_does(
+    name: str, dynamo: bool, kw: dict[str, Any], tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed (extra 'onnx')")
+    model, shape = torch_models(torch)[name]
+    x = torch.randn(6, *shape)
+    path = torch_export(torch, model, x, tmp_path / f"{name}.onnx", dynamo, **kw)
+    net = fo.load(path)
+    X = x.numpy()
+    if X.ndim == 4:
+        X = X.transpose(0, 2, 3, 1)  # fnn's channels-last
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert_same_output(fnn.predict(net, X), want)
+    expected_output = {"cnn_softmax": "softmax", "gap_sigmoid": "sigmoid"}.get(name, "identity")
+    assert net.loss.output == expected_output
+    if kw.get("do_constant_folding") is False and name != "mlp":
+        assert any(isinstance(layer, fnn.BatchNorm) for layer in net.layers)
+
+
+def test_a_pytorch_classifier_loads_for_fine_tuning(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x = torch.randn(5, 4)
+    path = torch_export(torch, model.eval(), x, tmp_path / "clf.onnx", False, opset_version=17)
+    assert fo.load(path).loss.output == "identity"  # logits
+    net = fo.load(path, loss="softmax_cross_entropy")
+    with torch.no_grad():
+        want = torch.softmax(model(x), dim=1).numpy()
+    assert_same_output(fnn.predict(net, x.numpy()), want)
+    net2, _ = fnn.fit(net, fnn.adam(1e-2), x.numpy(), np.array([0, 1, 2, 0, 1]), epochs=2, rng=0)
+    assert net2.loss.output == "softmax"
+    with pytest.raises(ValueError, match="ends in Softmax"):
+        clf = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Softmax(dim=1)).eval()
+        fo.load(torch_export(torch, clf, x, tmp_path / "s.onnx", False), loss="mse")
+
+
+def test_the_exact_gelu_is_a_clear_error(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU(), torch.nn.Linear(4, 1))
+    for opset in (17, 20):
+        path = torch_export(torch, model.eval(), torch.randn(2, 3), tmp_path / "g.onnx", False,
+                            opset_version=opset)  # fmt: skip
+        with pytest.raises(ValueError, match=r"exact \(erf\) GELU"):
+            fo.load(path)
+
+
+# --- bad files ------------------------------------------------------------------------
+
+
+def small_model(nodes: list[Any], inits: list[Any], n_in: int = 3, n_out: int = 2) -> Any:
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", n_in])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", n_out])],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+def save(model: Any, path: Path) -> Path:
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def w(name: str, *shape: int) -> Any:
+    return numpy_helper.from_array(np.ones(shape, np.float32), name)
+
+
+def test_truncated_and_random_files_are_errors_naming_the_file(tmp_path: Path) -> None:
+    net = fnn.init(fnn.mlp([3, 8, 2]), rng=0)
+    data = fo.export(net, tmp_path / "good.onnx").read_bytes()
+    for cut in (len(data) // 2, len(data) - 7, 10):
+        bad = tmp_path / f"cut{cut}.onnx"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=f"{bad.name}: "):
+            fo.load(bad)
+    noise = tmp_path / "noise.onnx"
+    noise.write_bytes(np.random.default_rng(0).bytes(3000))
+    with pytest.raises(ValueError, match=r"noise\.onnx: not (an|a valid) ONNX model"):
+        fo.load(noise)
+    with pytest.raises(FileNotFoundError):
+        fo.load(tmp_path / "missing.onnx")
+
+
+def test_unsupported_operators_and_attributes_name_the_node(tmp_path: Path) -> None:
+    cases = [
+        (
+            [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+             helper.make_node("Cos", ["h"], ["y"], name="weird")],
+            [w("W", 3, 2)],
+            r"node 'weird' \(Cos\): unsupported operator",
+        ),
+        (
+            [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+             helper.make_node("HardSigmoid", ["h"], ["y"], name="hs")],
+            [w("W", 3, 2)],
+            r"node 'hs' \(HardSigmoid\): unsupported operator",
+        ),
+        (
+            [helper.make_node("Gemm", ["x", "W"], ["y"], name="fc", transA=1)],
+            [w("W", 3, 2)],
+            r"node 'fc' \(Gemm\): only X @ W",
+        ),
+        (
+            [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+             helper.make_node("Softmax", ["h"], ["s"], name="sm"),
+             helper.make_node("Relu", ["s"], ["y"], name="r")],
+            [w("W", 3, 2)],
+            r"node 'sm' \(Softmax\): softmax is only supported as the output",
+        ),
+        (
+            [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+             helper.make_node("Relu", ["h"], ["y"], name="r", domain="com.example")],
+            [w("W", 3, 2)],
+            r"node 'r' \(Relu\): operator of domain 'com.example'",
+        ),
+    ]  # fmt: skip
+    for k, (nodes, inits, message) in enumerate(cases):
+        model = small_model(nodes, inits)
+        if any(n.domain for n in nodes):
+            model.opset_import.append(helper.make_opsetid("com.example", 1))
+        with pytest.raises(ValueError, match=message):
+            fo.load(save(model, tmp_path / f"m{k}.onnx"))
+    conv = helper.make_graph(
+        [helper.make_node("Conv", ["x", "W"], ["c"], name="grouped", group=2),
+         helper.make_node("Flatten", ["c"], ["y"], name="f")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 2, 5, 5])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 18])],
+        initializer=[w("W", 2, 1, 3, 3)],
+    )  # fmt: skip
+    model = helper.make_model(conv, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    with pytest.raises(ValueError, match=r"node 'grouped' \(Conv\): attribute group=2"):
+        fo.load(save(model, tmp_path / "conv.onnx"))
+
+
+def test_mismatched_shapes_are_errors_naming_the_node(tmp_path: Path) -> None:
+    model = small_model(
+        [helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
+         helper.make_node("Gemm", ["h", "W2"], ["y"], name="fc2")],
+        [w("W1", 3, 4), w("W2", 5, 2)],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"node 'fc2' \(Gemm\): weight of shape \(5, 2\) takes 5"):
+        fo.load(save(model, tmp_path / "shapes.onnx"))
+    model = small_model([helper.make_node("Gemm", ["x", "W", "b"], ["y"], name="fc")],
+                        [w("W", 3, 2), w("b", 5)])  # fmt: skip
+    with pytest.raises(ValueError, match=r"node 'fc' \(Gemm\): bias of shape \(5,\)"):
+        fo.load(save(model, tmp_path / "bias.onnx"))
+
+
+def test_data_outside_the_models_folder_is_refused(tmp_path: Path) -> None:
+    model = small_model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")], [w("W", 3, 2)])
+    t = model.graph.initializer[0]
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.ClearField("raw_data")
+    t.ClearField("float_data")
+    for key, value in (("location", "../secret.bin"), ("length", "24")):
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(ValueError, match="outside the model's folder"):
+        fo.load(save(model, tmp_path / "sub" / "ext.onnx"))
+
+
+def test_metadata_that_contradicts_the_graph_is_an_error(tmp_path: Path) -> None:
+    net = fnn.init(fnn.mlp([3, 4, 2], hidden="tanh"), rng=0)
+    model = onnx.load(str(fo.export(net, tmp_path / "m.onnx")))
+    for p in model.metadata_props:
+        if p.key == "fnn":
+            p.value = p.value.replace('"tanh"', '"relu"')
+    with pytest.raises(
+        ValueError, match=r"metadata: layers\.0 is .*relu.*the graph computes .*tanh"
+    ):
+        fo.load(save(model, tmp_path / "lie.onnx"))
+    del model.metadata_props[:]  # without the metadata: the graph alone, same predictions
+    bare = fo.load(save(model, tmp_path / "bare.onnx"))
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    assert_same_output(fnn.predict(bare, X), fnn.predict(net, X))
+
+
+# --- command line ---------------------------------------------------------------------
+
+
+def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fnn.__main__ import main
+
+    net = fnn.init(fnn.mlp([4, 6, 3], output="softmax", dtype=np.float32), rng=0)
+    ckpt = fnn.save(tmp_path / "ck.npz", net)
+    assert main(["export", str(ckpt), str(tmp_path / "m.onnx"), "--opset", "20"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"wrote {tmp_path / 'm.onnx'}: ONNX opset 20") and out.count("\n") == 1
+    assert_same_network(fo.load(tmp_path / "m.onnx"), net)
+    for args in (["missing.npz", "m.onnx"], [str(ckpt), str(tmp_path / "x.onnx"), "--opset", "3"]):
+        assert main(["export", *args]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("python -m fnn export: error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_reshape_that_flattens_loads_as_flatten(dynamo: bool, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed (extra 'onnx')")
+    nn = torch.nn
+
+    # x.view(x.size(0), -1): TorchScript writes Shape, Gather, Unsqueeze, Concat, Reshape
+    view = type("View", (nn.Module,), {"forward": lambda self, x: x.view(x.size(0), -1)})
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), view(), nn.Linear(36, 3)).eval()
+    x = torch.randn(5, 2, 5, 5)
+    net = fo.load(torch_export(torch, model, x, tmp_path / "v.onnx", dynamo, opset_version=18))
+    assert [type(layer) for layer in net.layers] == [fnn.Conv2D, fnn.Flatten, fnn.Dense]
+    with torch.no_grad():
+        assert_same_output(fnn.predict(net, x.numpy().transpose(0, 2, 3, 1)), model(x).numpy())
