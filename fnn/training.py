@@ -452,31 +452,34 @@ def fit(
         optimizer: e.g. ``fnn.adam(1e-3)``.
         X: inputs (n, n_features).
         y: targets for the network's loss.
-        epochs: passes over the data (>= 1).
-        batch_size: samples per step (the last batch of an epoch may be smaller).
-        drop_last: skip an epoch's last batch when it is incomplete (as PyTorch's
+        **options: the keyword arguments below (:class:`FitOptions`).
+
+    Keyword Args:
+        epochs (int): passes over the data (>= 1).
+        batch_size (int): samples per step (the last batch of an epoch may be smaller).
+        drop_last (bool): skip an epoch's last batch when it is incomplete (as PyTorch's
             ``DataLoader(drop_last=True)``; batch normalisation needs more than one
             sample per batch).
-        rng: Generator or int seed for shuffling, the validation split and dropout.
-        shuffle: reshuffle the training samples every epoch.
-        validation_data: ``(X_val, y_val)`` evaluated after each epoch.
-        validation_split: fraction of ``(X, y)`` held out for validation instead,
+        rng (Generator | int): Generator or int seed for shuffling, the validation split and dropout.
+        shuffle (bool): reshuffle the training samples every epoch.
+        validation_data (tuple | None): ``(X_val, y_val)`` evaluated after each epoch.
+        validation_split (float): fraction of ``(X, y)`` held out for validation instead,
             shuffled and, for classifiers, stratified.
-        sample_weight: weights (n,) for the training loss.
-        metrics: metric names or callables reported for training and validation.
-        early_stopping: stop when the monitored loss stops improving.
-        reduce_on_plateau: scale the learning rate down when the monitored loss stalls.
-        callbacks: functions called after each epoch with the History so far; True
+        sample_weight (ArrayLike | None): weights (n,) for the training loss.
+        metrics (Sequence[str | Callable]): metric names or callables reported for training and validation.
+        early_stopping (EarlyStopping | None): stop when the monitored loss stops improving.
+        reduce_on_plateau (ReduceOnPlateau | None): scale the learning rate down when the monitored loss stalls.
+        callbacks (Sequence[Callable]): functions called after each epoch with the History so far; True
             stops training. A callback with a parameter named ``state``
             (``def cb(history, state): ...``) is also given a :class:`FitState` with the
             current parameters, optimizer state and a copy of the generator, e.g. to
             save a checkpoint mid-fit with ``fnn.save(path, state.params,
             opt_state=state.opt_state, history=history, rng=state.rng)``.
-        opt_state: resume from this optimizer state (of the same optimizer); with
+        opt_state (OptState | None): resume from this optimizer state (of the same optimizer); with
             ``history``, defaults to ``history.opt_state``.
-        initial_epoch: number the epochs from here (for resumed runs); with
+        initial_epoch (int): number the epochs from here (for resumed runs); with
             ``history``, defaults to (and must be) its last epoch.
-        history: a :class:`History` to continue (e.g. ``fnn.load(path).history``): the
+        history (History | None): a :class:`History` to continue (e.g. ``fnn.load(path).history``): the
             returned History holds its records followed by the new ones; early stopping
             and reduce-on-plateau replay its losses, so their best loss, patience and
             learning-rate scale carry on; its best parameters can still be restored;
@@ -485,7 +488,7 @@ def fit(
             bit for bit, also pass the generator saved with it (``rng=ckpt.rng``). With
             ``restore_best`` a fit returns the best epoch's parameters, not the last:
             to resume such a run, save the checkpoint from a callback (``state.params``).
-        verbose: 0 silent; 1 a live progress line when standard error is a terminal,
+        verbose (int): 0 silent; 1 a live progress line when standard error is a terminal,
             one line per epoch otherwise (logs, notebooks' captured output);
             2 one line per epoch.
 

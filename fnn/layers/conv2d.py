@@ -496,7 +496,8 @@ def conv2d_backward(
         W: weights, shape (kh, kw, c_in, c_out).
         d_out: gradient with respect to the output, shape (n, oh, ow, c_out); C-contiguous
             for no batch-sized copy.
-        stride, pads: as given to the forward pass.
+        stride: as given to the forward pass.
+        pads: as given to the forward pass.
         x_shape: the input's shape (n, h, w, c_in).
         need_d_in: compute the input gradient (not needed for a network's first layer).
         dW_out: optional buffer (kh, kw, c_in, c_out) for ``dW``.

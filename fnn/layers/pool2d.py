@@ -215,7 +215,8 @@ def max_pool2d_backward(
     Args:
         argmax: the indices :func:`max_pool2d_forward` returned, (n, oh, ow, c).
         d_out: gradient with respect to the output, (n, oh, ow, c).
-        window, stride: as given to the forward pass.
+        window: as given to the forward pass.
+        stride: as given to the forward pass.
         x_shape: the input's shape (n, h, w, c).
         d_in_out: optional buffer (n, h, w, c) of d_out's dtype for the result.
         work: optional scratch buffer (n, oh, ow, c) of d_out's dtype.
@@ -301,7 +302,8 @@ def avg_pool2d_backward(
 
     Args:
         d_out: gradient with respect to the output, (n, oh, ow, c).
-        window, stride: as given to the forward pass.
+        window: as given to the forward pass.
+        stride: as given to the forward pass.
         x_shape: the input's shape (n, h, w, c).
         d_in_out: optional buffer (n, h, w, c) of d_out's dtype for the result (no other
             buffer is needed).
