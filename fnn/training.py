@@ -460,27 +460,30 @@ def fit(
         drop_last (bool): skip an epoch's last batch when it is incomplete (as PyTorch's
             ``DataLoader(drop_last=True)``; batch normalisation needs more than one
             sample per batch).
-        rng (Generator | int): Generator or int seed for shuffling, the validation split and dropout.
+        rng (Generator | int): Generator or int seed for shuffling, the validation split
+            and dropout.
         shuffle (bool): reshuffle the training samples every epoch.
         validation_data (tuple | None): ``(X_val, y_val)`` evaluated after each epoch.
         validation_split (float): fraction of ``(X, y)`` held out for validation instead,
             shuffled and, for classifiers, stratified.
         sample_weight (ArrayLike | None): weights (n,) for the training loss.
-        metrics (Sequence[str | Callable]): metric names or callables reported for training and validation.
+        metrics (Sequence[str | Callable]): metric names or callables reported for training
+            and validation.
         early_stopping (EarlyStopping | None): stop when the monitored loss stops improving.
-        reduce_on_plateau (ReduceOnPlateau | None): scale the learning rate down when the monitored loss stalls.
-        callbacks (Sequence[Callable]): functions called after each epoch with the History so far; True
-            stops training. A callback with a parameter named ``state``
+        reduce_on_plateau (ReduceOnPlateau | None): scale the learning rate down when the
+            monitored loss stalls.
+        callbacks (Sequence[Callable]): functions called after each epoch with the History
+            so far; True stops training. A callback with a parameter named ``state``
             (``def cb(history, state): ...``) is also given a :class:`FitState` with the
             current parameters, optimizer state and a copy of the generator, e.g. to
             save a checkpoint mid-fit with ``fnn.save(path, state.params,
             opt_state=state.opt_state, history=history, rng=state.rng)``.
-        opt_state (OptState | None): resume from this optimizer state (of the same optimizer); with
-            ``history``, defaults to ``history.opt_state``.
+        opt_state (OptState | None): resume from this optimizer state (of the same
+            optimizer); with ``history``, defaults to ``history.opt_state``.
         initial_epoch (int): number the epochs from here (for resumed runs); with
             ``history``, defaults to (and must be) its last epoch.
-        history (History | None): a :class:`History` to continue (e.g. ``fnn.load(path).history``): the
-            returned History holds its records followed by the new ones; early stopping
+        history (History | None): a :class:`History` to continue (e.g.
+            ``fnn.load(path).history``): the returned History holds its records followed by the new ones; early stopping
             and reduce-on-plateau replay its losses, so their best loss, patience and
             learning-rate scale carry on; its best parameters can still be restored;
             and with ``validation_split`` its training/validation rows are used again
