@@ -483,14 +483,15 @@ def fit(
         initial_epoch (int): number the epochs from here (for resumed runs); with
             ``history``, defaults to (and must be) its last epoch.
         history (History | None): a :class:`History` to continue (e.g.
-            ``fnn.load(path).history``): the returned History holds its records followed by
-            the new ones; early stopping and reduce-on-plateau replay its losses, so
-            their best loss, patience and learning-rate scale carry on; its best
-            parameters can still be restored; and with ``validation_split`` its training/validation rows are used again
-            (``X`` must have the length they were drawn for). For a run that continues
-            bit for bit, also pass the generator saved with it (``rng=ckpt.rng``). With
-            ``restore_best`` a fit returns the best epoch's parameters, not the last:
-            to resume such a run, save the checkpoint from a callback (``state.params``).
+            ``fnn.load(path).history``): the returned History holds its records
+            followed by the new ones; early stopping and reduce-on-plateau replay its
+            losses, so their best loss, patience and learning-rate scale carry on; its
+            best parameters can still be restored; and with ``validation_split`` its
+            training/validation rows are used again (``X`` must have the length they
+            were drawn for). For a run that continues bit for bit, also pass the
+            generator saved with it (``rng=ckpt.rng``). With ``restore_best`` a fit
+            returns the best epoch's parameters, not the last: to resume such a run,
+            save the checkpoint from a callback (``state.params``).
         verbose (int): 0 silent; 1 a live progress line when standard error is a terminal,
             one line per epoch otherwise (logs, notebooks' captured output);
             2 one line per epoch.
