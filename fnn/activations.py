@@ -211,14 +211,17 @@ class ReLU(Activation):
     in_place: ClassVar[bool] = True
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        r: FloatArray = np.maximum(z, _zero_row(z), out=_into(out, z))
+        floor = _zero_row(z) if z.ndim and z.shape[-1] >= 64 else z.dtype.type(0)
+        r: FloatArray = np.maximum(z, floor) if out is None else np.maximum(z, floor, out=out)
         return r
 
     def vjp(
         self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
     ) -> FloatArray:
         # f'(z) = [z > 0] = [a > 0]
-        return np.multiply(da, a > 0, out=_into(out, da))
+        if out is None:
+            return np.multiply(da, a > 0)
+        return np.multiply(da, a > 0, out=out)
 
 
 def _check_finite_nonneg(name: str) -> Any:

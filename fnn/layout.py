@@ -38,6 +38,7 @@ class _Codegen:
     with ``object.__new__`` and their fields set directly)."""
 
     def __init__(self) -> None:
+        self.build_flat: Callable[[FloatArray], Any] = lambda f: None
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__}
         self.n_vars = 0
@@ -90,8 +91,15 @@ class _Codegen:
         result = self.expr(template)
         body = "\n".join(f"    {line}" for line in [*self.lines, f"return {result}"])
         src = f"def build(v):\n{body}\n"
+        # the same body reading the leaves straight from a flat buffer: f[a:b].reshape(s)
+        views = [
+            f"f[{lo}:{lo + int(np.prod(shape, dtype=np.int64))}].reshape({shape!r})"
+            for lo, shape in self.leaves
+        ]
+        src += f"def build_flat(f):\n    v = [{', '.join(views)}]\n{body}\n"
         namespace = dict(self.consts)
         exec(compile(src, "<fnn.layout>", "exec"), namespace)  # code written here, not read
+        self.build_flat = namespace["build_flat"]
         return namespace["build"]  # type: ignore[no-any-return]
 
 
@@ -146,6 +154,7 @@ class Layout:
         self.dtype: np.dtype[Any] = np.result_type(*arrays) if arrays else np.dtype(np.float64)
         gen = _Codegen()
         self._build: Callable[[list[FloatArray]], Any] = gen.compile(template)
+        self._build_flat: Callable[[FloatArray], Any] = gen.build_flat
         self._leaves: list[tuple[int, tuple[int, ...]]] = gen.leaves
         self._slices = [
             (slice(lo, lo + int(np.prod(shape, dtype=np.int64))), shape) for lo, shape in gen.leaves
@@ -171,7 +180,7 @@ class Layout:
         views can never be made writable; a writable build is for private buffers."""
         if not writable and flat.flags.writeable:
             flat.flags.writeable = False
-        return self._build(self.views(flat))
+        return self._build_flat(flat)
 
     def build_with_views(self, flat: FloatArray) -> tuple[Any, list[FloatArray]]:
         """:meth:`build` of a writable buffer, and the list of its leaves (to seal them)."""
