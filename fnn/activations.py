@@ -135,12 +135,17 @@ class Activation:
 
     name: ClassVar[str] = "activation"
     in_place: ClassVar[bool] = False
+    linear: ClassVar[bool] = False
+    """Whether ``vjp`` returns ``da`` itself (the derivative is 1): callers then need no
+    buffer for it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         own = vars(cls)
         if ("__call__" in own or "vjp" in own) and "in_place" not in own:
             cls.in_place = False
+        if "vjp" in own and "linear" not in own:
+            cls.linear = False
         if "__call__" in own and not _takes_out(own["__call__"]):
             cls.__call__ = _with_out_call(own["__call__"])  # type: ignore[method-assign]
         if "vjp" in own and not _takes_out(own["vjp"]):
@@ -172,6 +177,7 @@ class Identity(Activation):
 
     name: ClassVar[str] = "identity"
     in_place: ClassVar[bool] = True
+    linear: ClassVar[bool] = True
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         if out is None or out is z:
@@ -186,6 +192,7 @@ class Identity(Activation):
 
 
 _ZERO_ROWS: dict[tuple[int, np.dtype[Any]], FloatArray] = {}
+_ZERO: Final[dict[str, Any]] = {"f": np.float32(0), "d": np.float64(0), "e": np.float16(0)}
 
 
 def _zero_row(z: FloatArray) -> Any:
@@ -211,7 +218,7 @@ class ReLU(Activation):
     in_place: ClassVar[bool] = True
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        floor = _zero_row(z) if z.ndim and z.shape[-1] >= 64 else z.dtype.type(0)
+        floor = _zero_row(z) if z.ndim and z.shape[-1] >= 64 else _ZERO[z.dtype.char]
         r: FloatArray = np.maximum(z, floor) if out is None else np.maximum(z, floor, out=out)
         return r
 

@@ -62,6 +62,7 @@ __all__ = [
     "backprop",
     "backward",
     "backward_pass",
+    "backward_steps",
     "check_cache",
     "check_input",
     "check_network",
@@ -574,16 +575,23 @@ def check_same_structure(params: Network, other: Any, what: str) -> None:
 
 
 def forward_pass(
-    params: Network, X: FloatArray, ctx: Context, workspaces: Sequence[Workspace]
+    params: Network,
+    X: FloatArray,
+    ctx: Context,
+    workspaces: Sequence[Workspace],
+    kernels: Sequence[Any] | None = None,
 ) -> tuple[FloatArray, tuple[LayerCache, ...]]:
     """The layers' forward kernels in order on a validated batch: ``(logits, caches)``.
-    ``workspaces`` holds one workspace per layer (may repeat one)."""
+    ``workspaces`` holds one workspace per layer (may repeat one); ``kernels``, the
+    layers' bound forward kernels when the caller keeps them (``fit``, whose layers do
+    not change within a fit)."""
     caches = []
     h = X
+    fns = kernels if kernels is not None else [forward_kernel(layer) for layer in params.layers]
     i = 0
     try:
-        for i, (layer, ws) in enumerate(zip(params.layers, workspaces, strict=True)):  # noqa: B007
-            h, c = forward_kernel(layer)(h, ctx, ws)
+        for i, (fn, ws) in enumerate(zip(fns, workspaces, strict=True)):  # noqa: B007
+            h, c = fn(h, ctx, ws)
             caches.append(c)
     except ValueError as e:
         msg = str(e)
@@ -593,6 +601,19 @@ def forward_pass(
     return h, tuple(caches)
 
 
+def backward_steps(
+    params: Network, grads: Network, workspaces: Sequence[Workspace]
+) -> list[tuple[Any, Any, Workspace, bool]]:
+    """Per layer, top first: its bound backward kernel, its slot in ``grads``, its
+    workspace and whether its input gradient is needed (not below the first layer
+    with leaves)."""
+    first = params._first
+    return [
+        (backward_kernel(params.layers[i]), grads.layers[i], workspaces[i], i > first)
+        for i in range(len(params.layers) - 1, -1, -1)
+    ]
+
+
 def backward_pass(
     params: Network,
     caches: Sequence[LayerCache],
@@ -600,16 +621,18 @@ def backward_pass(
     grads: Network,
     ctx: Context,
     workspaces: Sequence[Workspace],
+    steps: Sequence[tuple[Any, Any, Workspace, bool]] | None = None,
 ) -> None:
     """The layers' backward kernels in reverse order from ``d = dL/dlogits``, writing
-    every leaf of ``grads`` (writable views of a flat buffer)."""
-    layers = params.layers
-    first = params._first  # no layer below it has leaves: it needs no input gradient
-    for i in range(len(layers) - 1, -1, -1):
-        out = backward_kernel(layers[i])(
-            caches[i], d, grads.layers[i], ctx, workspaces[i], i > first
-        )
-        if i > first:
+    every leaf of ``grads`` (writable views of a flat buffer); ``steps`` as
+    :func:`backward_steps` gives them, when the caller keeps them."""
+    if steps is None:
+        steps = backward_steps(params, grads, workspaces)
+    i = len(caches)
+    for fn, g, ws, need in steps:
+        i -= 1
+        out = fn(caches[i], d, g, ctx, ws, need)
+        if need:
             assert out is not None
             d = out
 

@@ -125,7 +125,7 @@ class Workspace:
 
     def ones(self, name: str, n: int, dtype: np.dtype[Any]) -> FloatArray:
         """A read-only vector of ``n`` ones (for sums over the batch as products)."""
-        key = (n, np.dtype(dtype))
+        key = (n, dtype)
         a = _ONES.get(key)
         if a is None:
             a = np.ones(n, dtype)
@@ -148,12 +148,17 @@ class Kept(Workspace):
 
     def __init__(self) -> None:
         self.arrays: dict[tuple[str, tuple[int, ...], np.dtype[Any]], FloatArray] = {}
+        self.last: dict[str, FloatArray] = {}  # by name: the array of the latest shape
 
     def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
-        key = (name, shape, dtype)
+        a = self.last.get(name)
+        if a is not None and a.shape == shape and a.dtype == dtype:
+            return a
+        key = (name, shape, np.dtype(dtype))
         a = self.arrays.get(key)
         if a is None:
             a = self.arrays[key] = _scratch.take(shape, np.dtype(dtype))
+        self.last[name] = a
         return a
 
 

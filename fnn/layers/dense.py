@@ -98,8 +98,11 @@ class Dense(LayerBase):
         need_d_in: bool = True,
     ) -> FloatArray | None:
         """``dz = d_out * f'(z)``; ``dW = X^T dz``, ``db = 1^T dz``, ``dX = dz W^T``."""
-        dz = self.activation.vjp(
-            cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, d_out.dtype)
+        act = self.activation
+        dz = (
+            d_out
+            if act.linear
+            else act.vjp(cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, d_out.dtype))
         )
         np.dot(cache.x.T, dz, out=grads.W)
         np.dot(ws.ones("rows", dz.shape[0], dz.dtype), dz, out=grads.b)
