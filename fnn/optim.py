@@ -32,6 +32,7 @@ from fnn.schedules import LearningRate, check_learning_rate, value_at
 
 __all__ = [
     "SGD",
+    "MASK_FIELDS",
     "TRANSFORMS",
     "Adagrad",
     "AdagradState",
@@ -813,7 +814,8 @@ def register_transform(cls: type[Any]) -> type[Any]:
 for _t in (SGD, Adam, AdamW, RMSprop, Adagrad, ClipByGlobalNorm, AddDecayedWeights, Freeze):
     register_transform(_t)
 
-_MASK_FIELDS = ("decay_mask", "mask")
+MASK_FIELDS = ("decay_mask", "mask")
+"""Transform fields that hold masks (recorded in configs only as set or not)."""
 
 
 def _lr_config(lr: Any) -> Any:
@@ -832,7 +834,7 @@ def transform_config(t: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {"transform": type(t).__name__}
     for f in attrs.fields(type(t)):
         v = getattr(t, f.name)
-        if f.name in _MASK_FIELDS:
+        if f.name in MASK_FIELDS:
             cfg[f.name] = None if v is None else "mask"
         elif f.name == "learning_rate":
             cfg[f.name] = _lr_config(v)

@@ -80,7 +80,7 @@ def register_layer(kind: str, build: Builder, shapes: Shapes | None = None) -> N
 # optimizer transforms and schedules register themselves where they are defined
 _TRANSFORMS: Final = optim.TRANSFORMS.as_table()
 _SCHEDULES: Final = schedules.SCHEDULES.as_table()
-_MASK_FIELDS: Final = set(optim._MASK_FIELDS)
+_MASK_FIELDS: Final = set(optim.MASK_FIELDS)
 
 
 @attrs.frozen(eq=False)
