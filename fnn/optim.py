@@ -31,8 +31,8 @@ from fnn.layout import Layout, StructureKey, describe_mismatch
 from fnn.schedules import LearningRate, check_learning_rate, value_at
 
 __all__ = [
-    "SGD",
     "MASK_FIELDS",
+    "SGD",
     "TRANSFORMS",
     "Adagrad",
     "AdagradState",
