@@ -257,8 +257,9 @@ class Engine:
         lay = self.layout
         # non-trainable leaves: the gradient buffer holds their new values (running
         # statistics), which no transform sees; they go into the new parameters as is
-        saved = [self.g[lo:hi].copy() for lo, hi in lay.state_slices]
-        lay.zero_state(self.g)
+        saved = [self.g[lo:hi].copy() for lo, hi in lay.state_slices] if lay.state_slices else []
+        if saved:
+            lay.zero_state(self.g)
         if self.chunks:
             self._optimize(self.chunks, t)
         else:
@@ -276,9 +277,10 @@ class Engine:
             if not math.isfinite(float(u @ u)):
                 raise NonFinite("gradient or update")
             np.add(self.p, u, out=self.pb[1 - self.cur])
-        new = self.pb[1 - self.cur]
-        for (lo, hi), v in zip(lay.state_slices, saved, strict=True):
-            new[lo:hi] = v
+        if saved:
+            new = self.pb[1 - self.cur]
+            for (lo, hi), v in zip(lay.state_slices, saved, strict=True):
+                new[lo:hi] = v
         self.step_count = t
         self.cur = 1 - self.cur
 

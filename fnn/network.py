@@ -585,15 +585,16 @@ def forward_pass(
     ``workspaces`` holds one workspace per layer (may repeat one); ``kernels``, the
     layers' bound forward kernels when the caller keeps them (``fit``, whose layers do
     not change within a fit)."""
-    caches = []
+    caches: list[LayerCache] = []
+    append = caches.append
     h = X
     fns = kernels if kernels is not None else [forward_kernel(layer) for layer in params.layers]
-    i = 0
     try:
-        for i, (fn, ws) in enumerate(zip(fns, workspaces, strict=True)):  # noqa: B007
+        for fn, ws in zip(fns, workspaces, strict=True):
             h, c = fn(h, ctx, ws)
-            caches.append(c)
+            append(c)
     except ValueError as e:
+        i = len(caches)  # the layer that raised
         msg = str(e)
         if not msg.startswith("layers."):
             msg = f"layers.{i} ({type(params.layers[i]).__name__}): {msg}"

@@ -22,6 +22,9 @@ from fnn.tree import STATIC_META, readonly
 
 __all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
 
+_new = object.__new__
+_set = object.__setattr__
+
 
 @attrs.frozen(eq=False)
 class Dense(LayerBase):
@@ -86,7 +89,11 @@ class Dense(LayerBase):
         act = self.activation
         # activations whose derivative reads off the output run in place: a is z
         a = act(z, out=z if act.in_place else ws.empty("a", z.shape, z.dtype))
-        return a, DenseCache(x=X, z=z, a=a)
+        cache = _new(DenseCache)  # the record's three fields, set without attrs' __init__
+        _set(cache, "x", X)
+        _set(cache, "z", z)
+        _set(cache, "a", a)
+        return a, cache
 
     def backward_into(
         self,
