@@ -26,6 +26,7 @@ from fnn import (
     testing,
     tree,
 )
+from fnn._version import VERSION
 from fnn.layers import (
     Activation,
     AvgPool2D,
@@ -87,7 +88,7 @@ from fnn.training import (
     train_step,
 )
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "Activation",

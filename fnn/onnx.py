@@ -74,6 +74,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - depends on the environmen
 from fnn import activations as _act
 from fnn import losses as _losses
 from fnn._types import FloatArray
+from fnn._version import VERSION
 from fnn.layers.activation import Activation
 from fnn.layers.batch_norm import BatchNorm
 from fnn.layers.conv2d import Conv2D, PaddingLike
@@ -102,12 +103,6 @@ _ELEM = {
     np.dtype(np.float32): onnx.TensorProto.FLOAT,
     np.dtype(np.float64): onnx.TensorProto.DOUBLE,
 }
-
-
-def _fnn_version() -> str:
-    from fnn import __version__
-
-    return __version__
 
 
 # --- export ---------------------------------------------------------------------------
@@ -328,13 +323,13 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
         graph,
         opset_imports=opsets,
         producer_name="fnn",
-        producer_version=_fnn_version(),
+        producer_version=VERSION,
         ir_version=helper.find_min_ir_version_for(opsets),
     )
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "fnn_version": _fnn_version(),
+        "fnn_version": VERSION,
         "dtype": str(dtype),
         "input_shape": list(net.input_shape or ()),
         "loss": net.loss.config(),
