@@ -25,7 +25,7 @@ import numpy as np
 from fnn import tree
 from fnn._types import FloatArray
 
-__all__ = ["Layout", "StructureKey", "describe_mismatch", "layout_of"]
+__all__ = ["Layout", "StructureKey", "describe_mismatch"]
 
 
 def _shape_key(x: Any) -> Any:
@@ -197,14 +197,6 @@ class Layout:
         ``new`` (in place)."""
         for lo, hi in self.state_slices:
             new[lo:hi] = g[lo:hi]
-
-
-def layout_of(value: Any) -> Layout:
-    """The layout of a tree (kept on values that cache theirs, such as networks)."""
-    get = getattr(value, "layout", None)
-    if isinstance(get, Layout):
-        return get
-    return Layout(value)
 
 
 def describe_mismatch(expected: Any, got: Any, what: str) -> str:

@@ -40,7 +40,7 @@ from fnn.layers.base import (
     seal,
 )
 from fnn.layers.dropout import Dropout
-from fnn.layout import Layout, StructureKey, describe_mismatch
+from fnn.layout import Layout, StructureKey
 from fnn.specs import (
     ActivationSpec,
     BatchNormSpec,
@@ -66,7 +66,6 @@ __all__ = [
     "check_cache",
     "check_input",
     "check_network",
-    "check_same_structure",
     "forward",
     "forward_pass",
     "from_flat",
@@ -561,17 +560,6 @@ def check_input(params: Network, X: ArrayLike) -> FloatArray:
     shape = params.input_shape
     assert shape is not None
     return check_X(X, input_shape=shape, dtype=params.dtype)
-
-
-def check_same_structure(params: Network, other: Any, what: str) -> None:
-    """ValueError naming the first differing path unless ``other`` (gradients) has the
-    structure, shapes and dtypes of ``params``."""
-    if isinstance(other, Network):
-        if other._layout is params._layout and other._layout is not None:
-            return
-        if other.layout.key == params.layout.key:
-            return
-    raise ValueError(describe_mismatch(params, other, what))
 
 
 def forward_pass(

@@ -21,7 +21,7 @@ architectures fail when they are described) and draws its layer
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -191,33 +191,38 @@ class Conv2DSpec:
 
 
 @attrs.frozen
-class MaxPool2DSpec:
-    """Max pooling (see :class:`fnn.MaxPool2D`)."""
+class _PoolSpec:
+    """A windowed pool: ``window`` (wh, ww), ``stride`` defaulting to the window."""
 
     window: tuple[int, int]
     stride: tuple[int, int] | None = None
+    kind: ClassVar[str] = "pool"
+    layer: ClassVar[type[MaxPool2D] | type[AvgPool2D]]
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        h, w, c = _image("max_pool2d", input_shape)
+        h, w, c = _image(self.kind, input_shape)
         return (*pool2d_output_hw((h, w), self.window, self.stride or self.window), c)
 
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> MaxPool2D:
-        return MaxPool2D(self.window, self.stride)
+    def init(
+        self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any
+    ) -> MaxPool2D | AvgPool2D:
+        return self.layer(self.window, self.stride)
 
 
 @attrs.frozen
-class AvgPool2DSpec:
+class MaxPool2DSpec(_PoolSpec):
+    """Max pooling (see :class:`fnn.MaxPool2D`)."""
+
+    kind: ClassVar[str] = "max_pool2d"
+    layer: ClassVar[type[MaxPool2D]] = MaxPool2D
+
+
+@attrs.frozen
+class AvgPool2DSpec(_PoolSpec):
     """Average pooling (see :class:`fnn.AvgPool2D`)."""
 
-    window: tuple[int, int]
-    stride: tuple[int, int] | None = None
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        h, w, c = _image("avg_pool2d", input_shape)
-        return (*pool2d_output_hw((h, w), self.window, self.stride or self.window), c)
-
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> AvgPool2D:
-        return AvgPool2D(self.window, self.stride)
+    kind: ClassVar[str] = "avg_pool2d"
+    layer: ClassVar[type[AvgPool2D]] = AvgPool2D
 
 
 @attrs.frozen

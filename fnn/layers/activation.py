@@ -34,14 +34,6 @@ class Activation(LayerBase):
         converter=_activations.get, metadata=STATIC_META
     )
 
-    @property
-    def n_in(self) -> None:
-        return None
-
-    @property
-    def n_out(self) -> None:
-        return None
-
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
     ) -> tuple[FloatArray, ActivationCache]:

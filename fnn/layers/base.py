@@ -206,6 +206,17 @@ class LayerBase:
         return input_shape
 
     @property
+    def n_in(self) -> int | None:
+        """Input features this layer's parameters fix, or None (the earlier protocol's
+        name; :meth:`output_shape` and :attr:`input_shape` are what networks use)."""
+        return None
+
+    @property
+    def n_out(self) -> int | None:
+        """Output features, or None when they follow the input."""
+        return None
+
+    @property
     def input_shape(self) -> tuple[int, ...] | None:
         """The per-sample input shape this layer's parameters fix, or None."""
         return None

@@ -672,14 +672,6 @@ class Conv2D(LayerBase):
     def out_channels(self) -> int:
         return int(self.W.shape[3])
 
-    @property
-    def n_in(self) -> None:
-        return None
-
-    @property
-    def n_out(self) -> None:
-        return None
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) != 3:
             raise ValueError(

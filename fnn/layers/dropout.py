@@ -39,14 +39,6 @@ class Dropout(LayerBase):
     rate: float = static_field(converter=float, validator=_check_rate)
 
     @property
-    def n_in(self) -> None:
-        return None
-
-    @property
-    def n_out(self) -> None:
-        return None
-
-    @property
     def needs_rng(self) -> bool:
         """Whether training draws random numbers (a positive rate)."""
         return self.rate > 0

@@ -22,14 +22,6 @@ __all__ = ["Flatten", "FlattenCache"]
 class Flatten(LayerBase):
     """A layer that flattens each sample; no leaves."""
 
-    @property
-    def n_in(self) -> None:
-        return None
-
-    @property
-    def n_out(self) -> None:
-        return None
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (math.prod(input_shape),)
 

@@ -77,14 +77,6 @@ class LayerNorm(LayerBase):
     def n_features(self) -> int:
         return int(self.scale.shape[0])
 
-    @property
-    def n_in(self) -> None:
-        return None
-
-    @property
-    def n_out(self) -> None:
-        return None
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if not input_shape or input_shape[-1] != self.n_features:
             raise ValueError(

@@ -416,14 +416,6 @@ class _Pool2D(LayerBase):
     def strides(self) -> Pair:
         return self.window if self.stride is None else self.stride
 
-    @property
-    def n_in(self) -> None:
-        return None
-
-    @property
-    def n_out(self) -> None:
-        return None
-
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         h, w, c = _image_shape(type(self).__name__, input_shape)
         try:
@@ -540,14 +532,6 @@ class AvgPool2D(_Pool2D):
 @attrs.frozen(eq=False)
 class GlobalAvgPool2D(LayerBase):
     """The mean over all pixels of each channel: (n, h, w, c) -> (n, c). No leaves."""
-
-    @property
-    def n_in(self) -> None:
-        return None
-
-    @property
-    def n_out(self) -> None:
-        return None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         _, _, c = _image_shape("GlobalAvgPool2D", input_shape)
