@@ -22,15 +22,8 @@ import numpy as np
 from fnn import _scratch, tree
 from fnn._types import FloatArray
 from fnn.layers.base import Context as LayerContext
-from fnn.layers.base import Kept, forward_kernel
-from fnn.network import (
-    Network,
-    backward_pass,
-    backward_steps,
-    forward_pass,
-    from_flat,
-    logits_of,
-)
+from fnn.layers.base import Kept
+from fnn.network import Network, backward_pass, forward_pass, from_flat, logits_of
 from fnn.optim import Context, InPlace, Optimizer, OptState, frozen_array, writable_copy
 
 CHUNK_BYTES = 1 << 20
@@ -101,10 +94,6 @@ class Engine:
         self.grads = from_flat(params, self.g, writable=True)
         self.workspaces = [Kept() for _ in params.layers]
         self._ctx = LayerContext(train=True)
-        # the layers of each buffer's network do not change within a fit: their bound
-        # kernels (and the backward pass's per-layer arguments) are looked up once
-        self.forward_kernels = [[forward_kernel(layer) for layer in n.layers] for n in self.nets]
-        self.backward_steps = [backward_steps(n, self.grads, self.workspaces) for n in self.nets]
         # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
         self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms
@@ -233,7 +222,7 @@ class Engine:
             ctx = LayerContext(train=True, rng=rng, rows=rows, allreduce=allreduce)
             if rows is None and allreduce is None:
                 self._ctx = ctx  # the same for every step of a fit
-        logits, caches = forward_pass(net, X, ctx, self.workspaces, self.forward_kernels[self.cur])
+        logits, caches = forward_pass(net, X, ctx, self.workspaces)
         if X.shape[0] == 0:  # an empty shard of a data-parallel batch
             value, d = 0.0, np.zeros_like(logits)
         else:
@@ -244,9 +233,7 @@ class Engine:
             raise NonFinite("loss")
         if scale is not None:
             d *= d.dtype.type(scale)
-        backward_pass(
-            net, caches, d, self.grads, ctx, self.workspaces, self.backward_steps[self.cur]
-        )
+        backward_pass(net, caches, d, self.grads, ctx, self.workspaces)
         return value
 
     def update(self) -> None:

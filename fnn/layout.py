@@ -39,6 +39,7 @@ class _Codegen:
 
     def __init__(self) -> None:
         self.build_flat: Callable[[FloatArray], Any] = lambda f: None
+        self.build_views: Callable[[FloatArray], Any] = lambda f: None
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {"_new": object.__new__, "_set": object.__setattr__}
         self.n_vars = 0
@@ -87,20 +88,22 @@ class _Codegen:
         self.pos += int(np.prod(shape, dtype=np.int64))
         return f"v[{i}]"
 
-    def compile(self, template: Any) -> Callable[[list[FloatArray]], Any]:
+    def compile(self, template: Any) -> None:
+        """Write ``build_flat(f) -> tree`` and ``build_views(f) -> (tree, leaves)``, which
+        read the leaves straight from a flat buffer ``f`` as ``f[a:b].reshape(s)``."""
         result = self.expr(template)
-        body = "\n".join(f"    {line}" for line in [*self.lines, f"return {result}"])
-        src = f"def build(v):\n{body}\n"
-        # the same body reading the leaves straight from a flat buffer: f[a:b].reshape(s)
+        body = "\n".join(f"    {line}" for line in self.lines)
         views = [
             f"f[{lo}:{lo + int(np.prod(shape, dtype=np.int64))}].reshape({shape!r})"
             for lo, shape in self.leaves
         ]
-        src += f"def build_flat(f):\n    v = [{', '.join(views)}]\n{body}\n"
+        head = f"    v = [{', '.join(views)}]\n{body}\n"
+        src = f"def build_flat(f):\n{head}    return {result}\n"
+        src += f"def build_views(f):\n{head}    return {result}, v\n"
         namespace = dict(self.consts)
         exec(compile(src, "<fnn.layout>", "exec"), namespace)  # code written here, not read
         self.build_flat = namespace["build_flat"]
-        return namespace["build"]  # type: ignore[no-any-return]
+        self.build_views = namespace["build_views"]
 
 
 @attrs.frozen(eq=False)
@@ -153,12 +156,10 @@ class Layout:
         arrays = [np.asarray(x) for _, x in entries]
         self.dtype: np.dtype[Any] = np.result_type(*arrays) if arrays else np.dtype(np.float64)
         gen = _Codegen()
-        self._build: Callable[[list[FloatArray]], Any] = gen.compile(template)
+        gen.compile(template)
         self._build_flat: Callable[[FloatArray], Any] = gen.build_flat
+        self._build_views: Callable[[FloatArray], Any] = gen.build_views
         self._leaves: list[tuple[int, tuple[int, ...]]] = gen.leaves
-        self._slices = [
-            (slice(lo, lo + int(np.prod(shape, dtype=np.int64))), shape) for lo, shape in gen.leaves
-        ]
         self.size: int = gen.pos
         trainable = tree.trainable_mask(template)
         self.state_slices: list[tuple[int, int]] = []
@@ -170,22 +171,17 @@ class Layout:
                 else:
                     self.state_slices.append((lo, hi))
 
-    def views(self, flat: FloatArray) -> list[FloatArray]:
-        """The leaves' views of ``flat`` (1-D, :attr:`size` elements), in order."""
-        return [flat[sl].reshape(shape) for sl, shape in self._slices]
-
     def build(self, flat: FloatArray, *, writable: bool = False) -> Any:
         """A tree of this structure whose leaves are views of ``flat``, made without
         re-validation. Unless ``writable``, ``flat`` is made read-only first, so the
         views can never be made writable; a writable build is for private buffers."""
         if not writable and flat.flags.writeable:
-            flat.flags.writeable = False
+            flat.setflags(write=False)
         return self._build_flat(flat)
 
     def build_with_views(self, flat: FloatArray) -> tuple[Any, list[FloatArray]]:
         """:meth:`build` of a writable buffer, and the list of its leaves (to seal them)."""
-        views = self.views(flat)
-        return self._build(views), views
+        return self._build_views(flat)  # type: ignore[no-any-return]
 
     def zero_state(self, u: FloatArray) -> None:
         """Zero the state segments of a flat direction ``u`` (in place)."""

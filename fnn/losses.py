@@ -287,8 +287,15 @@ class BinaryCrossEntropy(Loss):
         return sigmoid(logits)
 
     def targets(self, y: Any, n: int, k: int, dtype: np.dtype[Any]) -> FloatArray:
-        a = super().targets(y, n, k, dtype)
-        if a.min() < 0 or a.max() > 1:
+        raw = check_targets(y)
+        a = _match_shape(raw, n, k).astype(dtype, copy=False)
+        if raw.dtype.kind == "i":
+            # integer labels are 0 or 1 exactly when no bit but the lowest is set (-2 is
+            # ...11110 in two's complement): one pass, not a min and a max
+            in_range = not np.count_nonzero(np.bitwise_and(raw, -2))
+        else:
+            in_range = raw.dtype.kind == "b" or not (a.min() < 0 or a.max() > 1)
+        if not in_range:
             v = a[(a < 0) | (a > 1)].flat[0]
             hint = ""
             if float(v).is_integer() and v > 1:

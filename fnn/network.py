@@ -62,7 +62,6 @@ __all__ = [
     "backprop",
     "backward",
     "backward_pass",
-    "backward_steps",
     "check_cache",
     "check_input",
     "check_network",
@@ -335,12 +334,11 @@ class Network:
     input_shape: tuple[int, ...] | None = attrs.field(
         default=None, converter=_to_shape, metadata=STATIC_META
     )
-    # cached: the flat layout, the contiguous buffer the leaves view (if any), the
-    # per-layer output shapes; not part of the tree
+    # cached: the flat layout, the contiguous buffer the leaves view (if any), what the
+    # structure fixes (shapes, kernels); not part of the tree
     _layout: Layout | None = attrs.field(init=False, default=None, repr=False)
     _flat: FloatArray | None = attrs.field(init=False, default=None, repr=False)
-    _shapes: tuple[tuple[int, ...], ...] | None = attrs.field(init=False, default=None, repr=False)
-    _first: int = attrs.field(init=False, default=0, repr=False)
+    _plan: _Plan | None = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.layers:
@@ -376,12 +374,11 @@ class Network:
                 f"the last layer gives outputs of shape {shape}; a network ends in logits of "
                 "shape (n_outputs,) (add a flatten or global pooling layer and a dense layer)"
             )
-        object.__setattr__(self, "_shapes", tuple(shapes))
         entries = leaves_with_paths(self)
         if not entries:
             raise ValueError("a network needs at least one layer with parameters")
         first = next(i for i, layer in enumerate(self.layers) if leaves_with_paths(layer))
-        object.__setattr__(self, "_first", first)
+        object.__setattr__(self, "_plan", _Plan.of(self.layers, tuple(shapes), first))
         dtype = entries[0][1].dtype
         for p, x in entries:
             if x.dtype != dtype:
@@ -432,9 +429,9 @@ class Network:
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
         """The per-sample output shape of each layer."""
-        s = self._shapes
-        assert s is not None
-        return s
+        plan = self._plan
+        assert plan is not None
+        return plan.shapes
 
     @property
     def n_features(self) -> int:
@@ -464,6 +461,35 @@ class Network:
         return bool(self.layout.state_slices)
 
 
+@attrs.frozen(eq=False)
+class _Plan:
+    """What a network's structure fixes, computed when it is built and shared by every
+    network of that structure (its gradients, its updated parameters).
+
+    Attributes:
+        shapes: each layer's per-sample output shape.
+        first: the index of the first layer with leaves: no input gradient is needed
+            below it.
+        forward: each layer's forward kernel, ``fn(layer, X, ctx, ws)``.
+        backward: each layer's backward kernel,
+            ``fn(layer, cache, d_out, grads, ctx, ws, need_d_in)``.
+    """
+
+    shapes: tuple[tuple[int, ...], ...]
+    first: int
+    forward: tuple[Any, ...]
+    backward: tuple[Any, ...]
+
+    @staticmethod
+    def of(layers: Sequence[Layer], shapes: tuple[tuple[int, ...], ...], first: int) -> _Plan:
+        return _Plan(
+            shapes=shapes,
+            first=first,
+            forward=tuple(forward_kernel(type(layer)) for layer in layers),
+            backward=tuple(backward_kernel(type(layer)) for layer in layers),
+        )
+
+
 def _layer_label(layer: object, out_shape: tuple[int, ...]) -> str:
     """``Dense(2->16, relu)``-style: the kind, the output shape, the activation."""
     act = getattr(layer, "activation", None)
@@ -490,8 +516,7 @@ def from_flat(template: Network, flat: FloatArray, *, writable: bool = False) ->
     object.__setattr__(net, "_layout", lay)
     # the owner stays private: callers get a view, whose flag cannot be set again
     object.__setattr__(net, "_flat", None if writable else flat.view())
-    object.__setattr__(net, "_shapes", template._shapes)
-    object.__setattr__(net, "_first", template._first)
+    object.__setattr__(net, "_plan", template._plan)
     return net
 
 
@@ -563,23 +588,18 @@ def check_input(params: Network, X: ArrayLike) -> FloatArray:
 
 
 def forward_pass(
-    params: Network,
-    X: FloatArray,
-    ctx: Context,
-    workspaces: Sequence[Workspace],
-    kernels: Sequence[Any] | None = None,
+    params: Network, X: FloatArray, ctx: Context, workspaces: Sequence[Workspace]
 ) -> tuple[FloatArray, tuple[LayerCache, ...]]:
     """The layers' forward kernels in order on a validated batch: ``(logits, caches)``.
-    ``workspaces`` holds one workspace per layer (may repeat one); ``kernels``, the
-    layers' bound forward kernels when the caller keeps them (``fit``, whose layers do
-    not change within a fit)."""
+    ``workspaces`` holds one workspace per layer (may repeat one)."""
+    plan = params._plan
+    assert plan is not None
     caches: list[LayerCache] = []
     append = caches.append
     h = X
-    fns = kernels if kernels is not None else [forward_kernel(layer) for layer in params.layers]
     try:
-        for fn, ws in zip(fns, workspaces, strict=True):
-            h, c = fn(h, ctx, ws)
+        for fn, layer, ws in zip(plan.forward, params.layers, workspaces, strict=True):
+            h, c = fn(layer, h, ctx, ws)
             append(c)
     except ValueError as e:
         i = len(caches)  # the layer that raised
@@ -590,19 +610,6 @@ def forward_pass(
     return h, tuple(caches)
 
 
-def backward_steps(
-    params: Network, grads: Network, workspaces: Sequence[Workspace]
-) -> list[tuple[Any, Any, Workspace, bool]]:
-    """Per layer, top first: its bound backward kernel, its slot in ``grads``, its
-    workspace and whether its input gradient is needed (not below the first layer
-    with leaves)."""
-    first = params._first
-    return [
-        (backward_kernel(params.layers[i]), grads.layers[i], workspaces[i], i > first)
-        for i in range(len(params.layers) - 1, -1, -1)
-    ]
-
-
 def backward_pass(
     params: Network,
     caches: Sequence[LayerCache],
@@ -610,18 +617,19 @@ def backward_pass(
     grads: Network,
     ctx: Context,
     workspaces: Sequence[Workspace],
-    steps: Sequence[tuple[Any, Any, Workspace, bool]] | None = None,
 ) -> None:
     """The layers' backward kernels in reverse order from ``d = dL/dlogits``, writing
-    every leaf of ``grads`` (writable views of a flat buffer); ``steps`` as
-    :func:`backward_steps` gives them, when the caller keeps them."""
-    if steps is None:
-        steps = backward_steps(params, grads, workspaces)
-    i = len(caches)
-    for fn, g, ws, need in steps:
-        i -= 1
-        out = fn(caches[i], d, g, ctx, ws, need)
-        if need:
+    every leaf of ``grads`` (writable views of a flat buffer). No input gradient is
+    computed below the first layer with leaves."""
+    plan = params._plan
+    assert plan is not None
+    first = plan.first
+    kernels = plan.backward
+    layers = params.layers
+    slots = grads.layers
+    for i in range(len(layers) - 1, first - 1, -1):
+        out = kernels[i](layers[i], caches[i], d, slots[i], ctx, workspaces[i], i > first)
+        if i > first:
             assert out is not None
             d = out
 
@@ -693,13 +701,12 @@ def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: 
     grads, views = lay.build_with_views(G)
     # the backward pass's temporaries are never handed out: no need to seal them
     backward_pass(params, caches, d, grads, ctx, [FRESH] * len(params.layers))
-    G.flags.writeable = False
+    G.setflags(write=False)
     for v in views:
-        v.flags.writeable = False
+        v.setflags(write=False)
     object.__setattr__(grads, "_layout", lay)
     object.__setattr__(grads, "_flat", G.view())
-    object.__setattr__(grads, "_shapes", params._shapes)
-    object.__setattr__(grads, "_first", params._first)
+    object.__setattr__(grads, "_plan", params._plan)
     return grads  # type: ignore[no-any-return]
 
 

@@ -271,7 +271,8 @@ def seal(value: Any) -> None:
     read-only, in place: what the pure functions hand out cannot be written."""
     t = type(value)
     if t is np.ndarray:
-        value.flags.writeable = False
+        if value.flags.writeable:  # reading the flag is cheaper than setting it
+            value.setflags(write=False)
         return
     if t is tuple or t is list:
         for v in value:
@@ -283,7 +284,8 @@ def seal(value: Any) -> None:
     for name in names:
         v = getattr(value, name)
         if type(v) is np.ndarray:
-            v.flags.writeable = False
+            if v.flags.writeable:  # a layer's input is the previous layer's sealed output
+                v.setflags(write=False)
         elif not isinstance(v, _SCALARS):
             seal(v)
 
@@ -332,21 +334,19 @@ def _native(cls: type[Any], name: str) -> Callable[..., Any]:
     return got
 
 
-def forward_kernel(layer: Any) -> Callable[[FloatArray, Context, Workspace], Any]:
-    """``layer``'s forward kernel as a bound callable; layers that are not
-    :class:`LayerBase` (the earlier protocol's plain attrs classes) get an adapter."""
-    f = getattr(layer, "forward_into", None)
-    if f is not None:
-        return f  # type: ignore[no-any-return]
-    return lambda X, ctx, ws: _legacy_forward_into(layer, X, ctx, ws)
+def forward_kernel(cls: type[Any]) -> Callable[..., tuple[FloatArray, Any]]:
+    """The forward kernel of layer class ``cls`` as a plain function,
+    ``fn(layer, X, ctx, ws)``; classes that are not :class:`LayerBase` (the earlier
+    protocol's plain attrs classes) get an adapter calling their ``forward``."""
+    f = getattr(cls, "forward_into", None)
+    return f if f is not None else _legacy_forward_into
 
 
-def backward_kernel(layer: Any) -> Callable[..., FloatArray | None]:
-    """``layer``'s backward kernel as a bound callable (see :func:`forward_kernel`)."""
-    f = getattr(layer, "backward_into", None)
-    if f is not None:
-        return f  # type: ignore[no-any-return]
-    return lambda *a: _legacy_backward_into(layer, *a)
+def backward_kernel(cls: type[Any]) -> Callable[..., FloatArray | None]:
+    """The backward kernel of layer class ``cls`` as a plain function,
+    ``fn(layer, cache, d_out, grads, ctx, ws, need_d_in)`` (see :func:`forward_kernel`)."""
+    f = getattr(cls, "backward_into", None)
+    return f if f is not None else _legacy_backward_into
 
 
 def _as_layer_dtype(layer: object, X: FloatArray) -> FloatArray:
