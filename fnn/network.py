@@ -29,11 +29,14 @@ from fnn._types import ArrayLike, FloatArray, RNGLike
 from fnn._validation import as_generator, check_sample_weight, check_X, float_dtype
 from fnn.layers.base import (
     FRESH,
+    INFERENCE,
+    TRAINING,
     Context,
     Layer,
     LayerCache,
     Workspace,
     backward_kernel,
+    context,
     forward_kernel,
     input_shape_of,
     output_shape_of,
@@ -60,6 +63,7 @@ __all__ = [
     "Network",
     "NetworkCache",
     "backprop",
+    "backprop_flat",
     "backward",
     "backward_pass",
     "check_cache",
@@ -663,7 +667,7 @@ def forward(
     Xa = check_input(params, X)
     if isinstance(X, np.ndarray) and np.may_share_memory(Xa, X):
         Xa = Xa.copy()  # the cache keeps it: a later write into X must not change it
-    ctx = Context(train=train, rng=_rng_for(params, train, rng))
+    ctx = context(train, _rng_for(params, train, rng))
     logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
     out = params.loss.link(logits)
     if np.may_share_memory(out, logits):
@@ -694,20 +698,38 @@ def check_cache(params: Network, cache: object) -> NetworkCache:
     return cache
 
 
-def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context) -> Network:
-    """Gradients as a fresh read-only :class:`Network` from ``d = dL/dlogits``."""
+def _backprop(
+    params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context
+) -> tuple[FloatArray, Network, list[FloatArray]]:
+    """The backward pass on fresh arrays: the flat gradient, the tree of its leaves
+    (writable views, no cached fields set) and the list of those leaves."""
     lay = params.layout
     G = np.empty(lay.size, lay.dtype)
     grads, views = lay.build_with_views(G)
     # the backward pass's temporaries are never handed out: no need to seal them
     backward_pass(params, caches, d, grads, ctx, [FRESH] * len(params.layers))
+    return G, grads, views
+
+
+def backprop_flat(
+    params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context
+) -> FloatArray:
+    """The gradient from ``d = dL/dlogits`` as one fresh, writable flat vector in
+    ``params.layout`` order (what ``train_step`` hands to the optimizer)."""
+    return _backprop(params, caches, d, ctx)[0]
+
+
+def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context) -> Network:
+    """Gradients as a fresh read-only :class:`Network` from ``d = dL/dlogits``."""
+    G, grads, views = _backprop(params, caches, d, ctx)
+    lay = params.layout
     G.setflags(write=False)
     for v in views:
         v.setflags(write=False)
     object.__setattr__(grads, "_layout", lay)
     object.__setattr__(grads, "_flat", G.view())
     object.__setattr__(grads, "_plan", params._plan)
-    return grads  # type: ignore[no-any-return]
+    return grads
 
 
 def backward(
@@ -733,7 +755,7 @@ def backward(
     ya = params.loss.targets(y, n, k, params.dtype)
     w = check_sample_weight(sample_weight, n, params.dtype)
     d = params.loss.grad(cache.logits, ya, w)  # the gradient alone: no loss value needed
-    return backprop(params, cache.layers, d, Context(train=True))
+    return backprop(params, cache.layers, d, TRAINING)
 
 
 def value_and_grad(
@@ -748,7 +770,7 @@ def value_and_grad(
     """``(loss, grads)`` for a batch: :func:`forward` then :func:`backward`."""
     params = check_network(params)
     Xa = check_input(params, X)
-    ctx = Context(train=train, rng=_rng_for(params, train, rng))
+    ctx = context(train, _rng_for(params, train, rng))
     logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
     n, k = logits.shape
     ya = params.loss.targets(y, n, k, params.dtype)
@@ -770,8 +792,7 @@ def loss(
     return params.loss.value(logits, ya, w)
 
 
-_INFERENCE = Context()
-_INFERENCE_BYTES = 256 << 20
+INFERENCE_BYTES = 256 << 20
 
 
 def inference_rows(params: Network) -> int:
@@ -779,7 +800,7 @@ def inference_rows(params: Network) -> int:
     are large (images; a convolution's im2col matrix adds a few times its output), so
     a forward pass over many images takes a few hundred MiB at a time, not gigabytes."""
     per_sample = 4 * sum(math.prod(s) for s in params.shapes) * params.dtype.itemsize
-    return max(16, min(4096, _INFERENCE_BYTES // max(per_sample, 1)))
+    return max(16, min(4096, INFERENCE_BYTES // max(per_sample, 1)))
 
 
 def logits_of(params: Network, X: FloatArray) -> FloatArray:
@@ -788,10 +809,10 @@ def logits_of(params: Network, X: FloatArray) -> FloatArray:
     rows = inference_rows(params)
     layers = [FRESH] * len(params.layers)
     if len(X) <= rows:
-        logits, _ = forward_pass(params, X, _INFERENCE, layers)
+        logits, _ = forward_pass(params, X, INFERENCE, layers)
         return logits
     parts = [
-        forward_pass(params, X[i : i + rows], _INFERENCE, layers)[0] for i in range(0, len(X), rows)
+        forward_pass(params, X[i : i + rows], INFERENCE, layers)[0] for i in range(0, len(X), rows)
     ]
     return np.concatenate(parts)
 

@@ -167,11 +167,17 @@ def map_record(fn: Callable[[Any], Any], node: Any) -> Any:
         fields = _RECORD_FIELDS[type(node)] = [
             (f.name, bool(f.metadata.get(tree.STATIC, False))) for f in attrs.fields(type(node))
         ]
-    obj = object.__new__(type(node))
+    obj = None
     for name, static in fields:
         v = getattr(node, name)
-        object.__setattr__(obj, name, v if static else map_record(fn, v))
-    return obj
+        if v is None or static:
+            continue  # kept as is (None is also what a fresh record would get)
+        if obj is None:
+            obj = object.__new__(type(node))
+            for other, _ in fields:  # start from the record's own values
+                object.__setattr__(obj, other, getattr(node, other))
+        object.__setattr__(obj, name, map_record(fn, v))
+    return node if obj is None else obj  # a record with no arrays is shared, not copied
 
 
 _RECORD_FIELDS: dict[type[Any], list[tuple[str, bool]]] = {}
@@ -622,15 +628,13 @@ class OptState:
     def advanced(self, step: int, states: tuple[Any, ...]) -> OptState:
         """This state at ``step`` with new transform ``states`` (no re-validation)."""
         new = object.__new__(OptState)
-        for name, v in (
-            ("step", step),
-            ("lr_scale", self.lr_scale),
-            ("states", states),
-            ("trainable", self.trainable),
-            ("optimizer", self.optimizer),
-            ("params_key", self.params_key),
-        ):
-            object.__setattr__(new, name, v)
+        put = object.__setattr__
+        put(new, "step", step)
+        put(new, "lr_scale", self.lr_scale)
+        put(new, "states", states)
+        put(new, "trainable", self.trainable)
+        put(new, "optimizer", self.optimizer)
+        put(new, "params_key", self.params_key)
         return new
 
     @property
@@ -756,16 +760,23 @@ class Optimizer:
             glay is lay or (isinstance(glay, Layout) and glay.key == lay.key)
         ):
             raise ValueError(describe_mismatch(params, grads, "grads"))
-        p = params.flat
-        g = grads.flat
-        check_state_fits(state, p, lay.key)
+        check_state_fits(state, params.flat, lay.key)
+        return self.update_flat(params, grads.flat, state)
+
+    def update_flat(self, params: P, g: FloatArray, state: OptState) -> tuple[P, OptState]:
+        """:meth:`update` for a network given its gradient as one flat vector ``g`` in
+        ``params.layout`` order (the state segments holding the new state), the state
+        already checked to fit. ``g`` is not written."""
+        lay: Layout = params.layout  # type: ignore[attr-defined]
+        p: FloatArray = params.flat  # type: ignore[attr-defined]
+        gu = g
         if lay.state_slices:  # state leaves hold new statistics, not gradients
-            g = np.array(g, copy=True)
-            lay.zero_state(g)
-        u, new_state = self.step_flat(p, g, state)
+            gu = np.array(g, copy=True)
+            lay.zero_state(gu)
+        u, new_state = self.step_flat(p, gu, state)
         new = np.add(p, u)
-        lay.take_state(new, grads.flat)
-        return params.with_flat(new), new_state
+        lay.take_state(new, g)
+        return params.with_flat(new), new_state  # type: ignore[attr-defined]
 
 
 def check_state_fits(state: OptState, p: FloatArray, params_key: Any = None) -> None:

@@ -32,11 +32,11 @@ from fnn._validation import (
 )
 from fnn.controllers import EarlyStopping, ReduceOnPlateau, monitored
 from fnn.datasets.preprocessing import split_indices
-from fnn.layers.base import FRESH, Context
+from fnn.layers.base import FRESH, TRAINING, Context
 from fnn.layout import describe_mismatch
 from fnn.network import (
     Network,
-    backprop,
+    backprop_flat,
     check_input,
     check_network,
     forward_pass,
@@ -279,13 +279,14 @@ def train_step(
     if gen is None and params.has_dropout:
         raise ValueError("rng is required when the network has dropout")
     check_state_fits(opt_state, params.flat, params.layout.key)
-    ctx = Context(train=True, rng=gen)
+    ctx = TRAINING if gen is None else Context(train=True, rng=gen)
     logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
     value, d = params.loss.value_and_grad(logits, ya, w)  # one pass for both
     if not math.isfinite(value):
         raise FloatingPointError(f"non-finite loss {value}")
-    grads = backprop(params, caches, d, ctx)
-    new_params, new_state = opt_state.optimizer.update(params, grads, opt_state)
+    # what fnn.update does with backward's gradients, minus building them as a network
+    g = backprop_flat(params, caches, d, ctx)
+    new_params, new_state = opt_state.optimizer.update_flat(params, g, opt_state)
     return new_params, new_state, value
 
 

@@ -51,7 +51,9 @@ from fnn.layout import Layout
 
 __all__ = [
     "FRESH",
+    "INFERENCE",
     "LAYERS",
+    "TRAINING",
     "Context",
     "Kept",
     "Layer",
@@ -61,6 +63,7 @@ __all__ = [
     "Workspace",
     "backward_kernel",
     "config_size",
+    "context",
     "forward_kernel",
     "fresh_grads",
     "input_shape_of",
@@ -114,6 +117,12 @@ class Context:
         return a if self.allreduce is None else self.allreduce(a)
 
 
+TRAINING = Context(train=True)
+"""The context of a training-mode pass without random draws, in one process."""
+INFERENCE = Context()
+"""The context of an inference pass."""
+
+
 class Workspace:
     """Where kernels get the arrays they write. This one hands out fresh arrays (the
     pure functions' workspace): nothing is shared between calls."""
@@ -152,7 +161,7 @@ class Kept(Workspace):
 
     def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
         a = self.last.get(name)
-        if a is not None and a.shape == shape and a.dtype == dtype:
+        if a is not None and a.shape == shape and (a.dtype is dtype or a.dtype == dtype):
             return a
         key = (name, shape, np.dtype(dtype))
         a = self.arrays.get(key)
@@ -244,7 +253,7 @@ class LayerBase:
     ) -> tuple[FloatArray, LayerCache]:
         """``X`` (batch, *in_shape) -> (out (batch, *out_shape), cache), on fresh arrays."""
         kernel = _native(type(self), "forward_into")
-        out, cache = kernel(self, _as_layer_dtype(self, X), Context(train=train, rng=rng), FRESH)
+        out, cache = kernel(self, _as_layer_dtype(self, X), context(train, rng), FRESH)
         seal(cache)
         if np.may_share_memory(out, X) or not out.flags.writeable:
             out = np.array(out, copy=True)  # the caller's own array
@@ -255,7 +264,7 @@ class LayerBase:
         hold the new state) and ``d_in`` (batch, *in_shape), from ``d_out``."""
         grads = fresh_grads(self)
         kernel = _native(type(self), "backward_into")
-        d_in = kernel(self, cache, d_out, grads, Context(train=True), FRESH, True)
+        d_in = kernel(self, cache, d_out, grads, TRAINING, FRESH, True)
         assert d_in is not None
         for leaf in tree.leaves(grads):
             leaf.flags.writeable = False
@@ -288,6 +297,13 @@ def seal(value: Any) -> None:
                 v.setflags(write=False)
         elif not isinstance(v, _SCALARS):
             seal(v)
+
+
+def context(train: bool, rng: np.random.Generator | None) -> Context:
+    """The context of a call in one process (the shared constants when no generator)."""
+    if rng is not None:
+        return Context(train=train, rng=rng)
+    return TRAINING if train else INFERENCE
 
 
 def _legacy_forward_into(
