@@ -201,6 +201,8 @@ def check_X(
 
 def check_targets(y: Any, *, name: str = "y") -> np.ndarray[Any, Any]:
     """Convert ``y`` to a numeric array with finite values (shape checked by the loss)."""
+    if type(y) is np.ndarray and y.ndim and y.dtype.kind in "biu":
+        return y  # integer or bool labels: numeric and finite as they are
     a = _to_numeric(y, name)
     if a.ndim == 0:
         raise ValueError(f"{name} must be an array of targets, got a scalar {a!r}")

@@ -94,7 +94,8 @@ class _Codegen:
         result = self.expr(template)
         body = "\n".join(f"    {line}" for line in self.lines)
         views = [
-            f"f[{lo}:{lo + int(np.prod(shape, dtype=np.int64))}].reshape({shape!r})"
+            f"f[{lo}:{lo + int(np.prod(shape, dtype=np.int64))}]"
+            + ("" if len(shape) == 1 else f".reshape({shape!r})")  # a 1-D slice has its shape
             for lo, shape in self.leaves
         ]
         head = f"    v = [{', '.join(views)}]\n{body}\n"

@@ -457,7 +457,9 @@ class Network:
     @property
     def has_dropout(self) -> bool:
         """Whether training draws random numbers (dropout with a positive rate)."""
-        return any(getattr(layer, "needs_rng", False) for layer in self.layers)
+        plan = self._plan
+        assert plan is not None
+        return plan.needs_rng
 
     @property
     def has_state(self) -> bool:
@@ -477,12 +479,14 @@ class _Plan:
         forward: each layer's forward kernel, ``fn(layer, X, ctx, ws)``.
         backward: each layer's backward kernel,
             ``fn(layer, cache, d_out, grads, ctx, ws, need_d_in)``.
+        needs_rng: whether training draws random numbers (a layer's ``needs_rng``).
     """
 
     shapes: tuple[tuple[int, ...], ...]
     first: int
     forward: tuple[Any, ...]
     backward: tuple[Any, ...]
+    needs_rng: bool
 
     @staticmethod
     def of(layers: Sequence[Layer], shapes: tuple[tuple[int, ...], ...], first: int) -> _Plan:
@@ -491,6 +495,7 @@ class _Plan:
             first=first,
             forward=tuple(forward_kernel(type(layer)) for layer in layers),
             backward=tuple(backward_kernel(type(layer)) for layer in layers),
+            needs_rng=any(getattr(layer, "needs_rng", False) for layer in layers),
         )
 
 
