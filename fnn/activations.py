@@ -138,6 +138,8 @@ class Activation:
     linear: ClassVar[bool] = False
     """Whether ``vjp`` returns ``da`` itself (the derivative is 1): callers then need no
     buffer for it."""
+    identity: ClassVar[bool] = False
+    """Whether ``f(z) = z``: callers may use ``z`` as the output without the call."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -146,6 +148,8 @@ class Activation:
             cls.in_place = False
         if "vjp" in own and "linear" not in own:
             cls.linear = False
+        if "__call__" in own and "identity" not in own:
+            cls.identity = False
         if "__call__" in own and not _takes_out(own["__call__"]):
             cls.__call__ = _with_out_call(own["__call__"])  # type: ignore[method-assign]
         if "vjp" in own and not _takes_out(own["vjp"]):
@@ -178,6 +182,7 @@ class Identity(Activation):
     name: ClassVar[str] = "identity"
     in_place: ClassVar[bool] = True
     linear: ClassVar[bool] = True
+    identity: ClassVar[bool] = True
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         if out is None or out is z:
@@ -221,24 +226,30 @@ class ReLU(Activation):
 
     name: ClassVar[str] = "relu"
     in_place: ClassVar[bool] = True
+    _nonnegative: ClassVar[bool] = True
+    """Whether ``__call__`` is ReLU's own, whose outputs are never negative."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__call__" in vars(cls):
+            cls._nonnegative = False
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        r: FloatArray
-        if z.ndim and z.shape[-1] >= 64:
-            r = np.maximum(z, _zero_row(z), out=out)
-        else:
-            r = np.maximum(z, _ZERO[z.dtype.char], out=out)
+        r: FloatArray = np.maximum(
+            z, _zero_row(z) if z.ndim and z.shape[-1] >= 64 else _ZERO[z.dtype.char], out=out
+        )
         return r
 
     def vjp(
         self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
     ) -> FloatArray:
-        # f'(z) = [z > 0] = [a > 0]; on small arrays, where call overhead dominates, it is
-        # read as sign(a) (a = max(z, 0) >= 0): two same-dtype passes cost half of the
-        # bool mask's two (NumPy casts the mask in the product); on large ones, the mask
-        if a.size <= _SIGN_BELOW and out is not da:
-            s = np.sign(a, out=out)
-            r: FloatArray = np.multiply(da, s, out=s)
+        # f'(z) = [z > 0] = [a > 0]. On small arrays, where call overhead dominates, it is
+        # read as sign(a), which is [a > 0] for the outputs of max(z, 0) >= 0: two
+        # same-dtype passes cost half of the bool mask's two (NumPy casts the mask in the
+        # product). On large ones the mask is faster. (A NaN in a gives NaN here, 0 with
+        # the mask; the upstream gradient of that row is NaN either way.)
+        if a.size <= _SIGN_BELOW and self._nonnegative and a.dtype == da.dtype:
+            r: FloatArray = np.multiply(da, np.sign(a), out=out)
             return r
         if out is None:
             return np.multiply(da, a > 0)

@@ -287,15 +287,12 @@ class BinaryCrossEntropy(Loss):
         return sigmoid(logits)
 
     def targets(self, y: Any, n: int, k: int, dtype: np.dtype[Any]) -> FloatArray:
-        raw = check_targets(y)
-        a = _match_shape(raw, n, k).astype(dtype, copy=False)
-        if raw.dtype.kind == "i":
+        a = super().targets(y, n, k, dtype)
+        if type(y) is np.ndarray and y.dtype.kind == "i" and not np.count_nonzero(y & -2):
             # integer labels are 0 or 1 exactly when no bit but the lowest is set (-2 is
-            # ...11110 in two's complement): one pass, not a min and a max
-            in_range = not np.count_nonzero(np.bitwise_and(raw, -2))
-        else:
-            in_range = raw.dtype.kind == "b" or not (a.min() < 0 or a.max() > 1)
-        if not in_range:
+            # ...11110 in two's complement): one pass instead of a min and a max
+            return a
+        if a.min() < 0 or a.max() > 1:
             v = a[(a < 0) | (a > 1)].flat[0]
             hint = ""
             if float(v).is_integer() and v > 1:
@@ -312,9 +309,11 @@ class BinaryCrossEntropy(Loss):
         z = logits
         per = None
         if value:
-            # log(1 + e^z) - z y, with NumPy's stable logaddexp(0, z)
-            # (= max(z, 0) + log1p(exp(-|z|)): three passes instead of eight)
-            terms = np.logaddexp(z.dtype.type(0), z)
+            # max(z, 0) - z y + log1p(exp(-|z|)); NumPy's logaddexp(0, z) would take one
+            # pass for the first and last terms, but it flags a NaN as an invalid value
+            # (a warning, an error under np.seterr), which guarding costs what it saves
+            terms = np.log1p(np.exp(-np.abs(z)))
+            terms += np.maximum(z, 0)
             terms -= z * y
             per = terms[:, 0] if z.shape[1] == 1 else terms.mean(axis=1)
         # sigmoid(z) - y with sigmoid(z) = (1 + tanh(z / 2)) / 2: no branch on the sign

@@ -88,8 +88,10 @@ class Dense(LayerBase):
         z += self.b
         act = self.activation
         # activations whose derivative reads off the output run in place: a is z
-        # (out passed by position: a keyword costs more than this whole line's logic)
-        a = act(z, z if act.in_place else ws.empty("a", z.shape, z.dtype))
+        if act.identity:
+            a = z
+        else:
+            a = act(z, out=z if act.in_place else ws.empty("a", z.shape, z.dtype))
         cache = _new(DenseCache)  # the record's three fields, set without attrs' __init__
         _set(cache, "x", X)
         _set(cache, "z", z)
@@ -110,7 +112,7 @@ class Dense(LayerBase):
         dz = (
             d_out
             if act.linear
-            else act.vjp(cache.z, cache.a, d_out, ws.empty("dz", d_out.shape, d_out.dtype))
+            else act.vjp(cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, d_out.dtype))
         )
         np.dot(cache.x.T, dz, out=grads.W)
         np.dot(ws.ones("rows", dz.shape[0], dz.dtype), dz, out=grads.b)
