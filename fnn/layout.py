@@ -16,6 +16,7 @@ It gives
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,9 @@ from fnn import tree
 from fnn._types import FloatArray
 
 __all__ = ["Layout", "StructureKey", "describe_mismatch"]
+
+
+_SLOT = types.MemberDescriptorType  # a __slots__ field's accessor
 
 
 def _shape_key(x: Any) -> Any:
@@ -78,9 +82,14 @@ class _Codegen:
                 else:
                     values.append((f.name, self.expr(v)))
             o = self.var()
-            self.lines.append(f"{o} = _new({self.const(type(node))})")
+            cls = type(node)
+            self.lines.append(f"{o} = _new({self.const(cls)})")
             for name, x in values:
-                self.lines.append(f"_set({o}, {name!r}, {x})")
+                slot = getattr(cls, name, None)
+                if type(slot) is _SLOT:  # a slotted class: its field's own setter, a C call
+                    self.lines.append(f"{self.const(slot.__set__)}({o}, {x})")
+                else:
+                    self.lines.append(f"_set({o}, {name!r}, {x})")
             return o
         i = len(self.leaves)
         shape = tuple(np.shape(node))
