@@ -252,7 +252,7 @@ class Engine:
         else:
             if self.scratch.size != self.p.size:
                 self.scratch = np.empty_like(self.p)
-            ctx = Context(step=t, lr_scale=self.lr_scale, scratch=self.scratch)
+            ctx = Context.at(t, self.lr_scale, self.scratch)
             u = self.g
             for i, tr in enumerate(self.optimizer.transforms):
                 if isinstance(tr, InPlace):
@@ -277,7 +277,7 @@ class Engine:
         transforms = self.optimizer.transforms
         cur = self.cur
         for c in chunks:
-            ctx = Context(step=t, lr_scale=self.lr_scale, scratch=c.scratch)
+            ctx = Context.at(t, self.lr_scale, c.scratch)
             p_old = c.p[cur]
             for tr, st in zip(transforms, c.states, strict=True):
                 tr.apply(c.u, st, p_old, ctx)  # type: ignore[attr-defined]

@@ -112,6 +112,21 @@ class Context:
     lr_scale: float
     scratch: FloatArray
 
+    @staticmethod
+    def at(step: int, lr_scale: float, scratch: FloatArray) -> Context:
+        """``Context(step, lr_scale, scratch)`` without attrs' ``__init__`` (made every
+        update): the slots set through their own descriptors."""
+        ctx: Context = object.__new__(Context)
+        _CTX_STEP(ctx, step)
+        _CTX_SCALE(ctx, lr_scale)
+        _CTX_SCRATCH(ctx, scratch)
+        return ctx
+
+
+_CTX_STEP, _CTX_SCALE, _CTX_SCRATCH = (
+    getattr(Context, name).__set__ for name in ("step", "lr_scale", "scratch")
+)
+
 
 @runtime_checkable
 class Transform(Protocol):
@@ -716,7 +731,7 @@ class Optimizer:
         """The flat parameter change for gradient ``g`` at parameters ``p``, and the new
         state; :meth:`update` on flat vectors. The transforms' in-place kernels run on
         private copies (``fnn.fit`` runs the same kernels on its own buffers)."""
-        ctx = Context(step=state.step + 1, lr_scale=state.lr_scale, scratch=np.empty_like(p))
+        ctx = Context.at(state.step + 1, state.lr_scale, np.empty_like(p))
         u = g
         new_states = []
         for t, s in zip(self.transforms, state.states, strict=True):

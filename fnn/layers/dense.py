@@ -22,9 +22,6 @@ from fnn.tree import STATIC_META, readonly
 
 __all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
 
-_new = object.__new__
-_set = object.__setattr__
-
 
 @attrs.frozen(eq=False)
 class Dense(LayerBase):
@@ -92,10 +89,12 @@ class Dense(LayerBase):
             a = z
         else:
             a = act(z, out=z if act.in_place else ws.empty("a", z.shape, z.dtype))
-        cache = _new(DenseCache)  # the record's three fields, set without attrs' __init__
-        _set(cache, "x", X)
-        _set(cache, "z", z)
-        _set(cache, "a", a)
+        # the cache record made without attrs' __init__: its slots set by their own
+        # descriptors (this runs every step of every dense layer)
+        cache: DenseCache = _new(DenseCache)
+        _SET_X(cache, X)
+        _SET_Z(cache, z)
+        _SET_A(cache, a)
         return a, cache
 
     def backward_into(
@@ -138,6 +137,10 @@ class DenseCache(LayerCache):
     x: FloatArray
     z: FloatArray
     a: FloatArray
+
+
+_new = object.__new__
+_SET_X, _SET_Z, _SET_A = (getattr(DenseCache, name).__set__ for name in ("x", "z", "a"))
 
 
 def init(
