@@ -24,15 +24,16 @@ from fnn._types import FloatArray
 from fnn.layers.base import Context as LayerContext
 from fnn.layers.base import Kept
 from fnn.network import Network, backward_pass, forward_pass, from_flat, logits_of
-from fnn.optim import Context, InPlace, Optimizer, OptState, frozen_array, writable_copy
-
-CHUNK_BYTES = 1 << 20
-"""Bytes per array in one optimizer chunk: the best of 256 KiB to 16 MiB measured on a
-2-core machine, for 235k (one chunk) and 6.3M parameters (1.5x faster than unchunked)."""
-
-
-def _slice(x: Any, lo: int, hi: int) -> Any:
-    return x[lo:hi] if isinstance(x, np.ndarray) and x.ndim == 1 else x
+from fnn.optim import (
+    Context,
+    InPlace,
+    Optimizer,
+    OptState,
+    chunk_of,
+    chunks,
+    frozen_array,
+    writable_copy,
+)
 
 
 def _reopen(x: Any) -> Any:
@@ -111,11 +112,9 @@ class Engine:
         # chunk views are fixed: the buffers are updated in place.
         self.chunks: list[_Chunk] = []
         if all(isinstance(t, InPlace) and t.elementwise for t in optimizer.transforms):
-            size = max(1, CHUNK_BYTES // self.p.itemsize)
-            self.scratch = np.empty(min(size, p0.size), dtype=p0.dtype)
-            self.chunks = [
-                self._chunk(lo, min(lo + size, self.p.size)) for lo in range(0, self.p.size, size)
-            ]
+            bounds = chunks(p0.size, p0.itemsize)
+            self.scratch = np.empty(max(hi - lo for lo, hi in bounds), dtype=p0.dtype)
+            self.chunks = [self._chunk(lo, hi) for lo, hi in bounds]
 
     @property
     def p(self) -> FloatArray:
@@ -128,7 +127,9 @@ class Engine:
             u=self.g[lo:hi],
             scratch=self.scratch[: hi - lo],
             frozen=None if self.frozen is None else self.frozen[lo:hi],
-            states=[tree.map(lambda a, lo=lo, hi=hi: _slice(a, lo, hi), st) for st in self.states],
+            states=[
+                tree.map(lambda a, lo=lo, hi=hi: chunk_of(a, lo, hi), st) for st in self.states
+            ],
         )
 
     def close(self, *, keep_scratch: bool = False) -> None:

@@ -17,6 +17,7 @@ path such as :func:`weights_only`, or a tree of bools shaped like the parameters
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -31,6 +32,7 @@ from fnn.layout import Layout, StructureKey, describe_mismatch
 from fnn.schedules import LearningRate, check_learning_rate, value_at
 
 __all__ = [
+    "CHUNK_BYTES",
     "MASK_FIELDS",
     "SGD",
     "TRANSFORMS",
@@ -56,6 +58,8 @@ __all__ = [
     "add_decayed_weights",
     "chain",
     "check_state_fits",
+    "chunk_of",
+    "chunks",
     "clip_by_global_norm",
     "freeze",
     "frozen_array",
@@ -198,6 +202,31 @@ def map_record(fn: Callable[[Any], Any], node: Any) -> Any:
 _RECORD_FIELDS: dict[type[Any], list[tuple[str, bool]]] = {}
 
 
+CHUNK_BYTES = 1 << 20
+"""Bytes per array in one chunk of an elementwise optimizer pass: the best of 256 KiB
+to 16 MiB measured on a 2-core machine, for 235k (one chunk) and 6.3M parameters (1.5x
+faster than unchunked). ``fnn.fit`` and :meth:`InPlace.update` both chunk."""
+
+
+def chunks(n: int, itemsize: int) -> list[tuple[int, int]]:
+    """``(lo, hi)`` bounds of the cache-sized chunks of a flat vector of ``n`` elements."""
+    size = max(1, CHUNK_BYTES // itemsize)
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def chunk_of(x: Any, lo: int, hi: int) -> Any:
+    """Elements ``lo:hi`` of a flat (1-D) state array; any other leaf as it is."""
+    return x[lo:hi] if isinstance(x, np.ndarray) and x.ndim == 1 else x
+
+
+def _fresh_or_copy(x: Any) -> Any:
+    """A new uninitialised array like a flat state array (filled chunk by chunk), a
+    private copy of any other array."""
+    if isinstance(x, np.ndarray) and x.ndim == 1:
+        return np.empty_like(x)
+    return writable_copy(x)
+
+
 def _sealed(x: Any) -> Any:
     if not isinstance(x, np.ndarray):
         return x
@@ -225,9 +254,28 @@ class InPlace:
     def update(
         self, u: FloatArray, state: Any, p: FloatArray, ctx: Context
     ) -> tuple[FloatArray, Any]:
-        st = map_record(writable_copy, state)
-        out = np.array(u, copy=True)
-        self.apply(out, st, p, ctx)
+        if not self.elementwise or u.nbytes <= CHUNK_BYTES:
+            st = map_record(writable_copy, state)
+            out = np.array(u, copy=True)
+            self.apply(out, st, p, ctx)
+            return out, map_record(_sealed, st)
+        # Large vectors go chunk by chunk, as in fit: each chunk of the direction and
+        # the flat state is copied into the new arrays and the kernel's passes over it
+        # run while it is in cache. Elementwise, so the same bits as one call.
+        out = np.empty_like(u)
+        st = map_record(_fresh_or_copy, state)
+        flat = [
+            (old, new)
+            for old, new in zip(tree.leaves(state), tree.leaves(st), strict=True)
+            if isinstance(new, np.ndarray) and new.ndim == 1
+        ]
+        for lo, hi in chunks(u.size, u.itemsize):
+            np.copyto(out[lo:hi], u[lo:hi])
+            for old, new in flat:
+                np.copyto(new[lo:hi], old[lo:hi])
+            part = Context.at(ctx.step, ctx.lr_scale, ctx.scratch[: hi - lo])
+            views = map_record(functools.partial(chunk_of, lo=lo, hi=hi), st)
+            self.apply(out[lo:hi], views, p[lo:hi], part)
         return out, map_record(_sealed, st)
 
 

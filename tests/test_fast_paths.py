@@ -318,3 +318,57 @@ def test_train_step_fit_and_pure_loop_agree_with_state_and_weights(opt: fnn.Opti
     assert all(
         np.array_equal(a, b) for a, b in zip(fnn.tree.leaves(s1), fnn.tree.leaves(s2), strict=True)
     )
+
+
+# --- optimizers chunk by chunk ------------------------------------------------------------
+
+CHUNKED_OPTIMIZERS = [
+    fnn.sgd(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    fnn.adam(1e-2, weight_decay=1e-3),
+    fnn.adamw(1e-2, weight_decay=0.1, decay_mask=fnn.weights_only),
+    fnn.rmsprop(1e-2, momentum=0.5, centered=True, weight_decay=1e-3),
+    fnn.adagrad(1e-2, lr_decay=0.01, initial_accumulator_value=0.1),
+    fnn.chain(
+        fnn.add_decayed_weights(1e-2, fnn.weights_only),
+        fnn.adam(1e-2),
+        fnn.freeze(lambda p: p.startswith("layers.0")),
+    ),
+    fnn.chain(fnn.clip_by_global_norm(0.5), fnn.adam(1e-2)),  # not elementwise: whole
+]
+
+
+@pytest.mark.parametrize("opt", CHUNKED_OPTIMIZERS)
+def test_optimizers_give_the_same_bits_chunk_by_chunk(
+    opt: fnn.Optimizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fnn.update and fit run elementwise chains in cache-sized chunks on large vectors;
+    with chunks of 40 bytes (so the 10-element ones are chunked too) fnn.update, a loop
+    of train_step and fit give the bits of the whole-vector pass."""
+    arch = fnn.sequential(5, [S.dense(7, "tanh"), S.batch_norm(), S.dense(3)], output="softmax")
+    net = fnn.init(arch, rng=3)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(30, 5)), rng.integers(0, 3, 30)
+
+    def trained() -> tuple[fnn.Network, fnn.Network, fnn.Network, list[Any]]:
+        p1, s1 = net, opt.init(net)
+        p2, s2 = net, opt.init(net)
+        for i in range(3):
+            sl = slice(10 * i, 10 * (i + 1))
+            p1, s1, _ = fnn.train_step(p1, s1, X[sl], y[sl])
+            _, cache = fnn.forward(p2, X[sl], train=True)
+            p2, s2 = fnn.update(p2, fnn.backward(p2, cache, y[sl]), s2)
+        fitted, _ = fnn.fit(
+            net, opt, X, y, epochs=1, batch_size=10, shuffle=False, rng=0, verbose=0
+        )
+        return p1, p2, fitted, fnn.tree.leaves(s1)
+
+    whole = trained()
+    monkeypatch.setattr(fnn.optim, "CHUNK_BYTES", 40)
+    assert len(fnn.optim.chunks(net.layout.size, 8)) > 10
+    chunked = trained()
+    for a, b in zip(whole[:3], chunked[:3], strict=True):
+        assert np.array_equal(a.flat, b.flat)
+    assert np.array_equal(chunked[0].flat, chunked[1].flat)
+    assert np.array_equal(chunked[0].flat, chunked[2].flat)
+    for a, b in zip(whole[3], chunked[3], strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
