@@ -21,8 +21,8 @@ import numpy as np
 
 from fnn import _scratch, tree
 from fnn._types import FloatArray
+from fnn.layers.base import TRAINING, Kept
 from fnn.layers.base import Context as LayerContext
-from fnn.layers.base import Kept
 from fnn.network import Network, backward_pass, forward_pass, from_flat, logits_of
 from fnn.optim import (
     Context,
@@ -94,7 +94,7 @@ class Engine:
         )
         self.grads = from_flat(params, self.g, writable=True)
         self.workspaces = [Kept() for _ in params.layers]
-        self._ctx = LayerContext(train=True)
+        self._ctx = TRAINING
         # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
         self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms

@@ -83,18 +83,8 @@ def _zeros(dtype: np.dtype[Any]) -> FloatArray:
 
 def check_finite(a: np.ndarray[Any, Any], name: str) -> None:
     """Raise ValueError if ``a`` holds NaN or infinity."""
-    if all_finite(a):
-        return
-    if np.isnan(a).any():
-        raise ValueError(f"Input {name} contains NaN.")
-    if np.isinf(a).any():
-        raise ValueError(f"Input {name} contains infinity.")
-
-
-def all_finite(a: np.ndarray[Any, Any]) -> bool:
-    """Whether ``a`` holds no NaN or infinity (True for non-float arrays); no warnings."""
     if a.dtype.kind != "f":
-        return True
+        return
     if a.size <= _SMALL and a.flags.c_contiguous and (a.dtype.char == "f" or a.dtype.char == "d"):
         # x * 0 is 0 for finite x and NaN for NaN and infinity, so the dot product of a
         # with zeros is 0 exactly when every element is finite: one BLAS call, which
@@ -111,7 +101,12 @@ def all_finite(a: np.ndarray[Any, Any]) -> bool:
                 s = float(np.add.reduce(a @ np.ones(a.shape[1], a.dtype)))
             else:
                 s = float(np.sum(a))
-    return math.isfinite(s)
+    if math.isfinite(s):
+        return
+    if np.isnan(a).any():
+        raise ValueError(f"Input {name} contains NaN.")
+    if np.isinf(a).any():
+        raise ValueError(f"Input {name} contains infinity.")
 
 
 def check_2d(x: Any, *, name: str = "X", dtype: np.dtype[Any] | None = None) -> FloatArray:

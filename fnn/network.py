@@ -461,11 +461,6 @@ class Network:
         assert plan is not None
         return plan.needs_rng
 
-    @property
-    def has_state(self) -> bool:
-        """Whether the network has non-trainable leaves (running statistics)."""
-        return bool(self.layout.state_slices)
-
 
 @attrs.frozen(eq=False)
 class _Plan:
@@ -474,17 +469,15 @@ class _Plan:
 
     Attributes:
         shapes: each layer's per-sample output shape.
-        first: the index of the first layer with leaves: no input gradient is needed
-            below it, and the layers below it are not run backward.
         forward: ``forward(layers, X, ctx, workspaces) -> (out, caches)``, the layers'
             forward kernels in order.
         backward: ``backward(layers, caches, d, grad_layers, ctx, workspaces)``, their
-            backward kernels in reverse order, down to layer ``first``.
+            backward kernels in reverse order, down to the first layer with leaves
+            (which is not asked for an input gradient; the layers below it are not run).
         needs_rng: whether training draws random numbers (a layer's ``needs_rng``).
     """
 
     shapes: tuple[tuple[int, ...], ...]
-    first: int
     forward: Callable[..., tuple[FloatArray, tuple[LayerCache, ...]]]
     backward: Callable[..., None]
     needs_rng: bool
@@ -494,7 +487,6 @@ class _Plan:
         forward, backward = _compile_passes(layers, first)
         return _Plan(
             shapes=shapes,
-            first=first,
             forward=forward,
             backward=backward,
             needs_rng=any(getattr(layer, "needs_rng", False) for layer in layers),
@@ -567,11 +559,17 @@ def from_flat(template: Network, flat: FloatArray, *, writable: bool = False) ->
     for private buffers that training writes in place."""
     lay = template.layout
     net: Network = lay.build(flat, writable=writable)
-    object.__setattr__(net, "_layout", lay)
     # the owner stays private: callers get a view, whose flag cannot be set again
-    object.__setattr__(net, "_flat", None if writable else flat.view())
-    object.__setattr__(net, "_plan", template._plan)
+    _set_cached(net, template, None if writable else flat.view())
     return net
+
+
+def _set_cached(net: Network, template: Network, flat: FloatArray | None) -> None:
+    """Set the cached fields of a network fnn built from ``template``'s layout: the
+    layout, the flat buffer its leaves view (None when private) and the plan."""
+    object.__setattr__(net, "_layout", template.layout)
+    object.__setattr__(net, "_flat", flat)
+    object.__setattr__(net, "_plan", template._plan)
 
 
 def pack(net: Network) -> Network:
@@ -751,13 +749,10 @@ def backprop_flat(
 def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context) -> Network:
     """Gradients as a fresh read-only :class:`Network` from ``d = dL/dlogits``."""
     G, grads, views = _backprop(params, caches, d, ctx)
-    lay = params.layout
     G.setflags(write=False)
     for v in views:
         v.setflags(write=False)
-    object.__setattr__(grads, "_layout", lay)
-    object.__setattr__(grads, "_flat", G.view())
-    object.__setattr__(grads, "_plan", params._plan)
+    _set_cached(grads, params, G.view())
     return grads
 
 
