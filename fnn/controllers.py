@@ -60,19 +60,15 @@ class EarlyStopping:
     ``restore_best`` the best epoch's parameters are returned."""
 
     patience: int = attrs.field(default=5)
-    min_delta: float = attrs.field(default=0.0)
+    min_delta: float = attrs.field(default=0.0, validator=_nonneg("min_delta"))
     restore_best: bool = True
 
     def __attrs_post_init__(self) -> None:
-        p, d = self.patience, self.min_delta
+        p = self.patience
         if isinstance(p, bool) or not isinstance(p, int):
             raise TypeError(f"patience must be an int, got {type(p).__name__} {p!r}")
         if p < 0:
             raise ValueError(f"patience must be an int >= 0, got {p!r}")
-        if isinstance(d, bool) or not isinstance(d, int | float):
-            raise TypeError(f"min_delta must be a float, got {type(d).__name__} {d!r}")
-        if not (math.isfinite(d) and d >= 0):
-            raise ValueError(f"min_delta must be >= 0, got {d!r}")
         if not isinstance(self.restore_best, bool):
             raise TypeError(f"restore_best must be a bool, got {type(self.restore_best).__name__}")
 
@@ -94,14 +90,6 @@ class EarlyStopping:
     def best_index(self, history: LossHistory) -> int | None:
         """The position in ``history.records`` of the best epoch so far (None if empty)."""
         return self.replay(monitored(history))[0]
-
-    def should_stop(self, history: LossHistory) -> bool:
-        """Whether the fit stops after ``history``'s last epoch.
-
-        A pure function of the History, as :meth:`ReduceOnPlateau.scale`: a fit that
-        continues a History (``fit(..., history=h)``) keeps the best loss and the
-        patience count of the run it continues."""
-        return self.replay(monitored(history))[1]
 
 
 @attrs.frozen

@@ -157,7 +157,7 @@ class _MPIDistributor:
             value = engine.gradient(
                 X[part],
                 y[part],
-                None if w is None or part.stop == part.start else w[part],
+                None if w is None else w[part],
                 rng,
                 rows=(part, n),
                 allreduce=self.allreduce,
