@@ -87,16 +87,21 @@ def _takes_out(fn: Any) -> bool:
         return False
 
 
+def _give(r: Any, out: FloatArray | None) -> FloatArray:
+    """``r``, or ``r`` copied into ``out`` and ``out`` when ``out`` is given."""
+    if out is None:
+        result: FloatArray = r
+        return result
+    np.copyto(out, r)
+    return out
+
+
 def _with_out_call(fn: Any) -> Any:
     """Adapt ``__call__(self, z)`` (the earlier protocol) to ``__call__(self, z, out=None)``."""
 
     @functools.wraps(fn)
     def call(self: Any, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        a = fn(self, z)
-        if out is None:
-            return a  # type: ignore[no-any-return]
-        np.copyto(out, a)
-        return out
+        return _give(fn(self, z), out)
 
     return call
 
@@ -108,11 +113,7 @@ def _with_out_vjp(fn: Any) -> Any:
     def vjp(
         self: Any, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
     ) -> FloatArray:
-        d = fn(self, z, a, da)
-        if out is None:
-            return d  # type: ignore[no-any-return]
-        np.copyto(out, d)
-        return out
+        return _give(fn(self, z, a, da), out)
 
     return vjp
 
@@ -201,10 +202,8 @@ _ZERO: Final[dict[str, Any]] = {"f": np.float32(0), "d": np.float64(0), "e": np.
 
 
 def _zero_row(z: FloatArray) -> Any:
-    """A read-only row of zeros as wide as ``z``'s last axis: NumPy 2.4's
+    """A read-only row of zeros as wide as ``z``'s last axis (of 64 or more): NumPy 2.4's
     ``maximum(z, row)`` runs 2-3x faster than ``maximum(z, 0)`` on wide arrays."""
-    if z.ndim == 0 or z.shape[-1] < 64:
-        return z.dtype.type(0)
     key = (z.shape[-1], z.dtype)
     row = _ZERO_ROWS.get(key)
     if row is None:
@@ -236,7 +235,7 @@ class ReLU(Activation):
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         r: FloatArray = np.maximum(
-            z, _zero_row(z) if z.ndim and z.shape[-1] >= 64 else _ZERO[z.dtype.char], out=out
+            z, _zero_row(z) if z.ndim and z.shape[-1] >= 64 else _ZERO.get(z.dtype.char, 0), out=out
         )
         return r
 
@@ -251,8 +250,6 @@ class ReLU(Activation):
         if a.size <= _SIGN_BELOW and self._nonnegative and a.dtype == da.dtype:
             r: FloatArray = np.multiply(da, np.sign(a), out=out)
             return r
-        if out is None:
-            return np.multiply(da, a > 0)
         return np.multiply(da, a > 0, out=out)
 
 
@@ -275,21 +272,13 @@ class LeakyReLU(Activation):
     )
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        r = np.where(z > 0, z, z * self.negative_slope)
-        if out is None:
-            return r
-        np.copyto(out, r)
-        return out
+        return _give(np.where(z > 0, z, z * self.negative_slope), out)
 
     def vjp(
         self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
     ) -> FloatArray:
         # z > 0 exactly where a > 0 (negative_slope >= 0)
-        r = np.where(a > 0, da, da * self.negative_slope)
-        if out is None:
-            return r
-        np.copyto(out, r)
-        return out
+        return _give(np.where(a > 0, da, da * self.negative_slope), out)
 
 
 @attrs.frozen
@@ -305,20 +294,13 @@ class ELU(Activation):
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         # expm1 of min(z, 0): the unused branch cannot overflow for large positive z.
         r = np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
-        if out is None:
-            return r
-        np.copyto(out, r)
-        return out
+        return _give(r, out)
 
     def vjp(
         self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
     ) -> FloatArray:
         # f'(z) = alpha * exp(z) = a + alpha for z <= 0; z > 0 exactly where a > 0
-        r = np.where(a > 0, da, da * (a + self.alpha))
-        if out is None:
-            return r
-        np.copyto(out, r)
-        return out
+        return _give(np.where(a > 0, da, da * (a + self.alpha)), out)
 
 
 _GELU_C: Final = math.sqrt(2.0 / math.pi)
@@ -366,11 +348,7 @@ class Sigmoid(Activation):
     in_place: ClassVar[bool] = True
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        r = sigmoid(z)
-        if out is None:
-            return r
-        np.copyto(out, r)
-        return out
+        return _give(sigmoid(z), out)
 
     def vjp(
         self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None

@@ -101,3 +101,11 @@ def test_names_are_mapped_once_at_the_boundary() -> None:
         A.get(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="negative_slope must be"):
         A.LeakyReLU(float("nan"))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.longdouble])
+@pytest.mark.parametrize("width", [3, 100])
+def test_relu_of_other_dtypes(dtype: type, width: int) -> None:
+    # ReLU accepts any numeric dtype, as np.maximum(z, 0) does (was a KeyError)
+    z: np.ndarray[Any, Any] = (np.arange(2 * width) - width).astype(dtype).reshape(2, width)
+    np.testing.assert_array_equal(A.ReLU()(z), np.maximum(z, 0))
