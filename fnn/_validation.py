@@ -14,6 +14,19 @@ import numpy as np
 
 from fnn._types import FloatArray, RNGLike
 
+__all__ = [
+    "as_generator",
+    "check_2d",
+    "check_X",
+    "check_consistent_length",
+    "check_finite",
+    "check_positive",
+    "check_range",
+    "check_sample_weight",
+    "check_targets",
+    "float_dtype",
+]
+
 
 def as_generator(rng: RNGLike | None, *, name: str = "rng") -> np.random.Generator:
     """``rng`` as a Generator: an int seeds a new one; a Generator is used as is."""
@@ -235,3 +248,29 @@ def check_consistent_length(**arrays: Any) -> None:
         raise ValueError(
             f"Found input variables with inconsistent numbers of samples: {lengths} ({names})"
         )
+
+
+def check_range(name: str, lo: float, hi: float, *, hi_open: bool = True) -> Any:
+    """An attrs validator: the value is a finite int or float in ``[lo, hi)`` (``[lo,
+    hi]`` when ``hi_open`` is False), else ValueError "{name} must be in [lo, hi), got
+    value"."""
+
+    def check(_inst: object, _attr: object, value: float) -> None:
+        ok = isinstance(value, int | float) and math.isfinite(value) and lo <= value
+        ok = ok and (value < hi if hi_open else value <= hi)
+        if not ok:
+            bracket = ")" if hi_open else "]"
+            raise ValueError(f"{name} must be in [{lo}, {hi}{bracket}, got {value!r}")
+
+    return check
+
+
+def check_positive(name: str) -> Any:
+    """An attrs validator: the value is a finite int or float > 0, else ValueError
+    "{name} must be > 0, got value"."""
+
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+
+    return check

@@ -28,6 +28,7 @@ import numpy as np
 from fnn import schedules, tree
 from fnn._registry import Registry
 from fnn._types import BoolArray, FloatArray
+from fnn._validation import check_positive, check_range
 from fnn.layout import Layout, StructureKey, describe_mismatch
 from fnn.schedules import LearningRate, check_learning_rate, value_at
 
@@ -279,25 +280,6 @@ class InPlace:
         return out, map_record(_sealed, st)
 
 
-def _check_range(name: str, lo: float, hi: float, *, hi_open: bool = True) -> Any:
-    def check(_inst: object, _attr: object, value: float) -> None:
-        ok = isinstance(value, int | float) and math.isfinite(value) and lo <= value
-        ok = ok and (value < hi if hi_open else value <= hi)
-        if not ok:
-            bracket = ")" if hi_open else "]"
-            raise ValueError(f"{name} must be in [{lo}, {hi}{bracket}, got {value!r}")
-
-    return check
-
-
-def _check_positive(name: str) -> Any:
-    def check(_inst: object, _attr: object, value: float) -> None:
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be > 0, got {value!r}")
-
-    return check
-
-
 def _check_lr(_inst: object, _attr: object, value: LearningRate) -> None:
     check_learning_rate(value)
 
@@ -334,13 +316,13 @@ class SGD(InPlace):
     """
 
     learning_rate: LearningRate = attrs.field(validator=_check_lr)
-    momentum: float = attrs.field(default=0.0, validator=_check_range("momentum", 0, 1))
+    momentum: float = attrs.field(default=0.0, validator=check_range("momentum", 0, 1))
     dampening: float = attrs.field(
-        default=0.0, validator=_check_range("dampening", 0, 1, hi_open=False)
+        default=0.0, validator=check_range("dampening", 0, 1, hi_open=False)
     )
     nesterov: bool = False
     weight_decay: float = attrs.field(
-        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -434,11 +416,11 @@ class Adam(InPlace):
     """
 
     learning_rate: LearningRate = attrs.field(default=1e-3, validator=_check_lr)
-    b1: float = attrs.field(default=0.9, validator=_check_range("b1", 0, 1))
-    b2: float = attrs.field(default=0.999, validator=_check_range("b2", 0, 1))
-    eps: float = attrs.field(default=1e-8, validator=_check_positive("eps"))
+    b1: float = attrs.field(default=0.9, validator=check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, validator=check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, validator=check_positive("eps"))
     weight_decay: float = attrs.field(
-        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
     )
 
     def init(self, params: Any, flat: FloatArray) -> AdamState:
@@ -463,11 +445,11 @@ class AdamW(InPlace):
     """
 
     learning_rate: LearningRate = attrs.field(default=1e-3, validator=_check_lr)
-    b1: float = attrs.field(default=0.9, validator=_check_range("b1", 0, 1))
-    b2: float = attrs.field(default=0.999, validator=_check_range("b2", 0, 1))
-    eps: float = attrs.field(default=1e-8, validator=_check_positive("eps"))
+    b1: float = attrs.field(default=0.9, validator=check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, validator=check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, validator=check_positive("eps"))
     weight_decay: float = attrs.field(
-        default=1e-2, validator=_check_range("weight_decay", 0, _NONNEG)
+        default=1e-2, validator=check_range("weight_decay", 0, _NONNEG)
     )
     decay_mask: Mask | None = None
 
@@ -517,12 +499,12 @@ class RMSprop(InPlace):
     """
 
     learning_rate: LearningRate = attrs.field(default=1e-2, validator=_check_lr)
-    alpha: float = attrs.field(default=0.99, validator=_check_range("alpha", 0, 1))
-    eps: float = attrs.field(default=1e-8, validator=_check_positive("eps"))
+    alpha: float = attrs.field(default=0.99, validator=check_range("alpha", 0, 1))
+    eps: float = attrs.field(default=1e-8, validator=check_positive("eps"))
     weight_decay: float = attrs.field(
-        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
     )
-    momentum: float = attrs.field(default=0.0, validator=_check_range("momentum", 0, 1))
+    momentum: float = attrs.field(default=0.0, validator=check_range("momentum", 0, 1))
     centered: bool = False
 
     def init(self, params: Any, flat: FloatArray) -> RMSpropState:
@@ -584,14 +566,14 @@ class Adagrad(InPlace):
     """
 
     learning_rate: LearningRate = attrs.field(default=1e-2, validator=_check_lr)
-    lr_decay: float = attrs.field(default=0.0, validator=_check_range("lr_decay", 0, _NONNEG))
+    lr_decay: float = attrs.field(default=0.0, validator=check_range("lr_decay", 0, _NONNEG))
     weight_decay: float = attrs.field(
-        default=0.0, validator=_check_range("weight_decay", 0, _NONNEG)
+        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
     )
     initial_accumulator_value: float = attrs.field(
-        default=0.0, validator=_check_range("initial_accumulator_value", 0, _NONNEG)
+        default=0.0, validator=check_range("initial_accumulator_value", 0, _NONNEG)
     )
-    eps: float = attrs.field(default=1e-10, validator=_check_positive("eps"))
+    eps: float = attrs.field(default=1e-10, validator=check_positive("eps"))
 
     def init(self, params: Any, flat: FloatArray) -> AdagradState:
         return AdagradState(sum=frozen_array(np.full_like(flat, self.initial_accumulator_value)))
@@ -617,7 +599,7 @@ class ClipByGlobalNorm(InPlace):
     """Scale the direction so its global L2 norm is at most ``max_norm`` (like
     ``torch.nn.utils.clip_grad_norm_``, applied before the optimizer)."""
 
-    max_norm: float = attrs.field(validator=_check_positive("max_norm"))
+    max_norm: float = attrs.field(validator=check_positive("max_norm"))
     elementwise: ClassVar[bool] = False  # needs the norm of the whole vector
 
     def init(self, params: Any, flat: FloatArray) -> None:
@@ -634,7 +616,7 @@ class AddDecayedWeights(InPlace):
     """L2 regularisation on the gradient: ``u += weight_decay * p`` on the leaves selected
     by ``mask`` (all by default). Place it before the optimizer in a :func:`chain`."""
 
-    weight_decay: float = attrs.field(validator=_check_range("weight_decay", 0, _NONNEG))
+    weight_decay: float = attrs.field(validator=check_range("weight_decay", 0, _NONNEG))
     mask: Mask | None = None
 
     def init(self, params: Any, flat: FloatArray) -> BoolArray | None:

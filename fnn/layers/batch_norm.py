@@ -33,27 +33,17 @@ Training by Reducing Internal Covariate Shift".
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 import numpy as np
 
 from fnn._types import FloatArray
+from fnn._validation import check_positive, check_range
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly, state_field
 
 __all__ = ["BatchNorm", "BatchNormCache"]
-
-
-def _check_momentum(_inst: object, _attr: object, value: float) -> None:
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise ValueError(f"momentum must be in [0, 1], got {value!r}")
-
-
-def _check_eps(_inst: object, _attr: object, value: float) -> None:
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"eps must be > 0, got {value!r}")
 
 
 @attrs.frozen(eq=False)
@@ -74,10 +64,13 @@ class BatchNorm(LayerBase):
     running_mean: FloatArray = state_field(converter=readonly)
     running_var: FloatArray = state_field(converter=readonly)
     momentum: float = attrs.field(
-        default=0.1, converter=float, validator=_check_momentum, metadata=STATIC_META
+        default=0.1,
+        converter=float,
+        validator=check_range("momentum", 0, 1, hi_open=False),
+        metadata=STATIC_META,
     )
     eps: float = attrs.field(
-        default=1e-5, converter=float, validator=_check_eps, metadata=STATIC_META
+        default=1e-5, converter=float, validator=check_positive("eps"), metadata=STATIC_META
     )
 
     @shift.default

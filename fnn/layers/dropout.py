@@ -11,21 +11,15 @@ Overfitting".
 
 from __future__ import annotations
 
-import math
-
 import attrs
 import numpy as np
 
 from fnn._types import FloatArray
+from fnn._validation import check_range
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
 from fnn.tree import static_field
 
 __all__ = ["Dropout", "DropoutCache", "backward", "forward", "init"]
-
-
-def _check_rate(_inst: object, _attr: object, value: float) -> None:
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise ValueError(f"dropout rate must be in [0, 1), got {value!r}")
 
 
 @attrs.frozen(eq=False)
@@ -36,7 +30,7 @@ class Dropout(LayerBase):
         rate: probability of dropping each unit, in [0, 1) (static).
     """
 
-    rate: float = static_field(converter=float, validator=_check_rate)
+    rate: float = static_field(converter=float, validator=check_range("dropout rate", 0, 1))
 
     @property
     def needs_rng(self) -> bool:

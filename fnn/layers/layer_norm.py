@@ -18,22 +18,17 @@ Reference: Ba, Kiros & Hinton 2016, "Layer Normalization".
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 import numpy as np
 
 from fnn._types import FloatArray
+from fnn._validation import check_positive
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly
 
 __all__ = ["LayerNorm", "LayerNormCache"]
-
-
-def _check_eps(_inst: object, _attr: object, value: float) -> None:
-    if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(f"eps must be > 0, got {value!r}")
 
 
 @attrs.frozen(eq=False)
@@ -49,7 +44,7 @@ class LayerNorm(LayerBase):
     scale: FloatArray = attrs.field(converter=readonly)
     shift: FloatArray = attrs.field(converter=readonly)
     eps: float = attrs.field(
-        default=1e-5, converter=float, validator=_check_eps, metadata=STATIC_META
+        default=1e-5, converter=float, validator=check_positive("eps"), metadata=STATIC_META
     )
 
     @shift.default
