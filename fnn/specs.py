@@ -32,12 +32,19 @@ from fnn.layers import conv2d as _conv2d
 from fnn.layers import dense as _dense
 from fnn.layers.activation import Activation
 from fnn.layers.batch_norm import BatchNorm
-from fnn.layers.conv2d import Conv2D, PaddingLike, resolve_padding, to_pair
+from fnn.layers.conv2d import Conv2D, PaddingLike, positive_pair, resolve_padding, stride_pair
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
 from fnn.layers.flatten import Flatten
 from fnn.layers.layer_norm import LayerNorm
-from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D, pool2d_output_hw
+from fnn.layers.pool2d import (
+    AvgPool2D,
+    GlobalAvgPool2D,
+    MaxPool2D,
+    pool2d_output_hw,
+    stride_or_none,
+    window_pair,
+)
 
 __all__ = [
     "ActivationSpec",
@@ -345,39 +352,25 @@ def conv2d(
 ) -> Conv2DSpec:
     """A convolution (see :class:`fnn.Conv2D`); ``kernel_size`` and ``stride`` an int or
     a pair, ``padding`` "valid", "same", an int, a pair or a pair of pairs."""
-    ks = to_pair(kernel_size, name="kernel_size")
-    st = to_pair(stride, name="stride")
-    if min(ks) < 1:
-        raise ValueError(f"kernel_size must be positive, got {kernel_size!r}")
-    if min(st) < 1:
-        raise ValueError(f"stride must be positive, got {stride!r}")
+    ks = positive_pair(kernel_size, name="kernel_size")
+    st = stride_pair(stride)
     resolve_padding(padding, (1 << 20, 1 << 20), ks, st)  # checks the padding's values
     n = _positive_int("out_channels", out_channels)
     return Conv2DSpec(n, ks, st, padding, activation, initializer)
-
-
-def _window(window: int | tuple[int, int], stride: int | tuple[int, int] | None) -> tuple[Any, Any]:
-    w = to_pair(window, name="window")
-    if min(w) < 1:
-        raise ValueError(f"window must be positive, got {window!r}")
-    s = None if stride is None else to_pair(stride, name="stride")
-    if s is not None and min(s) < 1:
-        raise ValueError(f"stride must be positive, got {stride!r}")
-    return w, s
 
 
 def max_pool2d(
     window: int | tuple[int, int], stride: int | tuple[int, int] | None = None
 ) -> MaxPool2DSpec:
     """Max pooling; ``stride`` defaults to the window."""
-    return MaxPool2DSpec(*_window(window, stride))
+    return MaxPool2DSpec(window_pair(window), stride_or_none(stride))
 
 
 def avg_pool2d(
     window: int | tuple[int, int], stride: int | tuple[int, int] | None = None
 ) -> AvgPool2DSpec:
     """Average pooling; ``stride`` defaults to the window."""
-    return AvgPool2DSpec(*_window(window, stride))
+    return AvgPool2DSpec(window_pair(window), stride_or_none(stride))
 
 
 def global_avg_pool2d() -> GlobalAvgPool2DSpec:

@@ -66,7 +66,9 @@ __all__ = [
     "conv2d_forward",
     "conv2d_workspace_shapes",
     "init",
+    "positive_pair",
     "resolve_padding",
+    "stride_pair",
     "to_pair",
 ]
 
@@ -104,6 +106,19 @@ def to_pair(value: object, *, name: str) -> Pair:
     raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
 
 
+def positive_pair(value: object, *, name: str, show_pair: bool = False) -> Pair:
+    """``value`` (an int or a pair of ints) as a pair of positive Python ints.
+
+    Raises:
+        ValueError: from :func:`to_pair`, or "{name} must be positive, got ..." showing
+            ``value`` as given (the pair it was read as, with ``show_pair``).
+    """
+    p = to_pair(value, name=name)
+    if min(p) < 1:
+        raise ValueError(f"{name} must be positive, got {p if show_pair else value!r}")
+    return p
+
+
 def _same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     # Keras' "same": output ceil(size / stride); the total padding that needs, split with
     # any odd extra row (column) at the bottom (right).
@@ -138,15 +153,9 @@ def resolve_padding(
             kernel or input size, negative padding, an unknown padding string, or a
             kernel larger than the padded input.
     """
-    h, w = to_pair(in_hw, name="in_hw")
-    kh, kw = to_pair(kernel_hw, name="kernel_hw")
-    sh, sw = to_pair(stride, name="stride")
-    if h <= 0 or w <= 0:
-        raise ValueError(f"in_hw must be positive, got {(h, w)}")
-    if kh <= 0 or kw <= 0:
-        raise ValueError(f"kernel_hw must be positive, got {(kh, kw)}")
-    if sh <= 0 or sw <= 0:
-        raise ValueError(f"stride must be positive, got {(sh, sw)}")
+    h, w = positive_pair(in_hw, name="in_hw", show_pair=True)
+    kh, kw = positive_pair(kernel_hw, name="kernel_hw", show_pair=True)
+    sh, sw = positive_pair(stride, name="stride", show_pair=True)
     pads: Pads2D
     if isinstance(padding, str):
         if padding == "valid":
@@ -593,13 +602,6 @@ def conv2d_backward(
 # --- the layer ------------------------------------------------------------------------
 
 
-def _stride_pair(value: object) -> Pair:
-    p = to_pair(value, name="stride")
-    if min(p) < 1:
-        raise ValueError(f"stride must be positive, got {value!r}")
-    return p
-
-
 def _padding_spec(value: object) -> PaddingLike:
     """``padding`` as a hashable, JSON-friendly value: a string, or a pair of pairs."""
     if isinstance(value, str):
@@ -608,6 +610,11 @@ def _padding_spec(value: object) -> PaddingLike:
         return value
     pads, _ = resolve_padding(value, (1 << 20, 1 << 20), 1, 1)  # type: ignore[arg-type]
     return pads
+
+
+def stride_pair(value: object) -> Pair:
+    """A convolution's or pool's ``stride`` as a positive pair (see :func:`positive_pair`)."""
+    return positive_pair(value, name="stride")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -635,7 +642,11 @@ class Conv2D(LayerBase):
 
     W: FloatArray = attrs.field(converter=readonly)
     b: FloatArray = attrs.field(converter=readonly)
-    stride: Pair = attrs.field(default=(1, 1), converter=_stride_pair, metadata=STATIC_META)
+    stride: Pair = attrs.field(
+        default=(1, 1),
+        converter=stride_pair,
+        metadata=STATIC_META,
+    )
     padding: PaddingLike = attrs.field(
         default="valid", converter=_padding_spec, metadata=STATIC_META
     )
@@ -780,14 +791,12 @@ def init(
     """A new convolution: ``W`` (kh, kw, in_channels, out_channels) drawn by
     ``initializer`` with fan-in ``kh*kw*in_channels`` and fan-out ``out_channels``
     (PyTorch's and Keras' fan-in), ``b`` zeros."""
-    kh, kw = to_pair(kernel_size, name="kernel_size")
+    kh, kw = positive_pair(kernel_size, name="kernel_size")
     for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise TypeError(f"{name} must be an int, got {type(v).__name__}")
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
-    if kh < 1 or kw < 1:
-        raise ValueError(f"kernel_size must be positive, got {kernel_size!r}")
     d = float_dtype(dtype)
     fan = (kh * kw * int(in_channels), int(out_channels))
     W = _initializers.get(initializer)(fan, rng=rng, dtype=d)

@@ -30,7 +30,7 @@ import numpy as np
 
 from fnn._types import FloatArray, IntArray
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
-from fnn.layers.conv2d import Pair, to_pair
+from fnn.layers.conv2d import Pair, positive_pair, stride_pair, to_pair
 from fnn.tree import STATIC_META
 
 __all__ = [
@@ -50,6 +50,8 @@ __all__ = [
     "max_pool2d_forward",
     "max_pool2d_workspace_shapes",
     "pool2d_output_hw",
+    "stride_or_none",
+    "window_pair",
 ]
 
 
@@ -65,12 +67,8 @@ def pool2d_output_hw(in_hw: Pair, window: int | Pair, stride: int | Pair) -> Pai
             window larger than the input.
     """
     h, w = to_pair(in_hw, name="in_hw")
-    wh, ww = to_pair(window, name="window")
-    sh, sw = to_pair(stride, name="stride")
-    if wh <= 0 or ww <= 0:
-        raise ValueError(f"window must be positive, got {(wh, ww)}")
-    if sh <= 0 or sw <= 0:
-        raise ValueError(f"stride must be positive, got {(sh, sw)}")
+    wh, ww = positive_pair(window, name="window", show_pair=True)
+    sh, sw = positive_pair(stride, name="stride", show_pair=True)
     if wh > h or ww > w:
         raise ValueError(f"window {(wh, ww)} is larger than the input {(h, w)}")
     return (h - wh) // sh + 1, (w - ww) // sw + 1
@@ -378,20 +376,14 @@ def global_avg_pool2d_backward(
 # --- the layers -----------------------------------------------------------------------
 
 
-def _window(value: object) -> Pair:
-    p = to_pair(value, name="window")
-    if min(p) < 1:
-        raise ValueError(f"window must be positive, got {value!r}")
-    return p
+def window_pair(value: object) -> Pair:
+    """A pool's ``window`` as a positive pair (see :func:`~fnn.layers.conv2d.positive_pair`)."""
+    return positive_pair(value, name="window")
 
 
-def _stride_or_none(value: object) -> Pair | None:
-    if value is None:
-        return None
-    p = to_pair(value, name="stride")
-    if min(p) < 1:
-        raise ValueError(f"stride must be positive, got {value!r}")
-    return p
+def stride_or_none(value: object) -> Pair | None:
+    """A pool's ``stride``: None (the window), or a positive pair."""
+    return None if value is None else stride_pair(value)
 
 
 def _image_shape(layer: str, input_shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -409,8 +401,8 @@ class _Pool2D(LayerBase):
     """Shared shape logic of the windowed pools: no padding, floor of the output size,
     stride defaulting to the window."""
 
-    window: Pair = attrs.field(converter=_window, metadata=STATIC_META)
-    stride: Pair | None = attrs.field(default=None, converter=_stride_or_none, metadata=STATIC_META)
+    window: Pair = attrs.field(converter=window_pair, metadata=STATIC_META)
+    stride: Pair | None = attrs.field(default=None, converter=stride_or_none, metadata=STATIC_META)
 
     @property
     def strides(self) -> Pair:
