@@ -267,7 +267,6 @@ class BatchNormSpec:
 
     momentum: float = 0.1
     eps: float = 1e-5
-    n_features: int | None = None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         _features("batch_norm", input_shape)
@@ -280,7 +279,7 @@ class BatchNormSpec:
         dtype: np.dtype[Any],
         input_shape: tuple[int, ...] | None = None,
     ) -> BatchNorm:
-        n = self.n_features or _features("batch_norm", input_shape)
+        n = _features("batch_norm", input_shape)
         return BatchNorm.create(n, momentum=self.momentum, eps=self.eps, dtype=dtype)
 
 
