@@ -20,6 +20,7 @@ __all__ = [
     "check_X",
     "check_consistent_length",
     "check_finite",
+    "check_int",
     "check_positive",
     "check_range",
     "check_sample_weight",
@@ -39,6 +40,15 @@ def as_generator(rng: RNGLike | None, *, name: str = "rng") -> np.random.Generat
     raise TypeError(
         f"{name} must be a numpy.random.Generator or an int seed, got {type(rng).__name__}"
     )
+
+
+def check_int(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``: TypeError for other kinds (2.5, "3", True)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def float_dtype(dtype: Any, *, name: str = "dtype") -> np.dtype[Any]:

@@ -28,6 +28,7 @@ import numpy as np
 
 from fnn import activations as _activations
 from fnn import initializers as _initializers
+from fnn._validation import check_int
 from fnn.layers import conv2d as _conv2d
 from fnn.layers import dense as _dense
 from fnn.layers.activation import Activation
@@ -78,14 +79,6 @@ def default_initializer(act: _activations.Activation) -> _initializers.Initializ
     return (
         _initializers.HeNormal() if isinstance(act, _RELU_LIKE) else _initializers.GlorotUniform()
     )
-
-
-def _positive_int(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__} {v!r}")
-    if v < 1:
-        raise ValueError(f"{name} must be >= 1, got {v}")
-    return int(v)
 
 
 def _image(kind: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -338,7 +331,7 @@ def dense(
     initializer: _initializers.Initializer | str | None = None,
 ) -> DenseSpec:
     """A dense layer of ``n_out`` units (inputs from the previous layer)."""
-    return DenseSpec(None, _positive_int("n_out", n_out), activation, initializer)
+    return DenseSpec(None, check_int(n_out, "n_out"), activation, initializer)
 
 
 def conv2d(
@@ -354,7 +347,7 @@ def conv2d(
     ks = positive_pair(kernel_size, name="kernel_size")
     st = stride_pair(stride)
     resolve_padding(padding, (1 << 20, 1 << 20), ks, st)  # checks the padding's values
-    n = _positive_int("out_channels", out_channels)
+    n = check_int(out_channels, "out_channels")
     return Conv2DSpec(n, ks, st, padding, activation, initializer)
 
 

@@ -7,22 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from fnn._types import FloatArray, IntArray, RNGLike
-from fnn._validation import as_generator
+from fnn._validation import as_generator, check_int
 
 __all__ = ["make_circles", "make_linear", "make_moons", "make_regression", "make_spirals"]
 
 
-def _check_int(value: int, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``: TypeError for other kinds (2.5, "3", True)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_n(n_samples: int, minimum: int = 1) -> int:
-    return _check_int(n_samples, "n_samples", minimum)
+    return check_int(n_samples, "n_samples", minimum)
 
 
 def _check_float(value: float, name: str) -> float:
@@ -108,7 +99,7 @@ def make_spirals(
     Arm ``j`` has radius ``r = linspace(0, 1)`` and angle ``4j .. 4(j+1)`` plus noise.
     Returns ``X`` (n_samples, 2) and ``y`` (n_samples,) in [0, n_classes).
     """
-    n_classes = _check_int(n_classes, "n_classes", 2)
+    n_classes = check_int(n_classes, "n_classes", 2)
     n = _check_n(n_samples, n_classes)
     noise = _check_noise(noise)
     gen = as_generator(rng)
@@ -163,8 +154,8 @@ def make_regression(
     """
     n = _check_n(n_samples)
     noise = _check_noise(noise)
-    n_features = _check_int(n_features, "n_features")
-    n_targets = _check_int(n_targets, "n_targets")
+    n_features = check_int(n_features, "n_features")
+    n_targets = check_int(n_targets, "n_targets")
     gen = as_generator(rng)
     X = gen.standard_normal((n, n_features))
     w = gen.uniform(-2, 2, (n_features, n_targets))
