@@ -66,6 +66,7 @@ __all__ = [
     "conv2d_forward",
     "conv2d_workspace_shapes",
     "init",
+    "out_buffer",
     "positive_pair",
     "resolve_padding",
     "stride_pair",
@@ -275,17 +276,24 @@ def _chunk(n: int, bytes_per_sample: int) -> int:
     return max(1, min(n, D_COLS_CHUNK_BYTES // max(bytes_per_sample, 1)))
 
 
-def _buffer(
-    given: FloatArray | None, shape: tuple[int, ...], dtype: np.dtype[Any], name: str
-) -> FloatArray:
-    """``given`` checked to be a C-contiguous ``shape`` ``dtype`` array, or a fresh one."""
+def out_buffer(
+    given: np.ndarray[Any, Any] | None,
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    name: str,
+    *,
+    contiguous: bool = True,
+) -> np.ndarray[Any, Any]:
+    """``given`` checked to be a writeable ``shape`` ``dtype`` array (C-contiguous too if
+    ``contiguous``), or a fresh one: the ``out=`` and ``work=`` buffers of the kernels."""
     if given is None:
         return np.empty(shape, dtype)
-    if given.shape != shape or given.dtype != dtype or not given.flags.c_contiguous:
+    scattered = contiguous and not given.flags.c_contiguous
+    if given.shape != shape or given.dtype != dtype or scattered:
         raise ValueError(
-            f"{name} must be a C-contiguous {dtype} array of shape {shape}, got "
-            f"{given.dtype} {given.shape}"
-            + ("" if given.flags.c_contiguous else " (not C-contiguous)")
+            f"{name} must be a {'C-contiguous ' if contiguous else ''}{dtype} array of shape "
+            f"{shape}, got {given.dtype} {given.shape}"
+            + (" (not C-contiguous)" if scattered else "")
         )
     if not given.flags.writeable:
         raise ValueError(f"{name} must be writeable")
@@ -423,12 +431,12 @@ def conv2d_forward(
     kh, kw, _, c_out = W.shape
     oh, ow = _out_hw((h, w), (kh, kw), stride, pads)
     k = kh * kw * c_in
-    y = _buffer(out, (n, oh, ow, c_out), x.dtype, "out")
+    y = out_buffer(out, (n, oh, ow, c_out), x.dtype, "out")
     m = n * oh * ow
     if _window_major(c_in):
-        cols = _buffer(work, (k + 1, m), x.dtype, "work").T  # (m, k + 1), a view
+        cols = out_buffer(work, (k + 1, m), x.dtype, "work").T  # (m, k + 1), a view
     else:
-        cols = _buffer(work, (m, k + 1), x.dtype, "work")
+        cols = out_buffer(work, (m, k + 1), x.dtype, "work")
     _im2col(x, cols, (kh, kw), stride, pads)
     cols[:, k] = 1  # the bias column
     # [W; b] is (k + 1, c_out): the size of W, a temporary.
@@ -533,8 +541,8 @@ def conv2d_backward(
             f"expected cols {(m, k + 1)}, W (kh, kw, {c_in}, c_out), d_out "
             f"{(n, oh, ow, c_out)}; got cols {cols.shape}, W {W.shape}, d_out {d_out.shape}"
         )
-    dW = _buffer(dW_out, (kh, kw, c_in, c_out), dtype, "dW_out") if dW_out is not None else None
-    db = _buffer(db_out, (c_out,), dtype, "db_out") if db_out is not None else None
+    dW = out_buffer(dW_out, (kh, kw, c_in, c_out), dtype, "dW_out") if dW_out is not None else None
+    db = out_buffer(db_out, (c_out,), dtype, "db_out") if db_out is not None else None
     d2 = d_out.reshape(m, c_out)
     # [dW; db] = cols^T dy in one product: the ones column sums dy over the batch and pixels.
     dwb = np.matmul(cols.T, d2)  # (k + 1, c_out): the size of W
@@ -550,7 +558,7 @@ def conv2d_backward(
         if d_in_out is not None or work is not None:
             raise ValueError("d_in_out and work are only used when need_d_in is true")
         return dW, db, None
-    d_in = _buffer(d_in_out, (n, h, w, c_in), dtype, "d_in_out")
+    d_in = out_buffer(d_in_out, (n, h, w, c_in), dtype, "d_in_out")
     p = oh * ow
     if work is None:
         chunk = _chunk(n, kh * kw * p * c_in * dtype.itemsize)

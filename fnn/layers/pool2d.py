@@ -30,7 +30,7 @@ import numpy as np
 
 from fnn._types import FloatArray, IntArray
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
-from fnn.layers.conv2d import Pair, positive_pair, stride_pair, to_pair
+from fnn.layers.conv2d import Pair, out_buffer, positive_pair, stride_pair, to_pair
 from fnn.tree import STATIC_META
 
 __all__ = [
@@ -114,21 +114,6 @@ def _check_x(x: FloatArray, name: str = "x") -> None:
         raise ValueError(f"{name} must have shape (n, h, w, c), got {x.shape}")
 
 
-def _buffer(
-    given: np.ndarray[Any, Any] | None, shape: tuple[int, ...], dtype: np.dtype[Any], name: str
-) -> np.ndarray[Any, Any]:
-    """``given`` checked to have ``shape`` and ``dtype`` and be writeable, or a fresh array."""
-    if given is None:
-        return np.empty(shape, dtype)
-    if given.shape != shape or given.dtype != dtype:
-        raise ValueError(
-            f"{name} must be a {dtype} array of shape {shape}, got {given.dtype} {given.shape}"
-        )
-    if not given.flags.writeable:
-        raise ValueError(f"{name} must be writeable")
-    return given
-
-
 def _views(a: np.ndarray[Any, Any], window: Pair, stride: Pair, out_hw: Pair) -> list[Any]:
     """The (n, oh, ow, c) strided views of ``a`` (n, h, w, c) at each window offset, in
     row-major offset order ``k = i*ww + j``."""
@@ -176,9 +161,9 @@ def max_pool2d_forward(
     n, h, w, c = x.shape
     oh, ow = pool2d_output_hw((h, w), win, st)
     idt = argmax_dtype(win)
-    y: FloatArray = _buffer(out, (n, oh, ow, c), x.dtype, "out")
-    idx: IntArray = _buffer(argmax_out, (n, oh, ow, c), idt, "argmax_out")
-    greater: IntArray = _buffer(work, (n, oh, ow, c), idt, "work")
+    y: FloatArray = out_buffer(out, (n, oh, ow, c), x.dtype, "out", contiguous=False)
+    idx: IntArray = out_buffer(argmax_out, (n, oh, ow, c), idt, "argmax_out", contiguous=False)
+    greater: IntArray = out_buffer(work, (n, oh, ow, c), idt, "work", contiguous=False)
     # Batch chunks of about CHUNK_BYTES of input: the output, indices and mask of a chunk
     # stay in cache across its window offsets.
     chunk = max(1, CHUNK_BYTES // max(1, h * w * c * x.itemsize))
@@ -231,8 +216,8 @@ def max_pool2d_backward(
             f"expected d_out and argmax of shape {(n, oh, ow, c)}, got {d_out.shape} and "
             f"{argmax.shape}"
         )
-    d_in: FloatArray = _buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out")
-    mask: FloatArray = _buffer(work, (n, oh, ow, c), d_out.dtype, "work")
+    d_in: FloatArray = out_buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out", contiguous=False)
+    mask: FloatArray = out_buffer(work, (n, oh, ow, c), d_out.dtype, "work", contiguous=False)
     views = _views(d_in, win, st, (oh, ow))
     if st == win:
         # Windows tile the input: every covered input is in exactly one window, so each
@@ -275,7 +260,7 @@ def avg_pool2d_forward(
     win, st = to_pair(window, name="window"), to_pair(stride, name="stride")
     n, h, w, c = x.shape
     oh, ow = pool2d_output_hw((h, w), win, st)
-    y: FloatArray = _buffer(out, (n, oh, ow, c), x.dtype, "out")
+    y: FloatArray = out_buffer(out, (n, oh, ow, c), x.dtype, "out", contiguous=False)
     views = _views(x, win, st, (oh, ow))
     if len(views) == 1:
         np.copyto(y, views[0])
@@ -315,7 +300,7 @@ def avg_pool2d_backward(
     oh, ow = pool2d_output_hw((h, w), win, st)
     if d_out.shape != (n, oh, ow, c):
         raise ValueError(f"expected d_out of shape {(n, oh, ow, c)}, got {d_out.shape}")
-    d_in: FloatArray = _buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out")
+    d_in: FloatArray = out_buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out", contiguous=False)
     views = _views(d_in, win, st, (oh, ow))
     count = len(views)
     if st == win:
@@ -344,7 +329,7 @@ def global_avg_pool2d_forward(x: FloatArray, *, out: FloatArray | None = None) -
     """
     _check_x(x)
     n, h, w, c = x.shape
-    y: FloatArray = _buffer(out, (n, c), x.dtype, "out")
+    y: FloatArray = out_buffer(out, (n, c), x.dtype, "out", contiguous=False)
     np.sum(x, axis=(1, 2), out=y)
     np.divide(y, h * w, out=y)
     return y
@@ -368,7 +353,7 @@ def global_avg_pool2d_backward(
     n, h, w, c = x_shape
     if d_out.shape != (n, c):
         raise ValueError(f"expected d_out of shape {(n, c)}, got {d_out.shape}")
-    d_in: FloatArray = _buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out")
+    d_in: FloatArray = out_buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out", contiguous=False)
     np.divide(d_out[:, None, None, :], h * w, out=d_in)
     return d_in
 
