@@ -384,6 +384,20 @@ def test_deep_nesting_is_a_value_error(tmp_path: Path, saved: bytes) -> None:
         fnn.load(path)
 
 
+@pytest.mark.parametrize("padding", [[[0, 0]], [], [[0, 0], [0]], [[0, 0], 1], 5, {"top": 1}])
+def test_a_malformed_conv_padding_is_a_value_error(tmp_path: Path, padding: Any) -> None:
+    # [[0, 0]] and [] were an IndexError from fnn.load
+    arch = fnn.sequential(
+        (6, 6, 1), [fnn.specs.conv2d(2, 3), fnn.specs.flatten()], output="identity"
+    )
+    saved = fnn.save(tmp_path / "cnn.npz", fnn.init(arch, rng=0)).read_bytes()
+    path = edited(tmp_path, saved, setting("architecture", "layers", 0, "padding", value=padding))
+    with pytest.raises(
+        ValueError, match=r"layers.0 cannot be built from the file: padding must be a string or"
+    ):
+        fnn.load(path)
+
+
 @pytest.mark.parametrize(
     ("manifest", "message"),
     [

@@ -834,8 +834,16 @@ def _conv_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 def _padding_from_config(p: Any) -> PaddingLike:
+    """A manifest's ``padding``: a string or [[top, bottom], [left, right]], else
+    ValueError (a malformed checkpoint, not an IndexError)."""
     if isinstance(p, str):
         return p
+    if not (
+        isinstance(p, list)
+        and len(p) == 2
+        and all(isinstance(q, list) and len(q) == 2 and all(map(_is_int, q)) for q in p)
+    ):
+        raise ValueError(f"padding must be a string or a pair of pairs of ints, got {p!r}")
     return (tuple(p[0]), tuple(p[1]))
 
 
