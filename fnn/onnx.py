@@ -619,15 +619,6 @@ _ALLOWED_ATTRS: Final[dict[str, frozenset[str]]] = {
     "Softmax": frozenset({"axis"}),
 }
 
-_SIMPLE_ACTIVATIONS: Final[dict[str, Callable[[dict[str, Any]], _act.Activation]]] = {
-    "Relu": lambda a: _act.ReLU(),
-    "Sigmoid": lambda a: _act.Sigmoid(),
-    "Tanh": lambda a: _act.Tanh(),
-    "Softplus": lambda a: _act.Softplus(),
-    "LeakyRelu": lambda a: _act.LeakyReLU(float(a.get("alpha", 0.01))),
-    "Elu": lambda a: _act.ELU(float(a.get("alpha", 1.0))),
-}
-
 _ERF_GELU = (
     "is the exact (erf) GELU, which fnn does not have (fnn's GELU is the tanh form): "
     "export the model with nn.GELU(approximate='tanh')"
