@@ -390,14 +390,6 @@ _SHAPE_OPS: Final = frozenset(
         "Concat", "Gather", "Shape", "Slice", "Constant",
     }
 )  # fmt: skip
-_ELEMENTWISE: Final = frozenset(
-    {
-        "Add", "Sub", "Mul", "Div", "Pow", "Neg", "Abs", "Sqrt", "Exp", "Log", "Tanh",
-        "Erf", "Reciprocal", "Sigmoid", "Relu", "LeakyRelu", "Elu", "Softplus", "Gelu",
-        "Max", "Min", "Where", "Greater", "Less", "GreaterOrEqual", "LessOrEqual",
-        "Equal", "Not", "Identity", "Cast",
-    }
-)  # fmt: skip
 
 
 def _ints(a: Any) -> list[int]:
@@ -460,6 +452,37 @@ def _gelu(x: np.ndarray[Any, Any], approximate: str) -> Any:
     return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
 
 
+_BINARY: Final[dict[str, Callable[[Any, Any], Any]]] = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Div": np.divide,
+    "Pow": np.power,
+    "Greater": np.greater,
+    "Less": np.less,
+    "GreaterOrEqual": np.greater_equal,
+    "LessOrEqual": np.less_equal,
+    "Equal": np.equal,
+}
+_UNARY: Final[dict[str, Callable[[Any], Any]]] = {
+    "Neg": np.negative,
+    "Abs": np.abs,
+    "Sqrt": np.sqrt,
+    "Exp": np.exp,
+    "Log": np.log,
+    "Tanh": np.tanh,
+    "Erf": _erf,
+    "Sigmoid": _act.sigmoid,
+    "Not": np.logical_not,
+}
+_ELEMENTWISE: Final = frozenset(
+    {
+        *_BINARY, *_UNARY, "Reciprocal", "Relu", "LeakyRelu", "Elu", "Softplus", "Gelu",
+        "Max", "Min", "Where", "Identity", "Cast",
+    }
+)  # fmt: skip
+
+
 def _eval_node(op: str, i: list[Any], a: dict[str, Any]) -> np.ndarray[Any, Any]:
     """One node's output in NumPy (float math in float64), for the operators above."""
     return np.asarray(_eval(op, i, a))
@@ -467,6 +490,10 @@ def _eval_node(op: str, i: list[Any], a: dict[str, Any]) -> np.ndarray[Any, Any]
 
 def _eval(op: str, i: list[Any], a: dict[str, Any]) -> Any:
     x: Any = i[0] if i else None
+    if op in _BINARY:
+        return _BINARY[op](x, i[1])
+    if op in _UNARY:
+        return _UNARY[op](x)
     match op:
         case "Identity":
             return np.asarray(x)
@@ -491,34 +518,8 @@ def _eval(op: str, i: list[Any], a: dict[str, Any]) -> Any:
             return np.asarray(x.shape[a.get("start", 0) : a.get("end")], np.int64)
         case "Slice":
             return _slice(x, i)
-        case "Add":
-            return np.add(x, i[1])
-        case "Sub":
-            return np.subtract(x, i[1])
-        case "Mul":
-            return np.multiply(x, i[1])
-        case "Div":
-            return np.divide(x, i[1])
-        case "Pow":
-            return np.power(x, i[1])
-        case "Neg":
-            return np.negative(x)
-        case "Abs":
-            return np.abs(x)
-        case "Sqrt":
-            return np.sqrt(x)
-        case "Exp":
-            return np.exp(x)
-        case "Log":
-            return np.log(x)
-        case "Tanh":
-            return np.tanh(x)
-        case "Erf":
-            return _erf(x)
         case "Reciprocal":
             return 1 / x
-        case "Sigmoid":
-            return _act.sigmoid(x)
         case "Relu":
             return np.maximum(x, 0)
         case "LeakyRelu":
@@ -535,18 +536,6 @@ def _eval(op: str, i: list[Any], a: dict[str, Any]) -> Any:
             return np.asarray(np.minimum.reduce(np.broadcast_arrays(*i)))
         case "Where":
             return np.where(x, i[1], i[2])
-        case "Greater":
-            return np.greater(x, i[1])
-        case "Less":
-            return np.less(x, i[1])
-        case "GreaterOrEqual":
-            return np.greater_equal(x, i[1])
-        case "LessOrEqual":
-            return np.less_equal(x, i[1])
-        case "Equal":
-            return np.equal(x, i[1])
-        case "Not":
-            return np.logical_not(x)
     raise ValueError(f"operator {op} cannot be evaluated")  # pragma: no cover
 
 
