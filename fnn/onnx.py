@@ -73,6 +73,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - depends on the environmen
 
 from fnn import activations as _act
 from fnn import losses as _losses
+from fnn import tree
 from fnn._types import FloatArray
 from fnn._version import VERSION
 from fnn.layers.activation import Activation
@@ -1234,14 +1235,6 @@ def _recognise(x: FloatArray, y: FloatArray) -> _act.Activation | None:
 # --- import: from nodes to layers -----------------------------------------------------
 
 
-def _leaves(layer: Any) -> dict[str, np.ndarray[Any, Any]]:
-    return {
-        f.name: getattr(layer, f.name)
-        for f in attrs.fields(type(layer))
-        if isinstance(getattr(layer, f.name), np.ndarray)
-    }
-
-
 def _fuse(ops: list[Any]) -> list[Any]:
     """Without fnn's metadata: identity and no-op layers dropped, each activation that
     follows a dense or convolution layer made that layer's own."""
@@ -1312,7 +1305,7 @@ def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) ->
         if kind == "dropout" and isinstance(op, Activation):
             op = Dropout(rate=0.0)
         try:
-            built = LAYERS[kind].build(cfg, _leaves(op))
+            built = LAYERS[kind].build(cfg, tree.flatten(op))
         except (KeyError, ValueError, TypeError) as e:
             raise bad(f"metadata: layers.{i} ({kind}) cannot be built from the graph: {e}") from e
         if type(built) is not type(op) or _semantics(built) != _semantics(op):
@@ -1486,7 +1479,4 @@ def _flat_before(layers: list[Any], input_shape: tuple[int, ...]) -> bool:
 
 
 def _as_dtype(layer: Any, dtype: np.dtype[Any]) -> Any:
-    arrays = _leaves(layer)
-    if not arrays:
-        return layer
-    return attrs.evolve(layer, **{k: np.asarray(v, dtype=dtype) for k, v in arrays.items()})
+    return tree.map(lambda v: np.asarray(v, dtype=dtype), layer)
