@@ -48,9 +48,11 @@ PyTorch writes) becomes a channels-last network: the dense layer after a flatten
 its rows permuted, so :func:`fnn.predict` on ``(n, h, w, c)`` input equals the source
 model on ``(n, c, h, w)``.
 
-Nothing in a model file is executed: the file is parsed as protobuf (external data
-is refused), and constants are folded by a few NumPy lines per operator for a short
-list of shape and arithmetic operators.
+Nothing in a model file is executed: the file is parsed as protobuf (initializers kept
+as external data are read only from regular files in the model's folder, at their
+declared offset and length; other external tensors are refused), and constants are
+folded by a few NumPy lines per operator for a short list of shape and arithmetic
+operators.
 """
 
 from __future__ import annotations
@@ -270,7 +272,6 @@ def _export_layer(b: _Builder, i: int, layer: Any, in_shape: tuple[int, ...]) ->
     elif kind is Flatten:
         b.to_cl(where)
         b.node(where, "Flatten", axis=1)
-        b.cf = False
     elif kind is Dropout:
         b.node(where, "Identity")
     elif kind is Activation:
@@ -290,8 +291,9 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
     if dtype not in _ELEM:
         raise ValueError(f"only float32 and float64 networks can be exported, got {dtype}")
     b = _Builder(dtype, opset)
-    shape = net.input_shape
-    assert shape is not None
+    input_shape = net.input_shape
+    assert input_shape is not None
+    shape = input_shape
     for i, (layer, out) in enumerate(zip(net.layers, net.shapes, strict=True)):
         _export_layer(b, i, layer, shape)
         shape = out
@@ -305,7 +307,7 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
     last = b.nodes[-1]
     last.output[0] = OUTPUT_NAME
     elem = _ELEM[dtype]
-    inputs = [helper.make_tensor_value_info(INPUT_NAME, elem, ["batch", *(net.input_shape or ())])]
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, elem, ["batch", *input_shape])]
     outputs = [helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", net.n_outputs])]
     graph = helper.make_graph(
         b.nodes,
@@ -315,7 +317,7 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
         initializer=b.inits,
         doc_string=(
             f"fnn network: input {INPUT_NAME} (batch, "
-            f"{', '.join(map(str, net.input_shape or ()))}) channels-last, output "
+            f"{', '.join(map(str, input_shape))}) channels-last, output "
             f"{OUTPUT_NAME} (batch, {net.n_outputs}) after the {output} output activation"
         ),
     )
@@ -332,7 +334,7 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
         "version": FORMAT_VERSION,
         "fnn_version": VERSION,
         "dtype": str(dtype),
-        "input_shape": list(net.input_shape or ()),
+        "input_shape": list(input_shape),
         "loss": net.loss.config(),
         "layers": [layer.config() for layer in net.layers],
     }
@@ -941,9 +943,7 @@ class _Reader:
         try:
             return tuple(layer.output_shape(val.shape))
         except ValueError as e:
-            raise self.node_error(
-                node, str(e).replace("{layer}", "the layer").replace("{{layer}}", "the layer")
-            ) from None
+            raise self.node_error(node, str(e).replace("{layer}", "the layer")) from None
 
     def pool(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val, cls: Any) -> _Val:
         if val.layout != "cf" or len(val.shape) != 3:
