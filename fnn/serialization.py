@@ -726,16 +726,11 @@ def _build_network(path: Path, manifest: dict[str, Any], ar: _Archive) -> Networ
                 f"layers.{i} ({kind}) has the arrays {sorted(own)} in the file, but its "
                 f"architecture needs {sorted(expected)}",
             )
+        needs = f"the architecture (architecture.layers.{i}: {_describe(cfg)})"
         for field, key in own.items():
             m = ar.members[key]
             want = m.shape if expected is None else expected[field]
-            if m.shape != want or m.dtype != dtype:
-                raise _bad(
-                    path,
-                    f"array {key} has shape {list(m.shape)} and dtype {m.dtype}, but the "
-                    f"architecture (architecture.layers.{i}: {_describe(cfg)}) needs shape "
-                    f"{list(want)} and dtype {dtype}",
-                )
+            _check_member(path, key, m, want, dtype, needs)
         arrays = {field: ar.read(key) for field, key in own.items()}
         try:
             layer = _layers.LAYERS[kind].build(cfg, arrays)
@@ -771,6 +766,19 @@ def _build_network(path: Path, manifest: dict[str, Any], ar: _Archive) -> Networ
             f"parameter arrays do not match the architecture: {sorted(given ^ expected_keys)}",
         )
     return pack(net)
+
+
+def _check_member(
+    path: Path, key: str, m: _Member, shape: tuple[int, ...], dtype: np.dtype[Any], needs: str
+) -> None:
+    """ValueError unless the archive's array ``key`` has ``shape`` and ``dtype`` (checked
+    before it is read); ``needs`` names what asks for them."""
+    if m.shape != shape or m.dtype != dtype:
+        raise _bad(
+            path,
+            f"array {key} has shape {list(m.shape)} and dtype {m.dtype}, but {needs} needs "
+            f"shape {list(shape)} and dtype {dtype}",
+        )
 
 
 def _describe(cfg: dict[str, Any]) -> str:
@@ -827,14 +835,10 @@ def _restore_opt_state(
             f"{sorted(set(expected) ^ given)} do not match",
         )
     for q, x in expected.items():
-        m = ar.members[f"opt_state/{q}"]
-        if m.shape != x.shape or m.dtype != x.dtype:
-            raise _bad(
-                path,
-                f"array opt_state/{q} has shape {list(m.shape)} and dtype {m.dtype}, but "
-                f"the optimizer state for this network needs shape {list(x.shape)} and "
-                f"dtype {x.dtype}",
-            )
+        key = f"opt_state/{q}"
+        _check_member(
+            path, key, ar.members[key], x.shape, x.dtype, "the optimizer state for this network"
+        )
 
     def take(q: str, leaf: Any) -> Any:
         if q in ("step", "lr_scale"):
@@ -885,13 +889,7 @@ def _restore_best_params(
             f"best-parameter arrays do not match the architecture: {sorted(given ^ set(expected))}",
         )
     for key, x in expected.items():
-        m = ar.members[key]
-        if m.shape != x.shape or m.dtype != x.dtype:
-            raise _bad(
-                path,
-                f"array {key} has shape {list(m.shape)} and dtype {m.dtype}, but the "
-                f"architecture needs shape {list(x.shape)} and dtype {x.dtype}",
-            )
+        _check_member(path, key, ar.members[key], x.shape, x.dtype, "the architecture")
     flat = {key[len("best_params/") :]: ar.read(key) for key in expected}
     return pack(tree.unflatten(net, flat))
 
