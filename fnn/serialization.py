@@ -56,6 +56,8 @@ version that holds what it has: 1 without a generator state, split or best param
 _RNG_STATES: Final = ("PCG64", "PCG64DXSM")
 """Bit generators whose state a checkpoint holds (their states are plain integers)."""
 _SPLIT_PARTS: Final = ("train", "validation")
+_OPT_SCALARS: Final = ("step", "lr_scale")
+"""The optimizer state's scalar leaves, kept in the manifest rather than as arrays."""
 MANIFEST: Final = "manifest.json"
 
 Builder = Callable[[dict[str, Any], dict[str, np.ndarray[Any, Any]]], Any]
@@ -201,8 +203,8 @@ def save(
                 )
         manifest["optimizer"] = opt_state.optimizer.config()
         manifest["opt_state"] = {"step": opt_state.step, "lr_scale": opt_state.lr_scale}
-        for p, x in tree.leaves_with_paths(attrs.evolve(opt_state, step=0, lr_scale=0.0)):
-            if p in ("step", "lr_scale"):
+        for p, x in tree.leaves_with_paths(opt_state):
+            if p in _OPT_SCALARS:
                 continue
             arrays[f"opt_state/{p}"] = np.asarray(x)
     if history is not None:
@@ -823,9 +825,8 @@ def _restore_opt_state(
     except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
         raise _bad(path, f"the optimizer cannot be rebuilt from the file: {e}") from e
     template = optimizer.init(net)
-    body = attrs.evolve(template, step=0, lr_scale=0.0)
     expected = {
-        q: np.asarray(x) for q, x in tree.leaves_with_paths(body) if q not in ("step", "lr_scale")
+        q: np.asarray(x) for q, x in tree.leaves_with_paths(template) if q not in _OPT_SCALARS
     }
     given = {k[len("opt_state/") :] for k in manifest["arrays"] if k.startswith("opt_state/")}
     if set(expected) != given:
@@ -841,13 +842,13 @@ def _restore_opt_state(
         )
 
     def take(q: str, leaf: Any) -> Any:
-        if q in ("step", "lr_scale"):
+        if q in _OPT_SCALARS:
             return leaf
         v = ar.read(f"opt_state/{q}")
         v.flags.writeable = False
         return v
 
-    restored = tree.map_with_path(take, body)
+    restored = tree.map_with_path(take, template)
     st = manifest["opt_state"]
     return attrs.evolve(restored, step=int(st["step"]), lr_scale=float(st["lr_scale"]))
 
