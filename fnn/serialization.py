@@ -44,7 +44,7 @@ import numpy as np
 
 from fnn import losses, optim, schedules, tree
 from fnn.layers import base as _layers
-from fnn.network import Network, pack
+from fnn.network import Network, from_flat, pack
 from fnn.training import EpochRecord, History, Split
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "load", "register_layer", "save"]
@@ -891,8 +891,9 @@ def _restore_best_params(
         )
     for key, x in expected.items():
         _check_member(path, key, ar.members[key], x.shape, x.dtype, "the architecture")
-    flat = {key[len("best_params/") :]: ar.read(key) for key in expected}
-    return pack(tree.unflatten(net, flat))
+    # checked above: the arrays of ``net``'s leaves, in leaf order (as ``pack`` lays them)
+    parts = [ar.read(key).ravel() for key in expected]
+    return from_flat(net, np.concatenate(parts) if parts else np.zeros(0))
 
 
 def _restore_split(path: Path, manifest: dict[str, Any], ar: _Archive) -> Split | None:
