@@ -717,7 +717,7 @@ def _build_network(path: Path, manifest: dict[str, Any], ar: _Archive) -> Networ
             raise _bad(
                 path,
                 f"layers.{i} has unknown kind {kind!r} "
-                "(register it with fnn.serialization.register_layer)",
+                "(register it with fnn.layers.register_layer)",
             )
         prefix = f"params/layers.{i}."
         own = {k[len(prefix) :]: k for k in declared if k.startswith(prefix)}
