@@ -45,7 +45,7 @@ import numpy as np
 from fnn import losses, optim, schedules, tree
 from fnn.layers import base as _layers
 from fnn.network import Network, from_flat, pack
-from fnn.training import EpochRecord, History, Split
+from fnn.training import EpochRecord, History, Split, check_best_params
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "load", "register_layer", "save"]
 
@@ -174,8 +174,8 @@ def save(
         raise TypeError(f"history must be an fnn.History, got {type(history).__name__}")
     rng_state = None if rng is None else _rng_config(rng)
     best = None if history is None else history.best_params
-    if best is not None and (not isinstance(best, Network) or best.layout.key != params.layout.key):
-        raise ValueError("history.best_params do not have the architecture of params")
+    if best is not None:
+        check_best_params(best, params)
     target = Path(path)
     if target.suffix != ".npz":
         target = target.with_name(target.name + ".npz")

@@ -647,7 +647,7 @@ def _prepare_fit(
     if gen is None:  # pragma: no cover - as_generator never returns None
         raise AssertionError
     if history.best_params is not None:
-        _check_best_params(history.best_params, params)
+        check_best_params(history.best_params, params)
 
     return _Prepared(
         params=params,
@@ -668,8 +668,9 @@ def _prepare_fit(
     )
 
 
-def _check_best_params(best: Network, params: Network) -> None:
-    """``history.best_params`` must be parameters of ``params``' architecture."""
+def check_best_params(best: Network, params: Network) -> None:
+    """``history.best_params`` must be parameters of ``params``' architecture: TypeError
+    unless ``best`` is a Network, ValueError naming where it differs otherwise."""
     if not isinstance(best, Network):
         raise TypeError(f"history.best_params must be an fnn.Network, got {type(best).__name__}")
     if best.layout.key != params.layout.key:
