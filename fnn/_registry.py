@@ -76,10 +76,6 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         return name in self._items
 
-    def names(self) -> list[str]:
-        """The registered names, sorted."""
-        return sorted(self._items)
-
     def items(self) -> list[tuple[str, T]]:
         """``(name, item)`` pairs, sorted by name."""
         return sorted(self._items.items())
