@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TextIO
 
 import numpy as np
 
@@ -90,7 +89,6 @@ def mnist(
     verbose: int = 1,
     *,
     download: bool = False,
-    progress: TextIO | None = None,
 ) -> float | None:
     """A 784-256-128-10 network on MNIST; returns test accuracy, or None when MNIST is
     not found and was not asked for.
@@ -101,9 +99,7 @@ def mnist(
     """
     asked = data is not None or download
     try:
-        (X, y), (Xt, yt) = datasets.load_mnist(
-            data, download=download, progress=progress if progress is not None else True
-        )
+        (X, y), (Xt, yt) = datasets.load_mnist(data, download=download, progress=True)
     except FileNotFoundError:
         where = data or os.environ.get("FNN_DATA_DIR") or str(default_cache_dir())
         if asked:
@@ -165,13 +161,11 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
 
-def main(
-    data: str | None, mnist_epochs: int, verbose: int, download: bool, err: TextIO | None = None
-) -> int:
+def main(data: str | None, mnist_epochs: int, verbose: int, download: bool) -> int:
     """The ``demo`` command: 0 on success, 1 when MNIST was asked for and not had."""
     try:
         run(data, mnist_epochs, verbose, download=download)
     except DemoError as e:
-        (err if err is not None else sys.stderr).write(f"{e}\n")
+        sys.stderr.write(f"{e}\n")
         return 1
     return 0
