@@ -86,13 +86,15 @@ def parser() -> argparse.ArgumentParser:
 
 def _export(checkpoint: str, model: str, opset: int | None) -> int:
     """``python -m fnn export``: 0 after writing, 1 with a one-line error on stderr."""
+    from fnn.demo import one_line
+
     try:
         from fnn import onnx as fnn_onnx
 
         net = fnn.load(checkpoint).params
         path = fnn_onnx.export(net, model, opset=opset)
     except (ImportError, OSError, ValueError, TypeError) as e:
-        message = " ".join(str(e).split()) or type(e).__name__
+        message = one_line(e) or type(e).__name__
         print(f"python -m fnn export: error: {message}", file=sys.stderr)
         return 1
     shape = ", ".join(str(d) for d in net.input_shape or ())

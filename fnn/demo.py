@@ -107,9 +107,9 @@ def mnist(
         print(f"mnist: not found in {where}; {HOW_TO_GET_MNIST}")
         return None
     except (DownloadError, OSError) as e:
-        raise DemoError(f"mnist: download failed, are you offline? {_one_line(e)}") from None
+        raise DemoError(f"mnist: download failed, are you offline? {one_line(e)}") from None
     except ValueError as e:
-        raise DemoError(f"mnist: {_one_line(e)}") from None
+        raise DemoError(f"mnist: {one_line(e)}") from None
     X = (X.reshape(len(X), -1) / np.float32(255)).astype(np.float32)
     Xt = (Xt.reshape(len(Xt), -1) / np.float32(255)).astype(np.float32)
     net = init(mlp([784, 256, 128, 10], output="softmax", dropout=0.2, dtype=np.float32), rng=0)
@@ -157,7 +157,8 @@ def _since(start: float) -> str:
     return f"{time.perf_counter() - start:.1f}s"
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
+    """``str(e)`` with its whitespace runs (newlines included) made single spaces."""
     return " ".join(str(e).split())
 
 
