@@ -40,14 +40,25 @@ def _strict_floating_point() -> Iterator[None]:
 _EXTRA_WORDS = ("torch", "mpi4py", "mpiexec", "onnx")
 
 
+def _fail_if_skipped_for_an_extra(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Under FNN_REQUIRE_EXTRAS, turn a skip whose reason names an extra into a failure."""
+    if not os.environ.get("FNN_REQUIRE_EXTRAS") or not report.skipped:
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+    if any(word in reason.lower() for word in _EXTRA_WORDS):
+        report.outcome = "failed"
+        report.longrepr = f"skipped although FNN_REQUIRE_EXTRAS is set: {reason}"
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
-    if not os.environ.get("FNN_REQUIRE_EXTRAS"):
-        return
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    if report.skipped:
-        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
-        if any(word in reason.lower() for word in _EXTRA_WORDS):
-            report.outcome = "failed"
-            report.longrepr = f"skipped although FNN_REQUIRE_EXTRAS is set: {reason}"
+    _fail_if_skipped_for_an_extra(outcome.get_result())  # type: ignore[attr-defined]
+
+
+# A module-level pytest.importorskip skips the whole module at collection, which
+# pytest_runtest_makereport never sees: the same conversion for collection reports.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _fail_if_skipped_for_an_extra(outcome.get_result())  # type: ignore[attr-defined]
