@@ -34,10 +34,12 @@ def _strict_floating_point() -> Iterator[None]:
         yield
 
 
-# CI installs the optional extras (PyTorch, MPI) and runs the suite again with
-# FNN_REQUIRE_EXTRAS=1: then a test skipped for want of one of them is a failure, so
-# every comparison with PyTorch and every data-parallel check really runs.
-_EXTRA_WORDS = ("torch", "mpi4py", "mpiexec", "onnx")
+# CI installs the optional extras (PyTorch, MPI, ONNX) over the 'test' extra (which has
+# scikit-learn and matplotlib) and runs the suite again with FNN_REQUIRE_EXTRAS=1: then a
+# test skipped for want of one of them is a failure, so every comparison with PyTorch and
+# scikit-learn, every plot and every data-parallel check really runs. (Matched in the
+# lower-cased skip reason; "torch" also matches "PyTorch".)
+_EXTRA_WORDS = ("torch", "mpi4py", "mpiexec", "onnx", "scikit-learn", "sklearn", "matplotlib")
 
 
 def _fail_if_skipped_for_an_extra(report: pytest.TestReport | pytest.CollectReport) -> None:

@@ -34,7 +34,10 @@ def test_returned_arrays_are_fresh_and_owned_by_the_caller() -> None:
 
 
 def test_equals_scikit_learn() -> None:
-    datasets = pytest.importorskip("sklearn.datasets")
+    datasets = pytest.importorskip(
+        "sklearn.datasets",
+        reason="scikit-learn is not installed (extra 'sklearn'; 'test' installs it too)",
+    )
     X_ref, y_ref = datasets.load_digits(return_X_y=True)
     X, y = fnn.datasets.load_digits()
     assert X.dtype == X_ref.dtype and y.dtype == y_ref.dtype

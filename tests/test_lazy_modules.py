@@ -12,6 +12,7 @@ import pytest
 import fnn
 
 ROOT = Path(__file__).resolve().parents[1]
+SKLEARN_REASON = "scikit-learn is not installed (extra 'sklearn'; 'test' installs it too)"
 
 
 def python(code: str) -> str:
@@ -32,7 +33,7 @@ def test_import_fnn_imports_no_optional_dependency() -> None:
 
 
 def test_sklearn_estimator_after_a_plain_import_fnn() -> None:
-    pytest.importorskip("sklearn")
+    pytest.importorskip("sklearn", reason=SKLEARN_REASON)
     code = (
         "import numpy as np, fnn\n"
         "X, y = fnn.datasets.make_moons(200, noise=0.1, rng=0)\n"
@@ -43,7 +44,9 @@ def test_sklearn_estimator_after_a_plain_import_fnn() -> None:
 
 
 def test_plot_after_a_plain_import_fnn_loads_matplotlib_only_when_drawing() -> None:
-    pytest.importorskip("matplotlib")
+    pytest.importorskip(
+        "matplotlib", reason="matplotlib is not installed (extra 'plot'; 'test' installs it too)"
+    )
     code = (
         "import sys, fnn\n"
         "f = fnn.plot.training_curves\n"
@@ -55,7 +58,7 @@ def test_plot_after_a_plain_import_fnn_loads_matplotlib_only_when_drawing() -> N
 @pytest.mark.parametrize("name", ["distributed", "onnx", "plot", "sklearn"])
 def test_lazy_attribute_is_the_submodule_and_listed_by_dir(name: str) -> None:
     if name == "sklearn":
-        pytest.importorskip("sklearn")
+        pytest.importorskip("sklearn", reason=SKLEARN_REASON)
     if name == "onnx":
         pytest.importorskip("onnx", reason="onnx is not installed (extra 'onnx')")
     module = getattr(fnn, name)

@@ -13,7 +13,9 @@ import fnn
 
 
 def test_lazy_modules_are_typed_as_themselves() -> None:
-    pytest.importorskip("sklearn")
+    pytest.importorskip(
+        "sklearn", reason="scikit-learn is not installed (extra 'sklearn'; 'test' installs it too)"
+    )
     est = fnn.sklearn.FNNClassifier(epochs=1)
     assert_type(est, fnn.sklearn.FNNClassifier)
     fit: Callable[..., tuple[fnn.Network, fnn.History]] = fnn.distributed.fit
