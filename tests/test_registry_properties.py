@@ -85,6 +85,15 @@ def has_state(layer: object) -> bool:
     return not all(tree.trainable_mask(layer).values())
 
 
+# the kinds whose example carries state leaves (batch norm's running statistics)
+STATEFUL_KINDS: list[LayerKind] = [k for k in KINDS if has_state(example(k)[0])]
+
+
+def test_some_kinds_have_state() -> None:
+    # the tests parametrized over STATEFUL_KINDS must not pass vacuously
+    assert "batch_norm" in {k.name for k in STATEFUL_KINDS}
+
+
 def arrays_of(value: object) -> list[tuple[str, np.ndarray[Any, Any]]]:
     """The array leaves of a tree (caches also hold ints and bools)."""
     return [(p, x) for p, x in tree.leaves_with_paths(value) if isinstance(x, np.ndarray)]
@@ -263,7 +272,7 @@ def test_network_gradients_of_trainable_leaves(kind: LayerKind) -> None:
     np.testing.assert_allclose(np.asarray(g.flat)[idx], num, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("kind", KINDS, ids=_kind_id)
+@pytest.mark.parametrize("kind", STATEFUL_KINDS, ids=_kind_id)
 def test_eval_mode_keeps_the_state(kind: LayerKind) -> None:
     """At inference the state leaves of the gradient tree hold the current state."""
     layer, shape = example(kind)
