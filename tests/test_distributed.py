@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,40 +10,12 @@ import pytest
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (extra 'mpi' installs it with MPICH)")
 
 import fnn
-from tests.mpi import two_ranks
-
-SCRIPT = Path(__file__).with_name("mpi") / "two_ranks.py"
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-
-
-def launch(mode: str, out: Path, n: int = 2) -> subprocess.CompletedProcess[str]:
-    if MPIEXEC is None:
-        pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parents[2]))
-    return subprocess.run(
-        [
-            MPIEXEC,
-            "-n",
-            str(n),
-            "-iface",
-            "lo",
-            sys.executable,
-            "-m",
-            "mpi4py",
-            str(SCRIPT),
-            mode,
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-    )
+from tests.mpi import launch, two_ranks
 
 
 def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
     out = tmp_path / "dist.npz"
-    proc = launch("train", out)
+    proc = launch(two_ranks, "train", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dist = fnn.load(out)
     # the serial run: rank 0's initial network, the same batch of 25, seed and weights
@@ -70,10 +38,10 @@ def test_a_data_parallel_run_resumed_by_a_new_launch_equals_the_uninterrupted_on
     tmp_path: Path,
 ) -> None:
     full, resumed = tmp_path / "full.npz", tmp_path / "resumed.npz"
-    proc = launch("full", full)
+    proc = launch(two_ranks, "full", full)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (tmp_path / "resumed.npz.at2.npz").write_bytes((tmp_path / "full.npz.at2.npz").read_bytes())
-    proc = launch("resume", resumed)
+    proc = launch(two_ranks, "resume", resumed)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     a, b = fnn.load(full), fnn.load(resumed)
     assert a.history is not None and b.history is not None
@@ -87,14 +55,14 @@ def test_a_data_parallel_run_resumed_by_a_new_launch_equals_the_uninterrupted_on
 
 
 def test_a_failing_rank_stops_all_ranks(tmp_path: Path) -> None:
-    proc = launch("fail", tmp_path / "x")
+    proc = launch(two_ranks, "fail", tmp_path / "x")
     assert proc.returncode != 0
     assert "rank 1 stopped: ValueError: Input X contains NaN" in proc.stdout
     assert "rank 0 stopped: RuntimeError: 1 other rank(s) failed" in proc.stdout
 
 
 def test_divergence_stops_every_rank(tmp_path: Path) -> None:
-    proc = launch("diverge", tmp_path / "x")
+    proc = launch(two_ranks, "diverge", tmp_path / "x")
     assert proc.returncode != 0
     assert (
         "rank 0 diverged: non-finite" in proc.stdout

@@ -3,10 +3,6 @@ the batch statistics are synchronised (sums all-reduced), not averaged per rank.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,42 +12,13 @@ pytest.importorskip("mpi4py", reason="mpi4py is not installed (extra 'mpi' insta
 
 import fnn
 from fnn.layers import BatchNorm
-from tests.mpi import batch_norm_ranks
-
-SCRIPT = Path(__file__).with_name("mpi") / "batch_norm_ranks.py"
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
-
-
-def launch(out: Path, n: int = 2, kind: str = "mlp") -> subprocess.CompletedProcess[str]:
-    """As tests/test_distributed.py launches its script."""
-    if MPIEXEC is None:
-        pytest.skip("mpiexec not found next to the Python interpreter or on PATH")
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(SCRIPT.parents[2]))
-    return subprocess.run(
-        [
-            MPIEXEC,
-            "-n",
-            str(n),
-            "-iface",
-            "lo",
-            sys.executable,
-            "-m",
-            "mpi4py",
-            str(SCRIPT),
-            str(out),
-            kind,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=env,
-    )
+from tests.mpi import batch_norm_ranks, launch
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_two_ranks_train_batch_norm_like_one_process(tmp_path: Path, kind: str) -> None:
     out = tmp_path / "dist.npz"
-    proc = launch(out, kind=kind)
+    proc = launch(batch_norm_ranks, out, kind)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     dist = fnn.load(out)
     X, y = batch_norm_ranks.data(kind)
