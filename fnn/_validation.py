@@ -171,19 +171,12 @@ def check_2d(x: Any, *, name: str = "X", dtype: np.dtype[Any] | None = None) -> 
     return out
 
 
-def check_X(
-    X: Any,
-    *,
-    n_features: int | None = None,
-    dtype: np.dtype[Any],
-    input_shape: tuple[int, ...] | None = None,
-) -> FloatArray:
-    """A network's input as a finite float array of ``dtype``: (n_samples, n_features)
-    for dense networks, (n_samples, *input_shape) in general, with the messages of
-    :func:`check_2d` and the expected and received shape."""
+def check_X(X: Any, *, input_shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+    """A network's input as a finite float array of ``dtype``, (n_samples, *input_shape):
+    (n_samples, n_features) for dense networks with the messages of :func:`check_2d`,
+    images with the expected and received shape."""
     if (
         type(X) is np.ndarray
-        and input_shape is not None
         and X.dtype == dtype
         and X.shape[1:] == input_shape
         and X.ndim == len(input_shape) + 1
@@ -191,13 +184,11 @@ def check_X(
     ):  # the common case, an array of the right dtype and shape: finiteness only
         check_finite(X, "X")
         return X
-    if input_shape is not None and len(input_shape) == 1:
-        n_features, input_shape = input_shape[0], None
-    if input_shape is None:
+    if len(input_shape) == 1:
         a = check_2d(X, name="X", dtype=dtype)
-        if n_features is not None and a.shape[1] != n_features:
+        if a.shape[1] != input_shape[0]:
             raise ValueError(
-                f"X has {a.shape[1]} features, but the network expects {n_features} "
+                f"X has {a.shape[1]} features, but the network expects {input_shape[0]} "
                 f"features as input (X.shape={a.shape})."
             )
         return a
