@@ -42,6 +42,8 @@ from fnn.layers import (
     LayerCache,
     LayerNorm,
     MaxPool2D,
+    Parallel,
+    Residual,
     dense,
     dropout,
 )
@@ -116,7 +118,9 @@ __all__ = [
     "NetworkCache",
     "OptState",
     "Optimizer",
+    "Parallel",
     "ReduceOnPlateau",
+    "Residual",
     "TrainingDiverged",
     "__version__",
     "activations",

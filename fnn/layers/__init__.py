@@ -1,6 +1,16 @@
 """Layer kinds, one module each, with their kernels (see :mod:`fnn.layers.base`)."""
 
-from fnn.layers import activation, batch_norm, conv2d, dense, dropout, flatten, layer_norm, pool2d
+from fnn.layers import (
+    activation,
+    batch_norm,
+    composite,
+    conv2d,
+    dense,
+    dropout,
+    flatten,
+    layer_norm,
+    pool2d,
+)
 from fnn.layers.activation import Activation, ActivationCache
 from fnn.layers.base import (
     LAYERS,
@@ -14,6 +24,7 @@ from fnn.layers.base import (
     register_layer,
 )
 from fnn.layers.batch_norm import BatchNorm, BatchNormCache
+from fnn.layers.composite import Composite, CompositeCache, Parallel, Residual
 from fnn.layers.conv2d import Conv2D, Conv2DCache
 from fnn.layers.dense import Dense, DenseCache
 from fnn.layers.dropout import Dropout, DropoutCache
@@ -28,6 +39,8 @@ __all__ = [
     "AvgPool2D",
     "BatchNorm",
     "BatchNormCache",
+    "Composite",
+    "CompositeCache",
     "Context",
     "Conv2D",
     "Conv2DCache",
@@ -47,9 +60,12 @@ __all__ = [
     "LayerNormCache",
     "MaxPool2D",
     "MaxPool2DCache",
+    "Parallel",
+    "Residual",
     "Workspace",
     "activation",
     "batch_norm",
+    "composite",
     "conv2d",
     "dense",
     "dropout",
