@@ -34,7 +34,7 @@ from fnn import specs
 
 Array = np.ndarray[Any, Any]
 
-EPOCHS = 12
+EPOCHS = 10
 """Training epochs of the default run."""
 
 

@@ -29,6 +29,7 @@ from fnn import schedules, tree
 from fnn._registry import Registry
 from fnn._types import BoolArray, FloatArray
 from fnn._validation import check_positive, check_range
+from fnn.layers.base import weight_paths
 from fnn.layout import Layout, StructureKey, describe_mismatch
 from fnn.schedules import LearningRate, check_learning_rate, value_at
 
@@ -53,6 +54,7 @@ __all__ = [
     "RMSpropState",
     "SGDState",
     "Transform",
+    "WeightsOnly",
     "adagrad",
     "adam",
     "adamw",
@@ -80,15 +82,37 @@ Mask = Callable[[str], bool] | Mapping[str, bool] | Any
 a tree of bools with the parameters' structure (for plain dict/tuple trees)."""
 
 
-def weights_only(path: str) -> bool:
-    """Mask selecting weight matrices (paths ending in ``.W``), not biases."""
-    return path.endswith(".W")
+class WeightsOnly:
+    """The mask of the weights: each layer kind's declared weight fields
+    (``register_layer(..., weights=...)``; the trainable leaves with two or more axes
+    for kinds that declare none), at any depth, composites included. Biases, norms'
+    scales and shifts, and state are not weights. Pass it as a mask
+    (``fnn.add_decayed_weights(1e-4, fnn.weights_only)``); it reads the parameters'
+    layers when the optimizer state is made."""
+
+    def resolve(self, params: Any) -> BoolArray:
+        """The flat mask (ravel order) of ``params``' weights."""
+        paths = weight_paths(params)
+        return tree.leaf_mask(params, paths.__contains__)
+
+    def __call__(self, path: str) -> bool:
+        """As a bare predicate on a path, without the tree: paths ending in ``.W``."""
+        return path.endswith(".W")
+
+    def __repr__(self) -> str:
+        return "fnn.weights_only"
+
+
+weights_only = WeightsOnly()
+"""Mask selecting the weights (see :class:`WeightsOnly`), not biases or norms."""
 
 
 def resolve_mask(params: Any, mask: Mask | None) -> BoolArray | None:
     """A flat boolean mask (ravel order) from a path predicate or a tree of bools."""
     if mask is None:
         return None
+    if isinstance(mask, WeightsOnly):
+        return mask.resolve(params)
     if callable(mask):
         return tree.leaf_mask(params, mask)
     if isinstance(mask, Mapping) and all(isinstance(k, str) for k in mask):

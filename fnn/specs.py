@@ -34,7 +34,7 @@ from fnn._validation import check_int
 from fnn.layers import conv2d as _conv2d
 from fnn.layers import dense as _dense
 from fnn.layers.activation import Activation
-from fnn.layers.base import Layer, input_shape_of, output_shape_of
+from fnn.layers.base import LAYERS, Layer, input_shape_of, output_shape_of
 from fnn.layers.batch_norm import BatchNorm
 from fnn.layers.composite import Merge, Parallel, Residual, merged_shape
 from fnn.layers.conv2d import Conv2D, PaddingLike, positive_pair, resolve_padding, stride_pair
@@ -60,6 +60,7 @@ __all__ = [
     "DropoutSpec",
     "FlattenSpec",
     "GlobalAvgPool2DSpec",
+    "KindSpec",
     "LayerNormSpec",
     "LayerSpec",
     "MaxPool2DSpec",
@@ -75,6 +76,7 @@ __all__ = [
     "flatten",
     "global_avg_pool2d",
     "init_chain",
+    "layer",
     "layer_norm",
     "max_pool2d",
     "parallel",
@@ -579,3 +581,50 @@ def parallel(branches: Sequence[Sequence[LayerSpec]], merge: Merge = "concat") -
     if merge not in ("concat", "add"):
         raise ValueError(f"merge must be 'concat' or 'add', got {merge!r}")
     return ParallelSpec(out, merge)
+
+
+@attrs.frozen
+class KindSpec:
+    """A registered layer kind and its hyper-parameters, sized from the input: what
+    :func:`layer` returns. ``init`` calls the kind's ``create``; ``output_shape`` is the
+    output shape of the layer it creates (so no shape logic is written twice)."""
+
+    kind: str
+    hyper: dict[str, Any] = attrs.field(factory=dict)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        layer = self.init(
+            rng=np.random.default_rng(0), dtype=np.dtype(np.float64), input_shape=input_shape
+        )
+        return output_shape_of(layer, input_shape, "{layer}")
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Layer:
+        create = LAYERS[self.kind].create
+        assert create is not None  # checked by layer()
+        if input_shape is None:
+            raise ValueError(f"a {self.kind} spec needs the input shape")
+        return create(tuple(input_shape), rng=rng, dtype=dtype, **self.hyper)  # type: ignore[no-any-return]
+
+
+def layer(name: str, **hyper: Any) -> KindSpec:
+    """The spec of any registered layer kind, a user's included: ``create(input_shape,
+    rng=, dtype=, **hyper)`` of its registration (``fnn.layers.register_layer(...,
+    create=...)``) draws it inside :func:`fnn.sequential`, sized from the shape before
+    it. Unknown kinds and hyper-parameters are refused at once."""
+    kind = LAYERS[name]  # ValueError naming the known kinds
+    if kind.create is None:
+        raise ValueError(
+            f"layer kind {name!r} has no create function: register it with "
+            "create=lambda input_shape, *, rng, dtype, **hyper: layer"
+        )
+    try:
+        inspect.signature(kind.create).bind((1,), rng=None, dtype=None, **hyper)
+    except TypeError as e:
+        raise TypeError(f"fnn.specs.layer({name!r}, ...): {e}") from None
+    return KindSpec(name, dict(hyper))

@@ -67,9 +67,11 @@ __all__ = [
     "forward_kernel",
     "fresh_grads",
     "input_shape_of",
+    "kind_of",
     "output_shape_of",
     "register_layer",
     "seal",
+    "weight_paths",
 ]
 
 
@@ -457,6 +459,14 @@ class LayerKind:
             ``body.0.W``), so checkpoints are checked before any array is read; None,
             or a function returning None, when the config does not fix them (then the
             built layer's config must equal the file's).
+        weights: the names of the fields that are *weights* (decayed by
+            ``fnn.add_decayed_weights(..., fnn.weights_only)``; biases, norms' scales and
+            state are not). None: the trainable leaves with two or more axes (matrices,
+            kernels, embeddings), the rule nanoGPT and PyTorch users apply by hand.
+        create: ``create(input_shape, *, rng, dtype, **hyper) -> layer``: a new layer
+            with drawn parameters, sized from the per-sample ``input_shape``; what
+            ``fnn.specs.layer(name, **hyper)`` calls inside ``fnn.sequential``. None:
+            the kind cannot be described by a spec (build it directly).
     """
 
     name: str
@@ -464,6 +474,8 @@ class LayerKind:
     build: Callable[[dict[str, Any], dict[str, Any]], Any]
     example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]] | None
     shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]] | None] | None = None
+    weights: tuple[str, ...] | None = None
+    create: Callable[..., Any] | None = None
 
 
 LAYERS: Registry[LayerKind] = Registry("layer kind")
@@ -487,15 +499,87 @@ def register_layer(
     example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]]
     | None = None,
     shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]] | None] | None = None,
+    weights: Sequence[str] | None = None,
+    create: Callable[..., Any] | None = None,
 ) -> LayerKind:
     """Register a layer kind (see :class:`LayerKind`). ``build`` defaults to calling
     ``cls`` with the arrays and the config entries that name its fields. Registering a
     name again replaces the earlier kind."""
+    if weights is not None:
+        if isinstance(weights, str) or not all(isinstance(w, str) for w in weights):
+            raise TypeError(f"weights must be a sequence of field names, got {weights!r}")
+        fields = {f.name for f in attrs.fields(cls)} if attrs.has(cls) else None
+        unknown = sorted(set(weights) - fields) if fields is not None else []
+        if unknown:
+            raise ValueError(f"weights names {unknown}, which are not fields of {cls.__name__}")
     kind = LayerKind(
-        name=name, cls=cls, build=build or _default_build(cls), example=example, shapes=shapes
+        name=name,
+        cls=cls,
+        build=build or _default_build(cls),
+        example=example,
+        shapes=shapes,
+        weights=None if weights is None else tuple(weights),
+        create=create,
     )
     LAYERS.replace(name, kind)
     return kind
+
+
+def kind_of(layer: object) -> LayerKind | None:
+    """The registered kind of ``layer``'s class, or of its nearest registered base class
+    (a subclass keeps its parent's declarations); None for an unregistered class."""
+    by_class = {k.cls: k for _, k in LAYERS.items()}
+    for cls in type(layer).__mro__:
+        kind = by_class.get(cls)
+        if kind is not None:
+            return kind
+    return None
+
+
+def weight_paths(params: Any) -> frozenset[str]:
+    """The paths of the weights among ``params``' leaves: each layer's declared weight
+    fields (:attr:`LayerKind.weights`), at any depth (layers inside composites
+    included); elsewhere, and for kinds that declare none, the trainable leaves with two
+    or more axes."""
+    out: set[str] = set()
+    for path, leaf in tree.leaves_with_paths(params):
+        if np.ndim(leaf) >= 2:
+            out.add(path)
+    _declared(params, "", out)
+    return frozenset(out)
+
+
+def _declared(node: Any, prefix: str, out: set[str]) -> None:
+    """Apply the declarations of the registered layers in ``node`` to ``out``: a
+    declaring layer's own leaves are weights exactly when declared."""
+    if node is None or isinstance(node, np.ndarray):
+        return
+    if isinstance(node, tuple | list):
+        for i, c in enumerate(node):
+            _declared(c, f"{prefix}{i}.", out)
+        return
+    if isinstance(node, dict):
+        for k in node:
+            _declared(node[k], f"{prefix}{k}.", out)
+        return
+    if not attrs.has(type(node)):
+        return
+    kind = kind_of(node) if isinstance(node, LayerBase) or hasattr(node, "config") else None
+    declared = None if kind is None else kind.weights
+    trainable = tree.trainable_mask(node) if declared is not None else {}
+    for f in attrs.fields(type(node)):
+        if f.metadata.get(tree.STATIC, False) or not f.init:
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, np.ndarray):
+            if declared is not None:
+                path = f"{prefix}{f.name}"
+                if f.name in declared and trainable.get(f.name, False):
+                    out.add(path)
+                else:
+                    out.discard(path)
+        else:
+            _declared(value, f"{prefix}{f.name}.", out)
 
 
 def config_size(config: Mapping[str, Any], key: str) -> int:

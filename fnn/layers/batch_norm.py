@@ -250,4 +250,5 @@ register_layer(
         k: (config_size(cfg, "n_features"),)
         for k in ("scale", "shift", "running_mean", "running_var")
     },
+    weights=(),
 )

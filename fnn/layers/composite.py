@@ -474,6 +474,7 @@ register_layer(
     ),
     example=_residual_example,
     shapes=_residual_shapes,
+    weights=(),  # the inner layers declare their own
 )
 register_layer(
     "parallel",
@@ -487,4 +488,5 @@ register_layer(
     ),
     example=_parallel_example,
     shapes=_parallel_shapes,
+    weights=(),  # the inner layers declare their own
 )

@@ -859,4 +859,5 @@ register_layer(
     ),
     example=_example,
     shapes=_conv_shapes,
+    weights=("W",),
 )

@@ -192,4 +192,5 @@ register_layer(
         "W": (config_size(cfg, "n_in"), config_size(cfg, "n_out")),
         "b": (config_size(cfg, "n_out"),),
     },
+    weights=("W",),
 )

@@ -161,4 +161,5 @@ register_layer(
     build=lambda cfg, a: LayerNorm(scale=a["scale"], shift=a["shift"], eps=float(cfg["eps"])),
     example=_example,
     shapes=lambda cfg: {k: (config_size(cfg, "n_features"),) for k in ("scale", "shift")},
+    weights=(),
 )
