@@ -794,8 +794,15 @@ class Optimizer:
         check_state_fits(state, p)
         if g.dtype != p.dtype:
             g = g.astype(p.dtype)
-        u, new_state = self.step_flat(p, g, state)
-        return tree.unravel(params, p + u), new_state
+        mask = tree.trainable_mask(params)
+        if all(mask.values()):
+            u, new_state = self.step_flat(p, g, state)
+            return tree.unravel(params, p + u), new_state
+        # as for a network: state leaves hold new statistics, not gradients, so no
+        # transform (nor a global norm) sees them, and the new state is taken over
+        trainable = tree.leaf_mask(params, lambda path: mask[path])
+        u, new_state = self.step_flat(p, np.where(trainable, g, g.dtype.type(0)), state)
+        return tree.unravel(params, np.where(trainable, p + u, g)), new_state
 
     def _update_flat(
         self, params: Any, lay: Layout, grads: Any, state: OptState
