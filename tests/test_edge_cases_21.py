@@ -4,13 +4,19 @@ argument (BAD_INPUTS.md)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Self
 
+import attrs
 import numpy as np
 import pytest
 
 import fnn
+from fnn.layers import LAYERS, LayerCache
 from fnn.layers.batch_norm import BatchNorm
+from fnn.layers.dense import Dense, DenseCache
+
+FloatArray = np.ndarray[Any, np.dtype[np.floating[Any]]]
 
 
 def unchecked(value: object) -> Any:
@@ -56,3 +62,71 @@ def test_update_takes_over_state_on_any_tree(
     want, _ = fnn.update(alone, {"scale": grads.scale, "shift": grads.shift}, opt.init(alone))
     np.testing.assert_allclose(got.scale, want["scale"], rtol=1e-12)
     np.testing.assert_allclose(got.shift, want["shift"], rtol=1e-12)
+
+
+# --- point 18: fnn.dense.forward / backward from a Dense subclass -----------------
+
+
+@attrs.frozen(eq=False)
+class _DoubledDense(Dense):
+    """A Dense subclass written to the earlier protocol, on top of fnn.dense: its
+    output is twice the dense layer's."""
+
+    def forward(
+        self, X: FloatArray, *, train: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[FloatArray, LayerCache]:
+        out, cache = fnn.dense.forward(self, X)
+        return 2 * out, cache
+
+    def backward(self, cache: LayerCache, d_out: FloatArray) -> tuple[Self, FloatArray]:
+        assert isinstance(cache, DenseCache)
+        return fnn.dense.backward(self, cache, 2 * d_out)  # type: ignore[return-value]
+
+
+def test_dense_functions_from_a_subclass_reach_the_dense_math(rng: np.random.Generator) -> None:
+    base = fnn.dense.init(3, 2, rng=rng, activation="tanh")
+    sub = _DoubledDense(W=base.W, b=base.b, activation="tanh")
+    X = rng.normal(size=(5, 3))
+    want, want_cache = fnn.dense.forward(base, X)
+    out, cache = sub.forward(X)
+    np.testing.assert_allclose(out, 2 * want)
+    d_out = rng.normal(size=(5, 2))
+    want_g, want_d = fnn.dense.backward(base, want_cache, 2 * d_out)
+    g, d_in = sub.backward(cache, d_out)
+    np.testing.assert_allclose(g.W, want_g.W)
+    np.testing.assert_allclose(d_in, want_d)
+    # the layer's gradients are right, alone and in a network (which runs its methods)
+    fnn.testing.check_layer_grads(sub, X)
+    net = fnn.Network(layers=[sub], loss="mse")
+    np.testing.assert_allclose(fnn.predict(net, X), 2 * want)
+    fnn.testing.check_grads(net, X, rng.normal(size=(5, 2)))
+
+
+# --- point 19: a layer's pure backward returns the caller's own d_in ---------------
+
+
+KINDS = [k for _, k in LAYERS.items() if k.example is not None]
+
+
+@pytest.mark.parametrize(
+    "layer_and_shape",
+    [
+        pytest.param(lambda r: (fnn.Flatten(), (2, 3, 2)), id="Flatten()"),
+        pytest.param(lambda r: (fnn.Activation("identity"), (4,)), id="Activation(identity)"),
+        *[
+            pytest.param(lambda r, k=k: k.example(r, np.dtype(np.float64)), id=k.name)
+            for k in KINDS
+        ],
+    ],
+)
+def test_layer_backward_returns_a_fresh_d_in(
+    rng: np.random.Generator, layer_and_shape: Callable[[np.random.Generator], Any]
+) -> None:
+    layer, shape = layer_and_shape(rng)
+    X = rng.normal(size=(4, *shape))
+    out, cache = layer.forward(X, train=True, rng=rng)
+    d_out = rng.normal(size=out.shape)
+    d_out.flags.writeable = False
+    _, d_in = layer.backward(cache, d_out)
+    assert not np.shares_memory(d_in, d_out)
+    assert d_in.flags.writeable
