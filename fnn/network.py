@@ -26,7 +26,14 @@ from fnn import initializers as _initializers
 from fnn import losses as _losses
 from fnn import tree
 from fnn._types import ArrayLike, FloatArray, RNGLike
-from fnn._validation import as_generator, check_sample_weight, check_X, float_dtype
+from fnn._validation import (
+    as_generator,
+    as_list,
+    check_sample_weight,
+    check_shape,
+    check_X,
+    float_dtype,
+)
 from fnn.layers.base import (
     FRESH,
     INFERENCE,
@@ -180,7 +187,7 @@ def mlp(
     Returns:
         An :class:`Architecture` for :func:`init`.
     """
-    sizes = list(sizes)
+    sizes = as_list(sizes, "sizes", "layer widths")
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least 2 entries (inputs, outputs), got {sizes}")
     for i, s in enumerate(sizes):
@@ -256,14 +263,8 @@ def sequential(
             the shape before it (a kernel larger than its padded input, a dense layer
             after a 4-D output without ``flatten()``), or the last shape is not a vector.
     """
-    shape: tuple[int, ...] = (
-        (int(input_shape),) if isinstance(input_shape, int | np.integer) else tuple(input_shape)
-    )
-    for d in shape:
-        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"input_shape must hold positive ints, got {input_shape!r}")
-    shape = tuple(int(d) for d in shape)
-    specs = tuple(layers)
+    shape = check_shape(input_shape)
+    specs = tuple(as_list(layers, "layers", "layer specs"))
     if not specs:
         raise ValueError("sequential needs at least one layer spec")
     current = shape
@@ -301,15 +302,7 @@ def _to_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
 
 
 def _to_shape(shape: Any) -> tuple[int, ...] | None:
-    if shape is None:
-        return None
-    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
-        shape = (shape,)
-    out = tuple(shape)
-    for d in out:
-        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"input_shape must hold positive ints, got {shape!r}")
-    return tuple(int(d) for d in out)
+    return None if shape is None else check_shape(shape)
 
 
 @attrs.frozen(eq=False, repr=False)

@@ -4,6 +4,7 @@ argument (BAD_INPUTS.md)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -130,3 +131,129 @@ def test_layer_backward_returns_a_fresh_d_in(
     _, d_in = layer.backward(cache, d_out)
     assert not np.shares_memory(d_in, d_out)
     assert d_in.flags.writeable
+
+
+# --- point 16: hyper-parameters of the wrong kind are named ------------------------
+
+
+KIND_ERRORS: list[tuple[str, Callable[[], object], type[Exception], str]] = [
+    (
+        "BatchNorm momentum",
+        lambda: BatchNorm.create(3, momentum=unchecked("abc")),
+        TypeError,
+        "momentum must be a real number, got str 'abc'",
+    ),
+    (
+        "BatchNorm momentum bool",
+        lambda: BatchNorm.create(3, momentum=unchecked(True)),
+        TypeError,
+        "momentum must be a real number, got bool True",
+    ),
+    (
+        "batch_norm spec eps",
+        lambda: fnn.specs.batch_norm(eps=unchecked(None)),
+        TypeError,
+        "eps must be a real number, got NoneType None",
+    ),
+    (
+        "layer_norm spec eps",
+        lambda: fnn.specs.layer_norm(eps=unchecked("x")),
+        TypeError,
+        "eps must be a real number, got str",
+    ),
+    (
+        "dropout rate",
+        lambda: fnn.specs.dropout(unchecked("0.5")),
+        TypeError,
+        "dropout rate must be a real number, got str",
+    ),
+    (
+        "LeakyReLU",
+        lambda: fnn.activations.LeakyReLU(unchecked("x")),
+        TypeError,
+        "negative_slope must be a real number",
+    ),
+    ("Huber", lambda: fnn.losses.Huber(unchecked("x")), TypeError, "delta must be a real number"),
+    (
+        "Normal",
+        lambda: fnn.initializers.Normal(unchecked("x")),
+        TypeError,
+        "std must be a real number",
+    ),
+    (
+        "sgd momentum",
+        lambda: fnn.sgd(0.1, momentum=unchecked("x")),
+        TypeError,
+        "momentum must be a real number, got str 'x'",
+    ),
+    (
+        "adam b1",
+        lambda: fnn.adam(b1=unchecked(None)),
+        TypeError,
+        "b1 must be a real number, got NoneType",
+    ),
+    (
+        "clip max_norm",
+        lambda: fnn.clip_by_global_norm(unchecked("1")),
+        TypeError,
+        "max_norm must be a real number, got str '1'",
+    ),
+    (
+        "CosineDecay initial",
+        lambda: fnn.schedules.CosineDecay(unchecked("x"), decay_steps=3),
+        TypeError,
+        "initial must be a real number",
+    ),
+    (
+        "sequential input_shape",
+        lambda: fnn.sequential(unchecked(None), [fnn.specs.dense(1)]),
+        TypeError,
+        "input_shape must be a sequence of positive ints, got NoneType None",
+    ),
+    (
+        "sequential layers",
+        lambda: fnn.sequential(3, unchecked(None)),
+        TypeError,
+        "layers must be a sequence of layer specs, got NoneType None",
+    ),
+    (
+        "mlp sizes",
+        lambda: fnn.mlp(unchecked(None)),
+        TypeError,
+        "sizes must be a sequence of layer widths, got NoneType None",
+    ),
+    (
+        "sgd str.upper",
+        lambda: fnn.sgd(learning_rate=unchecked(str.upper)),
+        TypeError,
+        "learning_rate must be a float or a schedule .*got the builtin <method 'upper'",
+    ),
+    (
+        "adam abs",
+        lambda: fnn.adam(learning_rate=unchecked(abs)),
+        TypeError,
+        "learning_rate must be a float or a schedule .*got the builtin <built-in function abs>",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"), [pytest.param(*row[1:], id=row[0]) for row in KIND_ERRORS]
+)
+def test_hyper_parameters_of_the_wrong_kind_are_named(
+    call: Callable[[], object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_numpy_hyper_parameters_are_python_floats() -> None:
+    # a NumPy scalar is a number: accepted, stored (and saved) as a float
+    opt = fnn.chain(
+        fnn.clip_by_global_norm(unchecked(np.float32(1.0))),
+        fnn.sgd(unchecked(np.float32(0.1)), momentum=unchecked(np.float32(0.5))),
+    )
+    config = opt.config()
+    assert json.loads(json.dumps(config)) == config
+    assert type(config[1]["learning_rate"]) is float and config[1]["momentum"] == 0.5
+    assert BatchNorm.create(2, momentum=unchecked(np.float32(0.25))).momentum == 0.25

@@ -39,7 +39,7 @@ import attrs
 import numpy as np
 
 from fnn._types import FloatArray
-from fnn._validation import check_positive, check_range
+from fnn._validation import as_float, check_positive, check_range
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly, state_field
 
@@ -65,12 +65,15 @@ class BatchNorm(LayerBase):
     running_var: FloatArray = state_field(converter=readonly)
     momentum: float = attrs.field(
         default=0.1,
-        converter=float,
+        converter=as_float,
         validator=check_range("momentum", 0, 1, hi_open=False),
         metadata=STATIC_META,
     )
     eps: float = attrs.field(
-        default=1e-5, converter=float, validator=check_positive("eps"), metadata=STATIC_META
+        default=1e-5,
+        converter=as_float,
+        validator=check_positive("eps"),
+        metadata=STATIC_META,
     )
 
     @shift.default
