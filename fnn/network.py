@@ -261,7 +261,9 @@ def sequential(
     Raises:
         ValueError: at once, naming the layer and the shapes, when a layer cannot take
             the shape before it (a kernel larger than its padded input, a dense layer
-            after a 4-D output without ``flatten()``), or the last shape is not a vector.
+            after a 4-D output without ``flatten()``), or the last shape is not a vector;
+            when ``input_shape`` is ``()`` or no spec has parameters.
+        TypeError: ``input_shape`` or ``layers`` is not a sequence (or an int).
     """
     shape = check_shape(input_shape)
     specs = tuple(as_list(layers, "layers", "layer specs"))
@@ -284,6 +286,12 @@ def sequential(
         raise ValueError(
             f"the last layer gives outputs of shape {current}; a network ends in logits of "
             "shape (n_outputs,): add flatten() or global_avg_pool2d() and a dense layer"
+        )
+    if not any(getattr(spec, "has_parameters", True) for spec in specs):
+        raise ValueError(
+            f"a network needs at least one layer with parameters, but none of "
+            f"{', '.join(type(s).__name__ for s in specs)} has any: add one such as "
+            f"fnn.specs.dense({current[0]})"
         )
     the_loss = _output_loss(output, loss, current[0])
     return Architecture(layers=specs, loss=the_loss, dtype=dtype, input_shape=shape)

@@ -257,3 +257,54 @@ def test_numpy_hyper_parameters_are_python_floats() -> None:
     assert json.loads(json.dumps(config)) == config
     assert type(config[1]["learning_rate"]) is float and config[1]["momentum"] == 0.5
     assert BatchNorm.create(2, momentum=unchecked(np.float32(0.25))).momentum == 0.25
+
+
+# --- point 19: what cannot be right is refused when it is built ---------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "message"),
+    [
+        ("running_var", [1.0, -0.5, 1.0], "running_var must be >= 0, got"),
+        ("running_mean", [0.0, np.nan, 0.0], "running_mean must be finite"),
+        ("running_var", [1.0, np.inf, 1.0], "running_var must be finite"),
+    ],
+)
+def test_batch_norm_refuses_running_statistics_no_data_gives(
+    field: str, bad: list[float], message: str
+) -> None:
+    stats: dict[str, Any] = {field: np.array(bad)}
+    with pytest.raises(ValueError, match=message):
+        BatchNorm(scale=np.ones(3), **stats)
+    # a variance of exactly 0 (a constant feature) is what data can give
+    assert BatchNorm(scale=np.ones(3), running_var=np.zeros(3)).running_var.sum() == 0
+
+
+def test_sequential_refuses_samples_without_an_axis() -> None:
+    with pytest.raises(ValueError, match=r"input_shape must have at least one axis, got \(\)"):
+        fnn.sequential((), [fnn.specs.flatten(), fnn.specs.dense(1)])
+    with pytest.raises(ValueError, match=r"input_shape must have at least one axis"):
+        fnn.Network(layers=[fnn.Flatten(), Dense(W=np.ones((1, 1)))], input_shape=(), loss="mse")
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [
+        [fnn.specs.flatten()],
+        [fnn.specs.activation("relu"), fnn.specs.dropout(0.5)],
+    ],
+    ids=["flatten", "activation+dropout"],
+)
+def test_sequential_refuses_a_network_without_parameters(specs: list[Any]) -> None:
+    with pytest.raises(
+        ValueError, match="a network needs at least one layer with parameters, but none of"
+    ):
+        fnn.sequential(4, specs)
+    # with a layer that has parameters the same stack is fine, and init agrees
+    arch = fnn.sequential(4, [*specs, fnn.specs.dense(2)])
+    assert fnn.init(arch, rng=0).n_outputs == 2
+
+
+def test_image_stacks_without_parameters_are_refused_too() -> None:
+    with pytest.raises(ValueError, match="MaxPool2DSpec, GlobalAvgPool2DSpec has any"):
+        fnn.sequential((4, 4, 2), [fnn.specs.max_pool2d(2), fnn.specs.global_avg_pool2d()])

@@ -97,6 +97,15 @@ class BatchNorm(LayerBase):
                 raise ValueError(f"{name} must have shape {self.scale.shape}, got {a.shape}")
             if a.dtype != self.scale.dtype:
                 raise ValueError(f"{name} has dtype {a.dtype} but scale has {self.scale.dtype}")
+        # running statistics that could never come from data would normalise every
+        # inference silently wrong (a NaN spreads to every output, sqrt(var + eps) of a
+        # variance below -eps is NaN)
+        for name in ("running_mean", "running_var"):
+            a = getattr(self, name)
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name} must be finite, got {a}")
+        if (self.running_var < 0).any():
+            raise ValueError(f"running_var must be >= 0, got {self.running_var}")
 
     @classmethod
     def create(
