@@ -321,7 +321,7 @@ class Network:
         layers: the layers in order; the last produces the logits (n, n_outputs).
         loss: the loss, which fixes the output activation (static).
         input_shape: the per-sample input shape (static): ``(n_features,)`` for dense
-            networks (inferred from the first dense layer when not given),
+            networks (inferred from the first layer when it is dense, else required),
             ``(height, width, channels)`` for images.
 
     Built by :func:`init`, or directly from arrays::
@@ -361,13 +361,14 @@ class Network:
                 )
         shape = self.input_shape
         if shape is None:
-            for layer in self.layers:
-                shape = input_shape_of(layer)
-                if shape is not None:
-                    break
+            # only the first layer's parameters say what the network takes: a later
+            # layer's input is what the layers before it give, not X
+            shape = input_shape_of(self.layers[0])
             if shape is None:
                 raise ValueError(
-                    "the network's input shape is not fixed by its layers: pass input_shape="
+                    f"the network's input shape is not fixed by its first layer (layers.0, "
+                    f"{type(self.layers[0]).__name__}): pass input_shape= (the shape of one "
+                    "sample, e.g. (height, width, channels) for images)"
                 )
             object.__setattr__(self, "input_shape", shape)
         shapes = []

@@ -308,3 +308,25 @@ def test_sequential_refuses_a_network_without_parameters(specs: list[Any]) -> No
 def test_image_stacks_without_parameters_are_refused_too() -> None:
     with pytest.raises(ValueError, match="MaxPool2DSpec, GlobalAvgPool2DSpec has any"):
         fnn.sequential((4, 4, 2), [fnn.specs.max_pool2d(2), fnn.specs.global_avg_pool2d()])
+
+
+# --- point 13: only the first layer fixes a network's input shape -------------------
+
+
+def test_input_shape_comes_from_the_first_layer_only(rng: np.random.Generator) -> None:
+    conv = fnn.Conv2D(W=rng.normal(size=(3, 3, 2, 4)))
+    head: list[Any] = [fnn.GlobalAvgPool2D(), Dense(W=rng.normal(size=(4, 1)))]
+    with pytest.raises(
+        ValueError,
+        match=r"input shape is not fixed by its first layer \(layers.0, Conv2D\): pass "
+        "input_shape=",
+    ):
+        fnn.Network(layers=[conv, *head], loss="mse")
+    # a later dense layer no longer passes its (4,) off as the network's input
+    with pytest.raises(ValueError, match=r"layers.0, Dropout"):
+        fnn.Network(layers=[fnn.Dropout(0.5), Dense(W=np.ones((3, 1)))], loss="mse")
+    net = fnn.Network(layers=[conv, *head], loss="mse", input_shape=(6, 6, 2))
+    assert net.input_shape == (6, 6, 2)
+    assert fnn.predict(net, rng.normal(size=(5, 6, 6, 2))).shape == (5, 1)
+    # a first dense layer still fixes it
+    assert fnn.Network(layers=[Dense(W=np.ones((3, 1)))], loss="mse").input_shape == (3,)
