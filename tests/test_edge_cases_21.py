@@ -330,3 +330,105 @@ def test_input_shape_comes_from_the_first_layer_only(rng: np.random.Generator) -
     assert fnn.predict(net, rng.normal(size=(5, 6, 6, 2))).shape == (5, 1)
     # a first dense layer still fixes it
     assert fnn.Network(layers=[Dense(W=np.ones((3, 1)))], loss="mse").input_shape == (3,)
+
+
+# --- point 7: resuming with validation or controllers needs the History ------------
+
+
+def _moons() -> tuple[FloatArray, Any]:
+    return fnn.datasets.make_moons(60, noise=0.2, rng=0)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"validation_split": 0.2}, "validation_split"),
+        ({"reduce_on_plateau": fnn.ReduceOnPlateau(patience=1)}, "reduce_on_plateau"),
+        ({"early_stopping": fnn.EarlyStopping(patience=1)}, "early_stopping"),
+    ],
+    ids=["validation_split", "reduce_on_plateau", "early_stopping"],
+)
+def test_initial_epoch_without_history_is_refused_where_it_would_differ(
+    options: dict[str, Any], named: str
+) -> None:
+    X, y = _moons()
+    net = fnn.init(fnn.mlp([2, 4, 1], output="sigmoid"), rng=0)
+    opt = fnn.adam(1e-2)
+    first, h = fnn.fit(net, opt, X, y, epochs=2, rng=1, verbose=0, **options)
+    with pytest.raises(ValueError, match=rf"initial_epoch=2 resumes a run, but with {named}.*"):
+        fnn.fit(first, opt, X, y, epochs=1, rng=1, verbose=0, initial_epoch=2, **options)
+    with pytest.raises(ValueError, match="pass history="):
+        fnn.fit(first, opt, X, y, epochs=1, rng=1, verbose=0, initial_epoch=2, **options)
+    # with the History it resumes; without those options initial_epoch alone still numbers
+    _, h2 = fnn.fit(first, opt, X, y, epochs=1, rng=1, verbose=0, history=h, **options)
+    assert h2.epochs[-1] == 3
+    _, h3 = fnn.fit(first, opt, X, y, epochs=1, rng=1, verbose=0, initial_epoch=2)
+    assert h3.epochs == [3]
+
+
+# --- point 15: a training batch too small for batch norm is refused up front ---------
+
+
+def _bn_net() -> fnn.Network:
+    return fnn.init(fnn.mlp([2, 4, 1], output="sigmoid", norm="batch"), rng=0)
+
+
+@pytest.mark.parametrize(
+    ("n", "options", "message"),
+    [
+        (33, {"batch_size": 8}, r"the last batch of each epoch has 1 \(33 training rows"),
+        # 44 rows, a quarter (11) held out: 33 train, the last batch of 8 has 1 row
+        (44, {"batch_size": 8, "validation_split": 0.25}, r"has 1 \(33 training rows"),
+        (10, {"batch_size": 1}, "every batch has 1 .*use a batch_size of at least 2"),
+        (1, {"batch_size": 8}, "every batch has 1"),
+    ],
+    ids=["last-batch", "after-validation-split", "batch_size-1", "one-row"],
+)
+def test_fit_refuses_one_row_batches_for_batch_norm(
+    n: int, options: dict[str, Any], message: str
+) -> None:
+    X, y = fnn.datasets.make_moons(n, noise=0.2, rng=0) if n > 1 else _moons()
+    X, y = X[:n], y[:n]
+    net = _bn_net()
+    calls: list[int] = []
+    with pytest.raises(ValueError, match=r"layers.1 \(BatchNorm\) needs at least 2 rows"):
+        fnn.fit(net, fnn.sgd(0.1), X, y, epochs=2, rng=0, verbose=0, **options)
+    with pytest.raises(ValueError, match=message):
+        fnn.fit(
+            net,
+            fnn.sgd(0.1),
+            X,
+            y,
+            epochs=2,
+            rng=0,
+            verbose=0,
+            callbacks=[lambda h: calls.append(1)],
+            **options,
+        )
+    assert not calls  # refused before the first epoch
+    if "last batch" in message:
+        # as the message says: drop_last=True trains
+        _, h = fnn.fit(
+            net, fnn.sgd(0.1), X, y, epochs=1, rng=0, verbose=0, drop_last=True, **options
+        )
+        assert np.isfinite(h.train_loss[-1])
+
+
+def test_images_with_batch_norm_train_on_one_row_batches(rng: np.random.Generator) -> None:
+    # over (h, w, c) samples batch norm averages h * w values per row: one row is enough
+    arch = fnn.sequential(
+        (3, 3, 2),
+        [fnn.specs.conv2d(2, 2), fnn.specs.batch_norm(), fnn.specs.flatten(), fnn.specs.dense(1)],
+    )
+    net = fnn.init(arch, rng=0)
+    _, h = fnn.fit(
+        net,
+        fnn.sgd(0.01),
+        rng.normal(size=(5, 3, 3, 2)),
+        rng.normal(size=(5, 1)),
+        epochs=1,
+        batch_size=2,
+        rng=0,
+        verbose=0,
+    )
+    assert np.isfinite(h.train_loss[-1])

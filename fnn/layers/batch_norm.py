@@ -33,6 +33,7 @@ Training by Reducing Internal Covariate Shift".
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
@@ -131,6 +132,12 @@ class BatchNorm(LayerBase):
                 f"axis has {self.n_features} entries, got shape {tuple(input_shape)}"
             )
         return tuple(input_shape)
+
+    def min_batch_rows(self, input_shape: tuple[int, ...]) -> int:
+        """The fewest rows a training batch of samples of ``input_shape`` needs: 2 when a
+        sample holds one value per feature (the unbiased variance divides by m - 1),
+        else 1. ``fit`` reads this optional method of any layer before its first step."""
+        return 2 if math.prod(input_shape[:-1]) == 1 else 1
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
