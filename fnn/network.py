@@ -823,9 +823,19 @@ INFERENCE_BYTES = 256 << 20
 
 def inference_rows(params: Network) -> int:
     """Rows per chunk at inference: at most 4096, fewer when one sample's activations
-    are large (images; a convolution's im2col matrix adds a few times its output), so
-    a forward pass over many images takes a few hundred MiB at a time, not gigabytes."""
-    per_sample = 4 * sum(math.prod(s) for s in params.shapes) * params.dtype.itemsize
+    are large, so a forward pass over many images takes about ``INFERENCE_BYTES`` at a
+    time, not gigabytes. A forward pass keeps every layer's cache until it ends, so the
+    layers' per-sample sizes add up: a layer's optional ``working_size(input_shape)``
+    (elements per sample; a convolution counts its im2col matrix), else four times its
+    output."""
+    shapes = params.shapes
+    assert params.input_shape is not None
+    inputs = (params.input_shape, *shapes[:-1])
+    elements = 0
+    for layer, shape_in, shape_out in zip(params.layers, inputs, shapes, strict=True):
+        fn = getattr(layer, "working_size", None)
+        elements += int(fn(shape_in)) if fn is not None else 4 * math.prod(shape_out)
+    per_sample = elements * params.dtype.itemsize
     return max(16, min(4096, INFERENCE_BYTES // max(per_sample, 1)))
 
 

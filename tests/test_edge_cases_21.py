@@ -5,6 +5,7 @@ argument (BAD_INPUTS.md)."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections.abc import Callable
 from typing import Any, Self
 
@@ -432,3 +433,30 @@ def test_images_with_batch_norm_train_on_one_row_batches(rng: np.random.Generato
         verbose=0,
     )
     assert np.isfinite(h.train_loss[-1])
+
+
+# --- point 11: predict's chunks count every large temporary ------------------------
+
+
+def test_predict_peak_memory_counts_the_im2col_matrix(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    budget = 4 << 20
+    monkeypatch.setattr(fnn.network, "INFERENCE_BYTES", budget)
+    arch = fnn.sequential(
+        (8, 8, 4),
+        [fnn.specs.conv2d(4, 5, padding="same"), fnn.specs.flatten(), fnn.specs.dense(1)],
+    )
+    net = fnn.init(arch, rng=0)
+    X = rng.normal(size=(1000, 8, 8, 4))  # 2 MB; its im2col matrix alone is 52 MB
+    want = fnn.predict(net, X[:10])
+    tracemalloc.start()
+    try:
+        out = fnn.predict(net, X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(out[:10], want)
+    # one chunk's temporaries are about the budget; the old 4x-the-outputs estimate let
+    # a chunk's im2col matrix alone take three times it
+    assert peak < 2 * budget, f"predict peaked at {peak / 2**20:.1f} MiB"
