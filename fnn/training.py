@@ -459,8 +459,9 @@ def fit(
         epochs (int): passes over the data (>= 1).
         batch_size (int): samples per step (the last batch of an epoch may be smaller).
         drop_last (bool): skip an epoch's last batch when it is incomplete (as PyTorch's
-            ``DataLoader(drop_last=True)``; batch normalisation needs more than one
-            sample per batch).
+            ``DataLoader(drop_last=True)``; batch normalisation over single values needs
+            more than one sample per batch, and a fit whose batches would have fewer
+            rows than a layer needs is refused before the first step).
         rng (Generator | int): Generator or int seed for shuffling, the validation split
             and dropout.
         shuffle (bool): reshuffle the training samples every epoch.
@@ -482,7 +483,9 @@ def fit(
         opt_state (OptState | None): resume from this optimizer state (of the same
             optimizer); with ``history``, defaults to ``history.opt_state``.
         initial_epoch (int): number the epochs from here (for resumed runs); with
-            ``history``, defaults to (and must be) its last epoch.
+            ``history``, defaults to (and must be) its last epoch. Without ``history``
+            it is refused (ValueError) with ``validation_split``, ``reduce_on_plateau``
+            or ``early_stopping``, which only the History lets a resumed run continue.
         history (History | None): a :class:`History` to continue (e.g.
             ``fnn.load(path).history``): the returned History holds its records
             followed by the new ones; early stopping and reduce-on-plateau replay its
