@@ -244,6 +244,7 @@ def main(quick: bool = False) -> dict[str, float]:
             fnn.dense.init(16, 1, rng=rng),
         ],
         loss="binary_cross_entropy",
+        input_shape=(2,),  # Center takes samples of any shape (..., 2)
     )
     epochs = 10 if quick else 60
     net, _ = fnn.fit(net, fnn.adam(1e-2), X_train, y_train, epochs=epochs, rng=1, verbose=0)

@@ -8,6 +8,8 @@ shapes, TypeError for bad kinds. Nothing is written into the caller's arrays.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,9 @@ import numpy as np
 from fnn._types import FloatArray, RNGLike
 
 __all__ = [
+    "as_float",
     "as_generator",
+    "as_list",
     "check_2d",
     "check_X",
     "check_consistent_length",
@@ -23,7 +27,9 @@ __all__ = [
     "check_int",
     "check_positive",
     "check_range",
+    "check_real",
     "check_sample_weight",
+    "check_shape",
     "check_targets",
     "float_dtype",
 ]
@@ -251,13 +257,63 @@ def check_consistent_length(**arrays: Any) -> None:
         )
 
 
+def as_list(value: Any, name: str, what: str) -> list[Any]:
+    """The items of ``value``, a sequence (or other iterable) of ``what``; TypeError
+    naming ``name`` for None, a number or a string, which Python would otherwise report
+    as "'NoneType' object is not iterable"."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{name} must be a sequence of {what}, got {type(value).__name__} {value!r}"
+        )
+    return list(value)
+
+
+def check_shape(value: Any, name: str = "input_shape") -> tuple[int, ...]:
+    """A per-sample shape: an int ``n`` (meaning ``(n,)``) or a non-empty sequence of
+    positive ints. TypeError naming ``name`` for other kinds, ValueError for ``()`` (a
+    network takes samples of at least one axis) and for sizes < 1."""
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        value = (value,)
+    dims = as_list(value, name, "positive ints")
+    if not dims:
+        raise ValueError(
+            f"{name} must have at least one axis, got {tuple(dims)}: samples of shape () "
+            "would make X 1-D; pass (n_features,) or (height, width, channels)"
+        )
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
+            raise ValueError(f"{name} must hold positive ints, got {value!r}")
+    return tuple(int(d) for d in dims)
+
+
+def check_real(value: object, name: str) -> float:
+    """``value`` as a float: a real number (Python's or NumPy's, not a bool); TypeError
+    naming ``name`` for any other kind (a string, None, an array). Finiteness and range
+    are the caller's to check."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def as_float(value: float) -> float:
+    """An attrs converter for a float hyper-parameter: a real number (NumPy's too) as a
+    Python float; any other kind as it is, for the field's validator (:func:`check_range`,
+    :func:`check_positive`, or one calling :func:`check_real`) to refuse naming the field
+    (``float`` itself would take ``"0.5"`` and say only "could not convert string to
+    float" for ``"abc"``)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
 def check_range(name: str, lo: float, hi: float, *, hi_open: bool = True) -> Any:
-    """An attrs validator: the value is a finite int or float in ``[lo, hi)`` (``[lo,
+    """An attrs validator: the value is a finite real number in ``[lo, hi)`` (``[lo,
     hi]`` when ``hi_open`` is False), else ValueError "{name} must be in [lo, hi), got
-    value"."""
+    value" (TypeError when it is not a number at all)."""
 
     def check(_inst: object, _attr: object, value: float) -> None:
-        ok = isinstance(value, int | float) and math.isfinite(value) and lo <= value
+        value = check_real(value, name)
+        ok = math.isfinite(value) and lo <= value
         ok = ok and (value < hi if hi_open else value <= hi)
         if not ok:
             bracket = ")" if hi_open else "]"
@@ -267,11 +323,11 @@ def check_range(name: str, lo: float, hi: float, *, hi_open: bool = True) -> Any
 
 
 def check_positive(name: str) -> Any:
-    """An attrs validator: the value is a finite int or float > 0, else ValueError
-    "{name} must be > 0, got value"."""
+    """An attrs validator: the value is a finite real number > 0, else ValueError
+    "{name} must be > 0, got value" (TypeError when it is not a number at all)."""
 
     def check(_inst: object, _attr: object, value: float) -> None:
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        if not (math.isfinite(check_real(value, name)) and value > 0):
             raise ValueError(f"{name} must be > 0, got {value!r}")
 
     return check

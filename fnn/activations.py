@@ -22,6 +22,7 @@ import numpy as np
 
 from fnn._registry import Registry, lookup
 from fnn._types import FloatArray
+from fnn._validation import as_float, check_real
 
 __all__ = [
     "ACTIVATIONS",
@@ -255,7 +256,7 @@ class ReLU(Activation):
 
 def _check_finite_nonneg(name: str) -> Any:
     def check(_inst: object, _attr: object, value: float) -> None:
-        if not (math.isfinite(value) and value >= 0):
+        if not (math.isfinite(check_real(value, name)) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
     return check
@@ -268,7 +269,9 @@ class LeakyReLU(Activation):
     name: ClassVar[str] = "leaky_relu"
     in_place: ClassVar[bool] = True
     negative_slope: float = attrs.field(
-        default=0.01, converter=float, validator=_check_finite_nonneg("negative_slope")
+        default=0.01,
+        converter=as_float,
+        validator=_check_finite_nonneg("negative_slope"),
     )
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
@@ -288,7 +291,7 @@ class ELU(Activation):
     name: ClassVar[str] = "elu"
     in_place: ClassVar[bool] = True
     alpha: float = attrs.field(
-        default=1.0, converter=float, validator=_check_finite_nonneg("alpha")
+        default=1.0, converter=as_float, validator=_check_finite_nonneg("alpha")
     )
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:

@@ -24,6 +24,7 @@ import numpy as np
 
 from fnn._registry import lookup
 from fnn._types import FloatArray
+from fnn._validation import as_float, check_real
 
 __all__ = [
     "GlorotNormal",
@@ -132,7 +133,7 @@ class LecunNormal(Initializer):
 
 
 def _positive_std(_inst: object, _attr: object, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
+    if not (math.isfinite(check_real(value, "std")) and value > 0):
         raise ValueError(f"std must be a finite number > 0, got {value!r}")
 
 
@@ -141,7 +142,7 @@ class Normal(Initializer):
     """``N(0, std^2)``; ``Normal(0.01)`` is the tutorials' ``randn(n_in, n_out) * 0.01``."""
 
     name: ClassVar[str] = "normal"
-    std: float = attrs.field(default=0.01, converter=float, validator=_positive_std)
+    std: float = attrs.field(default=0.01, converter=as_float, validator=_positive_std)
 
     def __call__(
         self, shape: tuple[int, int], *, rng: np.random.Generator, dtype: np.dtype[Any]

@@ -36,7 +36,13 @@ import numpy as np
 
 from fnn._registry import Registry, lookup
 from fnn._types import ArrayLike, FloatArray
-from fnn._validation import check_consistent_length, check_sample_weight, check_targets
+from fnn._validation import (
+    as_float,
+    check_consistent_length,
+    check_real,
+    check_sample_weight,
+    check_targets,
+)
 from fnn.activations import sigmoid, softmax
 
 __all__ = [
@@ -249,7 +255,7 @@ class MeanAbsoluteError(Loss):
 
 
 def _check_delta(_inst: object, _attr: object, value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
+    if not (math.isfinite(check_real(value, "delta")) and value > 0):
         raise ValueError(f"delta must be a finite number > 0, got {value!r}")
 
 
@@ -259,7 +265,7 @@ class Huber(Loss):
     ``delta (|d| - 0.5 delta)``, with ``d = z - y``; gradient ``clip(d, -delta, delta)``."""
 
     name: ClassVar[str] = "huber"
-    delta: float = attrs.field(default=1.0, converter=float, validator=_check_delta)
+    delta: float = attrs.field(default=1.0, converter=as_float, validator=_check_delta)
 
     def fused(
         self, logits: FloatArray, y: FloatArray, *, value: bool = True

@@ -25,7 +25,14 @@ from fnn import initializers as _initializers
 from fnn import losses as _losses
 from fnn import tree
 from fnn._types import ArrayLike, FloatArray, RNGLike
-from fnn._validation import as_generator, check_sample_weight, check_X, float_dtype
+from fnn._validation import (
+    as_generator,
+    as_list,
+    check_sample_weight,
+    check_shape,
+    check_X,
+    float_dtype,
+)
 from fnn.layers.base import (
     FRESH,
     INFERENCE,
@@ -155,7 +162,7 @@ def mlp(
     Returns:
         An :class:`Architecture` for :func:`init`.
     """
-    sizes = list(sizes)
+    sizes = as_list(sizes, "sizes", "layer widths")
     if len(sizes) < 2:
         raise ValueError(f"sizes needs at least 2 entries (inputs, outputs), got {sizes}")
     for i, s in enumerate(sizes):
@@ -229,16 +236,12 @@ def sequential(
     Raises:
         ValueError: at once, naming the layer and the shapes, when a layer cannot take
             the shape before it (a kernel larger than its padded input, a dense layer
-            after a 4-D output without ``flatten()``), or the last shape is not a vector.
+            after a 4-D output without ``flatten()``), or the last shape is not a vector;
+            when ``input_shape`` is ``()`` or no spec has parameters.
+        TypeError: ``input_shape`` or ``layers`` is not a sequence (or an int).
     """
-    shape: tuple[int, ...] = (
-        (int(input_shape),) if isinstance(input_shape, int | np.integer) else tuple(input_shape)
-    )
-    for d in shape:
-        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"input_shape must hold positive ints, got {input_shape!r}")
-    shape = tuple(int(d) for d in shape)
-    specs = tuple(layers)
+    shape = check_shape(input_shape)
+    specs = tuple(as_list(layers, "layers", "layer specs"))
     if not specs:
         raise ValueError("sequential needs at least one layer spec")
     current = spec_chain_shape(specs, shape, "layers")
@@ -246,6 +249,12 @@ def sequential(
         raise ValueError(
             f"the last layer gives outputs of shape {current}; a network ends in logits of "
             "shape (n_outputs,): add flatten() or global_avg_pool2d() and a dense layer"
+        )
+    if not any(getattr(spec, "has_parameters", True) for spec in specs):
+        raise ValueError(
+            f"a network needs at least one layer with parameters, but none of "
+            f"{', '.join(type(s).__name__ for s in specs)} has any: add one such as "
+            f"fnn.specs.dense({current[0]})"
         )
     the_loss = _output_loss(output, loss, current[0])
     return Architecture(layers=specs, loss=the_loss, dtype=dtype, input_shape=shape)
@@ -264,15 +273,7 @@ def _to_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
 
 
 def _to_shape(shape: Any) -> tuple[int, ...] | None:
-    if shape is None:
-        return None
-    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
-        shape = (shape,)
-    out = tuple(shape)
-    for d in out:
-        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"input_shape must hold positive ints, got {shape!r}")
-    return tuple(int(d) for d in out)
+    return None if shape is None else check_shape(shape)
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -283,7 +284,7 @@ class Network:
         layers: the layers in order; the last produces the logits (n, n_outputs).
         loss: the loss, which fixes the output activation (static).
         input_shape: the per-sample input shape (static): ``(n_features,)`` for dense
-            networks (inferred from the first dense layer when not given),
+            networks (inferred from the first layer when it is dense, else required),
             ``(height, width, channels)`` for images.
 
     Built by :func:`init`, or directly from arrays::
@@ -323,13 +324,14 @@ class Network:
                 )
         shape = self.input_shape
         if shape is None:
-            for layer in self.layers:
-                shape = input_shape_of(layer)
-                if shape is not None:
-                    break
+            # only the first layer's parameters say what the network takes: a later
+            # layer's input is what the layers before it give, not X
+            shape = input_shape_of(self.layers[0])
             if shape is None:
                 raise ValueError(
-                    "the network's input shape is not fixed by its layers: pass input_shape="
+                    f"the network's input shape is not fixed by its first layer (layers.0, "
+                    f"{type(self.layers[0]).__name__}): pass input_shape= (the shape of one "
+                    "sample, e.g. (height, width, channels) for images)"
                 )
             object.__setattr__(self, "input_shape", shape)
         shapes = []
@@ -784,9 +786,19 @@ INFERENCE_BYTES = 256 << 20
 
 def inference_rows(params: Network) -> int:
     """Rows per chunk at inference: at most 4096, fewer when one sample's activations
-    are large (images; a convolution's im2col matrix adds a few times its output), so
-    a forward pass over many images takes a few hundred MiB at a time, not gigabytes."""
-    per_sample = 4 * sum(math.prod(s) for s in params.shapes) * params.dtype.itemsize
+    are large, so a forward pass over many images takes about ``INFERENCE_BYTES`` at a
+    time, not gigabytes. A forward pass keeps every layer's cache until it ends, so the
+    layers' per-sample sizes add up: a layer's optional ``working_size(input_shape)``
+    (elements per sample; a convolution counts its im2col matrix), else four times its
+    output."""
+    shapes = params.shapes
+    assert params.input_shape is not None
+    inputs = (params.input_shape, *shapes[:-1])
+    elements = 0
+    for layer, shape_in, shape_out in zip(params.layers, inputs, shapes, strict=True):
+        fn = getattr(layer, "working_size", None)
+        elements += int(fn(shape_in)) if fn is not None else 4 * math.prod(shape_out)
+    per_sample = elements * params.dtype.itemsize
     return max(16, min(4096, INFERENCE_BYTES // max(per_sample, 1)))
 
 

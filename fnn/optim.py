@@ -28,10 +28,10 @@ import numpy as np
 from fnn import schedules, tree
 from fnn._registry import Registry
 from fnn._types import BoolArray, FloatArray
-from fnn._validation import check_positive, check_range
+from fnn._validation import as_float, check_positive, check_range
 from fnn.layers.base import weight_paths
 from fnn.layout import Layout, StructureKey, describe_mismatch
-from fnn.schedules import LearningRate, check_learning_rate, value_at
+from fnn.schedules import LearningRate, as_learning_rate, check_learning_rate, value_at
 
 __all__ = [
     "CHUNK_BYTES",
@@ -339,14 +339,20 @@ class SGD(InPlace):
     optax's ``sgd`` differs: its momentum trace has no first-step special case.
     """
 
-    learning_rate: LearningRate = attrs.field(validator=_check_lr)
-    momentum: float = attrs.field(default=0.0, validator=check_range("momentum", 0, 1))
+    learning_rate: LearningRate = attrs.field(converter=as_learning_rate, validator=_check_lr)
+    momentum: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_range("momentum", 0, 1)
+    )
     dampening: float = attrs.field(
-        default=0.0, validator=check_range("dampening", 0, 1, hi_open=False)
+        default=0.0,
+        converter=as_float,
+        validator=check_range("dampening", 0, 1, hi_open=False),
     )
     nesterov: bool = False
     weight_decay: float = attrs.field(
-        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
     )
 
     def __attrs_post_init__(self) -> None:
@@ -439,12 +445,16 @@ class Adam(InPlace):
     Reference: Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization".
     """
 
-    learning_rate: LearningRate = attrs.field(default=1e-3, validator=_check_lr)
-    b1: float = attrs.field(default=0.9, validator=check_range("b1", 0, 1))
-    b2: float = attrs.field(default=0.999, validator=check_range("b2", 0, 1))
-    eps: float = attrs.field(default=1e-8, validator=check_positive("eps"))
+    learning_rate: LearningRate = attrs.field(
+        default=1e-3, converter=as_learning_rate, validator=_check_lr
+    )
+    b1: float = attrs.field(default=0.9, converter=as_float, validator=check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, converter=as_float, validator=check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
     weight_decay: float = attrs.field(
-        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
     )
 
     def init(self, params: Any, flat: FloatArray) -> AdamState:
@@ -468,12 +478,16 @@ class AdamW(InPlace):
     Reference: Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization".
     """
 
-    learning_rate: LearningRate = attrs.field(default=1e-3, validator=_check_lr)
-    b1: float = attrs.field(default=0.9, validator=check_range("b1", 0, 1))
-    b2: float = attrs.field(default=0.999, validator=check_range("b2", 0, 1))
-    eps: float = attrs.field(default=1e-8, validator=check_positive("eps"))
+    learning_rate: LearningRate = attrs.field(
+        default=1e-3, converter=as_learning_rate, validator=_check_lr
+    )
+    b1: float = attrs.field(default=0.9, converter=as_float, validator=check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, converter=as_float, validator=check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
     weight_decay: float = attrs.field(
-        default=1e-2, validator=check_range("weight_decay", 0, _NONNEG)
+        default=1e-2,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
     )
     decay_mask: Mask | None = None
 
@@ -522,13 +536,21 @@ class RMSprop(InPlace):
     optax's ``rmsprop`` defaults to ``decay=0.9``; PyTorch's ``alpha=0.99`` is kept here.
     """
 
-    learning_rate: LearningRate = attrs.field(default=1e-2, validator=_check_lr)
-    alpha: float = attrs.field(default=0.99, validator=check_range("alpha", 0, 1))
-    eps: float = attrs.field(default=1e-8, validator=check_positive("eps"))
-    weight_decay: float = attrs.field(
-        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
+    learning_rate: LearningRate = attrs.field(
+        default=1e-2, converter=as_learning_rate, validator=_check_lr
     )
-    momentum: float = attrs.field(default=0.0, validator=check_range("momentum", 0, 1))
+    alpha: float = attrs.field(
+        default=0.99, converter=as_float, validator=check_range("alpha", 0, 1)
+    )
+    eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
+    weight_decay: float = attrs.field(
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
+    )
+    momentum: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_range("momentum", 0, 1)
+    )
     centered: bool = False
 
     def init(self, params: Any, flat: FloatArray) -> RMSpropState:
@@ -589,15 +611,23 @@ class Adagrad(InPlace):
     at 0.1; PyTorch's ``initial_accumulator_value=0`` and ``eps=1e-10`` are kept here.
     """
 
-    learning_rate: LearningRate = attrs.field(default=1e-2, validator=_check_lr)
-    lr_decay: float = attrs.field(default=0.0, validator=check_range("lr_decay", 0, _NONNEG))
+    learning_rate: LearningRate = attrs.field(
+        default=1e-2, converter=as_learning_rate, validator=_check_lr
+    )
+    lr_decay: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_range("lr_decay", 0, _NONNEG)
+    )
     weight_decay: float = attrs.field(
-        default=0.0, validator=check_range("weight_decay", 0, _NONNEG)
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
     )
     initial_accumulator_value: float = attrs.field(
-        default=0.0, validator=check_range("initial_accumulator_value", 0, _NONNEG)
+        default=0.0,
+        converter=as_float,
+        validator=check_range("initial_accumulator_value", 0, _NONNEG),
     )
-    eps: float = attrs.field(default=1e-10, validator=check_positive("eps"))
+    eps: float = attrs.field(default=1e-10, converter=as_float, validator=check_positive("eps"))
 
     def init(self, params: Any, flat: FloatArray) -> AdagradState:
         return AdagradState(sum=frozen_array(np.full_like(flat, self.initial_accumulator_value)))
@@ -623,7 +653,7 @@ class ClipByGlobalNorm(InPlace):
     """Scale the direction so its global L2 norm is at most ``max_norm`` (like
     ``torch.nn.utils.clip_grad_norm_``, applied before the optimizer)."""
 
-    max_norm: float = attrs.field(validator=check_positive("max_norm"))
+    max_norm: float = attrs.field(converter=as_float, validator=check_positive("max_norm"))
     elementwise: ClassVar[bool] = False  # needs the norm of the whole vector
 
     def init(self, params: Any, flat: FloatArray) -> None:
@@ -640,7 +670,9 @@ class AddDecayedWeights(InPlace):
     """L2 regularisation on the gradient: ``u += weight_decay * p`` on the leaves selected
     by ``mask`` (all by default). Place it before the optimizer in a :func:`chain`."""
 
-    weight_decay: float = attrs.field(validator=check_range("weight_decay", 0, _NONNEG))
+    weight_decay: float = attrs.field(
+        converter=as_float, validator=check_range("weight_decay", 0, _NONNEG)
+    )
     mask: Mask | None = None
 
     def init(self, params: Any, flat: FloatArray) -> BoolArray | None:
@@ -818,8 +850,15 @@ class Optimizer:
         check_state_fits(state, p)
         if g.dtype != p.dtype:
             g = g.astype(p.dtype)
-        u, new_state = self.step_flat(p, g, state)
-        return tree.unravel(params, p + u), new_state
+        mask = tree.trainable_mask(params)
+        if all(mask.values()):
+            u, new_state = self.step_flat(p, g, state)
+            return tree.unravel(params, p + u), new_state
+        # as for a network: state leaves hold new statistics, not gradients, so no
+        # transform (nor a global norm) sees them, and the new state is taken over
+        trainable = tree.leaf_mask(params, lambda path: mask[path])
+        u, new_state = self.step_flat(p, np.where(trainable, g, g.dtype.type(0)), state)
+        return tree.unravel(params, np.where(trainable, p + u, g)), new_state
 
     def _update_flat(
         self, params: Any, lay: Layout, grads: Any, state: OptState

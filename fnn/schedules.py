@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
+import types
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
 from fnn._registry import Registry
+from fnn._validation import as_float, check_real
 
 __all__ = [
     "SCHEDULES",
@@ -28,6 +31,8 @@ __all__ = [
     "Schedule",
     "StepDecay",
     "WarmupCosine",
+    "as_learning_rate",
+    "check_learning_rate",
     "register_schedule",
     "value_at",
 ]
@@ -45,7 +50,7 @@ LearningRate = float | Schedule
 
 def _positive(name: str) -> Callable[[Any, Any, float], None]:
     def check(_inst: object, _attr: object, value: float) -> None:
-        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        if not (math.isfinite(check_real(value, name)) and value > 0):
             raise ValueError(f"{name} must be > 0, got {value!r}")
 
     return check
@@ -53,7 +58,7 @@ def _positive(name: str) -> Callable[[Any, Any, float], None]:
 
 def _nonneg(name: str) -> Callable[[Any, Any, float], None]:
     def check(_inst: object, _attr: object, value: float) -> None:
-        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        if not (math.isfinite(check_real(value, name)) and value >= 0):
             raise ValueError(f"{name} must be >= 0, got {value!r}")
 
     return check
@@ -80,13 +85,32 @@ def _takes_one_step(fn: Callable[..., Any]) -> bool | None:
     return True
 
 
+def as_learning_rate(value: LearningRate) -> LearningRate:
+    """An attrs converter for learning rates: a NumPy real (``np.float32(0.01)``) as a
+    Python float, so it is checked, stored and saved as one; anything else as it is
+    (checked by :func:`check_learning_rate`)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | float | int):
+        return float(value)
+    return value
+
+
+_BUILTINS = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.MethodWrapperType,
+    types.ClassMethodDescriptorType,
+)
+
+
 def check_learning_rate(value: object) -> None:
     """Check a learning rate when an optimizer is made.
 
     A number must be finite and > 0 (ValueError otherwise). A schedule is any callable
     of one int step returning a float: a class, or a callable that cannot be called with
-    one positional argument (``lambda a, b: ...``, ``lambda: ...``), is a TypeError, as
-    is anything that is neither a number nor callable. A schedule's values are checked
+    one positional argument (``lambda a, b: ...``, ``lambda: ...``), or a builtin
+    (``str.upper``, ``abs``), is a TypeError, as is anything that is neither a number
+    nor callable. A schedule's values are checked
     when they are used, by :func:`value_at`.
     """
     if isinstance(value, bool):
@@ -105,11 +129,28 @@ def check_learning_rate(value: object) -> None:
             f"learning_rate must be a float or a schedule, got the class {value.__name__}; "
             f"pass an instance such as {value.__name__}(...)"
         )
-    if _takes_one_step(value) is False:
+    if isinstance(value, _BUILTINS):
+        # str.upper, abs, math.exp: Python's own functions are not schedules, and their
+        # signatures (str.upper's is "(self, /)") cannot tell
+        raise TypeError(
+            f"learning_rate must be a float or a schedule (a function of the int step, "
+            f"such as fnn.schedules.CosineDecay(...) or lambda step: ...), got the builtin "
+            f"{value!r}"
+        )
+    takes_step = _takes_one_step(value)
+    if takes_step is False:
         raise TypeError(
             f"learning_rate must be a float or a schedule called as learning_rate(step) "
             f"with one int step, but {value!r} has the signature {inspect.signature(value)}"
         )
+    if takes_step is None:  # no signature to read: call it once (its value is checked
+        try:  # when used, by value_at)
+            value(0)
+        except TypeError as e:
+            raise TypeError(
+                f"learning_rate must be a float or a schedule called as learning_rate(step) "
+                f"with one int step, but learning_rate(0) raised TypeError: {e}"
+            ) from e
 
 
 def value_at(learning_rate: LearningRate, step: int) -> float:
@@ -147,7 +188,7 @@ def value_at(learning_rate: LearningRate, step: int) -> float:
 class Constant:
     """``lr`` at every step."""
 
-    value: float = attrs.field(validator=_positive("value"))
+    value: float = attrs.field(converter=as_float, validator=_positive("value"))
 
     def __call__(self, step: int) -> float:
         return self.value
@@ -188,9 +229,9 @@ class PiecewiseConstant:
 class StepDecay:
     """``initial * gamma ** (step // step_size)`` (PyTorch's StepLR, per update)."""
 
-    initial: float = attrs.field(validator=_positive("initial"))
+    initial: float = attrs.field(converter=as_float, validator=_positive("initial"))
     step_size: int = attrs.field(validator=_pos_int("step_size"))
-    gamma: float = attrs.field(default=0.1, validator=_positive("gamma"))
+    gamma: float = attrs.field(default=0.1, converter=as_float, validator=_positive("gamma"))
 
     def __call__(self, step: int) -> float:
         return float(self.initial * self.gamma ** (step // self.step_size))
@@ -200,8 +241,8 @@ class StepDecay:
 class ExponentialDecay:
     """``initial * decay_rate ** (step / transition_steps)``."""
 
-    initial: float = attrs.field(validator=_positive("initial"))
-    decay_rate: float = attrs.field(validator=_positive("decay_rate"))
+    initial: float = attrs.field(converter=as_float, validator=_positive("initial"))
+    decay_rate: float = attrs.field(converter=as_float, validator=_positive("decay_rate"))
     transition_steps: int = attrs.field(default=1, validator=_pos_int("transition_steps"))
 
     def __call__(self, step: int) -> float:
@@ -213,9 +254,9 @@ class CosineDecay:
     """Cosine from ``initial`` down to ``initial * alpha`` over ``decay_steps``, then flat:
     ``initial * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, T) / T)) + alpha)``."""
 
-    initial: float = attrs.field(validator=_positive("initial"))
+    initial: float = attrs.field(converter=as_float, validator=_positive("initial"))
     decay_steps: int = attrs.field(validator=_pos_int("decay_steps"))
-    alpha: float = attrs.field(default=0.0, validator=_nonneg("alpha"))
+    alpha: float = attrs.field(default=0.0, converter=as_float, validator=_nonneg("alpha"))
 
     def __call__(self, step: int) -> float:
         t = min(step, self.decay_steps) / self.decay_steps
@@ -227,11 +268,11 @@ class WarmupCosine:
     """Linear warm-up from ``initial`` to ``peak`` over ``warmup_steps``, then cosine
     decay to ``end`` at ``decay_steps`` (counted from the start), then flat."""
 
-    peak: float = attrs.field(validator=_positive("peak"))
+    peak: float = attrs.field(converter=as_float, validator=_positive("peak"))
     warmup_steps: int = attrs.field(validator=_pos_int("warmup_steps"))
     decay_steps: int = attrs.field(validator=_pos_int("decay_steps"))
-    initial: float = attrs.field(default=0.0, validator=_nonneg("initial"))
-    end: float = attrs.field(default=0.0, validator=_nonneg("end"))
+    initial: float = attrs.field(default=0.0, converter=as_float, validator=_nonneg("initial"))
+    end: float = attrs.field(default=0.0, converter=as_float, validator=_nonneg("end"))
 
     def __attrs_post_init__(self) -> None:
         if self.decay_steps <= self.warmup_steps:

@@ -243,7 +243,11 @@ class _FNNBase(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         net: Network = self.network_
-        hidden = Network(layers=net.layers[:-1], loss="mse") if len(net.layers) > 1 else None
+        hidden = (
+            Network(layers=net.layers[:-1], loss="mse", input_shape=net.input_shape)
+            if len(net.layers) > 1
+            else None
+        )
         if hidden is None:
             return np.asarray(X, dtype=net.dtype)
         return predict(hidden, X)

@@ -4,7 +4,9 @@
 Each spec knows the per-sample output shape it gives for an input shape
 (``output_shape``, raising ValueError when the input does not fit, so impossible
 architectures fail when they are described) and draws its layer
-(``init(rng=, dtype=, input_shape=)``)::
+(``init(rng=, dtype=, input_shape=)``). A spec whose layer has no leaves says so with
+``has_parameters = False`` (specs without the attribute are taken to have some), so a
+stack of such specs alone is refused when it is described::
 
     arch = fnn.sequential(
         (28, 28, 1),
@@ -280,6 +282,7 @@ class _PoolSpec:
     stride: tuple[int, int] | None = None
     kind: ClassVar[str] = "pool"
     layer: ClassVar[type[MaxPool2D] | type[AvgPool2D]]
+    has_parameters: ClassVar[bool] = False
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         h, w, c = _image(self.kind, input_shape)
@@ -311,6 +314,8 @@ class AvgPool2DSpec(_PoolSpec):
 class GlobalAvgPool2DSpec:
     """Global average pooling: (h, w, c) -> (c,)."""
 
+    has_parameters: ClassVar[bool] = False
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (_image("global_avg_pool2d", input_shape)[2],)
 
@@ -321,6 +326,8 @@ class GlobalAvgPool2DSpec:
 @attrs.frozen
 class FlattenSpec:
     """Flatten each sample (height, width, channel order)."""
+
+    has_parameters: ClassVar[bool] = False
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (math.prod(input_shape),)
@@ -383,6 +390,7 @@ class DropoutSpec:
     """A dropout layer dropping units with probability ``rate``."""
 
     rate: float
+    has_parameters: ClassVar[bool] = False
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)
@@ -396,6 +404,7 @@ class ActivationSpec:
     """An activation as a layer of its own."""
 
     activation: _activations.Activation = attrs.field(converter=_activations.get)
+    has_parameters: ClassVar[bool] = False
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)

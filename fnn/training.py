@@ -459,8 +459,9 @@ def fit(
         epochs (int): passes over the data (>= 1).
         batch_size (int): samples per step (the last batch of an epoch may be smaller).
         drop_last (bool): skip an epoch's last batch when it is incomplete (as PyTorch's
-            ``DataLoader(drop_last=True)``; batch normalisation needs more than one
-            sample per batch).
+            ``DataLoader(drop_last=True)``; batch normalisation over single values needs
+            more than one sample per batch, and a fit whose batches would have fewer
+            rows than a layer needs is refused before the first step).
         rng (Generator | int): Generator or int seed for shuffling, the validation split
             and dropout.
         shuffle (bool): reshuffle the training samples every epoch.
@@ -482,7 +483,9 @@ def fit(
         opt_state (OptState | None): resume from this optimizer state (of the same
             optimizer); with ``history``, defaults to ``history.opt_state``.
         initial_epoch (int): number the epochs from here (for resumed runs); with
-            ``history``, defaults to (and must be) its last epoch.
+            ``history``, defaults to (and must be) its last epoch. Without ``history``
+            it is refused (ValueError) with ``validation_split``, ``reduce_on_plateau``
+            or ``early_stopping``, which only the History lets a resumed run continue.
         history (History | None): a :class:`History` to continue (e.g.
             ``fnn.load(path).history``): the returned History holds its records
             followed by the new ones; early stopping and reduce-on-plateau replay its
@@ -593,6 +596,25 @@ def _prepare_fit(
             raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if initial_epoch and o["history"] is None:
+        # what the History carries: the validation rows, and the losses the
+        # controllers replay; without it a resumed run silently differs
+        needs = [
+            name
+            for name, given in (
+                ("validation_split", bool(validation_split)),
+                ("reduce_on_plateau", o["reduce_on_plateau"] is not None),
+                ("early_stopping", o["early_stopping"] is not None),
+            )
+            if given
+        ]
+        if needs:
+            raise ValueError(
+                f"initial_epoch={initial_epoch} resumes a run, but with {' and '.join(needs)} "
+                "it continues as the uninterrupted run only from that run's History: pass "
+                "history= (e.g. fnn.load(path).history, or the History the first fit "
+                "returned) instead of initial_epoch"
+            )
     if validation_data is not None and validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
     if not (isinstance(validation_split, int | float) and 0 <= validation_split < 1):
@@ -630,6 +652,7 @@ def _prepare_fit(
             f"drop_last=True with {len(Xa)} training samples and batch_size={batch_size} "
             "leaves no batch to train on"
         )
+    _check_batch_rows(params, len(Xa), batch_size, o["drop_last"])
     own_state = False
     if opt_state is None:
         opt_state = optimizer.init(params)
@@ -666,6 +689,32 @@ def _prepare_fit(
         history=history,
         wants_state=tuple(_wants_state(cb) for cb in o["callbacks"]),
     )
+
+
+def _check_batch_rows(params: Network, n: int, batch_size: int, drop_last: bool) -> None:
+    """ValueError, before the first step, when a training batch of ``n`` rows in batches
+    of ``batch_size`` would have fewer rows than a layer needs (its optional
+    ``min_batch_rows(input_shape)``, e.g. batch norm over single values needs two)."""
+    rows = {min(batch_size, n)}
+    if not drop_last and n % batch_size and n > batch_size:
+        rows.add(n % batch_size)
+    fewest = min(rows)
+    shapes = (params.input_shape, *params.shapes[:-1])
+    for i, (layer, shape) in enumerate(zip(params.layers, shapes, strict=True)):
+        fn = getattr(layer, "min_batch_rows", None)
+        need = 1 if fn is None or shape is None else int(fn(shape))
+        if fewest < need:
+            where = f"layers.{i} ({type(layer).__name__}) needs at least {need} rows in each "
+            if len(rows) == 1:
+                raise ValueError(
+                    f"{where}training batch, but every batch has {fewest} ({n} training "
+                    f"rows, batch_size={batch_size}): use a batch_size of at least {need}"
+                )
+            raise ValueError(
+                f"{where}training batch, but the last batch of each epoch has {fewest} ({n} "
+                f"training rows, batch_size={batch_size}): pass drop_last=True to skip it, "
+                "or choose a batch_size that leaves no such batch"
+            )
 
 
 def check_best_params(best: Network, params: Network) -> None:

@@ -313,7 +313,7 @@ MALFORMED: list[tuple[Edit, str]] = [
     ),
     (
         setting("optimizer", 1, "learning_rate", "peak", value="x"),
-        "the optimizer cannot be rebuilt from the file: peak must be > 0",
+        "the optimizer cannot be rebuilt from the file: peak must be a real number, got str",
     ),
     (setting("optimizer", 1, "b1", value=[0.9]), r"the optimizer cannot be rebuilt.*b1 must be"),
     (setting("optimizer", 1, "bogus", value=1), "the optimizer cannot be rebuilt from the file"),

@@ -70,7 +70,9 @@ def test_input_shape_where_the_layers_do_not_fix_it() -> None:
         "0  BatchNorm    (None, 5)            10             10",
         "1  Dense(tanh)  (None, 3)            18              0",
     ]
-    net = fnn.Network(layers=[BatchNorm.create(4), fnn.Dense(W=np.ones((4, 1)))], loss="mse")
+    net = fnn.Network(
+        layers=[BatchNorm.create(4), fnn.Dense(W=np.ones((4, 1)))], loss="mse", input_shape=4
+    )
     assert fnn.summary(net, input_shape=4) == fnn.summary(net)
     with pytest.raises(ValueError, match=r"layers.0"):
         fnn.summary(net, input_shape=(3,))

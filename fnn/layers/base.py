@@ -293,6 +293,8 @@ class LayerBase:
         kernel = _native(type(self), "backward_into")
         d_in = kernel(self, cache, d_out, grads, TRAINING, FRESH, True)
         assert d_in is not None
+        if np.may_share_memory(d_in, d_out):  # a kernel may pass d_out on (flatten)
+            d_in = np.array(d_in, copy=True)  # the caller's own array
         for leaf in tree.leaves(grads):
             leaf.flags.writeable = False
         return grads, d_in

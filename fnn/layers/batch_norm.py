@@ -33,13 +33,14 @@ Training by Reducing Internal Covariate Shift".
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import attrs
 import numpy as np
 
 from fnn._types import FloatArray
-from fnn._validation import check_positive, check_range
+from fnn._validation import as_float, check_positive, check_range
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly, state_field
 
@@ -65,12 +66,15 @@ class BatchNorm(LayerBase):
     running_var: FloatArray = state_field(converter=readonly)
     momentum: float = attrs.field(
         default=0.1,
-        converter=float,
+        converter=as_float,
         validator=check_range("momentum", 0, 1, hi_open=False),
         metadata=STATIC_META,
     )
     eps: float = attrs.field(
-        default=1e-5, converter=float, validator=check_positive("eps"), metadata=STATIC_META
+        default=1e-5,
+        converter=as_float,
+        validator=check_positive("eps"),
+        metadata=STATIC_META,
     )
 
     @shift.default
@@ -94,6 +98,15 @@ class BatchNorm(LayerBase):
                 raise ValueError(f"{name} must have shape {self.scale.shape}, got {a.shape}")
             if a.dtype != self.scale.dtype:
                 raise ValueError(f"{name} has dtype {a.dtype} but scale has {self.scale.dtype}")
+        # running statistics that could never come from data would normalise every
+        # inference silently wrong (a NaN spreads to every output, sqrt(var + eps) of a
+        # variance below -eps is NaN)
+        for name in ("running_mean", "running_var"):
+            a = getattr(self, name)
+            if not np.isfinite(a).all():
+                raise ValueError(f"{name} must be finite, got {a}")
+        if (self.running_var < 0).any():
+            raise ValueError(f"running_var must be >= 0, got {self.running_var}")
 
     @classmethod
     def create(
@@ -119,6 +132,12 @@ class BatchNorm(LayerBase):
                 f"axis has {self.n_features} entries, got shape {tuple(input_shape)}"
             )
         return tuple(input_shape)
+
+    def min_batch_rows(self, input_shape: tuple[int, ...]) -> int:
+        """The fewest rows a training batch of samples of ``input_shape`` needs: 2 when a
+        sample holds one value per feature (the unbiased variance divides by m - 1),
+        else 1. ``fit`` reads this optional method of any layer before its first step."""
+        return 2 if math.prod(input_shape[:-1]) == 1 else 1
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace

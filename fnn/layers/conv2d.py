@@ -706,6 +706,14 @@ class Conv2D(LayerBase):
         _, (oh, ow) = _geometry(self.padding, (h, w), self.kernel_size, self.stride)
         return (oh, ow, self.out_channels)
 
+    def working_size(self, input_shape: tuple[int, ...]) -> int:
+        """Elements a forward pass holds per sample of ``input_shape``: the im2col
+        matrix (oh*ow rows of kh*kw*in_channels + 1), the pre-activation and the output
+        (the arrays the cache keeps); what ``fnn.predict`` sizes its chunks by."""
+        oh, ow, c_out = self.output_shape(input_shape)
+        kh, kw = self.kernel_size
+        return oh * ow * (kh * kw * self.in_channels + 1) + 2 * oh * ow * c_out
+
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
     ) -> tuple[FloatArray, Conv2DCache]:

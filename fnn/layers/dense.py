@@ -164,8 +164,12 @@ def init(
 
 
 def forward(params: Dense, X: FloatArray) -> tuple[FloatArray, DenseCache]:
-    """``a = f(X @ W + b)`` for ``X`` (batch, n_in); returns ``a`` (batch, n_out) and the cache."""
-    out, cache = params.forward(X)
+    """``a = f(X @ W + b)`` for ``X`` (batch, n_in); returns ``a`` (batch, n_out) and the cache.
+
+    ``Dense.forward`` for a dense layer; for a subclass, the dense math through its
+    kernel (``forward_into``), never the subclass's own ``forward``, so a subclass's
+    ``forward`` may call this one."""
+    out, cache = LayerBase.forward(params, X)
     assert isinstance(cache, DenseCache)
     return out, cache
 
@@ -173,9 +177,10 @@ def forward(params: Dense, X: FloatArray) -> tuple[FloatArray, DenseCache]:
 def backward(params: Dense, cache: DenseCache, d_out: FloatArray) -> tuple[Dense, FloatArray]:
     """Gradients ``(Dense(dW, db), dX)`` given ``d_out = dL/da`` of shape (batch, n_out).
 
-    ``dW`` (n_in, n_out), ``db`` (n_out,), ``dX`` (batch, n_in).
+    ``dW`` (n_in, n_out), ``db`` (n_out,), ``dX`` (batch, n_in). As :func:`forward`,
+    through the kernel (``backward_into``), so a subclass's ``backward`` may call it.
     """
-    return params.backward(cache, d_out)
+    return LayerBase.backward(params, cache, d_out)
 
 
 def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[Dense, tuple[int, ...]]:

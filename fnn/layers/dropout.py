@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 
 from fnn._types import FloatArray
-from fnn._validation import check_range
+from fnn._validation import as_float, check_range
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
 from fnn.tree import static_field
 
@@ -30,7 +30,7 @@ class Dropout(LayerBase):
         rate: probability of dropping each unit, in [0, 1) (static).
     """
 
-    rate: float = static_field(converter=float, validator=check_range("dropout rate", 0, 1))
+    rate: float = static_field(converter=as_float, validator=check_range("dropout rate", 0, 1))
 
     @property
     def needs_rng(self) -> bool:

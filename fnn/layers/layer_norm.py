@@ -24,7 +24,7 @@ import attrs
 import numpy as np
 
 from fnn._types import FloatArray
-from fnn._validation import check_positive
+from fnn._validation import as_float, check_positive
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly
 
@@ -44,7 +44,10 @@ class LayerNorm(LayerBase):
     scale: FloatArray = attrs.field(converter=readonly)
     shift: FloatArray = attrs.field(converter=readonly)
     eps: float = attrs.field(
-        default=1e-5, converter=float, validator=check_positive("eps"), metadata=STATIC_META
+        default=1e-5,
+        converter=as_float,
+        validator=check_positive("eps"),
+        metadata=STATIC_META,
     )
 
     @shift.default
