@@ -44,6 +44,7 @@ import numpy as np
 
 from fnn import losses, optim, schedules, tree
 from fnn.layers import base as _layers
+from fnn.layout import describe_mismatch
 from fnn.network import Network, from_flat, pack
 from fnn.training import EpochRecord, History, Split, check_best_params
 
@@ -143,6 +144,20 @@ def _rng_config(rng: object) -> dict[str, Any]:
 # --- save --------------------------------------------------------------------------
 
 
+def _check_opt_state(opt_state: optim.OptState, params: Network) -> None:
+    """ValueError naming the first differing path unless ``opt_state`` is a state its
+    optimizer has for ``params`` (what :func:`load` rebuilds and checks it against)."""
+    optim.check_state_fits(opt_state, params.flat, params.layout.key)
+    if opt_state.params_key is not None:
+        return  # made by optimizer.init for a network of this structure (checked above)
+    template = opt_state.optimizer.init(params)
+    want, got = tree.leaves_with_paths(template), tree.leaves_with_paths(opt_state)
+    if [(p, np.shape(x), np.asarray(x).dtype) for p, x in want] != [
+        (p, np.shape(x), np.asarray(x).dtype) for p, x in got
+    ]:
+        raise ValueError(describe_mismatch(template, opt_state, "opt_state"))
+
+
 def save(
     path: str | os.PathLike[str],
     params: Network,
@@ -172,6 +187,8 @@ def save(
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
     if history is not None and not isinstance(history, History):
         raise TypeError(f"history must be an fnn.History, got {type(history).__name__}")
+    if opt_state is not None:
+        _check_opt_state(opt_state, params)
     rng_state = None if rng is None else _rng_config(rng)
     best = None if history is None else history.best_params
     if best is not None:
