@@ -727,6 +727,13 @@ def _build_network(path: Path, manifest: dict[str, Any], ar: _Archive) -> Networ
     before it is read."""
     dtype = np.dtype(manifest["dtype"])
     declared: dict[str, Any] = manifest["arrays"]
+    loss = manifest["architecture"]["loss"]
+    name = loss if isinstance(loss, str) else loss["name"]
+    if name not in losses.LOSSES:
+        raise _bad(
+            path,
+            f"architecture.loss has unknown loss {name!r} (register it with fnn.losses.register)",
+        )
     layers = []
     for i, cfg in enumerate(manifest["architecture"]["layers"]):
         kind = cfg["kind"]

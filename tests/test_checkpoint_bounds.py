@@ -68,3 +68,33 @@ def test_save_refuses_a_state_that_does_not_know_its_network(tmp_path: Path) -> 
     ck = fnn.load(fnn.save(tmp_path / "ck.npz", net, opt_state=fitting))
     assert ck.opt_state is not None and ck.opt_state.step == 0
     assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]
+
+
+# --- item 17: an unknown loss says how to register it --------------------------------
+
+
+@attrs.frozen
+class HalfMSE(fnn.losses.MeanSquaredError):
+    """A loss kind of the user's (not registered until the test registers it)."""
+
+    name = "half_mse"
+
+
+def test_an_unregistered_loss_points_to_the_loss_registry(tmp_path: Path) -> None:
+    base = fnn.init(fnn.mlp([2, 8, 1]), rng=0)
+    net = fnn.Network(layers=base.layers, loss=HalfMSE())
+    path = fnn.save(tmp_path / "ck.npz", net)
+    with pytest.raises(
+        ValueError,
+        match=r"ck.npz: architecture.loss has unknown loss 'half_mse' "
+        r"\(register it with fnn.losses.register\)",
+    ):
+        fnn.load(path)
+    # the name the message gives is the one that makes the file load
+    fnn.losses.register(HalfMSE)
+    try:
+        ck = fnn.load(path)
+    finally:
+        fnn.losses.LOSSES.unregister("half_mse")
+    assert type(ck.params.loss) is HalfMSE
+    assert tree.allclose(ck.params, net, rtol=0, atol=0)
