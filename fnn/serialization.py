@@ -13,9 +13,11 @@ before they existed.
 
 Loading reads the archive with ``zipfile`` and ``np.lib.format`` (never pickle) and
 builds every object from the manifest by name from fixed tables: nothing in a file is
-ever executed or unpickled. It checks every array's declared shape and dtype (zip
-directory, ``.npy`` header, manifest, architecture) before reading it, so memory is
-bounded by what a valid checkpoint of that architecture needs. A save writes a temporary
+ever executed or unpickled. It checks the archive's declared size against
+``max_bytes`` and every array's declared shape and dtype (zip directory, ``.npy``
+header, manifest, architecture, how the layers chain) before inflating any, then reads
+the parameters straight into the network's one flat buffer, so memory is bounded by
+what a valid checkpoint of that architecture needs, plus one copy at most. A save writes a temporary
 file in the same folder, flushes it to disk and renames it over the target, so an
 interrupted save leaves the previous checkpoint intact; the file gets the permissions
 ``open(path, "wb")`` would give, and the next save to the same path removes temporaries
@@ -43,8 +45,11 @@ import attrs
 import numpy as np
 
 from fnn import losses, optim, schedules, tree
+from fnn._bounded_io import MAX_BYTES, check_declared_size, check_max_bytes, read_into
+from fnn._types import FloatArray
 from fnn.layers import base as _layers
-from fnn.network import Network, from_flat, pack
+from fnn.layout import Layout, describe_mismatch
+from fnn.network import Network, from_flat
 from fnn.training import EpochRecord, History, Split, check_best_params
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "load", "register_layer", "save"]
@@ -143,6 +148,20 @@ def _rng_config(rng: object) -> dict[str, Any]:
 # --- save --------------------------------------------------------------------------
 
 
+def _check_opt_state(opt_state: optim.OptState, params: Network) -> None:
+    """ValueError naming the first differing path unless ``opt_state`` is a state its
+    optimizer has for ``params`` (what :func:`load` rebuilds and checks it against)."""
+    optim.check_state_fits(opt_state, params.flat, params.layout.key)
+    if opt_state.params_key is not None:
+        return  # made by optimizer.init for a network of this structure (checked above)
+    template = opt_state.optimizer.init(params)
+    want, got = tree.leaves_with_paths(template), tree.leaves_with_paths(opt_state)
+    if [(p, np.shape(x), np.asarray(x).dtype) for p, x in want] != [
+        (p, np.shape(x), np.asarray(x).dtype) for p, x in got
+    ]:
+        raise ValueError(describe_mismatch(template, opt_state, "opt_state"))
+
+
 def save(
     path: str | os.PathLike[str],
     params: Network,
@@ -172,6 +191,8 @@ def save(
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
     if history is not None and not isinstance(history, History):
         raise TypeError(f"history must be an fnn.History, got {type(history).__name__}")
+    if opt_state is not None:
+        _check_opt_state(opt_state, params)
     rng_state = None if rng is None else _rng_config(rng)
     best = None if history is None else history.best_params
     if best is not None:
@@ -371,8 +392,9 @@ class _Archive:
     data into an array allocated at its (checked) size, never more.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
+        self.max_bytes = max_bytes
         self.zf = zipfile.ZipFile(path)
         try:
             self.members = self._scan()
@@ -391,14 +413,14 @@ class _Archive:
         if len(infos) > MAX_MEMBERS:
             raise _bad(self.path, f"too many members ({len(infos)} > {MAX_MEMBERS})")
         disk = self.path.stat().st_size
-        members: dict[str, _Member] = {}
-        for info in infos:
+        names: set[str] = set()
+        for info in infos:  # from the central directory alone: nothing is inflated
             name = info.filename
             if not name.endswith(".npy"):
                 raise _bad(self.path, f"unexpected member {name!r} (not an .npy array)")
-            key = name[: -len(".npy")]
-            if key in members:
+            if name in names:
                 raise _bad(self.path, f"member {name!r} appears twice")
+            names.add(name)
             if info.flag_bits & 0x1:
                 raise _bad(self.path, f"member {name!r} is encrypted")
             if info.compress_type == zipfile.ZIP_STORED:
@@ -417,6 +439,12 @@ class _Archive:
                     f"member {name!r} declares {info.file_size} bytes, more than its "
                     f"{info.compress_size} stored bytes can hold (corrupted or a zip bomb)",
                 )
+        total = sum(info.file_size for info in infos)
+        check_declared_size(self.path, "the archive (uncompressed)", total, self.max_bytes)
+        members: dict[str, _Member] = {}
+        for info in infos:
+            name = info.filename
+            key = name[: -len(".npy")]
             try:
                 with self.zf.open(info) as f:
                     shape, dtype, fortran = _npy_header(f)
@@ -437,24 +465,24 @@ class _Archive:
             members[key] = _Member(info=info, shape=shape, dtype=dtype, fortran=fortran)
         return members
 
-    def read(self, key: str) -> np.ndarray[Any, Any]:
-        """The array of member ``key``: exactly its declared bytes, CRC-checked."""
+    def read(self, key: str, out: np.ndarray[Any, Any] | None = None) -> np.ndarray[Any, Any]:
+        """The array of member ``key``: exactly its declared bytes, CRC-checked, inflated
+        straight into ``out`` (C-contiguous, writable, of the member's shape and dtype)
+        if given, else into a new array."""
         m = self.members[key]
-        n = _nbytes(m.shape, m.dtype)
-        out = np.empty(m.shape[::-1] if m.fortran else m.shape, dtype=m.dtype)
-        buf = out.reshape(-1).view(np.uint8)  # the same memory, as bytes
+        shape = m.shape[::-1] if m.fortran else m.shape
+        fill = np.empty(shape, dtype=m.dtype) if out is None or m.fortran else out
         with self.zf.open(m.info) as f:
             _npy_header(f)
-            pos = 0
-            while pos < n:
-                chunk = f.read(min(1 << 20, n - pos))
-                if not chunk:
-                    raise _bad(self.path, f"array {key} is truncated")
-                buf[pos : pos + len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-                pos += len(chunk)
+            if read_into(f, fill) < fill.nbytes:
+                raise _bad(self.path, f"array {key} is truncated")
             if f.read(1):  # reaching the end also checks the CRC
                 raise _bad(self.path, f"array {key} has trailing bytes")
-        return out.T if m.fortran else out
+        arr = fill.T if m.fortran else fill
+        if out is not None and arr is not out:
+            out[...] = arr
+            return out
+        return arr
 
     def manifest(self) -> dict[str, Any]:
         """The manifest, parsed: bounded in size and nesting, an object at the top."""
@@ -707,50 +735,31 @@ def _layer_shapes(
 
 
 def _build_network(path: Path, manifest: dict[str, Any], ar: _Archive) -> Network:
-    """The network, with every array's shape and dtype checked against the architecture
-    before it is read."""
+    """The network, read straight into its one flat buffer.
+
+    The whole architecture is checked before any array is read: each layer's arrays
+    against its config (shape and dtype), then each layer built from placeholders (one
+    layer at a time) and the network from those layers (how layers chain, the loss, the
+    input shape). Only then are the arrays read, each into its slice of the buffer.
+    """
     dtype = np.dtype(manifest["dtype"])
     declared: dict[str, Any] = manifest["arrays"]
-    layers = []
-    for i, cfg in enumerate(manifest["architecture"]["layers"]):
-        kind = cfg["kind"]
-        if kind not in _layers.LAYERS:
-            raise _bad(
-                path,
-                f"layers.{i} has unknown kind {kind!r} "
-                "(register it with fnn.layers.register_layer)",
-            )
-        prefix = f"params/layers.{i}."
-        own = {k[len(prefix) :]: k for k in declared if k.startswith(prefix)}
-        expected = _layer_shapes(path, i, kind, cfg)
-        if expected is not None and set(expected) != set(own):
-            raise _bad(
-                path,
-                f"layers.{i} ({kind}) has the arrays {sorted(own)} in the file, but its "
-                f"architecture needs {sorted(expected)}",
-            )
-        needs = f"the architecture (architecture.layers.{i}: {_describe(cfg)})"
-        for field, key in own.items():
-            m = ar.members[key]
-            want = m.shape if expected is None else expected[field]
-            _check_member(path, key, m, want, dtype, needs)
-        arrays = {field: ar.read(key) for field, key in own.items()}
-        try:
-            layer = _layers.LAYERS[kind].build(cfg, arrays)
-        except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
-            raise _bad(path, f"layers.{i} cannot be built from the file: {e}") from e
-        if expected is None:
-            try:
-                built = json.loads(json.dumps(layer.config()))
-            except (TypeError, ValueError, AttributeError) as e:
-                raise _bad(path, f"layers.{i} built from the file has no config: {e}") from e
-            if built != cfg:
-                raise _bad(
-                    path,
-                    f"layers.{i} built from the file's arrays is {built}, but the manifest's "
-                    f"architecture says {cfg}",
-                )
-        layers.append(layer)
+    loss = manifest["architecture"]["loss"]
+    name = loss if isinstance(loss, str) else loss["name"]
+    if name not in losses.LOSSES:
+        raise _bad(
+            path,
+            f"architecture.loss has unknown loss {name!r} (register it with fnn.losses.register)",
+        )
+    keys = {k for k in declared if k.startswith("params/")}
+    size = sum(math.prod(ar.members[k].shape) for k in keys)
+    # zeros: the buffer's pages are not touched before the arrays are read into them;
+    # until then, views of it stand in for the layers' arrays
+    flat = np.zeros(size, dtype=dtype)
+    layers = [
+        _placeholder_layer(path, i, cfg, ar, dtype, flat)
+        for i, cfg in enumerate(manifest["architecture"]["layers"])
+    ]
     try:
         arch = manifest["architecture"]
         shape = arch.get("input_shape")
@@ -761,14 +770,62 @@ def _build_network(path: Path, manifest: dict[str, Any], ar: _Archive) -> Networ
         )
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
         raise _bad(path, f"the network cannot be built from the file: {e}") from e
-    expected_keys = {f"params/{p}" for p in tree.flatten(net)}
-    given = {k for k in declared if k.startswith("params/")}
-    if expected_keys != given:
+    lay = net.layout
+    expected_keys = {f"params/{p}" for p in lay.paths}
+    if expected_keys != keys:
         raise _bad(
             path,
-            f"parameter arrays do not match the architecture: {sorted(given ^ expected_keys)}",
+            f"parameter arrays do not match the architecture: {sorted(keys ^ expected_keys)}",
         )
-    return pack(net)
+    return _read_flat(ar, "params/", net, flat)  # into the stand-ins' buffer
+
+
+def _placeholder_layer(
+    path: Path, i: int, cfg: dict[str, Any], ar: _Archive, dtype: np.dtype[Any], flat: FloatArray
+) -> Any:
+    """Layer ``i`` as the file declares it, checked (its arrays' shapes and dtype against
+    its config, its build, its config) but holding views of ``flat`` in place of its
+    arrays: nothing of the file's arrays is read. Built from placeholders, it costs one
+    copy of this layer's arrays for as long as the build takes."""
+    kind = cfg["kind"]
+    if kind not in _layers.LAYERS:
+        raise _bad(
+            path,
+            f"layers.{i} has unknown kind {kind!r} (register it with fnn.layers.register_layer)",
+        )
+    prefix = f"params/layers.{i}."
+    own = {k[len(prefix) :]: k for k in ar.members if k.startswith(prefix)}
+    expected = _layer_shapes(path, i, kind, cfg)
+    if expected is not None and set(expected) != set(own):
+        raise _bad(
+            path,
+            f"layers.{i} ({kind}) has the arrays {sorted(own)} in the file, but its "
+            f"architecture needs {sorted(expected)}",
+        )
+    needs = f"the architecture (architecture.layers.{i}: {_describe(cfg)})"
+    stand_in = {}
+    for field, key in own.items():
+        m = ar.members[key]
+        want = m.shape if expected is None else expected[field]
+        _check_member(path, key, m, want, dtype, needs)
+        stand_in[field] = flat[: math.prod(want)].reshape(want)
+    try:
+        layer = _layers.LAYERS[kind].build(cfg, stand_in)
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
+        raise _bad(path, f"layers.{i} cannot be built from the file: {e}") from e
+    if expected is None:
+        try:
+            built = json.loads(json.dumps(layer.config()))
+        except (TypeError, ValueError, AttributeError) as e:
+            raise _bad(path, f"layers.{i} built from the file has no config: {e}") from e
+        if built != cfg:
+            raise _bad(
+                path,
+                f"layers.{i} built from the file's arrays is {built}, but the manifest's "
+                f"architecture says {cfg}",
+            )
+    lay = Layout(layer)
+    return lay.build(flat[: lay.size], writable=True)
 
 
 def _check_member(
@@ -814,6 +871,33 @@ def _optimizer_from_config(cfgs: list[dict[str, Any]]) -> optim.Optimizer:
     return optim.Optimizer(transforms=tuple(out))
 
 
+def _check_opt_arrays(
+    path: Path, ar: _Archive, given: set[str], state: optim.OptState, part: int | None = None
+) -> None:
+    """ValueError unless the file's optimizer-state arrays (``given``, their paths) are
+    ``state``'s, in shape and dtype. With ``part``, ``state`` is the state of transform
+    number ``part`` alone (as ``states.0``), whose arrays the file must hold."""
+    expected = {}
+    for q, x in tree.leaves_with_paths(state):
+        if q in _OPT_SCALARS:
+            continue
+        if part is not None and (q == "states.0" or q.startswith("states.0.")):
+            q = f"states.{part}" + q[len("states.0") :]
+        expected[q] = np.asarray(x)
+    wrong = set(expected) - given if part is not None else set(expected) ^ given
+    if wrong:
+        raise _bad(
+            path,
+            "the optimizer state cannot be restored: optimizer-state arrays "
+            f"{sorted(wrong)} do not match",
+        )
+    for q, x in expected.items():
+        key = f"opt_state/{q}"
+        _check_member(
+            path, key, ar.members[key], x.shape, x.dtype, "the optimizer state for this network"
+        )
+
+
 def _restore_opt_state(
     path: Path, manifest: dict[str, Any], ar: _Archive, net: Network
 ) -> optim.OptState:
@@ -825,22 +909,14 @@ def _restore_opt_state(
         raise _bad(path, f"malformed manifest: {e}") from e
     except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:
         raise _bad(path, f"the optimizer cannot be rebuilt from the file: {e}") from e
-    template = optimizer.init(net)
-    expected = {
-        q: np.asarray(x) for q, x in tree.leaves_with_paths(template) if q not in _OPT_SCALARS
-    }
     given = {k[len("opt_state/") :] for k in manifest["arrays"] if k.startswith("opt_state/")}
-    if set(expected) != given:
-        raise _bad(
-            path,
-            "the optimizer state cannot be restored: optimizer-state arrays "
-            f"{sorted(set(expected) ^ given)} do not match",
-        )
-    for q, x in expected.items():
-        key = f"opt_state/{q}"
-        _check_member(
-            path, key, ar.members[key], x.shape, x.dtype, "the optimizer state for this network"
-        )
+    # one transform at a time, so that a manifest declaring many transforms costs at most
+    # one transform's state before the file's arrays are found not to match
+    for i, t in enumerate(optimizer.transforms):
+        one = optim.Optimizer(transforms=(t,)).init(net)
+        _check_opt_arrays(path, ar, given, one, part=i)
+    template = optimizer.init(net)
+    _check_opt_arrays(path, ar, given, template)
 
     def take(q: str, leaf: Any) -> Any:
         if q in _OPT_SCALARS:
@@ -892,9 +968,20 @@ def _restore_best_params(
         )
     for key, x in expected.items():
         _check_member(path, key, ar.members[key], x.shape, x.dtype, "the architecture")
-    # checked above: the arrays of ``net``'s leaves, in leaf order (as ``pack`` lays them)
-    parts = [ar.read(key).ravel() for key in expected]
-    return from_flat(net, np.concatenate(parts) if parts else np.zeros(0))
+    return _read_flat(ar, "best_params/", net)
+
+
+def _read_flat(ar: _Archive, prefix: str, net: Network, flat: FloatArray | None = None) -> Network:
+    """A network of ``net``'s structure whose arrays, the archive's ``prefix + path``
+    (checked against ``net``'s), are read straight into its one flat buffer: ``flat``
+    (1-D, ``net.layout.size`` elements, no one else's), or a new one."""
+    lay = net.layout
+    if flat is None:
+        flat = np.empty(lay.size, dtype=lay.dtype)
+    _, views = lay.build_with_views(flat)  # writable views of ``flat``, in its order
+    for p, view in zip(lay.paths, views, strict=True):
+        ar.read(prefix + p, out=view)
+    return from_flat(net, flat)
 
 
 def _restore_split(path: Path, manifest: dict[str, Any], ar: _Archive) -> Split | None:
@@ -918,9 +1005,17 @@ def _restore_split(path: Path, manifest: dict[str, Any], ar: _Archive) -> Split 
             "(both parts non-empty)",
         )
     tr, va = ar.read("split/train"), ar.read("split/validation")
-    if not np.array_equal(np.sort(np.concatenate([tr, va])), np.arange(n)) or not (
-        np.all(np.diff(tr) > 0) and np.all(np.diff(va) > 0)
-    ):
+    # each strictly increasing within [0, n), and no row in both: then, with n rows in
+    # all, they cover range(n) (checked with n bytes of flags, not a copy of the rows)
+    seen = np.zeros(n, dtype=bool)
+    ok = True
+    for part in (tr, va):
+        ok = ok and bool(
+            part[0] >= 0 and part[-1] < n and np.all(part[1:] > part[:-1]) and not seen[part].any()
+        )
+        if ok:
+            seen[part] = True
+    if not ok:
         raise _bad(
             path,
             f"the split's rows are not two sorted, disjoint index arrays covering range({n})",
@@ -981,15 +1076,22 @@ def _load(path: Path, ar: _Archive) -> Checkpoint:
     return Checkpoint(params=net, opt_state=opt_state, history=history, rng=rng)
 
 
-def load(path: str | os.PathLike[str]) -> Checkpoint:
+def load(path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES) -> Checkpoint:
     """Read a checkpoint written by :func:`save`, in memory bounded by what its manifest
     declares.
 
-    Before any array is read, the zip's central directory, each array's ``.npy`` header,
-    the manifest and the architecture it describes must agree on every array's shape and
-    dtype (and the optimizer state must be the one its optimizer has for that network);
-    an archive member that declares more than its stored bytes can expand to is refused
-    before it is decompressed.
+    Before any array is read, the archive's declared size must be at most
+    ``max_bytes``, and the zip's central directory, each array's ``.npy`` header, the
+    manifest and the architecture it describes must agree on every array's shape and
+    dtype (the layers must chain into a network, and the optimizer state must be the
+    one its optimizer has for that network); an archive member that declares more than
+    its stored bytes can expand to is refused before it is decompressed. The
+    parameters are then inflated straight into the network's one flat buffer.
+
+    Args:
+        path: the checkpoint (``.npz`` is appended if there is no file at ``path``).
+        max_bytes: the most bytes the archive may declare in all (uncompressed); 2 GiB
+            by default, raise it to load larger checkpoints.
 
     Returns a :class:`Checkpoint` with bit-identical arrays of the saved dtype.
 
@@ -997,9 +1099,10 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
         FileNotFoundError: no file at ``path``.
         ValueError: naming the file (and the array or manifest entry), if it is
             truncated, corrupted, of a newer format version, holds object arrays, has a
-            malformed manifest, or arrays that contradict the manifest or its
-            architecture.
+            malformed manifest, declares more than ``max_bytes``, or has arrays that
+            contradict the manifest or its architecture.
     """
+    max_bytes = check_max_bytes(max_bytes)
     p = Path(path)
     if not p.exists() and p.suffix != ".npz" and p.with_name(p.name + ".npz").exists():
         p = p.with_name(p.name + ".npz")
@@ -1008,7 +1111,7 @@ def load(path: str | os.PathLike[str]) -> Checkpoint:
     if not zipfile.is_zipfile(p):
         raise _bad(p, "corrupted or truncated checkpoint (not a zip archive)")
     try:
-        with _Archive(p) as ar:
+        with _Archive(p, max_bytes) as ar:
             return _load(p, ar)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error, struct.error) as e:
         raise _bad(p, f"corrupted or truncated checkpoint ({e})") from e

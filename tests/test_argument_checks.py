@@ -263,17 +263,20 @@ def idx_file(path: Path, dims: tuple[int, ...], payload: bytes = b"", *, gz: boo
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_with_overflowing_dimensions_names_the_file(tmp_path: Path, gz: bool) -> None:
-    # 2**31 * 2**31 * 4 = 2**64 wraps to 0 in int64: the empty payload "matched" before
+    # 2**31 * 2**31 * 4 = 2**64 wraps to 0 in int64: the empty payload "matched" before;
+    # the exact size is refused as over max_bytes, before anything is allocated
     path = idx_file(tmp_path / "wrap-idx3-ubyte", (2**31, 2**31, 4), gz=gz)
     with pytest.raises(
         ValueError,
-        match=r"wrap-idx3-ubyte: truncated: header says shape \(2147483648, 2147483648, 4\) "
-        r"\(18446744073709551632 bytes\), file has 16",
+        match=r"wrap-idx3-ubyte: its header \(shape \(2147483648, 2147483648, 4\)\) declares "
+        r"18,446,744,073,709,551,632 bytes, more than max_bytes",
     ):
         D.read_idx(path)
     big = idx_file(tmp_path / "big-idx2-ubyte", (2**32 - 1, 2**32 - 1), b"\x00" * 7)
-    with pytest.raises(ValueError, match=r"big-idx2-ubyte: truncated: header says shape"):
+    with pytest.raises(ValueError, match=r"big-idx2-ubyte: its header .* more than max_bytes"):
         D.read_idx(big)
+    with pytest.raises(ValueError, match=r"big-idx2-ubyte: truncated: header says shape"):
+        D.read_idx(big, max_bytes=2**65)  # past the bound, the size is compared
     ok = idx_file(tmp_path / "ok-idx2-ubyte", (2, 3), bytes(range(6)), gz=gz)
     assert D.read_idx(ok).tolist() == [[0, 1, 2], [3, 4, 5]]
 

@@ -9,6 +9,7 @@ import http.server
 import io
 import socket
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,38 @@ def test_missing_files_say_how_to_get_them(tmp_path: Path) -> None:
         datasets.load_mnist(tmp_path)
     with pytest.raises(ValueError, match="mirror must name at least one URL"):
         datasets.load_mnist(tmp_path, download=True, mirror=[])
+
+
+def test_a_download_is_read_in_bounded_memory_and_refused_over_max_bytes(
+    tmp_path: Path, served: Any
+) -> None:
+    url, digests = served
+    # a mirror serves 2 KiB that inflate to 16 MiB: verified by streaming, never whole,
+    # and refused past max_bytes (here 1 MiB) before the rest is inflated
+    bomb = gzip.compress(bytes(16 << 20))
+    (tmp_path / "served" / f"{NAMES[0]}.gz").write_bytes(bomb)
+    dest = tmp_path / "dest"
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            mnist.DownloadError,
+            match=rf"/{NAMES[0]}.gz: it holds more than max_bytes=1,048,576 uncompressed",
+        ):
+            datasets.load_mnist(
+                dest, download=True, mirror=url, sha256=digests, progress=False, max_bytes=1 << 20
+            )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20
+    assert list(dest.iterdir()) == []  # nothing kept
+    # a download whose announced length is over max_bytes is not fetched at all
+    with pytest.raises(
+        mnist.DownloadError,
+        match=rf"/{NAMES[0]}.gz: the download is {len(bomb):,} bytes, more than "
+        rf"max_bytes={len(bomb) - 1:,}",
+    ):
+        datasets.load_mnist(
+            dest, download=True, mirror=url, sha256=digests, progress=False, max_bytes=len(bomb) - 1
+        )
+    assert list(dest.iterdir()) == []

@@ -88,7 +88,7 @@ def test_manifest_is_plain_json_any_program_can_read(tmp_path: Path) -> None:
 def test_interrupted_save_keeps_the_previous_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    net, h, _ = trained()
+    net, _, opt = trained()
     path = fnn.save(tmp_path / "ck.npz", net)
     before = path.read_bytes()
     calls = {"n": 0}
@@ -103,7 +103,7 @@ def test_interrupted_save_keeps_the_previous_file(
     monkeypatch.setattr(np.lib.format, "write_array", failing)
     other = fnn.init(fnn.mlp([2, 8, 3], output="softmax"), rng=9)
     with pytest.raises(OSError, match="disk full"):
-        fnn.save(path, other, opt_state=h.opt_state)
+        fnn.save(path, other, opt_state=opt.init(other))
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]  # no temporary left

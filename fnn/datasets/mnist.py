@@ -15,6 +15,7 @@ dimensions, each dimension as a big-endian uint32, then the data in C order.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import math
@@ -23,11 +24,13 @@ import sys
 import tempfile
 import urllib.request
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, BinaryIO, Final, TextIO, cast
 
 import numpy as np
+
+from fnn._bounded_io import CHUNK, MAX_BYTES, check_declared_size, check_max_bytes, read_into
 
 __all__ = [
     "FILES",
@@ -79,44 +82,91 @@ def default_cache_dir() -> Path:
     return Path(base) / "fnn"
 
 
-def _read_bytes(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading, through gzip if it starts with gzip's magic bytes;
+    gzip's errors become a ValueError naming the file."""
+    with path.open("rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        if not gz:
+            yield raw
+            return
         try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
+            with gzip.GzipFile(fileobj=raw) as f:
+                yield cast(BinaryIO, f)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
             raise ValueError(f"{path}: corrupted or truncated gzip data ({e})") from e
-    return raw
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray[Any, np.dtype[np.uint8]]:
+def _sha256(path: Path, max_bytes: int) -> str:
+    """The SHA-256 of ``path``'s content (uncompressed), reading at most ``max_bytes``
+    (ValueError if it holds more)."""
+    digest = hashlib.sha256()
+    done = 0
+    with _opened(path) as f:
+        while chunk := f.read(min(CHUNK, max_bytes + 1 - done)):
+            done += len(chunk)
+            if done > max_bytes:
+                raise ValueError(
+                    f"it holds more than max_bytes={max_bytes:,} uncompressed (pass a larger "
+                    "max_bytes= to read it)"
+                )
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_header(p: Path, f: BinaryIO) -> tuple[int, ...]:
+    head = f.read(4)
+    if len(head) < 4:
+        raise ValueError(f"{p}: too short for an IDX header ({len(head)} bytes)")
+    if head[0] != 0 or head[1] != 0:
+        raise ValueError(f"{p}: not an IDX file (magic bytes {head.hex()})")
+    if head[2] != 0x08:
+        raise ValueError(f"{p}: IDX type 0x{head[2]:02x} is not supported (expected 0x08, ubyte)")
+    ndim = head[3]
+    raw = f.read(4 * ndim)
+    if ndim == 0 or len(raw) < 4 * ndim:
+        raise ValueError(f"{p}: truncated IDX header ({4 + len(raw)} bytes for {ndim} dimensions)")
+    return tuple(int.from_bytes(raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
+
+
+def read_idx(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES
+) -> np.ndarray[Any, np.dtype[np.uint8]]:
     """Read one IDX file of unsigned bytes (gzip or raw), validating its header and size.
 
-    Raises ValueError naming the file for a bad magic number, an unsupported type, or a
-    size that does not match the header (truncated or padded).
+    The header's declared size is checked against ``max_bytes`` (2 GiB by default)
+    before anything is allocated; the data is then read (decompressed) straight into
+    the returned array, one byte past the declared size at most, so memory is bounded
+    by what the header declares, whatever the file holds.
+
+    Raises ValueError naming the file for a bad magic number, an unsupported type, a
+    declared size over ``max_bytes``, or a size that does not match the header
+    (truncated or padded).
     """
+    max_bytes = check_max_bytes(max_bytes)
     p = Path(path)
-    data = _read_bytes(p)
-    if len(data) < 4:
-        raise ValueError(f"{p}: too short for an IDX header ({len(data)} bytes)")
-    if data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{p}: not an IDX file (magic bytes {data[:4].hex()})")
-    if data[2] != 0x08:
-        raise ValueError(f"{p}: IDX type 0x{data[2]:02x} is not supported (expected 0x08, ubyte)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise ValueError(f"{p}: truncated IDX header ({len(data)} bytes for {ndim} dimensions)")
-    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    # exact: np.prod in int64 wraps around for dimensions such as (2**31, 2**31, 4)
-    expected = header + math.prod(dims)
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "has trailing bytes"
+    with _opened(p) as f:
+        dims = _read_header(p, f)
+        header = 4 + 4 * len(dims)
+        # exact: np.prod in int64 wraps around for dimensions such as (2**31, 2**31, 4)
+        expected = header + math.prod(dims)
+        check_declared_size(p, f"its header (shape {dims})", expected, max_bytes)
+        # a raw file's size is known: checked before anything is allocated
+        n = None if isinstance(f, gzip.GzipFile) else os.fstat(f.fileno()).st_size
+        if n is None or n == expected:
+            out = np.empty(dims, dtype=np.uint8)
+            n = header + read_into(f, out)
+            if n == expected and f.read(1):
+                n += 1  # more than declared: how much more is never read
+    if n != expected:
+        what = "truncated" if n < expected else "has trailing bytes"
+        holds = n if n < expected else f"more than {expected}"
         raise ValueError(
-            f"{p}: {what}: header says shape {dims} ({expected} bytes), file has {len(data)}"
+            f"{p}: {what}: header says shape {dims} ({expected} bytes), file has {holds}"
         )
-    arr = np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims).copy()
-    return arr
+    return out
 
 
 def _locate(name: str, folder: Path) -> Path | None:
@@ -161,24 +211,35 @@ class _Report:
         self.stream.flush()
 
 
-def _fetch(url: str, out: Any, report: _Report) -> int:
+def _fetch(url: str, out: Any, report: _Report, max_bytes: int) -> int:
     report.start(url)
     done = 0
     with urllib.request.urlopen(url, timeout=30) as resp:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         while chunk := resp.read(1 << 16):
-            out.write(chunk)
             done += len(chunk)
+            if max(done, total or 0) > max_bytes:
+                raise ValueError(
+                    f"the download is {max(done, total or 0):,} bytes, more than "
+                    f"max_bytes={max_bytes:,} (pass a larger max_bytes= to read it)"
+                )
+            out.write(chunk)
             report.chunk(url, done, total)
     return done
 
 
 def _download(
-    name: str, folder: Path, mirrors: Sequence[str], sha256: Mapping[str, str], report: _Report
+    name: str,
+    folder: Path,
+    mirrors: Sequence[str],
+    sha256: Mapping[str, str],
+    report: _Report,
+    max_bytes: int,
 ) -> Path:
     """Fetch ``name.gz`` into ``folder`` from the first mirror that delivers the right
-    bytes: each try goes to a temporary file, verified, then renamed into place."""
+    bytes: each try goes to a temporary file, verified (reading at most ``max_bytes``,
+    compressed or not), then renamed into place."""
     folder.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     mismatch_only = True
@@ -187,8 +248,8 @@ def _download(
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
         try:
             with os.fdopen(fd, "wb") as out:
-                size = _fetch(url, out, report)
-            digest = hashlib.sha256(_read_bytes(Path(tmp))).hexdigest()
+                size = _fetch(url, out, report, max_bytes)
+            digest = _sha256(Path(tmp), max_bytes)
             if digest != sha256[name]:
                 failures.append(f"{url} does not match the known SHA-256 of {name} (got {digest})")
                 continue
@@ -214,6 +275,7 @@ def load_mnist(
     mirror: str | Sequence[str] = MIRRORS,
     sha256: Mapping[str, str] = SHA256,
     progress: bool | TextIO = True,
+    max_bytes: int = MAX_BYTES,
 ) -> tuple[Split, Split]:
     """Load MNIST as ``((X_train, y_train), (X_test, y_test))``, as in the files:
     images uint8 (n, 28, 28), labels uint8 (n,) in [0, 10).
@@ -229,14 +291,19 @@ def load_mnist(
         sha256: the expected digests of the uncompressed files, by file name.
         progress: show download progress on standard error (True), not at all
             (False), or on this stream. Only written to while downloading.
+        max_bytes: the most bytes a file may declare (its IDX header) or hold
+            (a download, compressed or not) before it is refused unread; 2 GiB by
+            default, raise it to read larger files.
 
     Raises:
         FileNotFoundError: files are missing and ``download`` is False; the message says
             how to get them.
         DownloadError: (a ConnectionError) no mirror could be reached for a file.
-        ValueError: a file is corrupted or truncated, the files do not agree, or every
-            mirror delivered a file whose SHA-256 is wrong.
+        ValueError: a file is corrupted or truncated, declares more than ``max_bytes``,
+            the files do not agree, or every mirror delivered a file whose SHA-256 is
+            wrong.
     """
+    max_bytes = check_max_bytes(max_bytes)
     mirrors = (mirror,) if isinstance(mirror, str) else tuple(mirror)
     if path is not None:
         folder = Path(path)
@@ -258,9 +325,9 @@ def load_mnist(
                 )
             if not mirrors:
                 raise ValueError("mirror must name at least one URL")
-            loc = _download(name, folder, mirrors, sha256, report)
+            loc = _download(name, folder, mirrors, sha256, report, max_bytes)
         found[key] = loc
-    arrays = {k: read_idx(p) for k, p in found.items()}
+    arrays = {k: read_idx(p, max_bytes=max_bytes) for k, p in found.items()}
     for split in ("train", "test"):
         X, y = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if X.ndim != 3 or y.ndim != 1:
