@@ -76,6 +76,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - depends on the environmen
 from fnn import activations as _act
 from fnn import losses as _losses
 from fnn import tree
+from fnn._atomic import write_atomically
 from fnn._types import FloatArray
 from fnn._version import VERSION
 from fnn.layers.activation import Activation
@@ -370,6 +371,8 @@ def export(net: Network, path: str | os.PathLike[str], *, opset: int | None = No
         The path written. The model's input is ``"X"`` (batch, *net.input_shape),
         channels-last, the output ``"output"`` (batch, n_outputs), both of the
         network's dtype, with a dynamic batch dimension; ``onnx.checker`` passes on it.
+        The file is written atomically (a temporary file in the same folder, then a
+        rename), so a write that fails half-way leaves the previous file intact.
 
     Raises:
         TypeError: ``net`` is not a Network, or ``opset`` not an int.
@@ -380,8 +383,9 @@ def export(net: Network, path: str | os.PathLike[str], *, opset: int | None = No
         raise TypeError(f"net must be an fnn.Network, got {type(net).__name__}")
     model = _model(net, _check_opset(opset))
     onnx.checker.check_model(model, full_check=True)
+    data = model.SerializeToString()
     target = Path(path)
-    target.write_bytes(model.SerializeToString())
+    write_atomically(target, lambda f: f.write(data))
     return target
 
 

@@ -589,3 +589,23 @@ def test_a_reshape_that_flattens_loads_as_flatten(dynamo: bool, tmp_path: Path) 
     assert [type(layer) for layer in net.layers] == [fnn.Conv2D, fnn.Flatten, fnn.Dense]
     with torch.no_grad():
         assert_same_output(fnn.predict(net, x.numpy().transpose(0, 2, 3, 1)), model(x).numpy())
+
+
+def test_an_export_that_fails_half_way_leaves_the_previous_model_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = fo.export(fnn.init(fnn.mlp([3, 4, 2]), rng=0), tmp_path / "m.onnx")
+    before = path.read_bytes()
+
+    def failing(fd: int) -> None:  # the bytes are written, the disk then fails
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="No space left"):
+        fo.export(fnn.init(fnn.mlp([3, 8, 8, 2]), rng=1), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temporary left
+    assert len(fo.load(path).layers) == 2  # the first model, whole
