@@ -609,3 +609,27 @@ def test_an_export_that_fails_half_way_leaves_the_previous_model_intact(
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temporary left
     assert len(fo.load(path).layers) == 2  # the first model, whole
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hardlink"])
+def test_cli_export_refuses_to_write_onto_its_checkpoint(
+    how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from fnn.__main__ import main
+
+    ckpt = fnn.save(tmp_path / "ck.npz", fnn.init(fnn.mlp([3, 4, 2]), rng=0))
+    before = ckpt.read_bytes()
+    target = ckpt
+    if how != "same path":
+        target = tmp_path / "link.onnx"
+        if how == "symlink":
+            target.symlink_to(ckpt)
+        else:
+            os.link(ckpt, target)
+    assert main(["export", str(ckpt), str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m fnn export: error: ") and "refusing to write over" in err
+    assert ckpt.read_bytes() == before and fnn.load(ckpt).params.input_shape == (3,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"ck.npz", target.name})
