@@ -1439,6 +1439,8 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
     last = ops[-1] if ops else None
     if graph_output == "identity" and isinstance(last, Activation):
         graph_output = "sigmoid" if type(last.activation) is _act.Sigmoid else "identity"
+    if meta is not None:
+        _check_metadata(p, meta, graph_output, input_shape, dtype)
     the_loss: _losses.Loss
     if loss is not None:
         the_loss = _losses.get(loss)
@@ -1472,6 +1474,53 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
         return pack(Network(layers=cast, loss=the_loss, input_shape=input_shape))
     except ValueError as e:
         raise ValueError(f"{p}: the network cannot be built: {e}") from None
+
+
+def _check_metadata(
+    path: Path,
+    meta: dict[str, Any],
+    graph_output: str,
+    input_shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+) -> None:
+    """fnn's metadata must say what the graph computes: the output activation (a final
+    Softmax or Sigmoid node), the input's shape and the dtype."""
+    try:
+        output = _losses.get(meta["loss"]).output
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: metadata: the loss {_clip(repr(meta['loss']))}: {e}") from None
+    if output == "softmax" and graph_output != "softmax":
+        raise ValueError(
+            f"{path}: metadata: the loss's output is softmax, but the graph has no final "
+            "Softmax node (it outputs logits)"
+        )
+    if output == "sigmoid" and graph_output != "sigmoid":
+        raise ValueError(
+            f"{path}: metadata: the loss's output is sigmoid, but the graph has no final "
+            "Sigmoid node (it outputs logits)"
+        )
+    if graph_output == "softmax" and output != "softmax":
+        raise ValueError(
+            f"{path}: metadata: the graph ends in Softmax, but the loss's output is {output}"
+        )
+    if meta.get("input_shape") != list(input_shape):
+        raise ValueError(
+            f"{path}: metadata: the input shape is {_clip(repr(meta.get('input_shape')))}, "
+            f"but the graph's input is (batch, {', '.join(map(str, input_shape))})"
+        )
+    if meta.get("dtype") != str(dtype):
+        raise ValueError(
+            f"{path}: metadata: the dtype is {_clip(repr(meta.get('dtype')))}, but the graph "
+            f"computes in {dtype}"
+        )
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """``text``, cut in the middle to at most about ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} ... ({len(text) - 2 * half} characters) ... {text[-half:]}"
 
 
 def _flat_before(layers: list[Any], input_shape: tuple[int, ...]) -> bool:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -633,3 +633,41 @@ def test_cli_export_refuses_to_write_onto_its_checkpoint(
     assert err.startswith("python -m fnn export: error: ") and "refusing to write over" in err
     assert ckpt.read_bytes() == before and fnn.load(ckpt).params.input_shape == (3,)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"ck.npz", target.name})
+
+
+def without_the_last_node(model: Any) -> Any:
+    """``model`` with its last node removed: the node before it gives the output."""
+    last = model.graph.node[-1]
+    del model.graph.node[-1]
+    model.graph.node[-1].output[0] = last.output[0]
+    return model
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_metadata_of_an_output_activation_the_graph_lacks_is_an_error(
+    output: Literal["softmax", "sigmoid"], tmp_path: Path
+) -> None:
+    net = fnn.init(fnn.mlp([3, 4, 1 if output == "sigmoid" else 3], output=output), rng=0)
+    model = onnx.load(str(fo.export(net, tmp_path / "m.onnx")))
+    assert model.graph.node[-1].op_type == output.capitalize()
+    path = save(without_the_last_node(model), tmp_path / "logits.onnx")
+    with pytest.raises(ValueError, match=rf"logits\.onnx: .*no final {output.capitalize()}"):
+        fo.load(path)
+    with pytest.raises(ValueError, match=rf"no final {output.capitalize()}"):
+        fo.load(path, loss="mse")  # the metadata still contradicts the graph
+
+
+def test_metadata_of_another_dtype_or_input_shape_is_an_error(tmp_path: Path) -> None:
+    net = fnn.init(fnn.mlp([3, 4, 2], dtype=np.float32), rng=0)
+    model = onnx.load(str(fo.export(net, tmp_path / "m.onnx")))
+    for old, new, message in (
+        ('"dtype": "float32"', '"dtype": "float64"', "the dtype is 'float64', but the graph"),
+        ('"input_shape": [3]', '"input_shape": [4]', r"the input shape is \[4\], but the graph"),
+    ):
+        lie = onnx.ModelProto()
+        lie.CopyFrom(model)
+        (prop,) = lie.metadata_props
+        assert old in prop.value
+        prop.value = prop.value.replace(old, new)
+        with pytest.raises(ValueError, match=message):
+            fo.load(save(lie, tmp_path / "lie.onnx"))
