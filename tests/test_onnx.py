@@ -671,3 +671,113 @@ def test_metadata_of_another_dtype_or_input_shape_is_an_error(tmp_path: Path) ->
         prop.value = prop.value.replace(old, new)
         with pytest.raises(ValueError, match=message):
             fo.load(save(lie, tmp_path / "lie.onnx"))
+
+
+def scalar(name: str, value: float, dtype: Any = np.float32) -> Any:
+    return numpy_helper.from_array(np.asarray(value, dtype), name)
+
+
+def between_two_gemms(nodes: list[Any], inits: list[Any], dtype: Any = np.float32) -> Any:
+    """x -> Gemm -> h -> ``nodes`` -> m -> Gemm -> y."""
+    elem = onnx.TensorProto.FLOAT if dtype == np.float32 else onnx.TensorProto.DOUBLE
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
+            *nodes,
+            helper.make_node("Gemm", ["m", "W2"], ["y"], name="fc2"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", elem, ["n", 3])],
+        [helper.make_tensor_value_info("y", elem, ["n", 2])],
+        initializer=[
+            *inits,
+            numpy_helper.from_array(np.full((3, 4), 20.0, dtype), "W1"),
+            numpy_helper.from_array(np.ones((4, 2), dtype), "W2"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+def gelu_nodes(c1: float, c0: float) -> list[Any]:
+    """PyTorch's tanh-GELU before opset 20, with the given constants."""
+    return [
+        helper.make_node("Mul", ["h", "h"], ["sq"], name="sq"),
+        helper.make_node("Mul", ["h", "sq"], ["cube"], name="cube"),
+        helper.make_node("Mul", ["c1", "cube"], ["t1"], name="t1"),
+        helper.make_node("Add", ["h", "t1"], ["t2"], name="t2"),
+        helper.make_node("Mul", ["c0", "t2"], ["t3"], name="t3"),
+        helper.make_node("Tanh", ["t3"], ["t4"], name="t4"),
+        helper.make_node("Add", ["one", "t4"], ["t5"], name="t5"),
+        helper.make_node("Mul", ["h", "t5"], ["t6"], name="t6"),
+        helper.make_node("Mul", ["half", "t6"], ["m"], name="t7"),
+    ]
+
+
+def gelu_inits(c1: float, c0: float) -> list[Any]:
+    return [scalar("c1", c1), scalar("c0", c0), scalar("one", 1.0), scalar("half", 0.5)]
+
+
+SQRT_2_PI = float(np.sqrt(2 / np.pi))
+
+# elementwise nodes that compute no fnn activation, though they equal one on [-30, 30]
+NOT_ACTIVATIONS = {
+    "min": ([helper.make_node("Min", ["h", "c"], ["m"], name="clip")], [scalar("c", 35.0)]),
+    "max": ([helper.make_node("Max", ["h", "c"], ["m"], name="clip")], [scalar("c", -40.0)]),
+    "where": (
+        [helper.make_node("Greater", ["h", "c"], ["big"], name="clip"),
+         helper.make_node("Where", ["big", "zero", "h"], ["m"], name="where")],
+        [scalar("c", 31.0), scalar("zero", 0.0)],
+    ),
+    "mul": ([helper.make_node("Mul", ["h", "c"], ["m"], name="clip")], [scalar("c", 1.000009)]),
+    "gelu-c1": (gelu_nodes(0.044716, SQRT_2_PI), gelu_inits(0.044716, SQRT_2_PI)),
+    "gelu-c0": (gelu_nodes(0.044715, 0.7978), gelu_inits(0.044715, 0.7978)),
+    "leaky-at-1e-3": (
+        [helper.make_node("Greater", ["h", "c"], ["pos"], name="clip"),
+         helper.make_node("Mul", ["h", "slope"], ["neg"], name="neg"),
+         helper.make_node("Where", ["pos", "h", "neg"], ["m"], name="where")],
+        [scalar("c", 1e-3), scalar("slope", 0.1)],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NOT_ACTIVATIONS)
+def test_arithmetic_that_is_no_activation_exactly_is_an_error_naming_the_node(
+    case: str, tmp_path: Path
+) -> None:
+    nodes, inits = NOT_ACTIVATIONS[case]
+    path = save(between_two_gemms(nodes, inits), tmp_path / f"{case}.onnx")
+    first = nodes[0].name
+    with pytest.raises(ValueError, match=rf"{case}\.onnx: node '{first}' \({nodes[0].op_type}\)"):
+        fo.load(path)
+
+
+def test_pytorch_forms_load_only_with_their_exact_constants(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = (4 * rng.normal(size=(6, 3))).astype(np.float32)
+    c1, c0 = float(np.float32(0.044715)), float(np.float32(SQRT_2_PI))
+    model = between_two_gemms(gelu_nodes(c1, c0), gelu_inits(c1, c0))
+    model.graph.initializer[-2].CopyFrom(
+        numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "W1")
+    )
+    net = fo.load(save(model, tmp_path / "gelu.onnx"))
+    assert isinstance(net.layers[0], fnn.Dense)
+    assert isinstance(net.layers[0].activation, fnn.activations.GELU)
+    session = ort.InferenceSession(str(tmp_path / "gelu.onnx"), providers=["CPUExecutionProvider"])
+    assert_same_output(fnn.predict(net, X), session.run(None, {"x": X})[0])
+    # where(h > t, h, softplus(h)) is softplus in float32 for t = 20, not in float64
+    for dtype, ok in ((np.float32, True), (np.float64, False)):
+        nodes = [
+            helper.make_node("Softplus", ["h"], ["sp"], name="sp"),
+            helper.make_node("Greater", ["h", "t"], ["big"], name="big"),
+            helper.make_node("Where", ["big", "h", "sp"], ["m"], name="softplus"),
+        ]
+        path = save(
+            between_two_gemms(nodes, [scalar("t", 20.0, dtype)], dtype), tmp_path / "s.onnx"
+        )
+        if ok:
+            layer = fo.load(path).layers[0]
+            assert isinstance(layer, fnn.Dense)
+            assert isinstance(layer.activation, fnn.activations.Softplus)
+        else:
+            with pytest.raises(ValueError, match=r"s\.onnx: node 'sp' \(Softplus\)"):
+                fo.load(path)
