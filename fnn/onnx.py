@@ -642,6 +642,7 @@ class _Reader:
             (int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0
         )
         self.consts: dict[str, np.ndarray[Any, Any]] = {}
+        self.types: dict[str, np.dtype[Any]] = {}  # the file's type of each constant
         self.ops: list[Any] = []
         self.output = "identity"
         self.last_linear = False
@@ -672,19 +673,47 @@ class _Reader:
             out[at.name] = v.decode() if isinstance(v, bytes) else v
         return out
 
-    def tensor(self, t: onnx.TensorProto) -> np.ndarray[Any, Any]:
+    def tensor(self, t: onnx.TensorProto, name: str) -> np.ndarray[Any, Any]:
+        """The tensor's values (floats in float64), its type recorded as ``name``'s;
+        its declared size is checked against ``max_bytes`` before it is made."""
+        where = f"tensor {_clip(repr(t.name), 60)}"
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            raise self.bad(f"tensor {t.name!r} keeps its data in an external file (refused)")
-        a = numpy_helper.to_array(t)
+            raise self.bad(f"{where} keeps its data in an external file (refused)")
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+        except (KeyError, ValueError, TypeError):
+            raise self.bad(f"{where} has an unknown element type {t.data_type}") from None
+        size = math.prod(int(d) for d in t.dims)
+        if any(d < 0 for d in t.dims) or size * max(dtype.itemsize, 8) > self.max_bytes:
+            raise self.bad(
+                f"{where} declares shape {_clip(str(tuple(t.dims)), 100)}, more than "
+                f"max_bytes ({self.max_bytes}) allows"
+            )
+        try:
+            a = numpy_helper.to_array(t)
+        except (ValueError, TypeError) as e:
+            raise self.bad(f"{where} is malformed: {_clip(str(e))}") from None
+        self.types[name] = a.dtype
         if a.dtype.kind == "f":
             return a.astype(np.float64)
         return a
+
+    def check_type(self, node: onnx.NodeProto, name: str) -> None:
+        """A float constant a layer computes with must be of the model's dtype: ONNX
+        Runtime refuses mixed types, and fnn never rounds a weight to make them fit."""
+        t = self.types.get(name)
+        if t is not None and t.kind == "f" and t != self.dtype:
+            raise self.node_error(
+                node,
+                f"{_clip(repr(name), 60)} is {t}, but the model computes in {self.dtype} "
+                "(its input's type); fnn does not round weights to another type",
+            )
 
     # graph
     def read(self) -> tuple[list[Any], _Val, tuple[int, ...], np.dtype[Any]]:
         g = self.model.graph
         for t in g.initializer:
-            self.consts[t.name] = self.tensor(t)
+            self.consts[t.name] = self.tensor(t, t.name)
         inputs = [v for v in g.input if v.name not in self.consts]
         if len(inputs) != 1 or len(g.output) != 1:
             raise self.bad(
@@ -707,6 +736,12 @@ class _Reader:
             )
         shape = tuple(int(d.dim_value) for d in dims[1:])
         self.dtype, self.elem = np.dtype(dtype), int(ttype.elem_type)
+        out_type = g.output[0].type.tensor_type.elem_type
+        if out_type and out_type != self.elem:
+            raise self.bad(
+                f"the input is {self.dtype} but the output {_clip(repr(out_name), 60)} "
+                f"{helper.tensor_dtype_to_np_dtype(out_type)}; fnn reads models of one type"
+            )
         # nodes: constants folded; those that read the input form the chain
         runtime: set[str] = {x.name}
         chain: list[onnx.NodeProto] = []
@@ -777,11 +812,12 @@ class _Reader:
         a = self.attrs_of(node)
         if node.op_type == "Constant":
             if "value" in a:
-                v = self.tensor(a["value"])
-            elif "value_float" in a or "value_int" in a:
-                v = np.asarray(a.get("value_float", a.get("value_int")))
-            elif "value_floats" in a or "value_ints" in a:
-                v = np.asarray(a.get("value_floats", a.get("value_ints")))
+                v = self.tensor(a["value"], node.output[0])
+            elif "value_float" in a or "value_floats" in a:
+                v = np.asarray(a.get("value_float", a.get("value_floats")))
+                self.types[node.output[0]] = np.dtype(np.float32)
+            elif "value_int" in a or "value_ints" in a:
+                v = np.asarray(a.get("value_int", a.get("value_ints")), np.int64)
             else:
                 raise self.node_error(node, f"unsupported constant {sorted(a)}")
         elif node.op_type in _SHAPE_OPS or node.op_type in _ELEMENTWISE:
@@ -790,7 +826,14 @@ class _Reader:
             try:
                 v = _eval_node(node.op_type, ins, a)
             except (ValueError, TypeError, IndexError, KeyError) as e:
-                raise self.node_error(node, f"cannot fold the constant: {e}") from None
+                raise self.node_error(node, f"cannot fold the constant: {_clip(str(e))}") from None
+            if node.op_type == "Cast":
+                to = helper.tensor_dtype_to_np_dtype(int(a["to"]))
+                self.types[node.output[0]] = np.dtype(to)
+            else:  # arithmetic keeps the type of its (float) inputs
+                kinds = [self.types[i] for i in node.input if i in self.types]
+                if kinds:
+                    self.types[node.output[0]] = kinds[0]
         else:
             raise self.node_error(node, "unsupported operator (on constants)")
         self.consts[node.output[0]] = np.asarray(v)
@@ -845,12 +888,18 @@ class _Reader:
             raise self.node_error(node, "expected one input from the layer before")
         return idx[0]
 
-    def const(self, node: onnx.NodeProto, k: int, what: str) -> np.ndarray[Any, Any] | None:
+    def const(
+        self, node: onnx.NodeProto, k: int, what: str, weight: bool = True
+    ) -> np.ndarray[Any, Any] | None:
+        """The constant input ``k`` of ``node`` (None if absent); a ``weight`` must be
+        of the model's dtype."""
         if k >= len(node.input) or not node.input[k]:
             return None
         v = self.consts.get(node.input[k])
         if v is None:
             raise self.node_error(node, f"{what} must be a constant (an initializer)")
+        if weight:
+            self.check_type(node, node.input[k])
         return v
 
     def segment(self, seg: list[onnx.NodeProto], val: _Val, final: bool) -> _Val:
@@ -1148,7 +1197,7 @@ class _Reader:
         raise self.node_error(node, f"transpose perm={perm} is not supported here")
 
     def op_Dropout(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
-        ratio = self.const(node, 1, "ratio")
+        ratio = self.const(node, 1, "ratio", weight=False)
         mode = self.const(node, 2, "training_mode")
         if mode is not None and bool(mode):
             raise self.node_error(node, "training_mode=True is not supported")
@@ -1235,6 +1284,7 @@ class _Reader:
                 if i in env:
                     args.append(env[i])
                 elif i in self.consts:
+                    self.check_type(n, i)
                     args.append(_constant(self.consts[i], rank))
                 else:
                     args.append(("missing", i))

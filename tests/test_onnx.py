@@ -781,3 +781,41 @@ def test_pytorch_forms_load_only_with_their_exact_constants(tmp_path: Path) -> N
         else:
             with pytest.raises(ValueError, match=r"s\.onnx: node 'sp' \(Softplus\)"):
                 fo.load(path)
+
+
+@pytest.mark.parametrize(
+    ("x_type", "w_type", "y_type"),
+    [("double", "double", "double"), ("float", "double", "float"), ("float", "double", "double"),
+     ("double", "float", "double"), ("double", "double", "float")],
+)  # fmt: skip
+def test_a_model_keeps_its_dtype_or_is_refused(
+    x_type: str, w_type: str, y_type: str, tmp_path: Path
+) -> None:
+    types: dict[str, tuple[int, np.dtype[Any]]] = {
+        "float": (onnx.TensorProto.FLOAT, F32),
+        "double": (onnx.TensorProto.DOUBLE, F64),
+    }
+    W = np.random.default_rng(0).normal(size=(3, 2)).astype(types[w_type][1])
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")],
+        "g",
+        [helper.make_tensor_value_info("x", types[x_type][0], ["n", 3])],
+        [helper.make_tensor_value_info("y", types[y_type][0], ["n", 2])],
+        initializer=[numpy_helper.from_array(W, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    path = save(model, tmp_path / "typed.onnx")
+    if x_type == w_type == y_type:
+        net = fo.load(path)
+        assert net.dtype == F64
+        layer = net.layers[0]
+        assert isinstance(layer, fnn.Dense) and layer.W.dtype == F64
+        assert np.array_equal(layer.W, W)  # bit for bit, never rounded
+    else:
+        where = (
+            "the input is .* but the output 'y'"
+            if x_type != y_type
+            else r"node 'fc' \(Gemm\): 'W' is"
+        )
+        with pytest.raises(ValueError, match=rf"typed\.onnx: {where}"):
+            fo.load(path)
