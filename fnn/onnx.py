@@ -89,7 +89,15 @@ from fnn.layers.layer_norm import LayerNorm
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnn.network import Network, pack
 
-__all__ = ["DEFAULT_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "export", "load"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "INPUT_NAME",
+    "MAX_BYTES",
+    "MIN_OPSET",
+    "OUTPUT_NAME",
+    "export",
+    "load",
+]
 
 DEFAULT_OPSET: Final = 18
 """The opset :func:`export` writes unless told otherwise (ONNX Runtime 1.14 and later)."""
@@ -633,7 +641,7 @@ class _Reader:
         path: Path,
         model: onnx.ModelProto,
         meta: dict[str, Any] | None,
-        max_bytes: int = 2 << 30,
+        max_bytes: int,
     ) -> None:
         self.path = path
         self.model = model
@@ -736,6 +744,7 @@ class _Reader:
             )
         shape = tuple(int(d.dim_value) for d in dims[1:])
         self.dtype, self.elem = np.dtype(dtype), int(ttype.elem_type)
+        self.check_sample(f"input {_clip(repr(x.name), 60)}", shape)
         out_type = g.output[0].type.tensor_type.elem_type
         if out_type and out_type != self.elem:
             raise self.bad(
@@ -775,6 +784,7 @@ class _Reader:
                 continue
             val, pending = self.written_activations(pending, val), []
             val = self.segment(seg, val, end == out_name)
+            self.check_sample(f"node {_node_names(seg[-1:])[0]}", val.shape)
             self.cur = end
         val = self.written_activations(pending, val)
         if val.perm is not None or len(val.shape) != 1:
@@ -783,6 +793,17 @@ class _Reader:
                 "networks end in a vector of logits"
             )
         return self.ops, val, input_shape, np.dtype(dtype)
+
+    def check_sample(self, where: str, shape: tuple[int, ...]) -> None:
+        """Refuse a declared per-sample shape whose values (at 8 bytes each, as the
+        index of a flatten needs) exceed ``max_bytes``, before anything is made."""
+        n = math.prod(shape)
+        if 8 * n > self.max_bytes:
+            raise self.bad(
+                f"{where} declares samples of shape {_clip(str(shape), 100)} ({n} values), "
+                f"more than max_bytes ({self.max_bytes}) allows; pass a larger max_bytes "
+                "to load it"
+            )
 
     def check_fold_size(self, node: onnx.NodeProto, ins: list[Any]) -> None:
         """Refuse, before it is computed, a constant larger than ``max_bytes``."""
@@ -851,8 +872,10 @@ class _Reader:
         live = {start: uses.get(start, 0)}
         out: list[tuple[list[onnx.NodeProto], str]] = []
         seg: list[onnx.NodeProto] = []
+        made: set[str] = set()  # the values the nodes of ``seg`` give
         for n in chain:
             seg.append(n)
+            made.update(n.output)
             for i in set(n.input):
                 if i in live:
                     live[i] -= 1
@@ -861,13 +884,14 @@ class _Reader:
             for o in n.output:
                 if o and uses.get(o):
                     live[o] = uses[o]
-            if len(live) == 1 and next(iter(live)) in {o for s in seg for o in s.output}:
+            if len(live) == 1 and next(iter(live)) in made:
                 out.append((seg, next(iter(live))))
-                seg = []
+                seg, made = [], set()
         if seg or not out or out[-1][1] != end:
             raise self.bad(
                 "the graph is not a chain of layers (fnn reads sequential networks): "
-                f"nodes after the last single value: {[s.name for s in seg]}"
+                f"nodes after the last value that carries everything: "
+                f"{_listed(_node_names(seg))}"
             )
         return out
 
@@ -1252,6 +1276,8 @@ class _Reader:
         while i < len(pieces):
             for j in range(i + 1, min(i + _MAX_PIECES, len(pieces)) + 1):
                 nodes = [n for seg, _ in pieces[i:j] for n in seg]
+                if len(nodes) > _MAX_ACTIVATION_NODES:
+                    break  # larger than any form an activation is written in
                 expr = self.expression(nodes, len(val.shape) + 1)
                 try:
                     act = _match_activation(expr, self.dtype)
@@ -1342,6 +1368,8 @@ class _Reader:
 
 _MAX_PIECES: Final = 4
 """The most segments one activation written out as arithmetic spans."""
+_MAX_ACTIVATION_NODES: Final = 32
+"""The most nodes one activation written out as arithmetic has (GELU's formula, 9)."""
 
 
 class _Shaped:
@@ -1618,7 +1646,7 @@ def _metadata(path: Path, model: onnx.ModelProto) -> dict[str, Any] | None:
     return meta
 
 
-def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
+def _read_external_data(path: Path, model: onnx.ModelProto, max_bytes: int) -> None:
     """Bring initializers kept in files beside the model (PyTorch's exporter writes
     ``model.onnx.data``) into the model: only regular files in the model's folder, read
     at their declared offset and length."""
@@ -1642,6 +1670,11 @@ def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
             raise ValueError(
                 f"{path}: tensor {t.name!r} has a malformed offset or length"
             ) from None
+        if length > max_bytes:
+            raise ValueError(
+                f"{path}: tensor {t.name!r} declares {length} bytes, more than max_bytes "
+                f"({max_bytes})"
+            )
         if offset < 0 or length < 0 or offset + length > target.stat().st_size:
             raise ValueError(
                 f"{path}: tensor {t.name!r} reads bytes {offset}..{offset + length} of {target}, "
@@ -1654,7 +1687,16 @@ def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
         t.data_location = onnx.TensorProto.DEFAULT
 
 
-def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None) -> Network:
+MAX_BYTES: Final = 2 << 30
+"""The default ``max_bytes`` of :func:`load` (2 GiB)."""
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    loss: _losses.Loss | str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Network:
     """Read an ONNX model as an fnn network.
 
     Reads every model :func:`export` wrote (giving back the same layers, arrays,
@@ -1674,6 +1716,10 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
             in logits an identity output with mean squared error. Give e.g.
             ``loss="softmax_cross_entropy"`` to fine-tune a classifier that ends in
             logits; the final Softmax or Sigmoid node must then agree with its output.
+        max_bytes: the most bytes one declared size may take (a tensor, a folded
+            constant, one sample of any layer's input or output, at 8 bytes a value);
+            every declared size is checked before anything is made, and a larger one is
+            a ValueError. Default :data:`MAX_BYTES` (2 GiB).
 
     Returns:
         A :class:`fnn.Network` (read-only arrays in one buffer).
@@ -1685,6 +1731,10 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
             or attribute fnn cannot express, or shapes that do not fit; for a model
             whose fnn metadata disagrees with its graph.
     """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int | np.integer):
+        raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no ONNX model at {p}")
@@ -1695,14 +1745,14 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
         raise ValueError(f"{p}: not an ONNX model (corrupted or truncated): {e}") from None
     if not model.HasField("graph") or not model.graph.node:
         raise ValueError(f"{p}: not an ONNX model (corrupted or truncated): it has no graph")
-    _read_external_data(p, model)
+    _read_external_data(p, model, int(max_bytes))
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{p}: not a valid ONNX model (corrupted or truncated): {first}") from None
     meta = _metadata(p, model)
-    reader = _Reader(p, model, meta)
+    reader = _Reader(p, model, meta, int(max_bytes))
     try:
         ops, _, input_shape, dtype = reader.read()
     except (KeyError, IndexError, TypeError, AttributeError) as e:

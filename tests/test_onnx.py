@@ -819,3 +819,39 @@ def test_a_model_keeps_its_dtype_or_is_refused(
         )
         with pytest.raises(ValueError, match=rf"typed\.onnx: {where}"):
             fo.load(path)
+
+
+def test_declared_sizes_beyond_max_bytes_are_errors_before_anything_is_made(
+    tmp_path: Path,
+) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+         helper.make_node("Gemm", ["f", "W"], ["y"], name="fc")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 100000, 100000, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 1])],
+        initializer=[w("W", 1, 1)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    path = save(model, tmp_path / "huge.onnx")
+    assert path.stat().st_size < 200
+    with pytest.raises(ValueError, match=r"huge\.onnx: input 'x' declares samples .* max_bytes"):
+        fo.load(path)
+    small = save(small_model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")],
+                             [w("W", 3, 2)]), tmp_path / "small.onnx")  # fmt: skip
+    with pytest.raises(ValueError, match=r"small\.onnx: tensor 'W' declares shape \(3, 2\)"):
+        fo.load(small, max_bytes=40)
+    assert fo.load(small, max_bytes=48).input_shape == (3,)
+    with pytest.raises(ValueError, match="max_bytes must be >= 1"):
+        fo.load(small, max_bytes=0)
+
+
+def test_a_long_graph_that_is_not_an_activation_gives_a_short_error(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h0"], name="fc")]
+    nodes += [helper.make_node("Add", [f"h{i}", f"h{i}"], [f"h{i + 1}"], name=f"n{i}")
+              for i in range(3000)]  # fmt: skip
+    nodes.append(helper.make_node("Gemm", ["h3000", "W2"], ["y"], name="fc2"))
+    model = small_model(nodes, [w("W", 3, 2), w("W2", 2, 2)])
+    with pytest.raises(ValueError, match=r"long\.onnx: node 'n0' \(Add\)") as e:
+        fo.load(save(model, tmp_path / "long.onnx"))
+    assert len(str(e.value)) < 1000
