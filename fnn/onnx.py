@@ -942,7 +942,13 @@ class _Reader:
                     raise self.node_error(
                         node, "softmax is only supported as the output activation (last node)"
                     )
-                new: _Val = handler(node, a, val)
+                try:
+                    new: _Val = handler(node, a, val)
+                except (ValueError, TypeError) as e:
+                    if str(e).startswith(f"{self.path}: "):
+                        raise
+                    # a value fnn's layer refuses (a stride of 0, a NaN slope, epsilon 0)
+                    raise self.node_error(node, _clip(str(e), 300)) from None
                 return new
             if node.op_type not in _ELEMENTWISE and node.op_type not in _SHAPE_OPS:
                 raise self.node_error(node, "unsupported operator")
@@ -1656,6 +1662,11 @@ def _read_external_data(path: Path, model: onnx.ModelProto, max_bytes: int) -> N
             continue
         info = {e.key: e.value for e in t.external_data}
         where = info.get("location", "")
+        if "\0" in where:
+            raise ValueError(
+                f"{path}: tensor {_clip(repr(t.name), 60)} has a NUL byte in its external-data "
+                f"location {_clip(repr(where), 100)}"
+            )
         target = (folder / where).resolve()
         if not where or Path(where).is_absolute() or not target.is_relative_to(folder):
             raise ValueError(

@@ -15,6 +15,7 @@ evaluator and PyTorch's exporters.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -855,3 +856,61 @@ def test_a_long_graph_that_is_not_an_activation_gives_a_short_error(tmp_path: Pa
     with pytest.raises(ValueError, match=r"long\.onnx: node 'n0' \(Add\)") as e:
         fo.load(save(model, tmp_path / "long.onnx"))
     assert len(str(e.value)) < 1000
+
+
+def image_model(nodes: list[Any], inits: list[Any]) -> Any:
+    """x (n, 2, 5, 5) -> ``nodes`` -> c -> Flatten -> y."""
+    graph = helper.make_graph(
+        [*nodes, helper.make_node("Flatten", ["c"], ["y"], name="f")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 2, 5, 5])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", None])],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+def test_values_fnn_refuses_are_errors_naming_the_node_and_the_file(tmp_path: Path) -> None:
+    conv = image_model(
+        [helper.make_node("Conv", ["x", "W"], ["c"], name="conv", strides=[0, 1])],
+        [w("W", 3, 2, 3, 3)],
+    )
+    bn = image_model(
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["c"], name="bn",
+                          epsilon=0.0)],
+        [w("s", 2), w("b", 2), w("m", 2), w("v", 2)],
+    )  # fmt: skip
+    leaky = small_model(
+        [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+         helper.make_node("LeakyRelu", ["h"], ["y"], name="leaky", alpha=float("nan"))],
+        [w("W", 3, 2)],
+    )  # fmt: skip
+    for name, model, node in (("conv", conv, "'conv' (Conv)"), ("bn", bn,
+                              "'bn' (BatchNormalization)"), ("leaky", leaky, "'leaky' (LeakyRelu)")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"{name}\.onnx: node {re.escape(node)}: ") as e:
+            fo.load(save(model, tmp_path / f"{name}.onnx"))
+        assert len(str(e.value)) < 1000
+    ext = small_model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")], [w("W", 3, 2)])
+    t = ext.graph.initializer[0]
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.ClearField("raw_data")
+    t.ClearField("float_data")
+    entry = t.external_data.add()
+    entry.key, entry.value = "location", "w\0.bin"
+    with pytest.raises(ValueError, match=r"nul\.onnx: tensor 'W' has a NUL byte"):
+        fo.load(save(ext, tmp_path / "nul.onnx"))
+
+
+def test_a_graph_that_branches_is_not_a_chain(tmp_path: Path) -> None:
+    model = small_model(
+        [helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
+         helper.make_node("Gemm", ["h", "W2"], ["r"], name="fc2"),
+         helper.make_node("Relu", ["r"], ["s"], name="relu"),
+         helper.make_node("Add", ["s", "h"], ["y"], name="join")],
+        [w("W1", 3, 2), w("W2", 2, 2)],
+    )  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"res\.onnx: the graph is not a chain .*node 'fc1' \(Gemm\)'s output feeds 2",
+    ):
+        fo.load(save(model, tmp_path / "res.onnx"))
