@@ -662,10 +662,10 @@ class _Reader:
 
     # errors
     def bad(self, what: str) -> ValueError:
-        return ValueError(f"{self.path}: {what}")
+        return ValueError(f"{_clip(str(self.path), 200)}: {_clip(what, 700)}")
 
     def node_error(self, node: onnx.NodeProto, what: str) -> ValueError:
-        return self.bad(f"node {node.name or node.output[0]!r} ({node.op_type}): {what}")
+        return self.bad(f"node {_node_names([node])[0]}: {what}")
 
     def attrs_of(self, node: onnx.NodeProto) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -945,7 +945,7 @@ class _Reader:
                 try:
                     new: _Val = handler(node, a, val)
                 except (ValueError, TypeError) as e:
-                    if str(e).startswith(f"{self.path}: "):
+                    if str(e).startswith(f"{_clip(str(self.path), 200)}: "):
                         raise
                     # a value fnn's layer refuses (a stride of 0, a NaN slope, epsilon 0)
                     raise self.node_error(node, _clip(str(e), 300)) from None
@@ -1793,7 +1793,7 @@ def load(
     elif want == "sigmoid" and meta is not None:
         raise ValueError(f"{p}: the metadata's loss needs a final Sigmoid, the graph has none")
     if meta is not None:
-        layers = _align(lambda m: ValueError(f"{p}: {m}"), ops, meta["layers"])
+        layers = _align(lambda m: ValueError(f"{p}: {_clip(m, 700)}"), ops, meta["layers"])
     else:
         layers = _fuse(ops)
         layers = [
