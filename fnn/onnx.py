@@ -1283,7 +1283,7 @@ class _Reader:
             for j in range(i + 1, min(i + _MAX_PIECES, len(pieces)) + 1):
                 nodes = [n for seg, _ in pieces[i:j] for n in seg]
                 if len(nodes) > _MAX_ACTIVATION_NODES:
-                    break  # larger than any form an activation is written in
+                    continue  # larger than any form an activation is written in
                 expr = self.expression(nodes, len(val.shape) + 1)
                 try:
                     act = _match_activation(expr, self.dtype)
@@ -1296,6 +1296,8 @@ class _Reader:
                     break
             else:
                 seg = pieces[i][0]
+                if len(seg) > _MAX_ACTIVATION_NODES:  # a long block whose paths join
+                    raise self.not_a_chain(seg)
                 if any(n.op_type == "Erf" for seg, _ in pieces[i:] for n in seg):
                     raise self.node_error(seg[-1], _ERF_GELU)
                 raise self.node_error(

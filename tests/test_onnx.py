@@ -914,3 +914,16 @@ def test_a_graph_that_branches_is_not_a_chain(tmp_path: Path) -> None:
         match=r"res\.onnx: the graph is not a chain .*node 'fc1' \(Gemm\)'s output feeds 2",
     ):
         fo.load(save(model, tmp_path / "res.onnx"))
+
+
+def test_a_long_residual_of_elementwise_nodes_is_not_a_chain(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc")]
+    nodes += [helper.make_node("Relu", [f"r{i}" if i else "h"], [f"r{i + 1}"], name=f"n{i}")
+              for i in range(3000)]  # fmt: skip
+    nodes.append(helper.make_node("Add", ["r3000", "h"], ["y"], name="join"))
+    model = small_model(nodes, [w("W", 3, 2)])
+    with pytest.raises(
+        ValueError, match=r"resid\.onnx: the graph is not a chain .*node 'fc' \(Gemm\)'s output"
+    ) as e:
+        fo.load(save(model, tmp_path / "resid.onnx"))
+    assert len(str(e.value)) < 1000
