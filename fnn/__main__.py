@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import fnn
@@ -69,7 +70,8 @@ def parser() -> argparse.ArgumentParser:
         description=(
             "Read the network of a checkpoint written by fnn.save and write it as an ONNX "
             "model (input X: (batch, *input_shape), channels-last; output: what "
-            "fnn.predict returns). Prints what it wrote."
+            "fnn.predict returns), atomically. Prints what it wrote. Refuses to write over "
+            "the checkpoint itself (the same path, or a link to it)."
         ),
     )
     export.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint (.npz)")
@@ -84,11 +86,25 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` both exist and are one file (the same path, a symbolic
+    or a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one of them does not exist (or is no valid path)
+        return False
+
+
 def _export(checkpoint: str, model: str, opset: int | None) -> int:
     """``python -m fnn export``: 0 after writing, 1 with a one-line error on stderr."""
     from fnn.demo import one_line
 
     try:
+        if _same_file(checkpoint, model):
+            raise ValueError(
+                f"the ONNX file {model} is the checkpoint {checkpoint} itself; refusing to "
+                "write over the input (choose another MODEL.onnx path)"
+            )
         from fnn import onnx as fnn_onnx
 
         net = fnn.load(checkpoint).params

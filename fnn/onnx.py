@@ -43,7 +43,8 @@ the pixels), ``BatchNormalization``, ``LayerNormalization``, ``Flatten`` or a
 ``Reshape`` that flattens, ``Dropout``, ``Identity``, ``Relu``, ``LeakyRelu``,
 ``Elu``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``Gelu`` (tanh form) and a final
 ``Softmax``. An activation written out as several elementwise nodes (PyTorch's
-tanh-GELU before opset 20) is recognised by its values. A channels-first graph (as
+tanh-GELU before opset 20) is recognised by its structure and exact constants,
+never by its values: anything else is an error naming the node. A channels-first graph (as
 PyTorch writes) becomes a channels-last network: the dense layer after a flatten gets
 its rows permuted, so :func:`fnn.predict` on ``(n, h, w, c)`` input equals the source
 model on ``(n, c, h, w)``.
@@ -76,7 +77,7 @@ except ModuleNotFoundError as e:  # pragma: no cover - depends on the environmen
 from fnn import activations as _act
 from fnn import losses as _losses
 from fnn import tree
-from fnn._types import FloatArray
+from fnn._atomic import write_atomically
 from fnn._version import VERSION
 from fnn.layers.activation import Activation
 from fnn.layers.batch_norm import BatchNorm
@@ -88,7 +89,15 @@ from fnn.layers.layer_norm import LayerNorm
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnn.network import Network, pack
 
-__all__ = ["DEFAULT_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "export", "load"]
+__all__ = [
+    "DEFAULT_OPSET",
+    "INPUT_NAME",
+    "MAX_BYTES",
+    "MIN_OPSET",
+    "OUTPUT_NAME",
+    "export",
+    "load",
+]
 
 DEFAULT_OPSET: Final = 18
 """The opset :func:`export` writes unless told otherwise (ONNX Runtime 1.14 and later)."""
@@ -370,6 +379,8 @@ def export(net: Network, path: str | os.PathLike[str], *, opset: int | None = No
         The path written. The model's input is ``"X"`` (batch, *net.input_shape),
         channels-last, the output ``"output"`` (batch, n_outputs), both of the
         network's dtype, with a dynamic batch dimension; ``onnx.checker`` passes on it.
+        The file is written atomically (a temporary file in the same folder, then a
+        rename), so a write that fails half-way leaves the previous file intact.
 
     Raises:
         TypeError: ``net`` is not a Network, or ``opset`` not an int.
@@ -380,8 +391,9 @@ def export(net: Network, path: str | os.PathLike[str], *, opset: int | None = No
         raise TypeError(f"net must be an fnn.Network, got {type(net).__name__}")
     model = _model(net, _check_opset(opset))
     onnx.checker.check_model(model, full_check=True)
+    data = model.SerializeToString()
     target = Path(path)
-    target.write_bytes(model.SerializeToString())
+    write_atomically(target, lambda f: f.write(data))
     return target
 
 
@@ -624,7 +636,13 @@ def _linear(op: Any) -> bool:
 class _Reader:
     """Turns one ONNX graph into fnn layers (see :func:`load`)."""
 
-    def __init__(self, path: Path, model: onnx.ModelProto, meta: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        model: onnx.ModelProto,
+        meta: dict[str, Any] | None,
+        max_bytes: int,
+    ) -> None:
         self.path = path
         self.model = model
         self.meta = meta
@@ -632,17 +650,22 @@ class _Reader:
             (int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx")), 0
         )
         self.consts: dict[str, np.ndarray[Any, Any]] = {}
+        self.types: dict[str, np.dtype[Any]] = {}  # the file's type of each constant
         self.ops: list[Any] = []
         self.output = "identity"
         self.last_linear = False
         self.cur = ""  # the graph's name of the value read so far
+        self.producers: dict[str, onnx.NodeProto] = {}  # value name -> the node giving it
+        self.dtype: np.dtype[Any] = np.dtype(np.float32)  # the model's (its input's)
+        self.elem = 0  # the model's ONNX element type
+        self.max_bytes = max_bytes
 
     # errors
     def bad(self, what: str) -> ValueError:
-        return ValueError(f"{self.path}: {what}")
+        return ValueError(f"{_clip(str(self.path), 200)}: {_clip(what, 700)}")
 
     def node_error(self, node: onnx.NodeProto, what: str) -> ValueError:
-        return self.bad(f"node {node.name or node.output[0]!r} ({node.op_type}): {what}")
+        return self.bad(f"node {_node_names([node])[0]}: {what}")
 
     def attrs_of(self, node: onnx.NodeProto) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -658,19 +681,47 @@ class _Reader:
             out[at.name] = v.decode() if isinstance(v, bytes) else v
         return out
 
-    def tensor(self, t: onnx.TensorProto) -> np.ndarray[Any, Any]:
+    def tensor(self, t: onnx.TensorProto, name: str) -> np.ndarray[Any, Any]:
+        """The tensor's values (floats in float64), its type recorded as ``name``'s;
+        its declared size is checked against ``max_bytes`` before it is made."""
+        where = f"tensor {_clip(repr(t.name), 60)}"
         if t.data_location == onnx.TensorProto.EXTERNAL:
-            raise self.bad(f"tensor {t.name!r} keeps its data in an external file (refused)")
-        a = numpy_helper.to_array(t)
+            raise self.bad(f"{where} keeps its data in an external file (refused)")
+        try:
+            dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+        except (KeyError, ValueError, TypeError):
+            raise self.bad(f"{where} has an unknown element type {t.data_type}") from None
+        size = math.prod(int(d) for d in t.dims)
+        if any(d < 0 for d in t.dims) or size * max(dtype.itemsize, 8) > self.max_bytes:
+            raise self.bad(
+                f"{where} declares shape {_clip(str(tuple(t.dims)), 100)}, more than "
+                f"max_bytes ({self.max_bytes}) allows"
+            )
+        try:
+            a = numpy_helper.to_array(t)
+        except (ValueError, TypeError) as e:
+            raise self.bad(f"{where} is malformed: {_clip(str(e))}") from None
+        self.types[name] = a.dtype
         if a.dtype.kind == "f":
             return a.astype(np.float64)
         return a
+
+    def check_type(self, node: onnx.NodeProto, name: str) -> None:
+        """A float constant a layer computes with must be of the model's dtype: ONNX
+        Runtime refuses mixed types, and fnn never rounds a weight to make them fit."""
+        t = self.types.get(name)
+        if t is not None and t.kind == "f" and t != self.dtype:
+            raise self.node_error(
+                node,
+                f"{_clip(repr(name), 60)} is {t}, but the model computes in {self.dtype} "
+                "(its input's type); fnn does not round weights to another type",
+            )
 
     # graph
     def read(self) -> tuple[list[Any], _Val, tuple[int, ...], np.dtype[Any]]:
         g = self.model.graph
         for t in g.initializer:
-            self.consts[t.name] = self.tensor(t)
+            self.consts[t.name] = self.tensor(t, t.name)
         inputs = [v for v in g.input if v.name not in self.consts]
         if len(inputs) != 1 or len(g.output) != 1:
             raise self.bad(
@@ -692,6 +743,14 @@ class _Reader:
                 f"after it, got {[d.dim_value or d.dim_param or '?' for d in dims]}"
             )
         shape = tuple(int(d.dim_value) for d in dims[1:])
+        self.dtype, self.elem = np.dtype(dtype), int(ttype.elem_type)
+        self.check_sample(f"input {_clip(repr(x.name), 60)}", shape)
+        out_type = g.output[0].type.tensor_type.elem_type
+        if out_type and out_type != self.elem:
+            raise self.bad(
+                f"the input is {self.dtype} but the output {_clip(repr(out_name), 60)} "
+                f"{helper.tensor_dtype_to_np_dtype(out_type)}; fnn reads models of one type"
+            )
         # nodes: constants folded; those that read the input form the chain
         runtime: set[str] = {x.name}
         chain: list[onnx.NodeProto] = []
@@ -714,20 +773,20 @@ class _Reader:
             _Val(shape) if cl else _Val((*shape[1:], shape[0]), "cf")
         )  # graph (n, c, h, w) is fnn's (n, h, w, c)
         input_shape = val.shape
-        # consecutive elementwise pieces with no layer of their own (an activation
-        # written out as arithmetic) are read together, as one activation
-        pending: list[tuple[list[onnx.NodeProto], str]] = []
         self.cur = x.name
+        self.producers = {o: n for n in chain for o in n.output if o}
+        # an activation written out as arithmetic may span several segments (its last
+        # nodes no longer read the value it started from): runs of them are read together
+        pending: list[tuple[list[onnx.NodeProto], str]] = []
         for seg, end in self.segments(chain, x.name, out_name):
             if self.arithmetic(seg):
                 pending.append((seg, end))
                 continue
-            if pending:
-                val, pending = self.activations(pending, val), []
+            val, pending = self.written_activations(pending, val), []
             val = self.segment(seg, val, end == out_name)
+            self.check_sample(f"node {_node_names(seg[-1:])[0]}", val.shape)
             self.cur = end
-        if pending:
-            val = self.activations(pending, val)
+        val = self.written_activations(pending, val)
         if val.perm is not None or len(val.shape) != 1:
             raise self.bad(
                 f"the graph's output has per-sample shape {val.graph_shape(1)[1:]}; fnn "
@@ -735,22 +794,67 @@ class _Reader:
             )
         return self.ops, val, input_shape, np.dtype(dtype)
 
+    def check_sample(self, where: str, shape: tuple[int, ...]) -> None:
+        """Refuse a declared per-sample shape whose values (at 8 bytes each, as the
+        index of a flatten needs) exceed ``max_bytes``, before anything is made."""
+        n = math.prod(shape)
+        if 8 * n > self.max_bytes:
+            raise self.bad(
+                f"{where} declares samples of shape {_clip(str(shape), 100)} ({n} values), "
+                f"more than max_bytes ({self.max_bytes}) allows; pass a larger max_bytes "
+                "to load it"
+            )
+
+    def check_fold_size(self, node: onnx.NodeProto, ins: list[Any]) -> None:
+        """Refuse, before it is computed, a constant larger than ``max_bytes``."""
+        arrays = [np.asarray(v) for v in ins if v is not None]
+        op = node.op_type
+        try:
+            if op in _BINARY or op in ("Max", "Min", "Where"):
+                n = math.prod(np.broadcast_shapes(*(v.shape for v in arrays)))
+            elif op == "Gather" and len(arrays) == 2:
+                data, index = arrays
+                axis = int(self.attrs_of(node).get("axis", 0)) % max(data.ndim, 1)
+                n = data.size // max(data.shape[axis], 1) * index.size
+            elif op == "Concat":
+                n = sum(v.size for v in arrays)
+            else:
+                n = max((v.size for v in arrays), default=0)
+        except (ValueError, IndexError):
+            return  # the node cannot be computed: folding it says so
+        if 8 * n > self.max_bytes:
+            raise self.node_error(
+                node,
+                f"computes a constant of {n} values ({8 * n} bytes), more than max_bytes "
+                f"({self.max_bytes})",
+            )
+
     def fold(self, node: onnx.NodeProto) -> None:
         a = self.attrs_of(node)
         if node.op_type == "Constant":
             if "value" in a:
-                v = self.tensor(a["value"])
-            elif "value_float" in a or "value_int" in a:
-                v = np.asarray(a.get("value_float", a.get("value_int")))
-            elif "value_floats" in a or "value_ints" in a:
-                v = np.asarray(a.get("value_floats", a.get("value_ints")))
+                v = self.tensor(a["value"], node.output[0])
+            elif "value_float" in a or "value_floats" in a:
+                v = np.asarray(a.get("value_float", a.get("value_floats")))
+                self.types[node.output[0]] = np.dtype(np.float32)
+            elif "value_int" in a or "value_ints" in a:
+                v = np.asarray(a.get("value_int", a.get("value_ints")), np.int64)
             else:
                 raise self.node_error(node, f"unsupported constant {sorted(a)}")
         elif node.op_type in _SHAPE_OPS or node.op_type in _ELEMENTWISE:
+            ins = [self.consts.get(i) for i in node.input]
+            self.check_fold_size(node, ins)
             try:
-                v = _eval_node(node.op_type, [self.consts.get(i) for i in node.input], a)
+                v = _eval_node(node.op_type, ins, a)
             except (ValueError, TypeError, IndexError, KeyError) as e:
-                raise self.node_error(node, f"cannot fold the constant: {e}") from None
+                raise self.node_error(node, f"cannot fold the constant: {_clip(str(e))}") from None
+            if node.op_type == "Cast":
+                to = helper.tensor_dtype_to_np_dtype(int(a["to"]))
+                self.types[node.output[0]] = np.dtype(to)
+            else:  # arithmetic keeps the type of its (float) inputs
+                kinds = [self.types[i] for i in node.input if i in self.types]
+                if kinds:
+                    self.types[node.output[0]] = kinds[0]
         else:
             raise self.node_error(node, "unsupported operator (on constants)")
         self.consts[node.output[0]] = np.asarray(v)
@@ -768,8 +872,10 @@ class _Reader:
         live = {start: uses.get(start, 0)}
         out: list[tuple[list[onnx.NodeProto], str]] = []
         seg: list[onnx.NodeProto] = []
+        made: set[str] = set()  # the values the nodes of ``seg`` give
         for n in chain:
             seg.append(n)
+            made.update(n.output)
             for i in set(n.input):
                 if i in live:
                     live[i] -= 1
@@ -778,13 +884,14 @@ class _Reader:
             for o in n.output:
                 if o and uses.get(o):
                     live[o] = uses[o]
-            if len(live) == 1 and next(iter(live)) in {o for s in seg for o in s.output}:
+            if len(live) == 1 and next(iter(live)) in made:
                 out.append((seg, next(iter(live))))
-                seg = []
+                seg, made = [], set()
         if seg or not out or out[-1][1] != end:
             raise self.bad(
                 "the graph is not a chain of layers (fnn reads sequential networks): "
-                f"nodes after the last single value: {[s.name for s in seg]}"
+                f"nodes after the last value that carries everything: "
+                f"{_listed(_node_names(seg))}"
             )
         return out
 
@@ -805,15 +912,25 @@ class _Reader:
             raise self.node_error(node, "expected one input from the layer before")
         return idx[0]
 
-    def const(self, node: onnx.NodeProto, k: int, what: str) -> np.ndarray[Any, Any] | None:
+    def const(
+        self, node: onnx.NodeProto, k: int, what: str, weight: bool = True
+    ) -> np.ndarray[Any, Any] | None:
+        """The constant input ``k`` of ``node`` (None if absent); a ``weight`` must be
+        of the model's dtype."""
         if k >= len(node.input) or not node.input[k]:
             return None
         v = self.consts.get(node.input[k])
         if v is None:
             raise self.node_error(node, f"{what} must be a constant (an initializer)")
+        if weight:
+            self.check_type(node, node.input[k])
         return v
 
     def segment(self, seg: list[onnx.NodeProto], val: _Val, final: bool) -> _Val:
+        """The layers of ``seg``, nodes between two values that carry everything: one
+        node, an activation written out as arithmetic, or a reshape computed from the
+        value's shape (a block of layers with several paths is refused, see
+        :meth:`not_a_chain`)."""
         if len(seg) == 1:
             node = seg[0]
             handler = getattr(self, f"op_{node.op_type}", None)
@@ -825,12 +942,40 @@ class _Reader:
                     raise self.node_error(
                         node, "softmax is only supported as the output activation (last node)"
                     )
-                new: _Val = handler(node, a, val)
+                try:
+                    new: _Val = handler(node, a, val)
+                except (ValueError, TypeError) as e:
+                    if str(e).startswith(f"{_clip(str(self.path), 200)}: "):
+                        raise
+                    # a value fnn's layer refuses (a stride of 0, a NaN slope, epsilon 0)
+                    raise self.node_error(node, _clip(str(e), 300)) from None
                 return new
             if node.op_type not in _ELEMENTWISE and node.op_type not in _SHAPE_OPS:
                 raise self.node_error(node, "unsupported operator")
         self.last_linear = False
-        return self.region(seg, val)
+        if all(n.op_type in _ELEMENTWISE or n.op_type in _SHAPE_OPS for n in seg):
+            return self.reshape_region(seg, val)
+        raise self.not_a_chain(seg)
+
+    def not_a_chain(self, seg: list[onnx.NodeProto]) -> ValueError:
+        """The error for nodes that branch and join again (a residual or parallel
+        block), naming the first value that feeds several of them."""
+        uses: dict[str, list[onnx.NodeProto]] = {self.cur: []}
+        for n in seg:
+            for i in dict.fromkeys(n.input):
+                if i and i not in self.consts:
+                    uses.setdefault(i, []).append(n)
+        name, users = next(((v, u) for v, u in uses.items() if len(u) > 1), (self.cur, []))
+        producer = self.producers.get(name)
+        who = (
+            f"the input {_clip(repr(name), 60)}"
+            if producer is None
+            else f"node {_node_names([producer])[0]}'s output"
+        )
+        return self.bad(
+            f"the graph is not a chain of layers: {who} feeds {len(users)} nodes "
+            f"({_listed(_node_names(users))}); fnn reads sequential networks"
+        )
 
     # one node each
     def op_Gemm(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
@@ -884,7 +1029,7 @@ class _Reader:
         last: Any = self.ops[-1] if self.ops else None
         if not self.last_linear or c is None or not _linear(last):
             self.last_linear = False
-            return self.region([node], val)
+            return self.written_activations([([node], node.output[0])], val)
         n = int(last.b.shape[0])
         ok = c.size == n and (
             c.shape[-1:] == (n,) if isinstance(last, Dense) else c.squeeze().shape == (n,)
@@ -1064,13 +1209,13 @@ class _Reader:
         size = math.prod(val.shape)
         if len(target) == 2 and target[0] in (0, -1) and target[1] in (-1, size):
             return self.flatten(val)
-        return self.region([node], val)
+        return self.reshape_region([node], val)
 
     def op_Squeeze(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
         axes = self.const(node, 1, "axes") if len(node.input) > 1 else a.get("axes")
         if val.layout == "gap" and axes is not None and {v % 4 for v in _ints(axes)} == {2, 3}:
             return _Val(val.shape)
-        return self.region([node], val)
+        return self.reshape_region([node], val)
 
     def op_Transpose(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
         rank = len(val.shape) + 1
@@ -1082,7 +1227,7 @@ class _Reader:
         raise self.node_error(node, f"transpose perm={perm} is not supported here")
 
     def op_Dropout(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
-        ratio = self.const(node, 1, "ratio")
+        ratio = self.const(node, 1, "ratio", weight=False)
         mode = self.const(node, 2, "training_mode")
         if mode is not None and bool(mode):
             raise self.node_error(node, "training_mode=True is not supported")
@@ -1126,110 +1271,278 @@ class _Reader:
         self.output = "softmax"
         return val
 
-    def activations(self, pieces: list[tuple[list[onnx.NodeProto], str]], val: _Val) -> _Val:
-        """Consecutive pieces of arithmetic as activations: the shortest run of pieces
-        that computes one (two leaky ReLUs in a row are two layers, not one with the
-        product of their slopes), then the next run."""
+    # several nodes: an activation written out, or a flatten computed from the shape
+    def written_activations(
+        self, pieces: list[tuple[list[onnx.NodeProto], str]], val: _Val
+    ) -> _Val:
+        """Consecutive segments of elementwise arithmetic as the fnn activations they
+        compute, recognised by their structure and exact constants (never by their
+        values): the shortest run of segments that is one, then the next run."""
         i = 0
         while i < len(pieces):
-            for j in range(i + 1, len(pieces) + 1):
+            for j in range(i + 1, min(i + _MAX_PIECES, len(pieces)) + 1):
                 nodes = [n for seg, _ in pieces[i:j] for n in seg]
-                act = self.recognise(nodes, val)
+                if len(nodes) > _MAX_ACTIVATION_NODES:
+                    continue  # larger than any form an activation is written in
+                expr = self.expression(nodes, len(val.shape) + 1)
+                try:
+                    act = _match_activation(expr, self.dtype)
+                except ValueError as e:  # a recognised form with a constant fnn refuses
+                    raise self.node_error(nodes[-1], str(e)) from None
                 if act is not None:
                     self.ops.append(Activation(act))
                     self.cur = pieces[j - 1][1]
                     i = j
                     break
             else:
-                return self.region([n for seg, _ in pieces[i:] for n in seg], val)
+                seg = pieces[i][0]
+                if len(seg) > _MAX_ACTIVATION_NODES:  # a long block whose paths join
+                    raise self.not_a_chain(seg)
+                if any(n.op_type == "Erf" for seg, _ in pieces[i:] for n in seg):
+                    raise self.node_error(seg[-1], _ERF_GELU)
+                raise self.node_error(
+                    seg[0],
+                    f"elementwise arithmetic that is none of fnn's layers or activations "
+                    f"(nodes {_listed(_node_names(seg))}); fnn reads an operator only when "
+                    "its structure and constants are exactly one it has",
+                )
         return val
 
-    def recognise(self, nodes: list[onnx.NodeProto], val: _Val) -> _act.Activation | None:
-        """The activation elementwise ``nodes`` compute, or None."""
-        X = np.resize(_PROBE, val.graph_shape(-(-_PROBE.size // math.prod(val.shape))))
-        try:
-            with np.errstate(all="ignore"):
-                Y = self.evaluate(nodes, X)
-        except (ValueError, TypeError, IndexError, KeyError):
-            return None
-        if Y.shape != X.shape:
-            return None
-        return _recognise(X.reshape(-1), Y.reshape(-1))
-
-    def evaluate(self, seg: list[onnx.NodeProto], X: np.ndarray[Any, Any]) -> Any:
-        """``seg``'s last output in NumPy for the input ``X`` at ``self.cur``."""
-        env = dict(self.consts)
-        env[self.cur] = X
+    def expression(self, seg: list[onnx.NodeProto], rank: int) -> _Expr:
+        """What ``seg`` computes from the value at ``self.cur``, as a canonical
+        expression (see :func:`_canon`)."""
+        env: dict[str, _Expr] = {self.cur: _X}
         for n in seg:
-            env[n.output[0]] = _eval_node(
-                n.op_type, [env.get(i) for i in n.input], self.attrs_of(n)
-            )
+            args: list[_Expr] = []
+            for i in n.input:
+                if i in env:
+                    args.append(env[i])
+                elif i in self.consts:
+                    self.check_type(n, i)
+                    args.append(_constant(self.consts[i], rank))
+                else:
+                    args.append(("missing", i))
+            env[n.output[0]] = _canon(n.op_type, self.attrs_of(n), args, self.elem)
         return env[seg[-1].output[0]]
 
-    # several nodes: an activation written out, or a flatten computed from the shape
-    def region(self, seg: list[onnx.NodeProto], val: _Val) -> _Val:
-        names = ", ".join(f"{n.name or n.output[0]!r} ({n.op_type})" for n in seg)
-        for n in seg:
-            if n.op_type not in _ELEMENTWISE and n.op_type not in _SHAPE_OPS:
-                raise self.node_error(n, "unsupported operator")
-
+    def reshape_region(self, seg: list[onnx.NodeProto], val: _Val) -> _Val:
+        """``seg``, reshapes of the value whose target is computed from its shape (as
+        ``x.view(x.size(0), -1)`` is written), as a flatten or nothing. The shape
+        arithmetic is evaluated exactly, on integers, for two batch sizes; the value's
+        data is never made, only its shape followed."""
         results = []
-        rows = -(-_PROBE.size // math.prod(val.shape))  # enough rows for every probe value
-        try:
-            with np.errstate(all="ignore"):
-                for batch in (rows + 1, rows + 2):
-                    X = np.resize(_PROBE, val.graph_shape(batch))
-                    results.append((X, np.asarray(self.evaluate(seg, X))))
-        except (ValueError, TypeError, IndexError, KeyError) as e:
-            raise self.bad(f"nodes {names}: cannot be read as a layer: {e}") from None
-        if all(Y.shape == (X.shape[0], math.prod(X.shape[1:])) for X, Y in results) and all(
-            np.array_equal(Y, X.reshape(X.shape[0], -1)) for X, Y in results
-        ):
-            if len(val.shape) == 1 and val.layout == "cl":
-                return val
+        for batch in _BATCH_SIZES:
+            env: dict[str, Any] = {self.cur: _Shaped(val.graph_shape(batch))}
+            for n in seg:
+                ins = [env.get(i, self.consts.get(i)) if i else None for i in n.input]
+                env[n.output[0]] = self.shape_step(n, ins)
+            out = env[seg[-1].output[0]]
+            if not isinstance(out, _Shaped):
+                raise self.node_error(seg[-1], "gives a shape, not the layer's output")
+            results.append((batch, out.shape))
+        if all(shape == val.graph_shape(batch) for batch, shape in results):
+            return val
+        if all(shape == (batch, math.prod(val.shape)) for batch, shape in results):
             return self.flatten(val)
-        X, Y = results[0]
-        if Y.shape != X.shape:
-            raise self.bad(f"nodes {names}: compute something fnn has no layer for")
-        act = _recognise(X.reshape(-1), Y.reshape(-1))
-        if act is None:
-            if np.allclose(Y, _gelu(X, "none"), rtol=1e-5, atol=1e-6):
-                raise self.bad(f"nodes {names}: {_ERF_GELU}")
-            raise self.bad(f"nodes {names}: compute an activation fnn does not have")
-        self.ops.append(Activation(act))
-        return val
+        batch, shape = results[0]
+        raise self.node_error(
+            seg[-1],
+            f"reshapes samples of shape {val.graph_shape(batch)[1:]} to {shape[1:]} (for a "
+            f"batch of {batch}, giving {shape[:1]}); fnn reads only reshapes that flatten",
+        )
+
+    def shape_step(self, n: onnx.NodeProto, ins: list[Any]) -> Any:
+        """One node of a reshape region: integer arithmetic on shapes, or a reshape of
+        the value (a :class:`_Shaped`)."""
+        a = self.attrs_of(n)
+        if not any(isinstance(v, _Shaped) for v in ins):
+            if any(v is None for v, i in zip(ins, n.input, strict=True) if i):
+                raise self.node_error(n, "reads a value that is neither the layer's nor constant")
+            self.check_fold_size(n, ins)
+            try:
+                return _eval_node(n.op_type, ins, a)
+            except (ValueError, TypeError, IndexError, KeyError) as e:
+                raise self.node_error(n, f"cannot compute the shape: {_clip(str(e))}") from None
+        x = ins[0]
+        if not isinstance(x, _Shaped) or any(isinstance(v, _Shaped) for v in ins[1:]):
+            raise self.node_error(n, "combines the layer's value with itself or another")
+        if n.op_type == "Shape":
+            return np.asarray(x.shape[a.get("start", 0) : a.get("end")], np.int64)
+        try:
+            return _moved(n.op_type, x, ins, a)
+        except ValueError as e:
+            raise self.node_error(n, str(e)) from None
 
 
-_PROBE: Final = np.concatenate(
-    [np.linspace(-6.0, 6.0, 121), [-30.0, -20.0, -1.0, -1e-3, 1e-3, 1.0, 20.0, 30.0]]
-)
-"""Where a subgraph of arithmetic is evaluated to tell which activation it computes."""
+_MAX_PIECES: Final = 4
+"""The most segments one activation written out as arithmetic spans."""
+_MAX_ACTIVATION_NODES: Final = 32
+"""The most nodes one activation written out as arithmetic has (GELU's formula, 9)."""
 
 
-def _recognise(x: FloatArray, y: FloatArray) -> _act.Activation | None:
-    """The fnn activation whose values at ``x`` are ``y`` (from a subgraph), or None."""
+class _Shaped:
+    """The layer's value in a reshape region: only its shape (batch first) is known."""
 
-    def close(a: FloatArray) -> bool:
-        return bool(np.all(np.isfinite(y))) and np.allclose(y, a, rtol=1e-5, atol=1e-6)
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
 
-    at = {float(v): float(w) for v, w in zip(x, y, strict=True)}
-    slope = -at[-1.0] if -1.0 in at else 0.0
-    alpha = -at[-30.0] if -30.0 in at else 1.0
-    for act in (
-        _act.Identity(),
-        _act.ReLU(),
-        _act.Sigmoid(),
-        _act.Tanh(),
-        _act.Softplus(),
-        _act.GELU(),
+
+_BATCH_SIZES: Final = (2**20 + 7, 2**21 + 17)
+"""The batch sizes a reshape region's shape arithmetic is evaluated for: a model that
+flattens gives (batch, features) for both, whatever constants it holds."""
+
+
+def _moved(op: str, x: _Shaped, ins: list[Any], a: dict[str, Any]) -> _Shaped:
+    """The shape of ``x`` after a node that only moves its data in row-major order
+    (Identity, Reshape, Flatten, Squeeze, Unsqueeze); ValueError for any other."""
+    shape = list(x.shape)
+    axes_in = ins[1] if len(ins) > 1 and ins[1] is not None else a.get("axes")
+    if op == "Identity":
+        return x
+    if op == "Reshape":
+        target = _ints(ins[1])
+        if not int(a.get("allowzero", 0)):
+            target = [shape[i] if d == 0 and i < len(shape) else d for i, d in enumerate(target)]
+        total = math.prod(shape)
+        if target.count(-1) > 1 or any(d < -1 for d in target):
+            raise ValueError(f"reshape to {target} is not a valid shape")
+        known = math.prod(d for d in target if d != -1)
+        if -1 in target:
+            if known == 0 or total % known:
+                raise ValueError(f"cannot reshape {tuple(shape)} to {target}")
+            target[target.index(-1)] = total // known
+        if math.prod(target) != total:
+            raise ValueError(f"cannot reshape {tuple(shape)} to {target}")
+        return _Shaped(tuple(target))
+    if op == "Flatten":
+        ax = int(a.get("axis", 1))
+        if not -len(shape) <= ax <= len(shape):
+            raise ValueError(f"axis {ax} is out of range for rank {len(shape)}")
+        ax %= len(shape) + 1
+        return _Shaped((math.prod(shape[:ax]), math.prod(shape[ax:])))
+    if op == "Squeeze":
+        if axes_in is None:
+            return _Shaped(tuple(d for d in shape if d != 1))
+        axes = {v % len(shape) for v in _ints(axes_in)}
+        if any(shape[k] != 1 for k in axes):
+            raise ValueError(f"cannot squeeze axes {sorted(axes)} of {tuple(shape)}")
+        return _Shaped(tuple(d for k, d in enumerate(shape) if k not in axes))
+    if op == "Unsqueeze" and axes_in is not None:
+        rank = len(shape) + len(_ints(axes_in))
+        for k in sorted(v % rank for v in _ints(axes_in)):
+            shape.insert(k, 1)
+        return _Shaped(tuple(shape))
+    raise ValueError(
+        "computes with the layer's value (fnn reads shape arithmetic around reshapes, "
+        "not arithmetic on the data)"
+    )
+
+
+# --- import: activations written out as arithmetic, recognised by their structure ----
+
+_Expr = tuple[Any, ...]
+"""An expression over the layer's value: ``_X`` itself, ``("c", v)`` a scalar constant,
+``(op, *args)`` an operator; commutative operators hold their flattened arguments
+sorted, so ``0.5 * (x * t)`` and ``(t * 0.5) * x`` are the same expression."""
+_X: Final[_Expr] = ("x",)
+_COMMUTATIVE: Final = frozenset({"Add", "Mul", "Max", "Min"})
+_BOOLEAN: Final = frozenset({"Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Equal", "Not"})
+
+
+def _constant(a: np.ndarray[Any, Any], rank: int) -> _Expr:
+    """A constant operand: a scalar (one float that broadcasts without changing the
+    value's shape), or an opaque tensor no activation has."""
+    if a.size == 1 and a.ndim <= rank and a.dtype.kind == "f":
+        return ("c", float(a.reshape(-1)[0]))
+    return ("tensor", tuple(a.shape), str(a.dtype))
+
+
+def _canon(op: str, a: dict[str, Any], args: list[_Expr], elem: int | None) -> _Expr:
+    """The canonical expression of ``op`` on ``args``: Identity and a Cast to the
+    model's own float type are nothing, ``Pow(x, 3)`` is ``x * x * x``, and commutative
+    operators are flattened and sorted. Nothing else is rewritten, so two expressions
+    are equal only when they compute the same function."""
+    if op == "Identity" and len(args) == 1:
+        return args[0]
+    same_type = op == "Cast" and not a.keys() - {"to", "saturate"} and a.get("to") == elem
+    if same_type and len(args) == 1 and args[0][0] not in _BOOLEAN:
+        return args[0]
+    if op == "Pow" and len(args) == 2 and args[1] == ("c", 3.0):
+        return _canon("Mul", {}, [args[0]] * 3, elem)
+    if op in _COMMUTATIVE and not a:
+        flat: list[_Expr] = []
+        for x in args:
+            flat.extend(x[1] if x[0] == op else [x])
+        return (op, tuple(sorted(flat, key=repr)))
+    if a:
+        return (op, repr(sorted(a.items())), *args)
+    return (op, *args)
+
+
+def _match_activation(e: _Expr, dtype: np.dtype[Any]) -> _act.Activation | None:
+    """The fnn activation that the expression ``e`` is, exactly, with the constants
+    the model's ``dtype`` holds; None if it is none of them. The forms: those
+    :func:`export` writes (GELU's formula, leaky ReLU and ELU with float64 constants),
+    PyTorch's tanh-GELU (before opset 20) and its thresholded softplus where the
+    threshold changes no value of ``dtype``."""
+
+    def c(v: float) -> _Expr:
+        return ("c", float(dtype.type(v)))
+
+    def op(name: str, *args: _Expr) -> _Expr:
+        return _canon(name, {}, list(args), None)
+
+    if e == _X:
+        return _act.Identity()
+    simple: dict[_Expr, _act.Activation] = {
+        ("Relu", _X): _act.ReLU(),
+        ("Sigmoid", _X): _act.Sigmoid(),
+        ("Tanh", _X): _act.Tanh(),
+        ("Softplus", _X): _act.Softplus(),
+    }
+    if e in simple:
+        return simple[e]
+    # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    inner = op(
+        "Mul", c(math.sqrt(2.0 / math.pi)), op("Add", _X, op("Mul", c(0.044715), _X, _X, _X))
+    )
+    if e == op("Mul", c(0.5), _X, op("Add", c(1.0), ("Tanh", inner))):
+        return _act.GELU()
+    if e[0] != "Where" or len(e) != 4 or e[2] != _X:
+        return None
+    cond, other = e[1], e[3]
+    if cond == ("Greater", _X, c(0.0)) and other[0] == "Mul" and len(other[1]) == 2:
+        consts = [v for v in other[1] if v[0] == "c"]
+        if len(consts) == 1:
+            k = consts[0]
+            rest = other[1][1] if other[1][0] == k else other[1][0]
+            if rest == _X:  # where(x > 0, x, slope x)
+                return _act.LeakyReLU(k[1])
+            if rest == ("Sub", ("Exp", op("Min", _X, c(0.0))), c(1.0)):  # alpha (e^x - 1)
+                return _act.ELU(k[1])
+    if (
+        len(cond) == 3
+        and cond[0] == "Greater"
+        and cond[1] == _X
+        and cond[2][0] == "c"
+        and other == ("Softplus", _X)
     ):
-        if close(act(x)):
-            return act
-    if slope > 0 and math.isfinite(slope) and close(_act.LeakyReLU(slope)(x)):
-        return _act.LeakyReLU(slope)
-    if alpha > 0 and math.isfinite(alpha) and close(_act.ELU(alpha)(x)):
-        return _act.ELU(alpha)
+        # where(x > t, x, softplus(x)) is softplus(x) in this dtype when softplus(x) - x,
+        # at most exp(-x), is below half a unit in the last place of x for every x > t
+        t = cond[2][1]
+        if 0 < t < math.inf and math.exp(-t) < float(np.spacing(dtype.type(t))) / 2:
+            return _act.Softplus()
     return None
+
+
+def _node_names(nodes: Sequence[onnx.NodeProto]) -> list[str]:
+    return [f"{_clip(repr(n.name or n.output[0]), 60)} ({n.op_type})" for n in nodes]
+
+
+def _listed(items: Sequence[str], most: int = 8) -> str:
+    """``items`` joined, the first ``most`` of them and "... and N more"."""
+    shown = ", ".join(items[:most])
+    return shown if len(items) <= most else f"{shown} ... and {len(items) - most} more"
 
 
 # --- import: from nodes to layers -----------------------------------------------------
@@ -1341,7 +1654,7 @@ def _metadata(path: Path, model: onnx.ModelProto) -> dict[str, Any] | None:
     return meta
 
 
-def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
+def _read_external_data(path: Path, model: onnx.ModelProto, max_bytes: int) -> None:
     """Bring initializers kept in files beside the model (PyTorch's exporter writes
     ``model.onnx.data``) into the model: only regular files in the model's folder, read
     at their declared offset and length."""
@@ -1351,6 +1664,11 @@ def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
             continue
         info = {e.key: e.value for e in t.external_data}
         where = info.get("location", "")
+        if "\0" in where:
+            raise ValueError(
+                f"{path}: tensor {_clip(repr(t.name), 60)} has a NUL byte in its external-data "
+                f"location {_clip(repr(where), 100)}"
+            )
         target = (folder / where).resolve()
         if not where or Path(where).is_absolute() or not target.is_relative_to(folder):
             raise ValueError(
@@ -1365,6 +1683,11 @@ def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
             raise ValueError(
                 f"{path}: tensor {t.name!r} has a malformed offset or length"
             ) from None
+        if length > max_bytes:
+            raise ValueError(
+                f"{path}: tensor {t.name!r} declares {length} bytes, more than max_bytes "
+                f"({max_bytes})"
+            )
         if offset < 0 or length < 0 or offset + length > target.stat().st_size:
             raise ValueError(
                 f"{path}: tensor {t.name!r} reads bytes {offset}..{offset + length} of {target}, "
@@ -1377,7 +1700,16 @@ def _read_external_data(path: Path, model: onnx.ModelProto) -> None:
         t.data_location = onnx.TensorProto.DEFAULT
 
 
-def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None) -> Network:
+MAX_BYTES: Final = 2 << 30
+"""The default ``max_bytes`` of :func:`load` (2 GiB)."""
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    loss: _losses.Loss | str | None = None,
+    max_bytes: int = MAX_BYTES,
+) -> Network:
     """Read an ONNX model as an fnn network.
 
     Reads every model :func:`export` wrote (giving back the same layers, arrays,
@@ -1397,6 +1729,10 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
             in logits an identity output with mean squared error. Give e.g.
             ``loss="softmax_cross_entropy"`` to fine-tune a classifier that ends in
             logits; the final Softmax or Sigmoid node must then agree with its output.
+        max_bytes: the most bytes one declared size may take (a tensor, a folded
+            constant, one sample of any layer's input or output, at 8 bytes a value);
+            every declared size is checked before anything is made, and a larger one is
+            a ValueError. Default :data:`MAX_BYTES` (2 GiB).
 
     Returns:
         A :class:`fnn.Network` (read-only arrays in one buffer).
@@ -1408,6 +1744,10 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
             or attribute fnn cannot express, or shapes that do not fit; for a model
             whose fnn metadata disagrees with its graph.
     """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int | np.integer):
+        raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1, got {max_bytes}")
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"no ONNX model at {p}")
@@ -1418,14 +1758,14 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
         raise ValueError(f"{p}: not an ONNX model (corrupted or truncated): {e}") from None
     if not model.HasField("graph") or not model.graph.node:
         raise ValueError(f"{p}: not an ONNX model (corrupted or truncated): it has no graph")
-    _read_external_data(p, model)
+    _read_external_data(p, model, int(max_bytes))
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{p}: not a valid ONNX model (corrupted or truncated): {first}") from None
     meta = _metadata(p, model)
-    reader = _Reader(p, model, meta)
+    reader = _Reader(p, model, meta, int(max_bytes))
     try:
         ops, _, input_shape, dtype = reader.read()
     except (KeyError, IndexError, TypeError, AttributeError) as e:
@@ -1435,6 +1775,8 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
     last = ops[-1] if ops else None
     if graph_output == "identity" and isinstance(last, Activation):
         graph_output = "sigmoid" if type(last.activation) is _act.Sigmoid else "identity"
+    if meta is not None:
+        _check_metadata(p, meta, graph_output, input_shape, dtype)
     the_loss: _losses.Loss
     if loss is not None:
         the_loss = _losses.get(loss)
@@ -1453,7 +1795,7 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
     elif want == "sigmoid" and meta is not None:
         raise ValueError(f"{p}: the metadata's loss needs a final Sigmoid, the graph has none")
     if meta is not None:
-        layers = _align(lambda m: ValueError(f"{p}: {m}"), ops, meta["layers"])
+        layers = _align(lambda m: ValueError(f"{p}: {_clip(m, 700)}"), ops, meta["layers"])
     else:
         layers = _fuse(ops)
         layers = [
@@ -1468,6 +1810,53 @@ def load(path: str | os.PathLike[str], *, loss: _losses.Loss | str | None = None
         return pack(Network(layers=cast, loss=the_loss, input_shape=input_shape))
     except ValueError as e:
         raise ValueError(f"{p}: the network cannot be built: {e}") from None
+
+
+def _check_metadata(
+    path: Path,
+    meta: dict[str, Any],
+    graph_output: str,
+    input_shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+) -> None:
+    """fnn's metadata must say what the graph computes: the output activation (a final
+    Softmax or Sigmoid node), the input's shape and the dtype."""
+    try:
+        output = _losses.get(meta["loss"]).output
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"{path}: metadata: the loss {_clip(repr(meta['loss']))}: {e}") from None
+    if output == "softmax" and graph_output != "softmax":
+        raise ValueError(
+            f"{path}: metadata: the loss's output is softmax, but the graph has no final "
+            "Softmax node (it outputs logits)"
+        )
+    if output == "sigmoid" and graph_output != "sigmoid":
+        raise ValueError(
+            f"{path}: metadata: the loss's output is sigmoid, but the graph has no final "
+            "Sigmoid node (it outputs logits)"
+        )
+    if graph_output == "softmax" and output != "softmax":
+        raise ValueError(
+            f"{path}: metadata: the graph ends in Softmax, but the loss's output is {output}"
+        )
+    if meta.get("input_shape") != list(input_shape):
+        raise ValueError(
+            f"{path}: metadata: the input shape is {_clip(repr(meta.get('input_shape')))}, "
+            f"but the graph's input is (batch, {', '.join(map(str, input_shape))})"
+        )
+    if meta.get("dtype") != str(dtype):
+        raise ValueError(
+            f"{path}: metadata: the dtype is {_clip(repr(meta.get('dtype')))}, but the graph "
+            f"computes in {dtype}"
+        )
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """``text``, cut in the middle to at most about ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]} ... ({len(text) - 2 * half} characters) ... {text[-half:]}"
 
 
 def _flat_before(layers: list[Any], input_shape: tuple[int, ...]) -> bool:

@@ -26,15 +26,10 @@ left by saves whose process has died.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import re
-import socket
-import stat
 import struct
-import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +40,7 @@ import attrs
 import numpy as np
 
 from fnn import losses, optim, schedules, tree
+from fnn._atomic import write_atomically
 from fnn._bounded_io import MAX_BYTES, check_declared_size, check_max_bytes, read_into
 from fnn._types import FloatArray
 from fnn.layers import base as _layers
@@ -243,95 +239,9 @@ def save(
     }
     blob = np.frombuffer(json.dumps(manifest).encode("utf-8"), dtype=np.uint8)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(target)
-    tmp, fd = _create_temporary(target)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            payload: dict[str, Any] = {MANIFEST: blob, **arrays}
-            np.savez(f, **payload)
-            f.flush()
-            os.fsync(f.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            # an existing file keeps its mode, as open(path, "wb") would keep it
-            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        with _ACTIVE_LOCK:
-            _ACTIVE.discard(tmp)
+    payload: dict[str, Any] = {MANIFEST: blob, **arrays}
+    write_atomically(target, lambda f: np.savez(f, **payload))
     return target
-
-
-# --- save: temporary files ----------------------------------------------------------
-
-# Temporaries are named ".<target name>.<host>.<pid>.<random>.tmp": the process that
-# writes one is known, so the next save to the same target can tell a temporary left by
-# an interrupted save (its process is gone) from one being written right now.
-_ACTIVE: set[Path] = set()
-_ACTIVE_LOCK = threading.Lock()
-_TEMP_TAIL: Final = re.compile(r"([0-9a-f]{8})\.([0-9]+)\.([0-9a-f]{16})\.tmp")
-
-
-def _host_tag() -> str:
-    return zlib.crc32(socket.gethostname().encode("utf-8", "replace")).to_bytes(4, "big").hex()
-
-
-def _create_temporary(target: Path) -> tuple[Path, int]:
-    """A new temporary file next to ``target``, created as ``open(path, "wb")`` creates
-    files (mode ``0o666`` less the umask), and registered as being written."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = target.with_name(
-            f".{target.name}.{_host_tag()}.{os.getpid()}.{os.urandom(8).hex()}.tmp"
-        )
-        try:
-            fd = os.open(tmp, flags, 0o666)
-        except FileExistsError:  # pragma: no cover - 64 random bits collided
-            continue
-        with _ACTIVE_LOCK:
-            _ACTIVE.add(tmp)
-        return tmp, fd
-
-
-def _process_is_gone(pid: int) -> bool:
-    if os.name != "posix":  # os.kill(pid, 0) would terminate the process on Windows
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError):  # alive (another user's), or not a pid
-        return False
-    return False
-
-
-def _remove_stale_temporaries(target: Path) -> None:
-    """Remove the temporaries of interrupted saves to ``target``: those written on this
-    host by a process that no longer runs (or by this process, but no longer being
-    written). A temporary of a save in progress, or of another target, is left alone."""
-    prefix = f".{target.name}."
-    host, me = _host_tag(), os.getpid()
-    try:
-        candidates = [p for p in target.parent.iterdir() if p.name.startswith(prefix)]
-    except OSError:
-        return
-    for p in candidates:
-        m = _TEMP_TAIL.fullmatch(p.name[len(prefix) :])
-        if m is None or m.group(1) != host:
-            continue
-        pid = int(m.group(2))
-        if pid == me:
-            with _ACTIVE_LOCK:
-                stale = p not in _ACTIVE
-        else:
-            stale = _process_is_gone(pid)
-        if stale:
-            # OSError: removed by another save meanwhile, or not ours to remove
-            with contextlib.suppress(OSError):
-                p.unlink()
 
 
 # --- load: the archive --------------------------------------------------------------

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import serialization, tree
+from fnn import _atomic, serialization, tree
 
 Arrays = dict[str, np.ndarray[Any, Any]]
 Edit = Callable[[dict[str, Any], Arrays], None]
@@ -607,7 +607,7 @@ def dead_pid() -> int:
 
 
 def temp_name(target: str, pid: int, host: str | None = None) -> str:
-    host = host or serialization._host_tag()
+    host = host or _atomic.host_tag()
     return f".{target}.{host}.{pid}.{'ab' * 8}.tmp"
 
 

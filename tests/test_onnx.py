@@ -15,10 +15,11 @@ evaluator and PyTorch's exporters.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -591,3 +592,340 @@ def test_a_reshape_that_flattens_loads_as_flatten(dynamo: bool, tmp_path: Path) 
     assert [type(layer) for layer in net.layers] == [fnn.Conv2D, fnn.Flatten, fnn.Dense]
     with torch.no_grad():
         assert_same_output(fnn.predict(net, x.numpy().transpose(0, 2, 3, 1)), model(x).numpy())
+
+
+def test_an_export_that_fails_half_way_leaves_the_previous_model_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    path = fo.export(fnn.init(fnn.mlp([3, 4, 2]), rng=0), tmp_path / "m.onnx")
+    before = path.read_bytes()
+
+    def failing(fd: int) -> None:  # the bytes are written, the disk then fails
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="No space left"):
+        fo.export(fnn.init(fnn.mlp([3, 8, 8, 2]), rng=1), path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # no temporary left
+    assert len(fo.load(path).layers) == 2  # the first model, whole
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hardlink"])
+def test_cli_export_refuses_to_write_onto_its_checkpoint(
+    how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    from fnn.__main__ import main
+
+    ckpt = fnn.save(tmp_path / "ck.npz", fnn.init(fnn.mlp([3, 4, 2]), rng=0))
+    before = ckpt.read_bytes()
+    target = ckpt
+    if how != "same path":
+        target = tmp_path / "link.onnx"
+        if how == "symlink":
+            target.symlink_to(ckpt)
+        else:
+            os.link(ckpt, target)
+    assert main(["export", str(ckpt), str(target)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("python -m fnn export: error: ") and "refusing to write over" in err
+    assert ckpt.read_bytes() == before and fnn.load(ckpt).params.input_shape == (3,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"ck.npz", target.name})
+
+
+def without_the_last_node(model: Any) -> Any:
+    """``model`` with its last node removed: the node before it gives the output."""
+    last = model.graph.node[-1]
+    del model.graph.node[-1]
+    model.graph.node[-1].output[0] = last.output[0]
+    return model
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_metadata_of_an_output_activation_the_graph_lacks_is_an_error(
+    output: Literal["softmax", "sigmoid"], tmp_path: Path
+) -> None:
+    net = fnn.init(fnn.mlp([3, 4, 1 if output == "sigmoid" else 3], output=output), rng=0)
+    model = onnx.load(str(fo.export(net, tmp_path / "m.onnx")))
+    assert model.graph.node[-1].op_type == output.capitalize()
+    path = save(without_the_last_node(model), tmp_path / "logits.onnx")
+    with pytest.raises(ValueError, match=rf"logits\.onnx: .*no final {output.capitalize()}"):
+        fo.load(path)
+    with pytest.raises(ValueError, match=rf"no final {output.capitalize()}"):
+        fo.load(path, loss="mse")  # the metadata still contradicts the graph
+
+
+def test_metadata_of_another_dtype_or_input_shape_is_an_error(tmp_path: Path) -> None:
+    net = fnn.init(fnn.mlp([3, 4, 2], dtype=np.float32), rng=0)
+    model = onnx.load(str(fo.export(net, tmp_path / "m.onnx")))
+    for old, new, message in (
+        ('"dtype": "float32"', '"dtype": "float64"', "the dtype is 'float64', but the graph"),
+        ('"input_shape": [3]', '"input_shape": [4]', r"the input shape is \[4\], but the graph"),
+    ):
+        lie = onnx.ModelProto()
+        lie.CopyFrom(model)
+        (prop,) = lie.metadata_props
+        assert old in prop.value
+        prop.value = prop.value.replace(old, new)
+        with pytest.raises(ValueError, match=message):
+            fo.load(save(lie, tmp_path / "lie.onnx"))
+
+
+def scalar(name: str, value: float, dtype: Any = np.float32) -> Any:
+    return numpy_helper.from_array(np.asarray(value, dtype), name)
+
+
+def between_two_gemms(nodes: list[Any], inits: list[Any], dtype: Any = np.float32) -> Any:
+    """x -> Gemm -> h -> ``nodes`` -> m -> Gemm -> y."""
+    elem = onnx.TensorProto.FLOAT if dtype == np.float32 else onnx.TensorProto.DOUBLE
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
+            *nodes,
+            helper.make_node("Gemm", ["m", "W2"], ["y"], name="fc2"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", elem, ["n", 3])],
+        [helper.make_tensor_value_info("y", elem, ["n", 2])],
+        initializer=[
+            *inits,
+            numpy_helper.from_array(np.full((3, 4), 20.0, dtype), "W1"),
+            numpy_helper.from_array(np.ones((4, 2), dtype), "W2"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+def gelu_nodes(c1: float, c0: float) -> list[Any]:
+    """PyTorch's tanh-GELU before opset 20, with the given constants."""
+    return [
+        helper.make_node("Mul", ["h", "h"], ["sq"], name="sq"),
+        helper.make_node("Mul", ["h", "sq"], ["cube"], name="cube"),
+        helper.make_node("Mul", ["c1", "cube"], ["t1"], name="t1"),
+        helper.make_node("Add", ["h", "t1"], ["t2"], name="t2"),
+        helper.make_node("Mul", ["c0", "t2"], ["t3"], name="t3"),
+        helper.make_node("Tanh", ["t3"], ["t4"], name="t4"),
+        helper.make_node("Add", ["one", "t4"], ["t5"], name="t5"),
+        helper.make_node("Mul", ["h", "t5"], ["t6"], name="t6"),
+        helper.make_node("Mul", ["half", "t6"], ["m"], name="t7"),
+    ]
+
+
+def gelu_inits(c1: float, c0: float) -> list[Any]:
+    return [scalar("c1", c1), scalar("c0", c0), scalar("one", 1.0), scalar("half", 0.5)]
+
+
+SQRT_2_PI = float(np.sqrt(2 / np.pi))
+
+# elementwise nodes that compute no fnn activation, though they equal one on [-30, 30]
+NOT_ACTIVATIONS = {
+    "min": ([helper.make_node("Min", ["h", "c"], ["m"], name="clip")], [scalar("c", 35.0)]),
+    "max": ([helper.make_node("Max", ["h", "c"], ["m"], name="clip")], [scalar("c", -40.0)]),
+    "where": (
+        [helper.make_node("Greater", ["h", "c"], ["big"], name="clip"),
+         helper.make_node("Where", ["big", "zero", "h"], ["m"], name="where")],
+        [scalar("c", 31.0), scalar("zero", 0.0)],
+    ),
+    "mul": ([helper.make_node("Mul", ["h", "c"], ["m"], name="clip")], [scalar("c", 1.000009)]),
+    "gelu-c1": (gelu_nodes(0.044716, SQRT_2_PI), gelu_inits(0.044716, SQRT_2_PI)),
+    "gelu-c0": (gelu_nodes(0.044715, 0.7978), gelu_inits(0.044715, 0.7978)),
+    "leaky-at-1e-3": (
+        [helper.make_node("Greater", ["h", "c"], ["pos"], name="clip"),
+         helper.make_node("Mul", ["h", "slope"], ["neg"], name="neg"),
+         helper.make_node("Where", ["pos", "h", "neg"], ["m"], name="where")],
+        [scalar("c", 1e-3), scalar("slope", 0.1)],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", NOT_ACTIVATIONS)
+def test_arithmetic_that_is_no_activation_exactly_is_an_error_naming_the_node(
+    case: str, tmp_path: Path
+) -> None:
+    nodes, inits = NOT_ACTIVATIONS[case]
+    path = save(between_two_gemms(nodes, inits), tmp_path / f"{case}.onnx")
+    first = nodes[0].name
+    with pytest.raises(ValueError, match=rf"{case}\.onnx: node '{first}' \({nodes[0].op_type}\)"):
+        fo.load(path)
+
+
+def test_pytorch_forms_load_only_with_their_exact_constants(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = (4 * rng.normal(size=(6, 3))).astype(np.float32)
+    c1, c0 = float(np.float32(0.044715)), float(np.float32(SQRT_2_PI))
+    model = between_two_gemms(gelu_nodes(c1, c0), gelu_inits(c1, c0))
+    model.graph.initializer[-2].CopyFrom(
+        numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "W1")
+    )
+    net = fo.load(save(model, tmp_path / "gelu.onnx"))
+    assert isinstance(net.layers[0], fnn.Dense)
+    assert isinstance(net.layers[0].activation, fnn.activations.GELU)
+    session = ort.InferenceSession(str(tmp_path / "gelu.onnx"), providers=["CPUExecutionProvider"])
+    assert_same_output(fnn.predict(net, X), session.run(None, {"x": X})[0])
+    # where(h > t, h, softplus(h)) is softplus in float32 for t = 20, not in float64
+    for dtype, ok in ((np.float32, True), (np.float64, False)):
+        nodes = [
+            helper.make_node("Softplus", ["h"], ["sp"], name="sp"),
+            helper.make_node("Greater", ["h", "t"], ["big"], name="big"),
+            helper.make_node("Where", ["big", "h", "sp"], ["m"], name="softplus"),
+        ]
+        path = save(
+            between_two_gemms(nodes, [scalar("t", 20.0, dtype)], dtype), tmp_path / "s.onnx"
+        )
+        if ok:
+            layer = fo.load(path).layers[0]
+            assert isinstance(layer, fnn.Dense)
+            assert isinstance(layer.activation, fnn.activations.Softplus)
+        else:
+            with pytest.raises(ValueError, match=r"s\.onnx: node 'sp' \(Softplus\)"):
+                fo.load(path)
+
+
+@pytest.mark.parametrize(
+    ("x_type", "w_type", "y_type"),
+    [("double", "double", "double"), ("float", "double", "float"), ("float", "double", "double"),
+     ("double", "float", "double"), ("double", "double", "float")],
+)  # fmt: skip
+def test_a_model_keeps_its_dtype_or_is_refused(
+    x_type: str, w_type: str, y_type: str, tmp_path: Path
+) -> None:
+    types: dict[str, tuple[int, np.dtype[Any]]] = {
+        "float": (onnx.TensorProto.FLOAT, F32),
+        "double": (onnx.TensorProto.DOUBLE, F64),
+    }
+    W = np.random.default_rng(0).normal(size=(3, 2)).astype(types[w_type][1])
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")],
+        "g",
+        [helper.make_tensor_value_info("x", types[x_type][0], ["n", 3])],
+        [helper.make_tensor_value_info("y", types[y_type][0], ["n", 2])],
+        initializer=[numpy_helper.from_array(W, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    path = save(model, tmp_path / "typed.onnx")
+    if x_type == w_type == y_type:
+        net = fo.load(path)
+        assert net.dtype == F64
+        layer = net.layers[0]
+        assert isinstance(layer, fnn.Dense) and layer.W.dtype == F64
+        assert np.array_equal(layer.W, W)  # bit for bit, never rounded
+    else:
+        where = (
+            "the input is .* but the output 'y'"
+            if x_type != y_type
+            else r"node 'fc' \(Gemm\): 'W' is"
+        )
+        with pytest.raises(ValueError, match=rf"typed\.onnx: {where}"):
+            fo.load(path)
+
+
+def test_declared_sizes_beyond_max_bytes_are_errors_before_anything_is_made(
+    tmp_path: Path,
+) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"], name="flat"),
+         helper.make_node("Gemm", ["f", "W"], ["y"], name="fc")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 100000, 100000, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 1])],
+        initializer=[w("W", 1, 1)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+    path = save(model, tmp_path / "huge.onnx")
+    assert path.stat().st_size < 200
+    with pytest.raises(ValueError, match=r"huge\.onnx: input 'x' declares samples .* max_bytes"):
+        fo.load(path)
+    small = save(small_model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")],
+                             [w("W", 3, 2)]), tmp_path / "small.onnx")  # fmt: skip
+    with pytest.raises(ValueError, match=r"small\.onnx: tensor 'W' declares shape \(3, 2\)"):
+        fo.load(small, max_bytes=40)
+    assert fo.load(small, max_bytes=48).input_shape == (3,)
+    with pytest.raises(ValueError, match="max_bytes must be >= 1"):
+        fo.load(small, max_bytes=0)
+
+
+def test_a_long_graph_that_is_not_an_activation_gives_a_short_error(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h0"], name="fc")]
+    nodes += [helper.make_node("Add", [f"h{i}", f"h{i}"], [f"h{i + 1}"], name=f"n{i}")
+              for i in range(3000)]  # fmt: skip
+    nodes.append(helper.make_node("Gemm", ["h3000", "W2"], ["y"], name="fc2"))
+    model = small_model(nodes, [w("W", 3, 2), w("W2", 2, 2)])
+    with pytest.raises(ValueError, match=r"long\.onnx: node 'n0' \(Add\)") as e:
+        fo.load(save(model, tmp_path / "long.onnx"))
+    assert len(str(e.value)) < 1000
+
+
+def image_model(nodes: list[Any], inits: list[Any]) -> Any:
+    """x (n, 2, 5, 5) -> ``nodes`` -> c -> Flatten -> y."""
+    graph = helper.make_graph(
+        [*nodes, helper.make_node("Flatten", ["c"], ["y"], name="f")],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 2, 5, 5])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", None])],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+def test_values_fnn_refuses_are_errors_naming_the_node_and_the_file(tmp_path: Path) -> None:
+    conv = image_model(
+        [helper.make_node("Conv", ["x", "W"], ["c"], name="conv", strides=[0, 1])],
+        [w("W", 3, 2, 3, 3)],
+    )
+    bn = image_model(
+        [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["c"], name="bn",
+                          epsilon=0.0)],
+        [w("s", 2), w("b", 2), w("m", 2), w("v", 2)],
+    )  # fmt: skip
+    leaky = small_model(
+        [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc"),
+         helper.make_node("LeakyRelu", ["h"], ["y"], name="leaky", alpha=float("nan"))],
+        [w("W", 3, 2)],
+    )  # fmt: skip
+    for name, model, node in (("conv", conv, "'conv' (Conv)"), ("bn", bn,
+                              "'bn' (BatchNormalization)"), ("leaky", leaky, "'leaky' (LeakyRelu)")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"{name}\.onnx: node {re.escape(node)}: ") as e:
+            fo.load(save(model, tmp_path / f"{name}.onnx"))
+        assert len(str(e.value)) < 1000
+    ext = small_model([helper.make_node("Gemm", ["x", "W"], ["y"], name="fc")], [w("W", 3, 2)])
+    t = ext.graph.initializer[0]
+    t.data_location = onnx.TensorProto.EXTERNAL
+    t.ClearField("raw_data")
+    t.ClearField("float_data")
+    entry = t.external_data.add()
+    entry.key, entry.value = "location", "w\0.bin"
+    with pytest.raises(ValueError, match=r"nul\.onnx: tensor 'W' has a NUL byte"):
+        fo.load(save(ext, tmp_path / "nul.onnx"))
+
+
+def test_a_graph_that_branches_is_not_a_chain(tmp_path: Path) -> None:
+    model = small_model(
+        [helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
+         helper.make_node("Gemm", ["h", "W2"], ["r"], name="fc2"),
+         helper.make_node("Relu", ["r"], ["s"], name="relu"),
+         helper.make_node("Add", ["s", "h"], ["y"], name="join")],
+        [w("W1", 3, 2), w("W2", 2, 2)],
+    )  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"res\.onnx: the graph is not a chain .*node 'fc1' \(Gemm\)'s output feeds 2",
+    ):
+        fo.load(save(model, tmp_path / "res.onnx"))
+
+
+def test_a_long_residual_of_elementwise_nodes_is_not_a_chain(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc")]
+    nodes += [helper.make_node("Relu", [f"r{i}" if i else "h"], [f"r{i + 1}"], name=f"n{i}")
+              for i in range(3000)]  # fmt: skip
+    nodes.append(helper.make_node("Add", ["r3000", "h"], ["y"], name="join"))
+    model = small_model(nodes, [w("W", 3, 2)])
+    with pytest.raises(
+        ValueError, match=r"resid\.onnx: the graph is not a chain .*node 'fc' \(Gemm\)'s output"
+    ) as e:
+        fo.load(save(model, tmp_path / "resid.onnx"))
+    assert len(str(e.value)) < 1000
