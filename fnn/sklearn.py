@@ -9,6 +9,8 @@ between calls (scikit-learn's MLP restarts Adam's moments on ``warm_start``).
 scikit-learn is imported when this module is, so ``import fnn`` never needs it.
 """
 
+# mypy: disable-error-code="import-untyped, import-not-found"
+
 from __future__ import annotations
 
 import math
