@@ -81,6 +81,7 @@ from fnn.summary import summary
 from fnn.training import (
     EarlyStopping,
     EpochRecord,
+    FitHistory,
     History,
     TrainingDiverged,
     evaluate,
@@ -105,6 +106,7 @@ __all__ = [
     "DropoutSpec",
     "EarlyStopping",
     "EpochRecord",
+    "FitHistory",
     "Flatten",
     "GlobalAvgPool2D",
     "History",

@@ -50,6 +50,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "EpochRecord",
+    "FitHistory",
     "FitState",
     "History",
     "Split",
@@ -156,6 +157,25 @@ class History:
                 out[f"val_{name}"] = list(self.metric(name, validation=True))
         out["learning_rate"] = [r.learning_rate for r in self.records]
         return out
+
+
+@attrs.frozen(eq=False, kw_only=True)
+class FitHistory(History):
+    """The :class:`History` that :func:`fit` returns (and its callbacks see): the same
+    record, with ``opt_state`` always the optimizer state after the last epoch, so
+    ``history.opt_state.step`` type-checks with no ``None`` test.
+
+    A :class:`History` (``History()``, ``fnn.load(path).history``) may lack the state; a
+    FitHistory is a History, so anything taking a History (``fit(..., history=h)``,
+    ``fnn.save``) takes it too.
+    """
+
+    opt_state: OptState = attrs.field(validator=attrs.validators.instance_of(OptState))
+
+    @classmethod
+    def of(cls, history: History, opt_state: OptState) -> FitHistory:
+        """``history`` (any History) with ``opt_state``, as a FitHistory."""
+        return cls(**{**attrs.asdict(history, recurse=False), "opt_state": opt_state})
 
 
 Callback = Callable[..., bool | None]
@@ -445,7 +465,7 @@ def fit(
     X: ArrayLike,
     y: ArrayLike,
     **options: Unpack[FitOptions],
-) -> tuple[Network, History]:
+) -> tuple[Network, FitHistory]:
     """Train ``params`` with ``optimizer`` on ``(X, y)`` in minibatches.
 
     Args:
@@ -499,8 +519,9 @@ def fit(
 
     Returns:
         ``(params, history)``: the trained network (the best one if early stopping
-        restores it) and the :class:`History`, which holds the final optimizer state
-        (and the validation split and best parameters, to continue it).
+        restores it) and a :class:`FitHistory` (a :class:`History` whose ``opt_state``,
+        the final optimizer state, is never None), with the validation split and best
+        parameters, to continue it.
 
     Raises:
         TrainingDiverged: (a FloatingPointError) at the first non-finite loss, gradient
@@ -535,7 +556,7 @@ def run_fit(
     y: ArrayLike,
     options: FitOptions,
     distributor: Distributor | None,
-) -> tuple[Network, History]:
+) -> tuple[Network, FitHistory]:
     """:func:`fit` with its keyword arguments as one mapping, and a :class:`Distributor`
     for data-parallel training (``fnn.distributed.fit``) or None."""
     dist = distributor
@@ -706,7 +727,7 @@ def _check_split(
     return split
 
 
-def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Network, History]:
+def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Network, FitHistory]:
     """The epoch loop of :func:`fit` on prepared inputs."""
     epochs, batch_size, shuffle, initial_epoch = (
         o["epochs"],
@@ -731,7 +752,7 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
         n = len(Xa)
         steps = n // batch_size if o["drop_last"] else -(-n // batch_size)
         progress = Progress(epochs, steps, verbose, first_epoch=initial_epoch)
-        history = attrs.evolve(start, opt_state=opt_state, stopped_early=False)
+        history = attrs.evolve(FitHistory.of(start, opt_state), stopped_early=False)
         # the parameters of the best epoch: the History's, if the replay of its losses
         # agrees on which epoch that is
         best_params: Network | None = None
