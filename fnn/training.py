@@ -487,7 +487,9 @@ def fit(
         validation_data (tuple | None): ``(X_val, y_val)`` evaluated after each epoch.
         validation_split (float): fraction of ``(X, y)`` held out for validation instead,
             shuffled and, for classifiers, stratified.
-        sample_weight (ArrayLike | None): weights (n,) for the training loss.
+        sample_weight (ArrayLike | None): weights (n,) for the training loss; with
+            ``validation_split``, the held-out rows' weights weight the validation loss
+            (metrics are unweighted).
         metrics (Sequence[str | Callable]): metric names or callables reported for training
             and validation.
         early_stopping (EarlyStopping | None): stop when the monitored loss stops improving.
@@ -585,6 +587,7 @@ class _Prepared:
     Xv: FloatArray | None
     yv: FloatArray | None
     yv_raw: np.ndarray[Any, Any] | None
+    wv: FloatArray | None  # the validation rows' sample weights (validation_split)
     opt_state: OptState
     own_state: bool
     history: History  # the History to continue (empty for a new fit), with the split
@@ -627,6 +630,7 @@ def _prepare_fit(
     Xv: FloatArray | None = None
     yv: FloatArray | None = None
     yv_raw: np.ndarray[Any, Any] | None = None
+    wv: FloatArray | None = None
     if validation_split:
         if split is None:  # drawn once; a fit continuing the History uses it again
             tr, va = split_indices(
@@ -640,7 +644,16 @@ def _prepare_fit(
         tr, va = split.train, split.validation
         Xv, yv, yv_raw = Xa[va], ya[va], y_raw[va]
         Xa, ya, y_raw = Xa[tr], ya[tr], y_raw[tr]
-        w = None if w is None else w[tr]
+        if w is not None:
+            # the held-out rows keep their weights: the validation loss is the weighted
+            # objective that is trained, so early stopping keeps the best epoch for it
+            w, wv = w[tr], w[va]
+            if not wv.sum() > 0:
+                raise ValueError(
+                    "sample_weight is zero for every validation row drawn by "
+                    f"validation_split={validation_split!r}: the weighted validation loss "
+                    "is undefined (give those rows weight, or pass validation_data)"
+                )
     elif validation_data is not None:
         if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (X_val, y_val)")
@@ -682,6 +695,7 @@ def _prepare_fit(
         Xv=Xv,
         yv=yv,
         yv_raw=yv_raw,
+        wv=wv,
         opt_state=opt_state,
         own_state=own_state,
         history=history,
@@ -820,7 +834,7 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
             val_metrics: dict[str, float] = {}
             if Xv is not None and yv is not None and yv_raw is not None:
                 val_loss, val_metrics = _evaluate_arrays(
-                    params, engine.logits, Xv, yv, None, yv_raw, fns
+                    params, engine.logits, Xv, yv, prep.wv, yv_raw, fns
                 )
             # after the last epoch no step follows: the state is handed over, not copied
             last = e == initial_epoch + epochs
