@@ -2,7 +2,10 @@
 
 The blocks of one page run in order in one namespace, so a block may use the names an
 earlier block of its page defined; a page must otherwise be complete (its imports, its
-data). Each page runs in a fresh temporary folder, so files it writes land there.
+data). They run as the page pasted into a file would (tests/doc_examples.py): in a fresh
+``__main__`` module of their own, compiled without this file's ``from __future__``
+imports (a page that needs one says so in its first block). Each page runs in a fresh
+temporary folder, so files it writes land there.
 
 A value the page states in a comment after an expression is asserted, to the precision
 written: ``fnn.predict(net, [[3, 5]])  # array([[364.]])`` checks that the result is

@@ -83,6 +83,7 @@ from fnn.summary import summary
 from fnn.training import (
     EarlyStopping,
     EpochRecord,
+    FitHistory,
     History,
     TrainingDiverged,
     evaluate,
@@ -107,6 +108,7 @@ __all__ = [
     "DropoutSpec",
     "EarlyStopping",
     "EpochRecord",
+    "FitHistory",
     "Flatten",
     "GlobalAvgPool2D",
     "History",

@@ -24,6 +24,8 @@ fight for the cores)::
 ``python -m mpi4py`` aborts all ranks if one dies with an uncaught exception.
 """
 
+# mypy: disable-error-code="import-not-found"
+
 from __future__ import annotations
 
 import math
@@ -39,7 +41,7 @@ from fnn._types import ArrayLike, FloatArray
 from fnn._validation import as_generator
 from fnn.network import Network
 from fnn.optim import Optimizer, OptState
-from fnn.training import FitOptions, History, run_fit
+from fnn.training import FitHistory, FitOptions, run_fit
 
 __all__ = ["broadcast", "fit", "rank", "save", "size", "world"]
 
@@ -196,7 +198,7 @@ def fit(
     *,
     comm: Any = None,
     **options: Unpack[FitOptions],
-) -> tuple[Network, History]:
+) -> tuple[Network, FitHistory]:
     """``fnn.fit``, data-parallel over the ranks of ``comm`` (default ``MPI.COMM_WORLD``).
 
     Arguments and the returned ``(params, History)`` are those of :func:`fnn.fit`;

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -276,6 +276,10 @@ def _to_shape(shape: Any) -> tuple[int, ...] | None:
     return None if shape is None else check_shape(shape)
 
 
+L = TypeVar("L", bound=Layer)
+"""A layer class, for :meth:`Network.layer`."""
+
+
 @attrs.frozen(eq=False, repr=False)
 class Network:
     """A network's parameters (and, with the same type, their gradients).
@@ -367,6 +371,25 @@ class Network:
     def __reduce__(self) -> tuple[Any, ...]:
         # unpickled and deep-copied networks are rebuilt into a fresh read-only buffer
         return (_restore, (tuple(self.layers), self.loss, self.input_shape))
+
+    def layer(self, i: int, cls: type[L]) -> L:
+        """Layer ``i`` (negative counts from the end), typed as ``cls``: checked, so
+        ``net.layer(0, fnn.Dense).W`` is a typed array where ``net.layers[0]`` is only a
+        :class:`Layer`.
+
+        Raises:
+            TypeError: layer ``i`` is not a ``cls`` (an instance of a subclass is).
+            IndexError: the network has no layer ``i``.
+        """
+        n = len(self.layers)
+        if not -n <= i < n:
+            raise IndexError(f"layer index {i} is out of range for a network of {n} layers")
+        layer = self.layers[i]
+        if not isinstance(layer, cls):
+            raise TypeError(
+                f"layers.{i % n} is a {type(layer).__name__}, expected a {cls.__name__}"
+            )
+        return layer
 
     @property
     def layout(self) -> Layout:

@@ -77,6 +77,8 @@ __all__ = [
 ]
 
 P = TypeVar("P")
+S = TypeVar("S")
+"""A transform's state record class, for :meth:`OptState.transform_state`."""
 Mask = Callable[[str], bool] | Mapping[str, bool] | Any
 """A predicate on leaf paths, a ``{path: bool}`` mapping (missing paths are False), or
 a tree of bools with the parameters' structure (for plain dict/tuple trees)."""
@@ -737,6 +739,31 @@ class OptState:
         put(new, "optimizer", self.optimizer)
         put(new, "params_key", self.params_key)
         return new
+
+    def transform_state(self, i: int, cls: type[S]) -> S:
+        """The state of transform ``i`` (negative counts from the end), typed as ``cls``:
+        ``state.transform_state(0, fnn.optim.AdamState).mu`` is a typed array where
+        ``state.states[0]`` is ``Any``. A transform whose state is a tuple holding one
+        ``cls`` record (AdamW's ``(AdamState, decay mask)``) gives that record.
+
+        Raises:
+            TypeError: transform ``i``'s state is not (and does not hold) a ``cls``.
+            IndexError: the optimizer has no transform ``i``.
+        """
+        n = len(self.states)
+        if not -n <= i < n:
+            raise IndexError(f"transform index {i} is out of range for {n} transform(s)")
+        st = self.states[i]
+        if isinstance(st, cls):
+            return st
+        held = [s for s in st if isinstance(s, cls)] if isinstance(st, tuple) else []
+        if len(held) == 1:
+            return held[0]
+        name = type(self.optimizer.transforms[i]).__name__
+        raise TypeError(
+            f"states.{i % n} (of the optimizer's {name}) is a {type(st).__name__}, expected "
+            f"a {cls.__name__}"
+        )
 
     @property
     def learning_rate(self) -> float:

@@ -5,6 +5,8 @@ matplotlib is imported only when a function here is called, and figures are draw
 involved. Each function returns the figure and, given ``path``, saves it as a PNG.
 """
 
+# mypy: disable-error-code="import-not-found"
+
 from __future__ import annotations
 
 import os

@@ -50,6 +50,7 @@ __all__ = [
     "Callback",
     "EarlyStopping",
     "EpochRecord",
+    "FitHistory",
     "FitState",
     "History",
     "Split",
@@ -156,6 +157,25 @@ class History:
                 out[f"val_{name}"] = list(self.metric(name, validation=True))
         out["learning_rate"] = [r.learning_rate for r in self.records]
         return out
+
+
+@attrs.frozen(eq=False, kw_only=True)
+class FitHistory(History):
+    """The :class:`History` that :func:`fit` returns (and its callbacks see): the same
+    record, with ``opt_state`` always the optimizer state after the last epoch, so
+    ``history.opt_state.step`` type-checks with no ``None`` test.
+
+    A :class:`History` (``History()``, ``fnn.load(path).history``) may lack the state; a
+    FitHistory is a History, so anything taking a History (``fit(..., history=h)``,
+    ``fnn.save``) takes it too.
+    """
+
+    opt_state: OptState = attrs.field(validator=attrs.validators.instance_of(OptState))
+
+    @classmethod
+    def of(cls, history: History, opt_state: OptState) -> FitHistory:
+        """``history`` (any History) with ``opt_state``, as a FitHistory."""
+        return cls(**{**attrs.asdict(history, recurse=False), "opt_state": opt_state})
 
 
 Callback = Callable[..., bool | None]
@@ -445,7 +465,7 @@ def fit(
     X: ArrayLike,
     y: ArrayLike,
     **options: Unpack[FitOptions],
-) -> tuple[Network, History]:
+) -> tuple[Network, FitHistory]:
     """Train ``params`` with ``optimizer`` on ``(X, y)`` in minibatches.
 
     Args:
@@ -468,7 +488,9 @@ def fit(
         validation_data (tuple | None): ``(X_val, y_val)`` evaluated after each epoch.
         validation_split (float): fraction of ``(X, y)`` held out for validation instead,
             shuffled and, for classifiers, stratified.
-        sample_weight (ArrayLike | None): weights (n,) for the training loss.
+        sample_weight (ArrayLike | None): weights (n,) for the training loss; with
+            ``validation_split``, the held-out rows' weights weight the validation loss
+            (metrics are unweighted).
         metrics (Sequence[str | Callable]): metric names or callables reported for training
             and validation.
         early_stopping (EarlyStopping | None): stop when the monitored loss stops improving.
@@ -502,8 +524,9 @@ def fit(
 
     Returns:
         ``(params, history)``: the trained network (the best one if early stopping
-        restores it) and the :class:`History`, which holds the final optimizer state
-        (and the validation split and best parameters, to continue it).
+        restores it) and a :class:`FitHistory` (a :class:`History` whose ``opt_state``,
+        the final optimizer state, is never None), with the validation split and best
+        parameters, to continue it.
 
     Raises:
         TrainingDiverged: (a FloatingPointError) at the first non-finite loss, gradient
@@ -538,7 +561,7 @@ def run_fit(
     y: ArrayLike,
     options: FitOptions,
     distributor: Distributor | None,
-) -> tuple[Network, History]:
+) -> tuple[Network, FitHistory]:
     """:func:`fit` with its keyword arguments as one mapping, and a :class:`Distributor`
     for data-parallel training (``fnn.distributed.fit``) or None."""
     dist = distributor
@@ -567,6 +590,7 @@ class _Prepared:
     Xv: FloatArray | None
     yv: FloatArray | None
     yv_raw: np.ndarray[Any, Any] | None
+    wv: FloatArray | None  # the validation rows' sample weights (validation_split)
     opt_state: OptState
     own_state: bool
     history: History  # the History to continue (empty for a new fit), with the split
@@ -628,6 +652,7 @@ def _prepare_fit(
     Xv: FloatArray | None = None
     yv: FloatArray | None = None
     yv_raw: np.ndarray[Any, Any] | None = None
+    wv: FloatArray | None = None
     if validation_split:
         if split is None:  # drawn once; a fit continuing the History uses it again
             tr, va = split_indices(
@@ -641,7 +666,16 @@ def _prepare_fit(
         tr, va = split.train, split.validation
         Xv, yv, yv_raw = Xa[va], ya[va], y_raw[va]
         Xa, ya, y_raw = Xa[tr], ya[tr], y_raw[tr]
-        w = None if w is None else w[tr]
+        if w is not None:
+            # the held-out rows keep their weights: the validation loss is the weighted
+            # objective that is trained, so early stopping keeps the best epoch for it
+            w, wv = w[tr], w[va]
+            if not wv.sum() > 0:
+                raise ValueError(
+                    "sample_weight is zero for every validation row drawn by "
+                    f"validation_split={validation_split!r}: the weighted validation loss "
+                    "is undefined (give those rows weight, or pass validation_data)"
+                )
     elif validation_data is not None:
         if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
             raise TypeError("validation_data must be a pair (X_val, y_val)")
@@ -684,6 +718,7 @@ def _prepare_fit(
         Xv=Xv,
         yv=yv,
         yv_raw=yv_raw,
+        wv=wv,
         opt_state=opt_state,
         own_state=own_state,
         history=history,
@@ -755,7 +790,7 @@ def _check_split(
     return split
 
 
-def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Network, History]:
+def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Network, FitHistory]:
     """The epoch loop of :func:`fit` on prepared inputs."""
     epochs, batch_size, shuffle, initial_epoch = (
         o["epochs"],
@@ -780,7 +815,7 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
         n = len(Xa)
         steps = n // batch_size if o["drop_last"] else -(-n // batch_size)
         progress = Progress(epochs, steps, verbose, first_epoch=initial_epoch)
-        history = attrs.evolve(start, opt_state=opt_state, stopped_early=False)
+        history = attrs.evolve(FitHistory.of(start, opt_state), stopped_early=False)
         # the parameters of the best epoch: the History's, if the replay of its losses
         # agrees on which epoch that is
         best_params: Network | None = None
@@ -848,7 +883,7 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
             val_metrics: dict[str, float] = {}
             if Xv is not None and yv is not None and yv_raw is not None:
                 val_loss, val_metrics = _evaluate_arrays(
-                    params, engine.logits, Xv, yv, None, yv_raw, fns
+                    params, engine.logits, Xv, yv, prep.wv, yv_raw, fns
                 )
             # after the last epoch no step follows: the state is handed over, not copied
             last = e == initial_epoch + epochs

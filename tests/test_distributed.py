@@ -31,7 +31,7 @@ def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
     assert fnn.tree.allclose(dist.params, net, rtol=1e-9, atol=1e-12)
     assert dist.history is not None
     np.testing.assert_allclose(dist.history.train_loss, h.train_loss, rtol=1e-9)
-    assert dist.opt_state is not None and dist.opt_state.step == h.opt_state.step  # type: ignore[union-attr]
+    assert dist.opt_state is not None and dist.opt_state.step == h.opt_state.step
 
 
 def test_a_data_parallel_run_resumed_by_a_new_launch_equals_the_uninterrupted_one(

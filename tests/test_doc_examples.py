@@ -65,3 +65,32 @@ def test_blocks_share_a_page_namespace_and_stated_values_are_checked(tmp_path: P
         run_page(tmp_path, "```python\n[0.16, 1]  # [0.1, 1]\n```\n")  # 0.16 rounds to 0.2
     with pytest.raises(NameError):
         run_page(tmp_path, "```python\nundefined_name\n```\n")
+
+
+SELF_NAMING_CLASS = """```python
+class Node:
+    def child(self) -> Node:
+        return Node()
+```
+"""
+
+
+def test_blocks_run_without_the_runners_future_import(tmp_path: Path) -> None:
+    # the runner's module has `from __future__ import annotations`; a user's file has not,
+    # so on Python 3.11 an annotation naming its own class is evaluated, and fails
+    with pytest.raises(NameError, match="name 'Node' is not defined"):
+        run_page(tmp_path, SELF_NAMING_CLASS)
+
+
+def test_a_pages_own_future_import_holds_for_its_later_blocks(tmp_path: Path) -> None:
+    run_page(tmp_path, "```python\nfrom __future__ import annotations\n```\n\n" + SELF_NAMING_CLASS)
+
+
+def test_a_page_runs_in_a_fresh_main_module(tmp_path: Path) -> None:
+    page = (
+        "```python\nimport sys\nnames = sorted(k for k in globals() if not k.startswith('__'))\n"
+        "len(names)  # 1\n"  # only `sys`: nothing of the runner's is visible
+        "float(__name__ == '__main__' and sys.modules['__main__'].names == names)  # 1\n```\n"
+    )
+    run_page(tmp_path, page)
+    run_page(tmp_path, page)  # a second page starts afresh, with no `names` from the first

@@ -439,7 +439,7 @@ def test_save_load_round_trip(kind: LayerKind, dtype: np.dtype[Any], tmp_path: P
     assert tree.trainable_mask(got) == tree.trainable_mask(net)
     assert np.array_equal(fnn.predict(got, X), fnn.predict(net, X))
     assert_read_only(got, "loaded params")
-    assert ck.opt_state is not None and ck.opt_state.step == h.opt_state.step  # type: ignore[union-attr]
+    assert ck.opt_state is not None and ck.opt_state.step == h.opt_state.step
 
 
 # --- activations ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ pytest.importorskip("sklearn", reason="scikit-learn is not installed (extra 'skl
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import fnn
 from fnn.sklearn import FNNClassifier, FNNRegressor, expected_failed_checks
 
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -52,9 +53,11 @@ def test_only_the_options_that_break_a_check_declare_it() -> None:
     assert set(expected_failed_checks(FNNRegressor(dropout=0.5))) == {
         "check_sample_weight_equivalence_on_dense_data"
     }
-    assert set(expected_failed_checks(FNNClassifier(dtype="float32"))) == {
-        "check_sample_weight_equivalence_on_dense_data",
-        "check_methods_subset_invariance",
+    for est in (FNNClassifier(dtype="float32"), FNNRegressor(dtype="float32")):
+        assert set(expected_failed_checks(est)) == {"check_sample_weight_equivalence_on_dense_data"}
+    # early stopping weighs its validation loss: class weights hold under it
+    assert set(expected_failed_checks(FNNClassifier(early_stopping=True))) == {
+        "check_sample_weight_equivalence_on_dense_data"
     }
     reasons = expected_failed_checks(FNNClassifier(batch_size=8, early_stopping=True))
     assert "minibatch" in reasons["check_sample_weight_equivalence_on_dense_data"]
@@ -148,3 +151,35 @@ def test_transform_keeps_the_networks_dtype_and_says_so(dtype: str) -> None:
     assert clf.transform(X4.astype(np.float32)).dtype == np.dtype(dtype)
     assert clf.transform(X4).dtype == np.dtype(dtype)
     assert clf.__sklearn_tags__().transformer_tags.preserves_dtype == [dtype]
+
+
+def test_a_float32_regressors_prediction_of_a_row_does_not_depend_on_the_others() -> None:
+    gen = np.random.default_rng(0)
+    X = gen.normal(size=(64, 5))
+    reg = FNNRegressor(hidden_layer_sizes=(37,), epochs=3, dtype="float32", random_state=0)
+    reg.fit(X, X @ gen.normal(size=5))
+    assert reg.network_.dtype == np.float32
+    whole = reg.predict(X)
+    one_by_one = np.concatenate([reg.predict(X[i : i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(one_by_one, whole, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reg.predict(X[::-1]), whole[::-1], rtol=1e-12, atol=1e-12)
+
+
+def test_early_stopping_monitors_the_weighted_loss() -> None:
+    # class_weight folded into the sample weights weighs the validation loss too, so the
+    # History's val_loss is the held-out rows' weighted loss
+    gen = np.random.default_rng(0)
+    X = gen.normal(size=(60, 2))
+    y = (X[:, 0] > 0.5).astype(int)
+    clf = FNNClassifier(epochs=3, early_stopping=True, class_weight={0: 1.0, 1: 9.0})
+    clf.fit(X, y)
+    split = clf.history_.split
+    assert split is not None
+    va = split.validation
+    w = np.where(y[va] == 1, 9.0, 1.0)
+    # the network kept is the best epoch's (early stopping restores it)
+    best = next(r for r in clf.history_.records if r.epoch == clf.history_.best_epoch)
+    got = fnn.evaluate(clf.network_, X[va], y[va], sample_weight=w)["loss"]
+    unweighted = fnn.evaluate(clf.network_, X[va], y[va])["loss"]
+    assert best.val_loss == pytest.approx(got, rel=1e-12)
+    assert abs(got - unweighted) > 1e-6

@@ -387,3 +387,51 @@ def test_evaluate_and_train_step_bad_inputs() -> None:
     with pytest.raises(ValueError, match="rng is required when the network has dropout"):
         d = net(dropout=0.5)
         fnn.train_step(d, fnn.sgd(0.1).init(d), np.ones((2, 2)), np.zeros(2))
+
+
+def test_the_validation_loss_of_a_weighted_fit_is_weighted() -> None:
+    # the held-out rows keep their sample weights, so early stopping monitors the
+    # objective that is trained, not an unweighted one
+    gen = np.random.default_rng(3)
+    X = gen.normal(size=(80, 2))
+    y = (X[:, 0] + 0.3 * gen.normal(size=80) > 0).astype(float)
+    w = gen.uniform(0.1, 5.0, size=80)
+    net = fnn.init(fnn.mlp([2, 6, 1], output="sigmoid"), rng=gen)
+    trained, history = fnn.fit(
+        net,
+        fnn.adam(1e-2),
+        X,
+        y,
+        epochs=2,
+        rng=0,
+        verbose=0,
+        validation_split=0.25,
+        sample_weight=w,
+    )
+    assert history.split is not None
+    va = history.split.validation
+    weighted = fnn.evaluate(trained, X[va], y[va], sample_weight=w[va])["loss"]
+    assert history.records[-1].val_loss == pytest.approx(weighted, rel=1e-12)
+    assert abs(weighted - fnn.evaluate(trained, X[va], y[va])["loss"]) > 1e-6
+
+
+def test_a_validation_split_whose_rows_all_weigh_zero_is_refused() -> None:
+    X = np.arange(40.0).reshape(20, 2)
+    y = (X[:, 0] > 19).astype(float)
+    net = fnn.init(fnn.mlp([2, 3, 1], output="sigmoid"), rng=0)
+    _, history = fnn.fit(net, fnn.sgd(0.1), X, y, epochs=1, rng=0, verbose=0, validation_split=0.25)
+    assert history.split is not None
+    w = np.ones(20)
+    w[history.split.validation] = 0.0  # the same rows are drawn again with the same seed
+    with pytest.raises(ValueError, match="sample_weight is zero for every validation row"):
+        fnn.fit(
+            net,
+            fnn.sgd(0.1),
+            X,
+            y,
+            epochs=1,
+            rng=0,
+            verbose=0,
+            validation_split=0.25,
+            sample_weight=w,
+        )

@@ -71,7 +71,7 @@ def test_training_api_types(tmp_path: Any) -> None:
     assert_type(loss, float)
     trained, history = fnn.fit(net3, opt, X, y, epochs=2, rng=rng, verbose=0)
     assert_type(trained, fnn.Network)
-    assert_type(history, fnn.History)
+    assert_type(history, fnn.FitHistory)
     assert_type(history.train_loss, list[float])
     assert_type(fnn.evaluate(trained, X, y, metrics=["accuracy"]), dict[str, float])
     ck = fnn.load(fnn.save(tmp_path / "m", trained, opt_state=history.opt_state))
