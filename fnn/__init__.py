@@ -28,6 +28,8 @@ from fnn import (
 )
 from fnn._version import VERSION
 from fnn.layers import (
+    GRU,
+    LSTM,
     Activation,
     AvgPool2D,
     BatchNorm,
@@ -42,6 +44,7 @@ from fnn.layers import (
     LayerCache,
     LayerNorm,
     MaxPool2D,
+    SimpleRNN,
     dense,
     dropout,
 )
@@ -91,6 +94,8 @@ from fnn.training import (
 __version__ = VERSION
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "Activation",
     "Architecture",
     "AvgPool2D",
@@ -117,6 +122,7 @@ __all__ = [
     "OptState",
     "Optimizer",
     "ReduceOnPlateau",
+    "SimpleRNN",
     "TrainingDiverged",
     "__version__",
     "activations",

@@ -1,6 +1,16 @@
 """Layer kinds, one module each, with their kernels (see :mod:`fnn.layers.base`)."""
 
-from fnn.layers import activation, batch_norm, conv2d, dense, dropout, flatten, layer_norm, pool2d
+from fnn.layers import (
+    activation,
+    batch_norm,
+    conv2d,
+    dense,
+    dropout,
+    flatten,
+    layer_norm,
+    pool2d,
+    recurrent,
+)
 from fnn.layers.activation import Activation, ActivationCache
 from fnn.layers.base import (
     LAYERS,
@@ -20,9 +30,20 @@ from fnn.layers.dropout import Dropout, DropoutCache
 from fnn.layers.flatten import Flatten, FlattenCache
 from fnn.layers.layer_norm import LayerNorm, LayerNormCache
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D, MaxPool2DCache
+from fnn.layers.recurrent import (
+    GRU,
+    LSTM,
+    GRUCache,
+    LSTMCache,
+    Recurrent,
+    SimpleRNN,
+    SimpleRNNCache,
+)
 
 __all__ = [
+    "GRU",
     "LAYERS",
+    "LSTM",
     "Activation",
     "ActivationCache",
     "AvgPool2D",
@@ -37,8 +58,10 @@ __all__ = [
     "DropoutCache",
     "Flatten",
     "FlattenCache",
+    "GRUCache",
     "GlobalAvgPool2D",
     "Kept",
+    "LSTMCache",
     "Layer",
     "LayerBase",
     "LayerCache",
@@ -47,6 +70,9 @@ __all__ = [
     "LayerNormCache",
     "MaxPool2D",
     "MaxPool2DCache",
+    "Recurrent",
+    "SimpleRNN",
+    "SimpleRNNCache",
     "Workspace",
     "activation",
     "batch_norm",
@@ -56,5 +82,6 @@ __all__ = [
     "flatten",
     "layer_norm",
     "pool2d",
+    "recurrent",
     "register_layer",
 ]
