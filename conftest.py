@@ -43,7 +43,11 @@ NEEDS_MODULE: dict[str, str | tuple[str, ...]] = {
     "docs/distributed.md": "mpi4py",
     "docs/onnx.md": ("onnx", "onnxruntime", "torch"),  # extras 'onnx' and 'bench'
 }
-NEEDS_MNIST = {"docs/tutorials/mnist.md", "docs/tutorials/mnist-cnn.md"}
+NEEDS_MNIST = {
+    "docs/tutorials/mnist.md",
+    "docs/tutorials/mnist-cnn.md",
+    "docs/tutorials/mnist-lstm.md",
+}
 SLOW = {"docs/tutorials/mnist.md"}
 
 
