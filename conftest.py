@@ -47,6 +47,7 @@ NEEDS_MNIST = {
     "docs/tutorials/mnist.md",
     "docs/tutorials/mnist-cnn.md",
     "docs/tutorials/mnist-lstm.md",
+    "docs/tutorials/mnist-resnet.md",
 }
 SLOW = {"docs/tutorials/mnist.md"}
 

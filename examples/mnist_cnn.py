@@ -63,23 +63,6 @@ def architecture() -> fnn.Architecture:
     )
 
 
-def shifted(X: Array, rng: np.random.Generator, max_shift: int = 2) -> Array:
-    """Each image moved by a random whole number of pixels in [-max_shift, max_shift]
-    along each axis, zeros shifted in (a fresh array)."""
-    out = np.zeros_like(X)
-    n = len(X)
-    dy = rng.integers(-max_shift, max_shift + 1, n)
-    dx = rng.integers(-max_shift, max_shift + 1, n)
-    for sy in range(-max_shift, max_shift + 1):
-        for sx in range(-max_shift, max_shift + 1):
-            idx = np.flatnonzero((dy == sy) & (dx == sx))
-            if idx.size == 0:
-                continue
-            src = X[idx, max(0, -sy) : 28 - max(0, sy), max(0, -sx) : 28 - max(0, sx)]
-            out[idx, max(0, sy) : 28 - max(0, -sy), max(0, sx) : 28 - max(0, -sx)] = src
-    return out
-
-
 def main(
     quick: bool = False,
     data: str | None = None,
@@ -115,7 +98,7 @@ def main(
     best: tuple[float, fnn.Network, int] | None = None
     start = time.perf_counter()
     for e in range(epochs):
-        X_epoch = shifted(X_train, rng) if augment else X_train
+        X_epoch = fnn.datasets.random_shifts(X_train, rng=rng) if augment else X_train
         net, history = fnn.fit(
             net,
             opt,

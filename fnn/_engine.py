@@ -139,7 +139,7 @@ class Engine:
         if keep_scratch:
             private = [b for b in (*self.pb, self.g) if b.size]  # not released params
             for ws in self.workspaces:
-                private += list(ws.arrays.values())
+                private += ws.all_arrays()
             _scratch.keep(private)
         self.workspaces = []
 

@@ -13,10 +13,9 @@ read-only views of one contiguous buffer (see :func:`fnn.tree.pack`).
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import attrs
 import numpy as np
@@ -49,7 +48,10 @@ from fnn.specs import (
     BatchNormSpec,
     DenseSpec,
     DropoutSpec,
+    LayerSpec,
     default_initializer,
+    init_chain,
+    spec_chain_shape,
 )
 from fnn.tree import STATIC_META, leaves_with_paths
 
@@ -87,22 +89,6 @@ __all__ = [
 # --- architectures -----------------------------------------------------------------
 
 
-class LayerSpec(Protocol):
-    """A description of a layer that can draw its initial parameters."""
-
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any]) -> Layer:
-        """The layer with freshly drawn parameters of ``dtype``. Specs whose sizes come
-        from the input also take ``input_shape=`` (the per-sample input shape)."""
-        ...
-
-
-def _takes_input_shape(spec: object) -> bool:
-    try:
-        return "input_shape" in inspect.signature(spec.init).parameters  # type: ignore[attr-defined]
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-
-
 @attrs.frozen
 class Architecture:
     """What :func:`init` builds: layer descriptions, the loss (which fixes the output
@@ -116,18 +102,7 @@ class Architecture:
 
     def build(self, rng: np.random.Generator) -> Network:
         """A network with parameters drawn from ``rng`` (not yet packed)."""
-        shape = self.input_shape
-        layers: list[Layer] = []
-        for i, spec in enumerate(self.layers):
-            if _takes_input_shape(spec):
-                layer = spec.init(rng=rng, dtype=self.dtype, input_shape=shape)  # type: ignore[call-arg]
-            else:
-                layer = spec.init(rng=rng, dtype=self.dtype)
-            if shape is None:
-                shape = input_shape_of(layer)
-            if shape is not None:
-                shape = output_shape_of(layer, shape, f"layers.{i}")
-            layers.append(layer)
+        layers, _ = init_chain(self.layers, rng=rng, dtype=self.dtype, input_shape=self.input_shape)
         return Network(layers=layers, loss=self.loss, input_shape=self.input_shape)
 
 
@@ -266,19 +241,7 @@ def sequential(
     specs = tuple(layers)
     if not specs:
         raise ValueError("sequential needs at least one layer spec")
-    current = shape
-    for i, spec in enumerate(specs):
-        fn = getattr(spec, "output_shape", None)
-        if not callable(fn) or not callable(getattr(spec, "init", None)):
-            raise TypeError(
-                f"layers[{i}] must be a layer spec from fnn.specs, got {type(spec).__name__}"
-            )
-        try:
-            current = tuple(fn(current))
-        except ValueError as e:
-            raise ValueError(
-                f"layers.{i} ({type(spec).__name__}) cannot take inputs of shape {current}: {e}"
-            ) from None
+    current = spec_chain_shape(specs, shape, "layers")
     if len(current) != 1:
         raise ValueError(
             f"the last layer gives outputs of shape {current}; a network ends in logits of "

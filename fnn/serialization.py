@@ -700,7 +700,8 @@ def _layer_shapes(
     if shapes is None:
         return None
     try:
-        return {str(f): tuple(int(d) for d in s) for f, s in shapes(cfg).items()}
+        got = shapes(cfg)
+        return None if got is None else {str(f): tuple(int(d) for d in s) for f, s in got.items()}
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise _bad(path, f"malformed manifest: architecture.layers.{i} ({kind}): {e}") from e
 

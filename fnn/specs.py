@@ -20,8 +20,10 @@ architectures fail when they are described) and draws its layer
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
 
 import attrs
 import numpy as np
@@ -32,7 +34,9 @@ from fnn._validation import check_int
 from fnn.layers import conv2d as _conv2d
 from fnn.layers import dense as _dense
 from fnn.layers.activation import Activation
+from fnn.layers.base import Layer, input_shape_of, output_shape_of
 from fnn.layers.batch_norm import BatchNorm
+from fnn.layers.composite import Merge, Parallel, Residual, merged_shape
 from fnn.layers.conv2d import Conv2D, PaddingLike, positive_pair, resolve_padding, stride_pair
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
@@ -60,7 +64,10 @@ __all__ = [
     "GlobalAvgPool2DSpec",
     "LSTMSpec",
     "LayerNormSpec",
+    "LayerSpec",
     "MaxPool2DSpec",
+    "ParallelSpec",
+    "ResidualSpec",
     "SimpleRNNSpec",
     "activation",
     "avg_pool2d",
@@ -72,11 +79,84 @@ __all__ = [
     "flatten",
     "global_avg_pool2d",
     "gru",
+    "init_chain",
     "layer_norm",
     "lstm",
     "max_pool2d",
+    "parallel",
+    "residual",
     "simple_rnn",
+    "spec_chain_shape",
 ]
+
+
+class LayerSpec(Protocol):
+    """A description of a layer that can draw its initial parameters."""
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any]) -> Layer:
+        """The layer with freshly drawn parameters of ``dtype``. Specs whose sizes come
+        from the input also take ``input_shape=`` (the per-sample input shape)."""
+        ...
+
+
+def _takes_input_shape(spec: object) -> bool:
+    try:
+        return "input_shape" in inspect.signature(spec.init).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+def init_chain(
+    specs: Sequence[LayerSpec],
+    *,
+    rng: np.random.Generator,
+    dtype: np.dtype[Any],
+    input_shape: tuple[int, ...] | None,
+    where: str = "layers",
+) -> tuple[tuple[Layer, ...], tuple[int, ...] | None]:
+    """Draw the layers of ``specs`` applied in order to inputs of per-sample shape
+    ``input_shape`` (None: the first layer that fixes it does), each sized from the
+    shape before it: ``(layers, output shape)``. ValueError naming ``{where}.{i}``
+    when a layer cannot take the shape before it."""
+    shape = input_shape
+    layers: list[Layer] = []
+    for i, spec in enumerate(specs):
+        if _takes_input_shape(spec):
+            layer = spec.init(rng=rng, dtype=dtype, input_shape=shape)  # type: ignore[call-arg]
+        else:
+            layer = spec.init(rng=rng, dtype=dtype)
+        if shape is None:
+            shape = input_shape_of(layer)
+        if shape is not None:
+            shape = output_shape_of(layer, shape, f"{where}.{i}")
+        layers.append(layer)
+    return tuple(layers), shape
+
+
+def spec_chain_shape(
+    specs: Sequence[Any], input_shape: tuple[int, ...], where: str
+) -> tuple[int, ...]:
+    """The per-sample output shape of ``specs`` applied in order to ``input_shape``;
+    TypeError for an entry that is not a spec, ValueError naming ``{where}.{i}`` and the
+    shapes for one that cannot take the shape before it."""
+    current = tuple(input_shape)
+    for i, spec in enumerate(specs):
+        fn = getattr(spec, "output_shape", None)
+        if not callable(fn) or not callable(getattr(spec, "init", None)):
+            raise TypeError(
+                f"{where}[{i}] must be a layer spec from fnn.specs, got {type(spec).__name__}"
+            )
+        try:
+            current = tuple(fn(current))
+        except ValueError as e:
+            msg = str(e).replace("{layer}", f"{where}.{i}")
+            if msg.startswith(f"{where}.{i}"):
+                raise ValueError(msg) from None
+            raise ValueError(
+                f"{where}.{i} ({type(spec).__name__}) cannot take inputs of shape {current}: {msg}"
+            ) from None
+    return current
+
 
 _RELU_LIKE = (_activations.ReLU, _activations.LeakyReLU, _activations.ELU, _activations.GELU)
 
@@ -329,6 +409,83 @@ class ActivationSpec:
         return Activation(self.activation)
 
 
+def _spec_tuple(value: Any, what: str) -> tuple[LayerSpec, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise TypeError(f"{what} must be a list of layer specs, got {type(value).__name__}")
+    out = tuple(value)
+    for i, spec in enumerate(out):
+        if not callable(getattr(spec, "output_shape", None)) or not callable(
+            getattr(spec, "init", None)
+        ):
+            raise TypeError(
+                f"{what}[{i}] must be a layer spec from fnn.specs, got {type(spec).__name__}"
+            )
+    return out
+
+
+@attrs.frozen
+class ResidualSpec:
+    """A :class:`fnn.Residual` block: ``body(x) + shortcut(x)``, each a chain of specs
+    sized from the block's input (an empty shortcut is the identity)."""
+
+    body: tuple[LayerSpec, ...]
+    shortcut: tuple[LayerSpec, ...] = ()
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shapes = [
+            ("body", spec_chain_shape(self.body, input_shape, "{layer}.body")),
+            ("shortcut", spec_chain_shape(self.shortcut, input_shape, "{layer}.shortcut")),
+        ]
+        return merged_shape("add", shapes, input_shape, "Residual")
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Residual:
+        if input_shape is None:
+            raise ValueError("a residual spec needs the input shape")
+        self.output_shape(input_shape)
+        body, _ = init_chain(self.body, rng=rng, dtype=dtype, input_shape=input_shape)
+        short, _ = init_chain(self.shortcut, rng=rng, dtype=dtype, input_shape=input_shape)
+        return Residual(body=body, shortcut=short)
+
+
+@attrs.frozen
+class ParallelSpec:
+    """A :class:`fnn.Parallel` block: branches of specs on the same input, joined by
+    ``merge`` (``"concat"`` on the last axis or ``"add"``)."""
+
+    branches: tuple[tuple[LayerSpec, ...], ...]
+    merge: Merge = "concat"
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shapes = [
+            (f"branches.{k}", spec_chain_shape(b, input_shape, f"{{layer}}.branches.{k}"))
+            for k, b in enumerate(self.branches)
+        ]
+        return merged_shape(self.merge, shapes, input_shape, "Parallel")
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Parallel:
+        if input_shape is None:
+            raise ValueError("a parallel spec needs the input shape")
+        self.output_shape(input_shape)
+        branches = [
+            init_chain(b, rng=rng, dtype=dtype, input_shape=input_shape)[0] for b in self.branches
+        ]
+        return Parallel(branches=branches, merge=self.merge)
+
+
 # --- the functions sequential's users write --------------------------------------------
 
 
@@ -403,6 +560,32 @@ def dropout(rate: float) -> DropoutSpec:
 def activation(name: _activations.Activation | str) -> ActivationSpec:
     """An activation as a layer of its own."""
     return ActivationSpec(name)
+
+
+def residual(
+    body: Sequence[LayerSpec], shortcut: Sequence[LayerSpec] | None = None
+) -> ResidualSpec:
+    """A residual block ``body(x) + shortcut(x)`` (:class:`fnn.Residual`): ``body`` and
+    ``shortcut`` are lists of specs, sized from the block's input; ``shortcut`` None or
+    ``[]`` is the identity, e.g. ``[conv2d(c, 1, stride=2), batch_norm()]`` where the body
+    changes the shape."""
+    return ResidualSpec(_spec_tuple(body, "body"), _spec_tuple(shortcut, "shortcut"))
+
+
+def parallel(branches: Sequence[Sequence[LayerSpec]], merge: Merge = "concat") -> ParallelSpec:
+    """Branches of specs on the same input (:class:`fnn.Parallel`), at least two, joined
+    by ``merge``: ``"concat"`` on the last axis (every other axis must match) or
+    ``"add"`` (identical shapes)."""
+    if isinstance(branches, str | bytes) or not isinstance(branches, Sequence):
+        raise TypeError(
+            f"branches must be a list of lists of layer specs, got {type(branches).__name__}"
+        )
+    out = tuple(_spec_tuple(b, f"branches[{k}]") for k, b in enumerate(branches))
+    if len(out) < 2:
+        raise ValueError(f"parallel needs at least 2 branches, got {len(out)}")
+    if merge not in ("concat", "add"):
+        raise ValueError(f"merge must be 'concat' or 'add', got {merge!r}")
+    return ParallelSpec(out, merge)
 
 
 # --- recurrent layers --------------------------------------------------------------------

@@ -123,6 +123,27 @@ def _counts(layer: object) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+def _rows(
+    index: str,
+    layer: object,
+    in_shape: tuple[int, ...],
+    out_shape: tuple[int, ...],
+    depth: int,
+) -> list[tuple[str, str, str, str, str]]:
+    """The row of ``layer`` and, below it and indented, the rows of the layers inside it
+    (a composite's chains, e.g. ``3.body.0``), each with its own output shape."""
+    t, s = _counts(layer)
+    rows = [(index, "  " * depth + _kind(layer), _shape(out_shape), f"{t:,}", f"{s:,}")]
+    for name, layers in getattr(layer, "chains", ()):
+        shape = in_shape
+        for j, inner in enumerate(layers):
+            where = f"{index}.{name}.{j}"
+            out = output_shape_of(inner, shape, where)
+            rows += _rows(where, inner, shape, out, depth + 1)
+            shape = out
+    return rows
+
+
 def _shape(shape: Sequence[int]) -> str:
     return "(" + ", ".join(["None", *(str(d) for d in shape)]) + ")"
 
@@ -162,9 +183,9 @@ def summary(net_or_architecture: Network | Architecture, input_shape: Any = None
         t, s = _counts(layer)
         n_trainable += t
         n_state += s
-        rows.append((str(i), _kind(layer), _shape(shapes[i + 1]), f"{t:,}", f"{s:,}"))
+        rows += _rows(str(i), layer, shapes[i], shapes[i + 1], 0)
     widths = [max(len(r[c]) for r in [_HEADER, *rows]) for c in range(len(_HEADER))]
-    right = (True, False, False, True, True)  # numbers right-aligned
+    right = (False, False, False, True, True)  # numbers right-aligned
 
     def line(cells: Sequence[str]) -> str:
         parts = [

@@ -80,6 +80,20 @@ def test_mnist_cnn_quick() -> None:
     assert out["test_accuracy"] > 0.3  # 2,000 images, one epoch: far above chance (0.1)
 
 
+@pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
+def test_mnist_resnet_quick() -> None:
+    out = load("mnist_resnet").main(quick=True, data=str(MNIST), verbose=0)
+    assert out["test_accuracy"] > 0.5  # 2,000 images, 3 epochs: far above chance (0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
+def test_mnist_resnet_reaches_99_4_percent_in_under_15_minutes() -> None:
+    out = load("mnist_resnet").main(quick=False, data=str(MNIST), verbose=0)
+    assert out["test_accuracy"] >= 0.994
+    assert out["seconds"] < 900
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
 def test_mnist_cnn_reaches_99_percent_in_under_5_minutes() -> None:
@@ -115,10 +129,10 @@ def test_mnist_lstm_reaches_98_5_percent_in_under_8_minutes() -> None:
 
 
 def test_shifted_images_move_by_whole_pixels() -> None:
-    shifted = load("mnist_cnn").shifted
     X = np.zeros((50, 28, 28, 1), np.float32)
     X[:, 10:18, 10:18] = 1.0
-    out = shifted(X, np.random.default_rng(0))
+    out = fnn.datasets.random_shifts(X, rng=np.random.default_rng(0))
+    assert out.dtype == X.dtype and (X[:, 10:18, 10:18] == 1).all()  # X unchanged
     assert out.shape == X.shape and (out.sum(axis=(1, 2, 3)) == 64).all()  # nothing cut off
     rows = [int(np.flatnonzero(o.any(axis=(1, 2)))[0]) - 10 for o in out]
     assert set(rows) <= {-2, -1, 0, 1, 2} and len(set(rows)) > 1

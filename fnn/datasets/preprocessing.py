@@ -16,6 +16,7 @@ __all__ = [
     "Standardizer",
     "minibatches",
     "one_hot",
+    "random_shifts",
     "split_indices",
     "standardizer",
     "train_test_split",
@@ -185,3 +186,31 @@ def minibatches(
         else:
             idx = order[start : start + batch_size]
             yield tuple(a[idx] for a in arrays)  # type: ignore[misc]
+
+
+def random_shifts(X: ArrayLike, max_shift: int = 2, *, rng: RNGLike) -> np.ndarray[Any, Any]:
+    """Data augmentation for images: each image of ``X`` (n, height, width, channels)
+    moved by a random whole number of pixels in ``[-max_shift, max_shift]`` along each
+    axis, zeros shifted in; a fresh array of ``X``'s shape and dtype (``X`` unchanged)."""
+    Xa = np.asarray(X)
+    if Xa.ndim != 4:
+        raise ValueError(
+            f"X must be images of shape (n, height, width, channels), got shape {Xa.shape}"
+        )
+    if isinstance(max_shift, bool) or not isinstance(max_shift, int | np.integer) or max_shift < 0:
+        raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
+    gen = as_generator(rng)
+    out = np.zeros_like(Xa)
+    n, h, w = Xa.shape[:3]
+    m = int(max_shift)
+    dy = gen.integers(-m, m + 1, n)
+    dx = gen.integers(-m, m + 1, n)
+    # one copy per shift: the images moved by (sy, sx) together
+    for sy in range(-m, m + 1):
+        for sx in range(-m, m + 1):
+            idx = np.flatnonzero((dy == sy) & (dx == sx))
+            if idx.size == 0:
+                continue
+            src = Xa[idx, max(0, -sy) : h - max(0, sy), max(0, -sx) : w - max(0, sx)]
+            out[idx, max(0, sy) : h - max(0, -sy), max(0, sx) : w - max(0, -sx)] = src
+    return out

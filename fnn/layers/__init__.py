@@ -3,6 +3,7 @@
 from fnn.layers import (
     activation,
     batch_norm,
+    composite,
     conv2d,
     dense,
     dropout,
@@ -24,6 +25,7 @@ from fnn.layers.base import (
     register_layer,
 )
 from fnn.layers.batch_norm import BatchNorm, BatchNormCache
+from fnn.layers.composite import Composite, CompositeCache, Parallel, Residual
 from fnn.layers.conv2d import Conv2D, Conv2DCache
 from fnn.layers.dense import Dense, DenseCache
 from fnn.layers.dropout import Dropout, DropoutCache
@@ -49,6 +51,8 @@ __all__ = [
     "AvgPool2D",
     "BatchNorm",
     "BatchNormCache",
+    "Composite",
+    "CompositeCache",
     "Context",
     "Conv2D",
     "Conv2DCache",
@@ -70,12 +74,15 @@ __all__ = [
     "LayerNormCache",
     "MaxPool2D",
     "MaxPool2DCache",
+    "Parallel",
     "Recurrent",
+    "Residual",
     "SimpleRNN",
     "SimpleRNNCache",
     "Workspace",
     "activation",
     "batch_norm",
+    "composite",
     "conv2d",
     "dense",
     "dropout",

@@ -143,6 +143,16 @@ class Workspace:
                 _ONES[key] = a
         return a
 
+    def child(self, key: object) -> Workspace:
+        """The workspace of an inner layer ``key`` (any hashable, e.g. ``("body", 0)``).
+
+        A layer made of layers (:class:`fnn.Residual`) hands each inner layer its own
+        child and never its own workspace: in ``fit`` a workspace keeps its arrays by
+        name from step to step, so two inner layers sharing one would overwrite each
+        other's outputs and caches. Fresh arrays need no separation: this workspace
+        is its own child."""
+        return self
+
 
 _ONES: dict[tuple[int, np.dtype[Any]], FloatArray] = {}
 FRESH = Workspace()
@@ -158,6 +168,21 @@ class Kept(Workspace):
     def __init__(self) -> None:
         self.arrays: dict[tuple[str, tuple[int, ...], np.dtype[Any]], FloatArray] = {}
         self.last: dict[str, FloatArray] = {}  # by name: the array of the latest shape
+        self.children: dict[object, Kept] = {}
+
+    def child(self, key: object) -> Kept:
+        """The inner layer ``key``'s own workspace, kept with this one."""
+        ws = self.children.get(key)
+        if ws is None:
+            ws = self.children[key] = Kept()
+        return ws
+
+    def all_arrays(self) -> list[FloatArray]:
+        """Every array this workspace and its children keep."""
+        out = list(self.arrays.values())
+        for ws in self.children.values():
+            out += ws.all_arrays()
+        return out
 
     def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
         a = self.last.get(name)
@@ -428,16 +453,17 @@ class LayerKind:
             random leaves and a per-sample input shape it accepts, for the shared
             property tests (gradient checks, purity, dtypes, fit, save/load).
         shapes: ``shapes(config) -> {field: shape}``, the shape of each array the
-            config implies, so checkpoints are checked before any array is read; None
-            when the config does not fix them (then the built layer's config must
-            equal the file's).
+            config implies (dotted paths below the layer for inner layers, e.g.
+            ``body.0.W``), so checkpoints are checked before any array is read; None,
+            or a function returning None, when the config does not fix them (then the
+            built layer's config must equal the file's).
     """
 
     name: str
     cls: type[Any]
     build: Callable[[dict[str, Any], dict[str, Any]], Any]
     example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]] | None
-    shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]]] | None = None
+    shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]] | None] | None = None
 
 
 LAYERS: Registry[LayerKind] = Registry("layer kind")
@@ -460,7 +486,7 @@ def register_layer(
     build: Callable[[dict[str, Any], dict[str, Any]], Any] | None = None,
     example: Callable[[np.random.Generator, np.dtype[Any]], tuple[Any, tuple[int, ...]]]
     | None = None,
-    shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]]] | None = None,
+    shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]] | None] | None = None,
 ) -> LayerKind:
     """Register a layer kind (see :class:`LayerKind`). ``build`` defaults to calling
     ``cls`` with the arrays and the config entries that name its fields. Registering a

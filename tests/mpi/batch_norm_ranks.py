@@ -25,7 +25,7 @@ TRAIN: dict[str, Any] = {
 
 def data(kind: str = "mlp") -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     rng = np.random.default_rng(0)
-    if kind == "cnn":
+    if kind in ("cnn", "resnet"):
         return rng.normal(size=(23, 6, 6, 2)) + 0.5, rng.integers(0, 3, 23)
     X = rng.normal(size=(23, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
     return X, rng.integers(0, 3, 23)
@@ -43,6 +43,21 @@ def architecture(kind: str = "mlp") -> fnn.Architecture:
                 s.max_pool2d(2),
                 s.dropout(0.2),
                 s.flatten(),
+                s.dense(3),
+            ],
+            output="softmax",
+        )
+    if kind == "resnet":  # batch norm and dropout inside residual and parallel blocks
+        s = fnn.specs
+        return fnn.sequential(
+            (6, 6, 2),
+            [
+                s.residual(
+                    [s.conv2d(3, 3, padding="same"), s.batch_norm(), s.activation("relu")],
+                    [s.conv2d(3, 1), s.batch_norm()],
+                ),
+                s.parallel([[s.conv2d(2, 1), s.dropout(0.2)], [s.batch_norm()]]),
+                s.global_avg_pool2d(),
                 s.dense(3),
             ],
             output="softmax",
