@@ -49,6 +49,7 @@ NEEDS_MODULE: dict[str, str | tuple[str, ...]] = {
 NEEDS_MNIST = {
     "docs/tutorials/mnist.md",
     "docs/tutorials/mnist-cnn.md",
+    "docs/tutorials/mnist-lstm.md",
     "docs/tutorials/mnist-resnet.md",
 }
 SLOW = {"docs/tutorials/mnist.md"}

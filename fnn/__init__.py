@@ -28,6 +28,8 @@ from fnn import (
 )
 from fnn._version import VERSION
 from fnn.layers import (
+    GRU,
+    LSTM,
     Activation,
     AvgPool2D,
     BatchNorm,
@@ -44,6 +46,7 @@ from fnn.layers import (
     MaxPool2D,
     Parallel,
     Residual,
+    SimpleRNN,
     dense,
     dropout,
 )
@@ -94,6 +97,8 @@ from fnn.training import (
 __version__ = VERSION
 
 __all__ = [
+    "GRU",
+    "LSTM",
     "Activation",
     "Architecture",
     "AvgPool2D",
@@ -123,6 +128,7 @@ __all__ = [
     "Parallel",
     "ReduceOnPlateau",
     "Residual",
+    "SimpleRNN",
     "TrainingDiverged",
     "__version__",
     "activations",

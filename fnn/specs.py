@@ -52,6 +52,7 @@ from fnn.layers.pool2d import (
     stride_or_none,
     window_pair,
 )
+from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN, sequence_output_shape
 
 __all__ = [
     "ActivationSpec",
@@ -61,13 +62,16 @@ __all__ = [
     "DenseSpec",
     "DropoutSpec",
     "FlattenSpec",
+    "GRUSpec",
     "GlobalAvgPool2DSpec",
     "KindSpec",
+    "LSTMSpec",
     "LayerNormSpec",
     "LayerSpec",
     "MaxPool2DSpec",
     "ParallelSpec",
     "ResidualSpec",
+    "SimpleRNNSpec",
     "activation",
     "avg_pool2d",
     "batch_norm",
@@ -77,12 +81,15 @@ __all__ = [
     "dropout",
     "flatten",
     "global_avg_pool2d",
+    "gru",
     "init_chain",
     "layer",
     "layer_norm",
+    "lstm",
     "max_pool2d",
     "parallel",
     "residual",
+    "simple_rnn",
     "spec_chain_shape",
 ]
 
@@ -590,6 +597,91 @@ def parallel(branches: Sequence[Sequence[LayerSpec]], merge: Merge = "concat") -
     if merge not in ("concat", "add"):
         raise ValueError(f"merge must be 'concat' or 'add', got {merge!r}")
     return ParallelSpec(out, merge)
+
+
+# --- recurrent layers --------------------------------------------------------------------
+
+
+@attrs.frozen
+class _RecurrentSpec:
+    """A recurrent layer of ``units`` hidden units over sequences (T, features), its
+    input weights sized from the input (PyTorch's initialisation)."""
+
+    units: int
+    return_sequences: bool = False
+    kind: ClassVar[str] = "recurrent"
+    layer: ClassVar[type[Recurrent]]
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return sequence_output_shape(
+            self.kind, None, self.units, self.return_sequences, tuple(input_shape)
+        )
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Recurrent:
+        if input_shape is None:
+            raise ValueError(f"a {self.kind} spec needs the input shape")
+        self.output_shape(input_shape)
+        return self.layer.create(
+            input_shape[1],
+            self.units,
+            rng=rng,
+            return_sequences=self.return_sequences,
+            dtype=dtype,
+        )
+
+
+@attrs.frozen
+class SimpleRNNSpec(_RecurrentSpec):
+    """A tanh recurrent layer (see :class:`fnn.SimpleRNN`)."""
+
+    kind: ClassVar[str] = "simple_rnn"
+    layer: ClassVar[type[Recurrent]] = SimpleRNN
+
+
+@attrs.frozen
+class LSTMSpec(_RecurrentSpec):
+    """An LSTM layer (see :class:`fnn.LSTM`)."""
+
+    kind: ClassVar[str] = "lstm"
+    layer: ClassVar[type[Recurrent]] = LSTM
+
+
+@attrs.frozen
+class GRUSpec(_RecurrentSpec):
+    """A GRU layer (see :class:`fnn.GRU`)."""
+
+    kind: ClassVar[str] = "gru"
+    layer: ClassVar[type[Recurrent]] = GRU
+
+
+def _return_sequences(value: object) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"return_sequences must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def simple_rnn(units: int, return_sequences: bool = False) -> SimpleRNNSpec:
+    """A tanh recurrent layer of ``units`` units over (T, features) sequences: the last
+    hidden state (units,), or every one (T, units) with ``return_sequences``."""
+    return SimpleRNNSpec(check_int(units, "units"), _return_sequences(return_sequences))
+
+
+def lstm(units: int, return_sequences: bool = False) -> LSTMSpec:
+    """An LSTM layer of ``units`` units over (T, features) sequences (PyTorch's
+    conventions): the last hidden state (units,), or every one (T, units)."""
+    return LSTMSpec(check_int(units, "units"), _return_sequences(return_sequences))
+
+
+def gru(units: int, return_sequences: bool = False) -> GRUSpec:
+    """A GRU layer of ``units`` units over (T, features) sequences (PyTorch's
+    conventions): the last hidden state (units,), or every one (T, units)."""
+    return GRUSpec(check_int(units, "units"), _return_sequences(return_sequences))
 
 
 @attrs.frozen

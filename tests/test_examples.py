@@ -102,6 +102,32 @@ def test_mnist_cnn_reaches_99_percent_in_under_5_minutes() -> None:
     assert out["seconds"] < 300  # about 90 s on 2 cores
 
 
+def last_line_accuracy_and_seconds(proc: subprocess.CompletedProcess[str]) -> tuple[float, float]:
+    """The MNIST examples' last line: ``... test accuracy 0.9871 (301.2s training)``."""
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    found = re.search(r"test accuracy ([0-9.]+) \(([0-9.]+)s training\)$", last)
+    assert found is not None, last
+    return float(found.group(1)), float(found.group(2))
+
+
+# in processes of their own: the example sets NumPy's BLAS threads before NumPy loads
+@pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
+def test_mnist_lstm_quick() -> None:
+    proc = run_example("mnist_lstm", "--quick", "--verbose", "0", "--data", str(MNIST))
+    accuracy, _ = last_line_accuracy_and_seconds(proc)
+    assert accuracy > 0.4  # 3,000 images, three epochs: far above chance (0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
+def test_mnist_lstm_reaches_98_5_percent_in_under_8_minutes() -> None:
+    proc = run_example("mnist_lstm", "--verbose", "0", "--data", str(MNIST), timeout=1200)
+    accuracy, seconds = last_line_accuracy_and_seconds(proc)
+    assert accuracy >= 0.985
+    assert seconds < 480
+
+
 def test_shifted_images_move_by_whole_pixels() -> None:
     X = np.zeros((50, 28, 28, 1), np.float32)
     X[:, 10:18, 10:18] = 1.0
@@ -115,12 +141,14 @@ def test_shifted_images_move_by_whole_pixels() -> None:
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py"))
 
 
-def run_example(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def run_example(
+    name: str, *args: str, cwd: Path = ROOT, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "examples" / f"{name}.py"), *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=cwd,
     )
 

@@ -45,6 +45,21 @@ F64 = np.dtype(np.float64)
 KINDS: list[LayerKind] = [
     k for _, k in LAYERS.items() if k.example is not None and k.cls.__module__.startswith("fnn.")
 ]
+# kinds fnn.onnx has no form for yet (the recurrent layers: ONNX's RNN, LSTM and GRU
+# operators are another part of issue 20); strict, so the mark must go when they come
+NO_ONNX_FORM_YET = {"simple_rnn", "lstm", "gru"}
+KIND_PARAMS = [
+    pytest.param(
+        k,
+        id=k.name,
+        marks=pytest.mark.xfail(
+            raises=ValueError, strict=True, reason=f"fnn.onnx does not write {k.name} yet"
+        ),
+    )
+    if k.name in NO_ONNX_FORM_YET
+    else pytest.param(k, id=k.name)
+    for k in KINDS
+]
 ACTIVATIONS = [
     (name, cls)
     for name, cls in fnn.activations.ACTIVATIONS.items()
@@ -104,7 +119,7 @@ def head(layers: list[Any], shape: tuple[int, ...], rng: np.random.Generator, dt
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
-@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
+@pytest.mark.parametrize("kind", KIND_PARAMS)
 def test_every_layer_kind_runs_as_fnn_predicts_and_loads_back(
     kind: LayerKind, dtype: np.dtype[Any], tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from fnn.layers import (
     flatten,
     layer_norm,
     pool2d,
+    recurrent,
 )
 from fnn.layers.activation import Activation, ActivationCache
 from fnn.layers.base import (
@@ -31,9 +32,20 @@ from fnn.layers.dropout import Dropout, DropoutCache
 from fnn.layers.flatten import Flatten, FlattenCache
 from fnn.layers.layer_norm import LayerNorm, LayerNormCache
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D, MaxPool2DCache
+from fnn.layers.recurrent import (
+    GRU,
+    LSTM,
+    GRUCache,
+    LSTMCache,
+    Recurrent,
+    SimpleRNN,
+    SimpleRNNCache,
+)
 
 __all__ = [
+    "GRU",
     "LAYERS",
+    "LSTM",
     "Activation",
     "ActivationCache",
     "AvgPool2D",
@@ -50,8 +62,10 @@ __all__ = [
     "DropoutCache",
     "Flatten",
     "FlattenCache",
+    "GRUCache",
     "GlobalAvgPool2D",
     "Kept",
+    "LSTMCache",
     "Layer",
     "LayerBase",
     "LayerCache",
@@ -61,7 +75,10 @@ __all__ = [
     "MaxPool2D",
     "MaxPool2DCache",
     "Parallel",
+    "Recurrent",
     "Residual",
+    "SimpleRNN",
+    "SimpleRNNCache",
     "Workspace",
     "activation",
     "batch_norm",
@@ -72,5 +89,6 @@ __all__ = [
     "flatten",
     "layer_norm",
     "pool2d",
+    "recurrent",
     "register_layer",
 ]
