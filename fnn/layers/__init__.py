@@ -2,6 +2,7 @@
 
 from fnn.layers import (
     activation,
+    attention,
     batch_norm,
     composite,
     conv2d,
@@ -12,6 +13,7 @@ from fnn.layers import (
     pool2d,
 )
 from fnn.layers.activation import Activation, ActivationCache
+from fnn.layers.attention import MultiHeadAttention, MultiHeadAttentionCache
 from fnn.layers.base import (
     LAYERS,
     Context,
@@ -60,10 +62,13 @@ __all__ = [
     "LayerNormCache",
     "MaxPool2D",
     "MaxPool2DCache",
+    "MultiHeadAttention",
+    "MultiHeadAttentionCache",
     "Parallel",
     "Residual",
     "Workspace",
     "activation",
+    "attention",
     "batch_norm",
     "composite",
     "conv2d",
