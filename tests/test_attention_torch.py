@@ -256,3 +256,23 @@ def test_bad_inputs() -> None:
         fnn.MultiHeadAttention(
             W_in=np.zeros((4, 8)), b_in=None, W_out=np.zeros((4, 4)), b_out=None, heads=2
         )
+
+
+def test_in_a_network_built_from_specs() -> None:
+    specs: list[fnn.specs.LayerSpec] = [
+        fnn.specs.multi_head_attention(3, causal=True),
+        fnn.specs.flatten(),
+    ]
+    arch = fnn.sequential((5, 6), [*specs, fnn.specs.dense(2)], output="softmax")
+    net = fnn.init(arch, rng=0)
+    layer = net.layers[0]
+    assert isinstance(layer, fnn.MultiHeadAttention) and layer.heads == 3 and layer.causal
+    X = np.random.default_rng(0).normal(size=(4, 5, 6))
+    out, cache = fnn.forward(net, X)
+    grads = fnn.backward(net, cache, np.array([0, 1, 1, 0]))
+    assert out.shape == (4, 2)
+    assert isinstance(grads.layers[0], fnn.MultiHeadAttention)
+    assert np.abs(grads.layers[0].W_in).max() > 0
+    # heads not dividing the width: ValueError when the network is built, naming both
+    with pytest.raises(ValueError, match=r"layers\.0.*heads=4 does not divide.*d_model=6"):
+        fnn.sequential((5, 6), [fnn.specs.multi_head_attention(4), *specs[1:]])
