@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +35,13 @@ def test_shakespeare_is_the_published_text(text: str) -> None:
         assert SHARED.read_text(encoding="ascii") == text
 
 
-def test_shakespeare_returns_a_new_string_each_call(text: str) -> None:
-    again = load_shakespeare()
-    assert again == text
+def test_shakespeare_ships_gzipped_in_the_package() -> None:
+    data = resources.files("fnn.datasets").joinpath("data")
+    packed = data.joinpath("tragedies.txt.gz").read_bytes()
+    assert packed[:2] == b"\x1f\x8b"  # the gzip magic number
+    assert 400_000 < len(packed) < 500_000  # about 460 KB
+    readme = data.joinpath("README.md").read_text(encoding="utf-8")
+    assert "Creative Commons Attribution 2.5" in readme and SHA256 in readme
 
 
 def test_char_vocab_round_trips_the_corpus(text: str) -> None:
