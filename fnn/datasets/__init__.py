@@ -1,5 +1,5 @@
-"""Data sets: toy generators with explicit randomness, the shipped digits, MNIST, and
-preprocessing."""
+"""Data sets: toy generators with explicit randomness, the shipped digits, MNIST, the
+shipped Shakespeare text with its character tools, and preprocessing."""
 
 from fnn.datasets.digits import load_digits
 from fnn.datasets.mnist import load_mnist, read_idx
@@ -19,11 +19,21 @@ from fnn.datasets.synthetic import (
     make_regression,
     make_spirals,
 )
+from fnn.datasets.text import (
+    CharVocab,
+    char_vocab,
+    load_shakespeare,
+    split_text,
+    text_windows,
+)
 
 __all__ = [
+    "CharVocab",
     "Standardizer",
+    "char_vocab",
     "load_digits",
     "load_mnist",
+    "load_shakespeare",
     "make_circles",
     "make_linear",
     "make_moons",
@@ -34,6 +44,8 @@ __all__ = [
     "random_shifts",
     "read_idx",
     "split_indices",
+    "split_text",
     "standardizer",
+    "text_windows",
     "train_test_split",
 ]

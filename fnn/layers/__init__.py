@@ -2,6 +2,7 @@
 
 from fnn.layers import (
     activation,
+    attention,
     batch_norm,
     composite,
     conv2d,
@@ -13,6 +14,7 @@ from fnn.layers import (
     recurrent,
 )
 from fnn.layers.activation import Activation, ActivationCache
+from fnn.layers.attention import MultiHeadAttention, MultiHeadAttentionCache
 from fnn.layers.base import (
     LAYERS,
     Context,
@@ -74,6 +76,8 @@ __all__ = [
     "LayerNormCache",
     "MaxPool2D",
     "MaxPool2DCache",
+    "MultiHeadAttention",
+    "MultiHeadAttentionCache",
     "Parallel",
     "Recurrent",
     "Residual",
@@ -81,6 +85,7 @@ __all__ = [
     "SimpleRNNCache",
     "Workspace",
     "activation",
+    "attention",
     "batch_norm",
     "composite",
     "conv2d",
