@@ -37,6 +37,7 @@ from fnn.layers.base import (
     backward_kernel,
     context,
     forward_kernel,
+    input_ids_of,
     input_shape_of,
     output_shape_of,
     seal,
@@ -231,23 +232,19 @@ def sequential(
             the shape before it (a kernel larger than its padded input, a dense layer
             after a 4-D output without ``flatten()``), or the last shape is not a vector.
     """
-    shape: tuple[int, ...] = (
-        (int(input_shape),) if isinstance(input_shape, int | np.integer) else tuple(input_shape)
-    )
-    for d in shape:
-        if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"input_shape must hold positive ints, got {input_shape!r}")
-    shape = tuple(int(d) for d in shape)
+    shape = _to_shape(input_shape)
+    assert shape is not None
     specs = tuple(layers)
     if not specs:
         raise ValueError("sequential needs at least one layer spec")
     current = spec_chain_shape(specs, shape, "layers")
-    if len(current) != 1:
+    if len(current) not in (1, 2):
         raise ValueError(
             f"the last layer gives outputs of shape {current}; a network ends in logits of "
-            "shape (n_outputs,): add flatten() or global_avg_pool2d() and a dense layer"
+            "shape (n_outputs,) or per-position logits (T, n_outputs): add flatten() or "
+            "global_avg_pool2d() and a dense layer"
         )
-    the_loss = _output_loss(output, loss, current[0])
+    the_loss = _output_loss(output, loss, current[-1])
     return Architecture(layers=specs, loss=the_loss, dtype=dtype, input_shape=shape)
 
 
@@ -264,15 +261,22 @@ def _to_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
 
 
 def _to_shape(shape: Any) -> tuple[int, ...] | None:
+    """A per-sample input shape: positive ints, or None for the time axis of a sequence
+    (its first axis, in ``(None,)`` for token ids or ``(None, d)``): any length."""
     if shape is None:
         return None
     if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
         shape = (shape,)
     out = tuple(shape)
-    for d in out:
+    for i, d in enumerate(out):
+        if d is None and i == 0 and len(out) <= 2:
+            continue  # a sequence's time axis: any length
         if isinstance(d, bool) or not isinstance(d, int | np.integer) or d < 1:
-            raise ValueError(f"input_shape must hold positive ints, got {shape!r}")
-    return tuple(int(d) for d in out)
+            raise ValueError(
+                f"input_shape must hold positive ints (None only for the time axis of a "
+                f"sequence, (None,) or (None, d)), got {shape!r}"
+            )
+    return tuple(d if d is None else int(d) for d in out)  # type: ignore[misc]
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -336,10 +340,11 @@ class Network:
         for i, layer in enumerate(self.layers):
             shape = output_shape_of(layer, shape, f"layers.{i}")
             shapes.append(shape)
-        if len(shape) != 1:
+        if len(shape) not in (1, 2):
             raise ValueError(
                 f"the last layer gives outputs of shape {shape}; a network ends in logits of "
-                "shape (n_outputs,) (add a flatten or global pooling layer and a dense layer)"
+                "shape (n_outputs,) or per-position logits (T, n_outputs) (add a flatten or "
+                "global pooling layer and a dense layer)"
             )
         entries = leaves_with_paths(self)
         if not entries:
@@ -409,8 +414,19 @@ class Network:
 
     @property
     def n_outputs(self) -> int:
-        """Output units (logits per sample)."""
-        return self.shapes[-1][0]
+        """Output units (logits per sample, or per position for per-position logits)."""
+        return self.shapes[-1][-1]
+
+    @property
+    def per_position(self) -> bool:
+        """Whether the network ends in per-position logits (n, T, n_outputs)."""
+        return len(self.shapes[-1]) == 2
+
+    @property
+    def input_ids(self) -> int | None:
+        """``vocab_size`` when the network takes integer token ids (its first layer has
+        ``input_ids``, as :class:`fnn.Embedding`), else None (float inputs)."""
+        return input_ids_of(self.layers[0])
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -599,7 +615,7 @@ def check_input(params: Network, X: ArrayLike) -> FloatArray:
     """``X`` validated for ``params`` (shape, finiteness) and in its dtype."""
     shape = params.input_shape
     assert shape is not None
-    return check_X(X, input_shape=shape, dtype=params.dtype)
+    return check_X(X, input_shape=shape, dtype=params.dtype, ids=params.input_ids)
 
 
 def forward_pass(
@@ -780,13 +796,16 @@ def loss(
 
 
 INFERENCE_BYTES = 256 << 20
+SEQUENCE_ROWS = 512
 
 
 def inference_rows(params: Network) -> int:
     """Rows per chunk at inference: at most 4096, fewer when one sample's activations
     are large (images; a convolution's im2col matrix adds a few times its output), so
     a forward pass over many images takes a few hundred MiB at a time, not gigabytes."""
-    per_sample = 4 * sum(math.prod(s) for s in params.shapes) * params.dtype.itemsize
+    # a time axis of any length (None) is counted as SEQUENCE_ROWS positions
+    sizes = (math.prod(SEQUENCE_ROWS if d is None else d for d in s) for s in params.shapes)
+    per_sample = 4 * sum(sizes) * params.dtype.itemsize
     return max(16, min(4096, INFERENCE_BYTES // max(per_sample, 1)))
 
 

@@ -227,7 +227,8 @@ def _export_layer(b: _Builder, i: int, layer: Any, in_shape: tuple[int, ...]) ->
     kind = type(layer)
     b.rank = len(in_shape) + 1
     if kind is Dense:
-        b.node(where, "Gemm", [b.const(f"{where}.W", layer.W), b.const(f"{where}.b", layer.b)])
+        bias = np.zeros(layer.n_out, layer.W.dtype) if layer.b is None else layer.b
+        b.node(where, "Gemm", [b.const(f"{where}.W", layer.W), b.const(f"{where}.b", bias)])
         _export_activation(b, where, layer.activation)
     elif kind is Conv2D:
         b.to_cf(where)

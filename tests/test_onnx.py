@@ -234,7 +234,7 @@ def randomise_state(net: fnn.Network, rng: np.random.Generator) -> fnn.Network:
                 running_mean=rng.normal(size=c).astype(dt),
                 running_var=rng.uniform(0.5, 2.0, c).astype(dt),
             )
-        if isinstance(layer, fnn.Dense | fnn.Conv2D):
+        if isinstance(layer, fnn.Dense | fnn.Conv2D) and layer.b is not None:
             layer = attrs.evolve(layer, b=rng.normal(size=layer.b.shape).astype(dt))
         layers.append(layer)
     return fnn.network.pack(attrs.evolve(net, layers=layers))

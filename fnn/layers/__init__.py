@@ -7,9 +7,11 @@ from fnn.layers import (
     conv2d,
     dense,
     dropout,
+    embedding,
     flatten,
     layer_norm,
     pool2d,
+    positional_embedding,
 )
 from fnn.layers.activation import Activation, ActivationCache
 from fnn.layers.base import (
@@ -28,9 +30,11 @@ from fnn.layers.composite import Composite, CompositeCache, Parallel, Residual
 from fnn.layers.conv2d import Conv2D, Conv2DCache
 from fnn.layers.dense import Dense, DenseCache
 from fnn.layers.dropout import Dropout, DropoutCache
+from fnn.layers.embedding import Embedding, EmbeddingCache
 from fnn.layers.flatten import Flatten, FlattenCache
 from fnn.layers.layer_norm import LayerNorm, LayerNormCache
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D, MaxPool2DCache
+from fnn.layers.positional_embedding import PositionalEmbedding, PositionalEmbeddingCache
 
 __all__ = [
     "LAYERS",
@@ -48,6 +52,8 @@ __all__ = [
     "DenseCache",
     "Dropout",
     "DropoutCache",
+    "Embedding",
+    "EmbeddingCache",
     "Flatten",
     "FlattenCache",
     "GlobalAvgPool2D",
@@ -61,6 +67,8 @@ __all__ = [
     "MaxPool2D",
     "MaxPool2DCache",
     "Parallel",
+    "PositionalEmbedding",
+    "PositionalEmbeddingCache",
     "Residual",
     "Workspace",
     "activation",
@@ -69,8 +77,10 @@ __all__ = [
     "conv2d",
     "dense",
     "dropout",
+    "embedding",
     "flatten",
     "layer_norm",
     "pool2d",
+    "positional_embedding",
     "register_layer",
 ]

@@ -66,6 +66,7 @@ __all__ = [
     "context",
     "forward_kernel",
     "fresh_grads",
+    "input_ids_of",
     "input_shape_of",
     "output_shape_of",
     "register_layer",
@@ -405,6 +406,17 @@ def fresh_grads(layer: Any) -> Any:
     if not lay.size:
         return layer
     return lay.build(np.empty(lay.size, lay.dtype), writable=True)
+
+
+def input_ids_of(layer: object) -> int | None:
+    """The vocabulary size of a layer that takes integer token ids (it declares it as
+    its ``input_ids`` attribute, as :class:`fnn.Embedding`), else None (float inputs).
+
+    A network whose first layer takes ids checks its input as ids in [0, input_ids) and
+    passes them unconverted; gradient checks draw such inputs as random ids and skip the
+    input gradient."""
+    ids = getattr(layer, "input_ids", None)
+    return None if ids is None else int(ids)
 
 
 def input_shape_of(layer: object) -> tuple[int, ...] | None:
