@@ -80,8 +80,10 @@ __all__ = [
     "logits_of",
     "loss",
     "mlp",
+    "output_length",
     "pack",
     "predict",
+    "prepare_targets",
     "sequential",
     "value_and_grad",
 ]
@@ -618,6 +620,26 @@ def check_input(params: Network, X: ArrayLike) -> FloatArray:
     return check_X(X, input_shape=shape, dtype=params.dtype, ids=params.input_ids)
 
 
+def prepare_targets(params: Network, y: Any, n: int, T: int) -> FloatArray:
+    """``y`` validated and prepared for ``params``' loss, for a batch of ``n`` samples
+    whose per-position logits have ``T`` positions (ignored for vector outputs):
+    ``loss.targets`` for logits (n, k), ``loss.sequence_targets`` (targets (n, T)) for
+    per-position logits (n, T, k)."""
+    if params.per_position:
+        return params.loss.sequence_targets(y, (n, T, params.n_outputs), params.dtype)
+    return params.loss.targets(y, n, params.n_outputs, params.dtype)
+
+
+def output_length(params: Network, X: np.ndarray[Any, Any]) -> int:
+    """The number of positions of the logits for a validated batch ``X`` (n, T, ...):
+    a fixed time axis, or ``T`` of the input for one of any length (0 for vector
+    outputs)."""
+    if not params.per_position:
+        return 0
+    T = params.shapes[-1][0]
+    return int(X.shape[1]) if T is None else int(T)
+
+
 def forward_pass(
     params: Network, X: FloatArray, ctx: Context, workspaces: Sequence[Workspace]
 ) -> tuple[FloatArray, tuple[LayerCache, ...]]:
@@ -754,8 +776,8 @@ def backward(
     """
     params = check_network(params)
     cache = check_cache(params, cache)
-    n, k = cache.logits.shape
-    ya = params.loss.targets(y, n, k, params.dtype)
+    n, T = cache.logits.shape[0], (cache.logits.shape[1] if cache.logits.ndim == 3 else 0)
+    ya = prepare_targets(params, y, n, T)
     w = check_sample_weight(sample_weight, n, params.dtype)
     d = params.loss.grad(cache.logits, ya, w)  # the gradient alone: no loss value needed
     return backprop(params, cache.layers, d, TRAINING)
@@ -775,8 +797,8 @@ def value_and_grad(
     Xa = check_input(params, X)
     ctx = context(train, _rng_for(params, train, rng))
     logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
-    n, k = logits.shape
-    ya = params.loss.targets(y, n, k, params.dtype)
+    n, T = logits.shape[0], (logits.shape[1] if logits.ndim == 3 else 0)
+    ya = prepare_targets(params, y, n, T)
     w = check_sample_weight(sample_weight, n, params.dtype)
     value, d = params.loss.value_and_grad(logits, ya, w)  # one pass for both
     return value, backprop(params, caches, d, ctx)
@@ -789,8 +811,8 @@ def loss(
     params = check_network(params)
     Xa = check_input(params, X)
     logits = logits_of(params, Xa)
-    n, k = logits.shape
-    ya = params.loss.targets(y, n, k, params.dtype)
+    n, T = logits.shape[0], (logits.shape[1] if logits.ndim == 3 else 0)
+    ya = prepare_targets(params, y, n, T)
     w = check_sample_weight(sample_weight, n, params.dtype)
     return params.loss.value(logits, ya, w)
 
