@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fnn._types import FloatArray, RNGLike
+from fnn._types import FloatArray, RNGLike, Shape
 
 __all__ = [
     "as_generator",
@@ -173,7 +173,7 @@ def check_2d(x: Any, *, name: str = "X", dtype: np.dtype[Any] | None = None) -> 
 
 
 def check_X(
-    X: Any, *, input_shape: tuple[int, ...], dtype: np.dtype[Any], ids: int | None = None
+    X: Any, *, input_shape: Shape, dtype: np.dtype[Any], ids: int | None = None
 ) -> FloatArray:
     """A network's input as a finite float array of ``dtype``, (n_samples, *input_shape):
     (n_samples, n_features) for dense networks with the messages of :func:`check_2d`,
@@ -226,18 +226,18 @@ def check_X(
     return out
 
 
-def _fits(shape: tuple[int, ...], want: tuple[int, ...]) -> bool:
+def _fits(shape: tuple[int, ...], want: Shape) -> bool:
     """Whether a per-sample ``shape`` matches ``want`` (a None there: any length >= 1)."""
     return len(shape) == len(want) and all(
         (w is None and d >= 1) or d == w for d, w in zip(shape, want, strict=True)
     )
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
+def _shape_text(shape: Shape) -> str:
     return "(n_samples, " + ", ".join("T" if d is None else str(d) for d in shape) + ")"
 
 
-def _check_sequence(X: Any, input_shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+def _check_sequence(X: Any, input_shape: Shape, dtype: np.dtype[Any]) -> FloatArray:
     """Float sequences (n_samples, T, ...) for an ``input_shape`` with a None time axis."""
     b = _to_numeric(X, "X", strings=False)
     if b.ndim != len(input_shape) + 1 or b.shape[0] == 0 or not _fits(b.shape[1:], input_shape):
@@ -250,9 +250,7 @@ def _check_sequence(X: Any, input_shape: tuple[int, ...], dtype: np.dtype[Any]) 
     return out
 
 
-def check_token_ids(
-    X: Any, *, input_shape: tuple[int, ...], vocab_size: int
-) -> np.ndarray[Any, Any]:
+def check_token_ids(X: Any, *, input_shape: Shape, vocab_size: int) -> np.ndarray[Any, Any]:
     """Token ids (n_samples, T) of an integer dtype, each in [0, vocab_size): returned
     unchanged. TypeError-free by design of the message table: every refusal is a
     ValueError naming the dtype, or the bad id and its position."""

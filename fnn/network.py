@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 import numpy as np
@@ -24,7 +24,7 @@ from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn import losses as _losses
 from fnn import tree
-from fnn._types import ArrayLike, FloatArray, RNGLike
+from fnn._types import ArrayLike, FloatArray, RNGLike, Shape
 from fnn._validation import as_generator, check_sample_weight, check_X, float_dtype
 from fnn.layers.base import (
     FRESH,
@@ -101,11 +101,12 @@ class Architecture:
     layers: tuple[LayerSpec, ...]
     loss: _losses.Loss
     dtype: np.dtype[Any] = attrs.field(converter=float_dtype)
-    input_shape: tuple[int, ...] | None = None
+    input_shape: Shape | None = None
 
     def build(self, rng: np.random.Generator) -> Network:
         """A network with parameters drawn from ``rng`` (not yet packed)."""
-        layers, _ = init_chain(self.layers, rng=rng, dtype=self.dtype, input_shape=self.input_shape)
+        shape = None if self.input_shape is None else _for_layers(self.input_shape)
+        layers, _ = init_chain(self.layers, rng=rng, dtype=self.dtype, input_shape=shape)
         return Network(layers=layers, loss=self.loss, input_shape=self.input_shape)
 
 
@@ -208,7 +209,7 @@ def _output_loss(output: str, loss: _losses.Loss | str | None, n_outputs: int) -
 
 
 def sequential(
-    input_shape: int | Sequence[int],
+    input_shape: int | Sequence[int | None],
     layers: Sequence[LayerSpec],
     *,
     output: _losses.OutputName = "identity",
@@ -239,7 +240,7 @@ def sequential(
     specs = tuple(layers)
     if not specs:
         raise ValueError("sequential needs at least one layer spec")
-    current = spec_chain_shape(specs, shape, "layers")
+    current = spec_chain_shape(specs, _for_layers(shape), "layers")
     if len(current) not in (1, 2):
         raise ValueError(
             f"the last layer gives outputs of shape {current}; a network ends in logits of "
@@ -262,7 +263,13 @@ def _to_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
-def _to_shape(shape: Any) -> tuple[int, ...] | None:
+def _for_layers(shape: Shape) -> tuple[int, ...]:
+    """``shape`` as the layer protocol types it (``output_shape``, specs): a None time
+    axis travels through as is, and layers read it as "any length"."""
+    return cast(tuple[int, ...], shape)
+
+
+def _to_shape(shape: Any) -> Shape | None:
     """A per-sample input shape: positive ints, or None for the time axis of a sequence
     (its first axis, in ``(None,)`` for token ids or ``(None, d)``): any length."""
     if shape is None:
@@ -278,7 +285,7 @@ def _to_shape(shape: Any) -> tuple[int, ...] | None:
                 f"input_shape must hold positive ints (None only for the time axis of a "
                 f"sequence, (None,) or (None, d)), got {shape!r}"
             )
-    return tuple(d if d is None else int(d) for d in out)  # type: ignore[misc]
+    return tuple(d if d is None else int(d) for d in out)
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -304,9 +311,7 @@ class Network:
 
     layers: tuple[Layer, ...] = attrs.field(converter=_to_layers)
     loss: _losses.Loss = attrs.field(converter=_losses.get, metadata=STATIC_META)
-    input_shape: tuple[int, ...] | None = attrs.field(
-        default=None, converter=_to_shape, metadata=STATIC_META
-    )
+    input_shape: Shape | None = attrs.field(default=None, converter=_to_shape, metadata=STATIC_META)
     # cached: the flat layout, the contiguous buffer the leaves view (if any), what the
     # structure fixes (shapes, kernels); not part of the tree
     _layout: Layout | None = attrs.field(init=False, default=None, repr=False)
@@ -340,7 +345,7 @@ class Network:
             object.__setattr__(self, "input_shape", shape)
         shapes = []
         for i, layer in enumerate(self.layers):
-            shape = output_shape_of(layer, shape, f"layers.{i}")
+            shape = output_shape_of(layer, _for_layers(shape), f"layers.{i}")
             shapes.append(shape)
         if len(shape) not in (1, 2):
             raise ValueError(
@@ -401,7 +406,7 @@ class Network:
         return from_flat(self, flat)
 
     @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
+    def shapes(self) -> tuple[Shape, ...]:
         """The per-sample output shape of each layer."""
         plan = self._plan
         assert plan is not None
@@ -412,12 +417,16 @@ class Network:
         """Input features expected: the size of one sample (``prod(input_shape)``)."""
         shape = self.input_shape
         assert shape is not None
-        return int(np.prod(shape))
+        if None in shape:
+            raise ValueError(f"a sequence network's samples have no fixed size: {shape}")
+        return int(np.prod(_for_layers(shape)))
 
     @property
     def n_outputs(self) -> int:
         """Output units (logits per sample, or per position for per-position logits)."""
-        return self.shapes[-1][-1]
+        k = self.shapes[-1][-1]
+        assert k is not None  # only a time axis may be None
+        return k
 
     @property
     def per_position(self) -> bool:
@@ -517,7 +526,7 @@ def _no_d_in(layers: Sequence[Layer], i: int) -> None:
     )
 
 
-def _layer_label(layer: object, out_shape: tuple[int, ...]) -> str:
+def _layer_label(layer: object, out_shape: Shape) -> str:
     """``Dense(2->16, relu)``-style: the kind, the output shape, the activation."""
     act = getattr(layer, "activation", None)
     name = getattr(act, "name", None)

@@ -292,12 +292,16 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
     if dtype not in _ELEM:
         raise ValueError(f"only float32 and float64 networks can be exported, got {dtype}")
     b = _Builder(dtype, opset)
-    input_shape = net.input_shape
-    assert input_shape is not None
+    if net.input_shape is None or None in net.input_shape or net.input_ids is not None:
+        raise ValueError(
+            "ONNX export does not handle sequence networks (token ids, or a time axis of "
+            f"any length: input_shape={net.input_shape}) yet"
+        )
+    input_shape = tuple(int(d or 0) for d in net.input_shape)
     shape = input_shape
     for i, (layer, out) in enumerate(zip(net.layers, net.shapes, strict=True)):
         _export_layer(b, i, layer, shape)
-        shape = out
+        shape = tuple(int(d or 0) for d in out)
     output = net.loss.output
     if output == "sigmoid":
         b.node("output", "Sigmoid")

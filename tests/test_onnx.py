@@ -247,7 +247,7 @@ def test_random_architectures_run_as_fnn_predicts_and_load_back(
 ) -> None:
     rng = np.random.default_rng(seed)
     net = randomise_state(fnn.init(arch, rng=rng), rng)
-    X = rng.normal(size=(4, *(net.input_shape or ()))).astype(net.dtype)
+    X = rng.normal(size=(4, *[int(d or 0) for d in net.input_shape or ()])).astype(net.dtype)
     check_round_trip(net, tmp_path_factory.mktemp("arch"), X, opset=opset)
 
 
