@@ -626,7 +626,14 @@ def check_input(params: Network, X: ArrayLike) -> FloatArray:
     """``X`` validated for ``params`` (shape, finiteness) and in its dtype."""
     shape = params.input_shape
     assert shape is not None
-    return check_X(X, input_shape=shape, dtype=params.dtype, ids=params.input_ids)
+    Xa = check_X(X, input_shape=shape, dtype=params.dtype, ids=params.input_ids)
+    if None in shape:
+        # a time axis of any length: the layers check this batch's length (a positional
+        # embedding's max_len) before any work, a few calls of their output_shape
+        current = (Xa.shape[1], *_for_layers(shape)[1:])
+        for i, layer in enumerate(params.layers):
+            current = output_shape_of(layer, current, f"layers.{i}")
+    return Xa
 
 
 def prepare_targets(params: Network, y: Any, n: int, T: int) -> FloatArray:
