@@ -219,3 +219,36 @@ def test_all_positions_ignored() -> None:
 def test_a_negative_label_in_vector_targets_stays_an_error() -> None:
     with pytest.raises(ValueError, match="label -100 out of range"):
         fnn.losses.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, -100]))
+
+
+# --- layers on (n, T, d) and gradient checks ------------------------------------------
+
+
+def test_layer_norm_and_dropout_on_sequences() -> None:
+    rng = np.random.default_rng(6)
+    X = rng.normal(2.0, 3.0, size=(4, 5, 8))
+    out, _ = fnn.LayerNorm.create(8).forward(X)
+    np.testing.assert_allclose(out.mean(axis=-1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out.var(axis=-1), 1.0, rtol=1e-3)  # eps = 1e-5
+    drop = fnn.Dropout(rate=0.5)
+    out, cache = drop.forward(X, train=True, rng=np.random.default_rng(0))
+    kept = out != 0
+    assert 0 < kept.mean() < 1
+    np.testing.assert_allclose(out[kept], 2 * X[kept])
+    _, d_in = drop.backward(cache, np.ones_like(X))
+    np.testing.assert_array_equal(d_in, np.where(kept, 2.0, 0.0))
+
+
+def test_fnn_testing_checks_sequence_networks() -> None:
+    X, y = token_data(n=4, T=5)
+    assert fnn.testing.check_grads(token_net(), X, y, mode="elementwise") < 1e-5
+    floats = fnn.init(
+        fnn.sequential(
+            (None, 3), [specs.dense(4, "tanh", bias=False), specs.dense(VOCAB)], output="softmax"
+        ),
+        rng=2,
+    )
+    Xf = np.random.default_rng(3).normal(size=(4, 5, 3))
+    assert fnn.testing.check_grads(floats, Xf, y, mode="elementwise") < 1e-5
+    layer = floats.layers[0]
+    assert fnn.testing.check_layer_grads(layer, Xf, mode="elementwise") < 1e-5
