@@ -463,7 +463,9 @@ class LayerKind:
             arrays keyed by field name (what checkpoints store).
         example: ``example(rng, dtype) -> (layer, input_shape)``: a small instance with
             random leaves and a per-sample input shape it accepts, for the shared
-            property tests (gradient checks, purity, dtypes, fit, save/load).
+            property tests (gradient checks, purity, dtypes, fit, save/load). A layer
+            taking integer token ids says so itself (:func:`input_ids_of`): the tests
+            then draw ids in [0, input_ids) and skip the input gradient.
         shapes: ``shapes(config) -> {field: shape}``, the shape of each array the
             config implies (dotted paths below the layer for inner layers, e.g.
             ``body.0.W``), so checkpoints are checked before any array is read; None,
