@@ -252,3 +252,17 @@ def test_fnn_testing_checks_sequence_networks() -> None:
     assert fnn.testing.check_grads(floats, Xf, y, mode="elementwise") < 1e-5
     layer = floats.layers[0]
     assert fnn.testing.check_layer_grads(layer, Xf, mode="elementwise") < 1e-5
+
+
+def test_embedding_gradient_is_the_scatter_add_of_every_position() -> None:
+    rng = np.random.default_rng(9)
+    layer = fnn.Embedding(W=rng.normal(size=(50, 4)))
+    ids = rng.integers(0, 20, (6, 30))  # repeats, and rows 20-49 never seen
+    out, cache = layer.forward(ids)  # type: ignore[arg-type]  # ids: forward is typed for floats
+    R = rng.normal(size=out.shape)
+    grads, _ = layer.backward(cache, R)
+    expected = np.zeros((50, 4))
+    for (i, t), v in np.ndenumerate(ids):
+        expected[v] += R[i, t]
+    np.testing.assert_allclose(grads.W, expected, rtol=1e-12, atol=1e-12)
+    assert not grads.W[20:].any()

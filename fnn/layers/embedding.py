@@ -3,9 +3,10 @@
 ``W`` has shape (vocab_size, dim), initialised N(0, 1) as ``torch.nn.Embedding``. The
 forward pass is a gather; the backward pass is its transpose, a scatter-add of
 ``d_out`` (n, T, dim) into the rows of ``dW`` named by the ids (a token seen twice
-receives both gradients). Token ids are not differentiable: an embedding is the first
-layer of its network and a network asks it for no input gradient (the per-layer
-``backward`` reports zeros shaped like the ids).
+receives both gradients), done as a sort of the positions by token and one
+``np.add.reduceat`` over the sorted rows. Token ids are not differentiable: an
+embedding is the first layer of its network and a network asks it for no input
+gradient (the per-layer ``backward`` reports zeros shaped like the ids).
 
 Its network takes token ids, checked at the boundary (:func:`fnn._validation.check_X`):
 an integer dtype, each id in [0, vocab_size). The layer declares it through
@@ -86,9 +87,20 @@ class Embedding(LayerBase):
         """``dW[v] = sum of d_out[i, t] over the positions with X[i, t] == v``."""
         dW = grads.W
         dW.fill(0)
-        # np.add.at (unbuffered, exact): measured faster than sorting + np.add.reduceat
-        # and than a one-hot product on NumPy 2 (vocab 1000, dim 64, 4096 positions)
-        np.add.at(dW, cache.ids.reshape(-1), d_out.reshape(-1, self.dim))
+        # sort the positions by token, then one np.add.reduceat sums each token's run of
+        # rows: measured 1-3x faster than np.add.at on NumPy 2.4 (vocab 100 to 50,000),
+        # and than a one-hot product, which grows with vocab x positions
+        ids = cache.ids.reshape(-1)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+        rows = np.take(
+            d_out.reshape(-1, self.dim),
+            order,
+            axis=0,
+            out=ws.empty("sorted", (ids.size, self.dim), d_out.dtype),
+        )
+        dW[sorted_ids[starts]] = np.add.reduceat(rows, starts, axis=0)
         if not need_d_in:  # in a network: the first layer, never asked
             return None
         # ids are piecewise constant: the per-layer backward reports a zero d_in
