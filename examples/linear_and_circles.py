@@ -25,7 +25,7 @@ def single_neuron(quick: bool) -> float:
     )
     acc = fnn.metrics.accuracy(y_test, fnn.predict(neuron, X_test))
     layer = neuron.layers[0]
-    assert isinstance(layer, fnn.Dense)
+    assert isinstance(layer, fnn.Dense) and layer.b is not None
     w, b = layer.W[:, 0], layer.b[0]
     # the decision boundary w.x + b = 0 should be parallel to x1 - 1.5 x2 = 0.4
     print(

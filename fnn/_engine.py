@@ -224,7 +224,9 @@ class Engine:
             if rows is None and allreduce is None:
                 self._ctx = ctx  # the same for every step of a fit
         logits, caches = forward_pass(net, X, ctx, self.workspaces)
-        if X.shape[0] == 0:  # an empty shard of a data-parallel batch
+        if X.shape[0] == 0 or scale == 0:
+            # an empty shard of a data-parallel batch, or one with nothing counted (all
+            # its positions ignored): it adds nothing to the global batch's loss
             value, d = 0.0, np.zeros_like(logits)
         else:
             value, d = loss_fn.value_and_grad(logits, y, w)

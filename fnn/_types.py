@@ -25,4 +25,8 @@ RNGLike: TypeAlias = np.random.Generator | int
 FloatDType: TypeAlias = type[np.float32] | type[np.float64] | np.dtype[Any] | str
 """A float dtype spelled as numpy accepts it: np.float32, "float64", np.dtype(...)."""
 
-__all__ = ["ArrayLike", "BoolArray", "FloatArray", "FloatDType", "IntArray", "RNGLike"]
+Shape: TypeAlias = tuple[int | None, ...]
+"""A per-sample shape whose time axis may be None (a sequence of any length), e.g.
+``(None,)`` for token ids or ``(None, 64)``; other axes are positive ints."""
+
+__all__ = ["ArrayLike", "BoolArray", "FloatArray", "FloatDType", "IntArray", "RNGLike", "Shape"]

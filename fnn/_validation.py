@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fnn._types import FloatArray, RNGLike
+from fnn._types import FloatArray, RNGLike, Shape
 
 __all__ = [
     "as_float",
@@ -31,6 +31,7 @@ __all__ = [
     "check_sample_weight",
     "check_shape",
     "check_targets",
+    "check_token_ids",
     "float_dtype",
 ]
 
@@ -177,10 +178,22 @@ def check_2d(x: Any, *, name: str = "X", dtype: np.dtype[Any] | None = None) -> 
     return out
 
 
-def check_X(X: Any, *, input_shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+def check_X(
+    X: Any, *, input_shape: Shape, dtype: np.dtype[Any], ids: int | None = None
+) -> FloatArray:
     """A network's input as a finite float array of ``dtype``, (n_samples, *input_shape):
     (n_samples, n_features) for dense networks with the messages of :func:`check_2d`,
-    images with the expected and received shape."""
+    images with the expected and received shape. A None in ``input_shape`` (a
+    sequence's time axis) takes any length >= 1.
+
+    With ``ids`` (a vocabulary size), ``X`` holds integer token ids (n_samples, T) and is
+    returned as they are (integer dtype, not converted): floats (even whole) and bools
+    are refused, and an id outside [0, ids) is a ValueError naming it and its position,
+    e.g. "token id 81 at X[3, 17] is outside [0, 73)"."""
+    if ids is not None:
+        return check_token_ids(X, input_shape=input_shape, vocab_size=ids)
+    if None in input_shape:
+        return _check_sequence(X, input_shape, dtype)
     if (
         type(X) is np.ndarray
         and X.dtype == dtype
@@ -217,6 +230,53 @@ def check_X(X: Any, *, input_shape: tuple[int, ...], dtype: np.dtype[Any]) -> Fl
     out = b.astype(dtype, copy=False)
     check_finite(out, "X")
     return out
+
+
+def _fits(shape: tuple[int, ...], want: Shape) -> bool:
+    """Whether a per-sample ``shape`` matches ``want`` (a None there: any length >= 1)."""
+    return len(shape) == len(want) and all(
+        (w is None and d >= 1) or d == w for d, w in zip(shape, want, strict=True)
+    )
+
+
+def _shape_text(shape: Shape) -> str:
+    return "(n_samples, " + ", ".join("T" if d is None else str(d) for d in shape) + ")"
+
+
+def _check_sequence(X: Any, input_shape: Shape, dtype: np.dtype[Any]) -> FloatArray:
+    """Float sequences (n_samples, T, ...) for an ``input_shape`` with a None time axis."""
+    b = _to_numeric(X, "X", strings=False)
+    if b.ndim != len(input_shape) + 1 or b.shape[0] == 0 or not _fits(b.shape[1:], input_shape):
+        raise ValueError(
+            f"X must have shape {_shape_text(input_shape)} with n_samples, T >= 1, got "
+            f"shape {b.shape}"
+        )
+    out = b.astype(dtype, copy=False)
+    check_finite(out, "X")
+    return out
+
+
+def check_token_ids(X: Any, *, input_shape: Shape, vocab_size: int) -> np.ndarray[Any, Any]:
+    """Token ids (n_samples, T) of an integer dtype, each in [0, vocab_size): returned
+    unchanged. TypeError-free by design of the message table: every refusal is a
+    ValueError naming the dtype, or the bad id and its position."""
+    a = np.asarray(X) if not isinstance(X, np.ndarray) else X
+    if a.dtype.kind not in "iu":
+        raise ValueError(
+            f"X must hold integer token ids in [0, {vocab_size}), got dtype {a.dtype}"
+            + (" (convert whole-number floats with X.astype(int))" if a.dtype.kind == "f" else "")
+        )
+    if a.ndim != len(input_shape) + 1 or a.shape[0] == 0 or not _fits(a.shape[1:], input_shape):
+        raise ValueError(
+            f"X must have shape {_shape_text(input_shape)} with n_samples, T >= 1, got "
+            f"shape {a.shape}"
+        )
+    lo, hi = a.min(), a.max()
+    if lo < 0 or hi >= vocab_size:
+        bad = np.argwhere((a < 0) | (a >= vocab_size))[0]
+        where = ", ".join(str(int(i)) for i in bad)
+        raise ValueError(f"token id {a[tuple(bad)]} at X[{where}] is outside [0, {vocab_size})")
+    return a
 
 
 def check_targets(y: Any, *, name: str = "y") -> np.ndarray[Any, Any]:

@@ -75,9 +75,10 @@ def log_softmax(z: FloatArray) -> FloatArray:
 
 
 def softmax(z: FloatArray) -> FloatArray:
-    """Row-wise softmax of ``z`` (n, k); rows sum to 1. Subtracts the row max first."""
-    s = np.exp(z - z.max(axis=1, keepdims=True))
-    result: FloatArray = s / s.sum(axis=1, keepdims=True)
+    """Softmax over the last axis of ``z`` (n, k) or per position (n, T, k); each row
+    sums to 1. Subtracts the row max first."""
+    s = np.exp(z - z.max(axis=-1, keepdims=True))
+    result: FloatArray = s / s.sum(axis=-1, keepdims=True)
     return result
 
 

@@ -151,8 +151,11 @@ class _MPIDistributor:
         buf = self.buf
         failure = 0.0
         error: BaseException | None = None
-        total_w = float(n if w is None else w.sum())
-        local_w = float((part.stop - part.start) if w is None else w[part].sum())
+        # the denominators of the global and the shard's mean loss: rows (or their
+        # weight), or for per-position targets the counted positions (weighted)
+        loss = engine.nets[engine.cur].loss
+        total_w = loss.batch_weight(y, w)
+        local_w = loss.batch_weight(y[part], None if w is None else w[part])
         share = local_w / total_w
         value = 0.0
         try:

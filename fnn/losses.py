@@ -126,6 +126,23 @@ class Loss:
         a = _match_shape(a, n, k)
         return a.astype(dtype, copy=False)
 
+    def sequence_targets(
+        self, y: Any, logits_shape: tuple[int, int, int], dtype: np.dtype[Any]
+    ) -> np.ndarray[Any, Any]:
+        """Validate targets ``y`` for per-position logits of shape ``logits_shape`` (n, T,
+        k) and return them prepared for :meth:`value_and_grad`. Only losses that define
+        a mean over positions take them (:class:`SoftmaxCrossEntropy`)."""
+        raise ValueError(
+            f"the {self.name!r} loss does not take per-position logits {logits_shape}; "
+            "use softmax cross-entropy (output='softmax') with targets (n, T)"
+        )
+
+    def batch_weight(self, y: np.ndarray[Any, Any], sample_weight: FloatArray | None) -> float:
+        """The denominator of the batch's mean loss for prepared targets ``y`` (n, ...):
+        ``n``, or ``sum(sample_weight)``. Data-parallel training scales each shard's
+        gradient by its share of the global batch's weight."""
+        return float(len(y) if sample_weight is None else sample_weight.sum())
+
     def fused(
         self, logits: FloatArray, y: FloatArray, *, value: bool = True
     ) -> tuple[FloatArray | None, FloatArray]:
@@ -339,10 +356,115 @@ class BinaryCrossEntropy(Loss):
 @attrs.frozen
 class SoftmaxCrossEntropy(Loss):
     """Softmax cross-entropy on logits (n, k). Targets are integer labels (n,) in
-    [0, k) or class probabilities (n, k) such as one-hot rows."""
+    [0, k) or class probabilities (n, k) such as one-hot rows.
+
+    Per-position logits (n, T, k) take integer targets (n, T) in [0, k); a target equal
+    to ``ignore_index`` (default -100, as PyTorch) marks a position that is not counted
+    (only in (n, T) targets: a negative label in (n,) targets stays an error). The loss
+    is the mean over counted positions, weighted by their sample's weight:
+
+        L = sum_i w_i sum_t m_it l_it / sum_i w_i sum_t m_it
+
+    with ``l_it = logsumexp(z_it) - z_it[y_it]``, ``m_it`` 1 for a counted position and
+    0 for an ignored one, ``w_i`` the sample weights (all ones by default: PyTorch's
+    ``CrossEntropyLoss(ignore_index=...)`` mean). A batch with no counted position (of
+    positive weight) is a ValueError.
+    """
 
     name: ClassVar[str] = "cross_entropy"
     output: ClassVar[OutputName] = "softmax"
+
+    ignore_index: int = attrs.field(default=-100, validator=attrs.validators.instance_of(int))
+
+    def sequence_targets(
+        self, y: Any, logits_shape: tuple[int, int, int], dtype: np.dtype[Any]
+    ) -> np.ndarray[Any, Any]:
+        """Integer targets (n, T) for logits (n, T, k), each in [0, k) or equal to
+        ``ignore_index``; returned as an int64 array (n, T)."""
+        n, T, k = logits_shape
+        a = check_targets(y)
+        if a.shape != (n, T):
+            raise ValueError(
+                f"y has shape {a.shape}, but the logits have shape {logits_shape}: expected "
+                f"integer targets of shape ({n}, {T})"
+            )
+        if a.dtype.kind not in "iu":
+            raise ValueError(f"per-position targets y must be integers, got dtype {a.dtype}")
+        bad = ((a < 0) | (a >= k)) & (a != self.ignore_index)
+        if bad.any():
+            i, t = (int(j) for j in np.argwhere(bad)[0])
+            raise ValueError(
+                f"target {a[i, t]} at y[{i}, {t}] is outside [0, {k}) and is not "
+                f"ignore_index={self.ignore_index}"
+            )
+        if not (a != self.ignore_index).any():
+            raise ValueError(
+                f"every target in y equals ignore_index={self.ignore_index}: no position to "
+                "count in this batch"
+            )
+        return a.astype(np.int64, copy=False)
+
+    def batch_weight(self, y: np.ndarray[Any, Any], sample_weight: FloatArray | None) -> float:
+        """For (n, T) targets: the counted positions, each weighted by its sample."""
+        if y.ndim != 2 or y.dtype.kind not in "iu":
+            return super().batch_weight(y, sample_weight)
+        counts = np.add.reduce(y != self.ignore_index, axis=1)
+        return float(counts.sum() if sample_weight is None else counts @ sample_weight)
+
+    def _positions(
+        self, logits: FloatArray, y: np.ndarray[Any, Any], sample_weight: FloatArray | None
+    ) -> tuple[float, FloatArray, float]:
+        """For logits (n, T, k) and targets (n, T): the weighted sum of the counted
+        positions' losses, the gradient of that sum (n, T, k) and the denominator."""
+        counted = y != self.ignore_index
+        labels = np.where(counted, y, 0)
+        s = logits - logits.max(axis=2, keepdims=True)
+        ex = np.exp(s)
+        sums = np.add.reduce(ex, axis=2, keepdims=True)
+        picked = np.take_along_axis(s, labels[..., None], axis=2)[..., 0]
+        per = np.log(sums[..., 0]) - picked  # (n, T)
+        m = counted.astype(logits.dtype)
+        if sample_weight is not None:
+            m *= sample_weight[:, None]
+        denom = float(np.add.reduce(m, axis=None))
+        if not denom > 0:
+            raise ValueError(
+                "no counted position of positive weight in this batch (every target is "
+                f"ignore_index={self.ignore_index} or has sample weight 0)"
+            )
+        g = ex
+        g /= sums
+        np.put_along_axis(
+            g, labels[..., None], np.take_along_axis(g, labels[..., None], axis=2) - 1, axis=2
+        )
+        g *= m[..., None]
+        return float(np.add.reduce(per * m, axis=None)), g, denom
+
+    def value(
+        self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
+    ) -> float:
+        if logits.ndim != 3:
+            return super().value(logits, y, sample_weight)
+        total, _, denom = self._positions(logits, y, sample_weight)
+        return total / denom
+
+    def grad(
+        self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
+    ) -> FloatArray:
+        if logits.ndim != 3:
+            return super().grad(logits, y, sample_weight)
+        _, g, denom = self._positions(logits, y, sample_weight)
+        g /= g.dtype.type(denom)
+        return g
+
+    def value_and_grad(
+        self, logits: FloatArray, y: FloatArray, sample_weight: FloatArray | None = None
+    ) -> tuple[float, FloatArray]:
+        if logits.ndim != 3:
+            return super().value_and_grad(logits, y, sample_weight)
+        total, g, denom = self._positions(logits, y, sample_weight)
+        g /= g.dtype.type(denom)
+        return total / denom, g
 
     def link(self, logits: FloatArray) -> FloatArray:
         return softmax(logits)

@@ -77,15 +77,44 @@ def _pair(
     return t, p
 
 
-def accuracy(y_true: ArrayLike, y_pred: ArrayLike, *, threshold: float = 0.5) -> float:
+def _counted_positions(
+    y_true: ArrayLike, scores: ArrayLike, ignore_index: int
+) -> tuple[ArrayLike, ArrayLike]:
+    """For per-position scores (n, T, k) and targets (n, T): the counted positions'
+    targets (m,) and scores (m, k), skipping targets equal to ``ignore_index``; other
+    inputs unchanged."""
+    if np.ndim(scores) != 3:
+        return y_true, scores
+    s = check_targets(scores, name="y_pred")
+    t = check_targets(y_true, name="y_true")
+    if t.shape != s.shape[:2]:
+        raise ValueError(
+            f"y_true has shape {t.shape}, but the per-position scores have shape {s.shape}: "
+            f"expected targets of shape {s.shape[:2]}"
+        )
+    counted = t != ignore_index
+    if not counted.any():
+        raise ValueError(f"every target in y_true equals ignore_index={ignore_index}")
+    return t[counted], s[counted]
+
+
+def accuracy(
+    y_true: ArrayLike, y_pred: ArrayLike, *, threshold: float = 0.5, ignore_index: int = -100
+) -> float:
     """Fraction of samples whose predicted label equals the true one (binary or
-    multi-class)."""
+    multi-class). For per-position scores ``y_pred`` (n, T, k) and targets (n, T): the
+    fraction of counted positions (targets other than ``ignore_index``) predicted right."""
+    y_true, y_pred = _counted_positions(y_true, y_pred, ignore_index)
     t, p = _pair(y_true, y_pred, threshold)
     return float(np.mean(t == p))
 
 
-def top_k_accuracy(y_true: ArrayLike, scores: ArrayLike, *, k: int = 5) -> float:
-    """Fraction of samples whose true label is among the ``k`` highest ``scores`` (n, c).
+def top_k_accuracy(
+    y_true: ArrayLike, scores: ArrayLike, *, k: int = 5, ignore_index: int = -100
+) -> float:
+    """Fraction of samples whose true label is among the ``k`` highest ``scores`` (n, c);
+    per position for ``scores`` (n, T, c) and targets (n, T), skipping targets equal to
+    ``ignore_index``.
 
     Raises:
         TypeError: ``k`` is not an int.
@@ -95,6 +124,7 @@ def top_k_accuracy(y_true: ArrayLike, scores: ArrayLike, *, k: int = 5) -> float
         raise TypeError(f"k must be an int, got {type(k).__name__} {k!r}")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    y_true, scores = _counted_positions(y_true, scores, ignore_index)
     t = to_labels(y_true, name="y_true")
     s = check_targets(scores, name="scores")
     if s.ndim != 2:

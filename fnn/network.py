@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -24,7 +24,7 @@ from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn import losses as _losses
 from fnn import tree
-from fnn._types import ArrayLike, FloatArray, RNGLike
+from fnn._types import ArrayLike, FloatArray, RNGLike, Shape
 from fnn._validation import (
     as_generator,
     as_list,
@@ -44,6 +44,7 @@ from fnn.layers.base import (
     backward_kernel,
     context,
     forward_kernel,
+    input_ids_of,
     input_shape_of,
     output_shape_of,
     seal,
@@ -86,8 +87,10 @@ __all__ = [
     "logits_of",
     "loss",
     "mlp",
+    "output_length",
     "pack",
     "predict",
+    "prepare_targets",
     "sequential",
     "value_and_grad",
 ]
@@ -105,11 +108,12 @@ class Architecture:
     layers: tuple[LayerSpec, ...]
     loss: _losses.Loss
     dtype: np.dtype[Any] = attrs.field(converter=float_dtype)
-    input_shape: tuple[int, ...] | None = None
+    input_shape: Shape | None = None
 
     def build(self, rng: np.random.Generator) -> Network:
         """A network with parameters drawn from ``rng`` (not yet packed)."""
-        layers, _ = init_chain(self.layers, rng=rng, dtype=self.dtype, input_shape=self.input_shape)
+        shape = None if self.input_shape is None else _for_layers(self.input_shape)
+        layers, _ = init_chain(self.layers, rng=rng, dtype=self.dtype, input_shape=shape)
         return Network(layers=layers, loss=self.loss, input_shape=self.input_shape)
 
 
@@ -212,7 +216,7 @@ def _output_loss(output: str, loss: _losses.Loss | str | None, n_outputs: int) -
 
 
 def sequential(
-    input_shape: int | Sequence[int],
+    input_shape: int | Sequence[int | None],
     layers: Sequence[LayerSpec],
     *,
     output: _losses.OutputName = "identity",
@@ -240,23 +244,27 @@ def sequential(
             when ``input_shape`` is ``()`` or no spec has parameters.
         TypeError: ``input_shape`` or ``layers`` is not a sequence (or an int).
     """
-    shape = check_shape(input_shape)
+    if input_shape is None:
+        raise TypeError("input_shape must be a tuple of ints (one sample's shape), got None")
+    shape = _to_shape(input_shape)
+    assert shape is not None
     specs = tuple(as_list(layers, "layers", "layer specs"))
     if not specs:
         raise ValueError("sequential needs at least one layer spec")
-    current = spec_chain_shape(specs, shape, "layers")
-    if len(current) != 1:
+    current = spec_chain_shape(specs, _for_layers(shape), "layers")
+    if len(current) not in (1, 2):
         raise ValueError(
             f"the last layer gives outputs of shape {current}; a network ends in logits of "
-            "shape (n_outputs,): add flatten() or global_avg_pool2d() and a dense layer"
+            "shape (n_outputs,) or per-position logits (T, n_outputs): add flatten() or "
+            "global_avg_pool2d() and a dense layer"
         )
     if not any(getattr(spec, "has_parameters", True) for spec in specs):
         raise ValueError(
             f"a network needs at least one layer with parameters, but none of "
             f"{', '.join(type(s).__name__ for s in specs)} has any: add one such as "
-            f"fnn.specs.dense({current[0]})"
+            f"fnn.specs.dense({current[-1]})"
         )
-    the_loss = _output_loss(output, loss, current[0])
+    the_loss = _output_loss(output, loss, current[-1])
     return Architecture(layers=specs, loss=the_loss, dtype=dtype, input_shape=shape)
 
 
@@ -272,8 +280,23 @@ def _to_layers(layers: Sequence[Layer]) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
-def _to_shape(shape: Any) -> tuple[int, ...] | None:
-    return None if shape is None else check_shape(shape)
+def _for_layers(shape: Shape) -> tuple[int, ...]:
+    """``shape`` as the layer protocol types it (``output_shape``, specs): a None time
+    axis travels through as is, and layers read it as "any length"."""
+    return cast(tuple[int, ...], shape)
+
+
+def _to_shape(shape: Any) -> Shape | None:
+    """A per-sample input shape: positive ints, or None for the time axis of a sequence
+    (its first axis, in ``(None,)`` for token ids or ``(None, d)``): any length."""
+    if shape is None:
+        return None
+    if isinstance(shape, int | np.integer) and not isinstance(shape, bool):
+        shape = (shape,)
+    dims = tuple(as_list(shape, "input_shape", "positive ints"))
+    if dims and dims[0] is None and len(dims) <= 2:  # a sequence's time axis
+        return (None, *check_shape(dims[1:])) if len(dims) == 2 else (None,)
+    return check_shape(dims)
 
 
 L = TypeVar("L", bound=Layer)
@@ -303,9 +326,7 @@ class Network:
 
     layers: tuple[Layer, ...] = attrs.field(converter=_to_layers)
     loss: _losses.Loss = attrs.field(converter=_losses.get, metadata=STATIC_META)
-    input_shape: tuple[int, ...] | None = attrs.field(
-        default=None, converter=_to_shape, metadata=STATIC_META
-    )
+    input_shape: Shape | None = attrs.field(default=None, converter=_to_shape, metadata=STATIC_META)
     # cached: the flat layout, the contiguous buffer the leaves view (if any), what the
     # structure fixes (shapes, kernels); not part of the tree
     _layout: Layout | None = attrs.field(init=False, default=None, repr=False)
@@ -340,12 +361,13 @@ class Network:
             object.__setattr__(self, "input_shape", shape)
         shapes = []
         for i, layer in enumerate(self.layers):
-            shape = output_shape_of(layer, shape, f"layers.{i}")
+            shape = output_shape_of(layer, _for_layers(shape), f"layers.{i}")
             shapes.append(shape)
-        if len(shape) != 1:
+        if len(shape) not in (1, 2):
             raise ValueError(
                 f"the last layer gives outputs of shape {shape}; a network ends in logits of "
-                "shape (n_outputs,) (add a flatten or global pooling layer and a dense layer)"
+                "shape (n_outputs,) or per-position logits (T, n_outputs) (add a flatten or "
+                "global pooling layer and a dense layer)"
             )
         entries = leaves_with_paths(self)
         if not entries:
@@ -419,7 +441,7 @@ class Network:
         return from_flat(self, flat)
 
     @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
+    def shapes(self) -> tuple[Shape, ...]:
         """The per-sample output shape of each layer."""
         plan = self._plan
         assert plan is not None
@@ -430,12 +452,27 @@ class Network:
         """Input features expected: the size of one sample (``prod(input_shape)``)."""
         shape = self.input_shape
         assert shape is not None
-        return int(np.prod(shape))
+        if None in shape:
+            raise ValueError(f"a sequence network's samples have no fixed size: {shape}")
+        return int(np.prod(_for_layers(shape)))
 
     @property
     def n_outputs(self) -> int:
-        """Output units (logits per sample)."""
-        return self.shapes[-1][0]
+        """Output units (logits per sample, or per position for per-position logits)."""
+        k = self.shapes[-1][-1]
+        assert k is not None  # only a time axis may be None
+        return k
+
+    @property
+    def per_position(self) -> bool:
+        """Whether the network ends in per-position logits (n, T, n_outputs)."""
+        return len(self.shapes[-1]) == 2
+
+    @property
+    def input_ids(self) -> int | None:
+        """``vocab_size`` when the network takes integer token ids (its first layer has
+        ``input_ids``, as :class:`fnn.Embedding`), else None (float inputs)."""
+        return input_ids_of(self.layers[0])
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -524,7 +561,7 @@ def _no_d_in(layers: Sequence[Layer], i: int) -> None:
     )
 
 
-def _layer_label(layer: object, out_shape: tuple[int, ...]) -> str:
+def _layer_label(layer: object, out_shape: Shape) -> str:
     """``Dense(2->16, relu)``-style: the kind, the output shape, the activation."""
     act = getattr(layer, "activation", None)
     name = getattr(act, "name", None)
@@ -624,7 +661,34 @@ def check_input(params: Network, X: ArrayLike) -> FloatArray:
     """``X`` validated for ``params`` (shape, finiteness) and in its dtype."""
     shape = params.input_shape
     assert shape is not None
-    return check_X(X, input_shape=shape, dtype=params.dtype)
+    Xa = check_X(X, input_shape=shape, dtype=params.dtype, ids=params.input_ids)
+    if None in shape:
+        # a time axis of any length: the layers check this batch's length (a positional
+        # embedding's max_len) before any work, a few calls of their output_shape
+        current = (Xa.shape[1], *_for_layers(shape)[1:])
+        for i, layer in enumerate(params.layers):
+            current = output_shape_of(layer, current, f"layers.{i}")
+    return Xa
+
+
+def prepare_targets(params: Network, y: Any, n: int, T: int) -> FloatArray:
+    """``y`` validated and prepared for ``params``' loss, for a batch of ``n`` samples
+    whose per-position logits have ``T`` positions (ignored for vector outputs):
+    ``loss.targets`` for logits (n, k), ``loss.sequence_targets`` (targets (n, T)) for
+    per-position logits (n, T, k)."""
+    if params.per_position:
+        return params.loss.sequence_targets(y, (n, T, params.n_outputs), params.dtype)
+    return params.loss.targets(y, n, params.n_outputs, params.dtype)
+
+
+def output_length(params: Network, X: np.ndarray[Any, Any]) -> int:
+    """The number of positions of the logits for a validated batch ``X`` (n, T, ...):
+    a fixed time axis, or ``T`` of the input for one of any length (0 for vector
+    outputs)."""
+    if not params.per_position:
+        return 0
+    T = params.shapes[-1][0]
+    return int(X.shape[1]) if T is None else int(T)
 
 
 def forward_pass(
@@ -763,8 +827,8 @@ def backward(
     """
     params = check_network(params)
     cache = check_cache(params, cache)
-    n, k = cache.logits.shape
-    ya = params.loss.targets(y, n, k, params.dtype)
+    n, T = cache.logits.shape[0], (cache.logits.shape[1] if cache.logits.ndim == 3 else 0)
+    ya = prepare_targets(params, y, n, T)
     w = check_sample_weight(sample_weight, n, params.dtype)
     d = params.loss.grad(cache.logits, ya, w)  # the gradient alone: no loss value needed
     return backprop(params, cache.layers, d, TRAINING)
@@ -784,8 +848,8 @@ def value_and_grad(
     Xa = check_input(params, X)
     ctx = context(train, _rng_for(params, train, rng))
     logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
-    n, k = logits.shape
-    ya = params.loss.targets(y, n, k, params.dtype)
+    n, T = logits.shape[0], (logits.shape[1] if logits.ndim == 3 else 0)
+    ya = prepare_targets(params, y, n, T)
     w = check_sample_weight(sample_weight, n, params.dtype)
     value, d = params.loss.value_and_grad(logits, ya, w)  # one pass for both
     return value, backprop(params, caches, d, ctx)
@@ -798,13 +862,14 @@ def loss(
     params = check_network(params)
     Xa = check_input(params, X)
     logits = logits_of(params, Xa)
-    n, k = logits.shape
-    ya = params.loss.targets(y, n, k, params.dtype)
+    n, T = logits.shape[0], (logits.shape[1] if logits.ndim == 3 else 0)
+    ya = prepare_targets(params, y, n, T)
     w = check_sample_weight(sample_weight, n, params.dtype)
     return params.loss.value(logits, ya, w)
 
 
 INFERENCE_BYTES = 256 << 20
+SEQUENCE_ROWS = 512
 
 
 def inference_rows(params: Network) -> int:
@@ -813,14 +878,20 @@ def inference_rows(params: Network) -> int:
     time, not gigabytes. A forward pass keeps every layer's cache until it ends, so the
     layers' per-sample sizes add up: a layer's optional ``working_size(input_shape)``
     (elements per sample; a convolution counts its im2col matrix), else four times its
-    output."""
+    output. A time axis of any length (None) is counted as ``SEQUENCE_ROWS`` positions."""
     shapes = params.shapes
     assert params.input_shape is not None
     inputs = (params.input_shape, *shapes[:-1])
+
+    def concrete(s: Shape) -> tuple[int, ...]:
+        return tuple(SEQUENCE_ROWS if d is None else d for d in s)
+
     elements = 0
     for layer, shape_in, shape_out in zip(params.layers, inputs, shapes, strict=True):
         fn = getattr(layer, "working_size", None)
-        elements += int(fn(shape_in)) if fn is not None else 4 * math.prod(shape_out)
+        elements += (
+            int(fn(concrete(shape_in))) if fn is not None else 4 * math.prod(concrete(shape_out))
+        )
     per_sample = elements * params.dtype.itemsize
     return max(16, min(4096, INFERENCE_BYTES // max(per_sample, 1)))
 

@@ -238,7 +238,8 @@ def _export_layer(b: _Builder, i: int, layer: Any, in_shape: tuple[int, ...]) ->
     kind = type(layer)
     b.rank = len(in_shape) + 1
     if kind is Dense:
-        b.node(where, "Gemm", [b.const(f"{where}.W", layer.W), b.const(f"{where}.b", layer.b)])
+        bias = np.zeros(layer.n_out, layer.W.dtype) if layer.b is None else layer.b
+        b.node(where, "Gemm", [b.const(f"{where}.W", layer.W), b.const(f"{where}.b", bias)])
         _export_activation(b, where, layer.activation)
     elif kind is Conv2D:
         b.to_cf(where)
@@ -302,12 +303,16 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
     if dtype not in _ELEM:
         raise ValueError(f"only float32 and float64 networks can be exported, got {dtype}")
     b = _Builder(dtype, opset)
-    input_shape = net.input_shape
-    assert input_shape is not None
+    if net.input_shape is None or None in net.input_shape or net.input_ids is not None:
+        raise ValueError(
+            "ONNX export does not handle sequence networks (token ids, or a time axis of "
+            f"any length: input_shape={net.input_shape}) yet"
+        )
+    input_shape = tuple(int(d or 0) for d in net.input_shape)
     shape = input_shape
     for i, (layer, out) in enumerate(zip(net.layers, net.shapes, strict=True)):
         _export_layer(b, i, layer, shape)
-        shape = out
+        shape = tuple(int(d or 0) for d in out)
     output = net.loss.output
     if output == "sigmoid":
         b.node("output", "Sigmoid")

@@ -35,6 +35,8 @@ from fnn import initializers as _initializers
 from fnn._validation import check_int
 from fnn.layers import conv2d as _conv2d
 from fnn.layers import dense as _dense
+from fnn.layers import embedding as _embedding
+from fnn.layers import positional_embedding as _positional
 from fnn.layers.activation import Activation
 from fnn.layers.attention import MultiHeadAttention, check_heads
 from fnn.layers.base import LAYERS, Layer, input_shape_of, output_shape_of
@@ -43,6 +45,7 @@ from fnn.layers.composite import Merge, Parallel, Residual, merged_shape
 from fnn.layers.conv2d import Conv2D, PaddingLike, positive_pair, resolve_padding, stride_pair
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
+from fnn.layers.embedding import Embedding
 from fnn.layers.flatten import Flatten
 from fnn.layers.layer_norm import LayerNorm
 from fnn.layers.pool2d import (
@@ -53,6 +56,7 @@ from fnn.layers.pool2d import (
     stride_or_none,
     window_pair,
 )
+from fnn.layers.positional_embedding import PositionalEmbedding
 from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN, sequence_output_shape
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "Conv2DSpec",
     "DenseSpec",
     "DropoutSpec",
+    "EmbeddingSpec",
     "FlattenSpec",
     "GRUSpec",
     "GlobalAvgPool2DSpec",
@@ -72,6 +77,7 @@ __all__ = [
     "MaxPool2DSpec",
     "MultiHeadAttentionSpec",
     "ParallelSpec",
+    "PositionalEmbeddingSpec",
     "ResidualSpec",
     "SimpleRNNSpec",
     "activation",
@@ -81,6 +87,7 @@ __all__ = [
     "default_initializer",
     "dense",
     "dropout",
+    "embedding",
     "flatten",
     "global_avg_pool2d",
     "gru",
@@ -91,6 +98,7 @@ __all__ = [
     "max_pool2d",
     "multi_head_attention",
     "parallel",
+    "positional_embedding",
     "residual",
     "simple_rnn",
     "spec_chain_shape",
@@ -206,16 +214,17 @@ class DenseSpec:
     initializer: _initializers.Initializer | None = attrs.field(
         default=None, converter=_optional_initializer
     )
+    bias: bool = True
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 1:
+        if len(input_shape) not in (1, 2):
             raise ValueError(
-                f"dense expects inputs of shape (n_features,), got {tuple(input_shape)} "
-                "(add flatten() or global_avg_pool2d() first)"
+                f"dense expects inputs of shape (n_features,) or (T, n_features), got "
+                f"{tuple(input_shape)} (add flatten() or global_avg_pool2d() first)"
             )
-        if self.n_in is not None and input_shape[0] != self.n_in:
-            raise ValueError(f"dense expects {self.n_in} inputs, got {input_shape[0]}")
-        return (self.n_out,)
+        if self.n_in is not None and input_shape[-1] != self.n_in:
+            raise ValueError(f"dense expects {self.n_in} inputs, got {input_shape[-1]}")
+        return (*input_shape[:-1], self.n_out)
 
     def init(
         self,
@@ -229,8 +238,8 @@ class DenseSpec:
             if input_shape is None:
                 raise ValueError("a dense spec without n_in needs the input shape")
             self.output_shape(input_shape)
-            n_in = input_shape[0]
-        return _dense.init(
+            n_in = input_shape[-1]
+        layer = _dense.init(
             n_in,
             self.n_out,
             rng=rng,
@@ -238,6 +247,7 @@ class DenseSpec:
             initializer=_init_or_default(self.initializer, self.activation),
             dtype=dtype,
         )
+        return layer if self.bias else attrs.evolve(layer, b=None)
 
 
 @attrs.frozen
@@ -396,6 +406,53 @@ class LayerNormSpec:
 
 
 @attrs.frozen
+class EmbeddingSpec:
+    """A token embedding of ``vocab_size`` ids into ``dim`` features: it takes token ids
+    (T,) (T any length, None) and gives (T, dim)."""
+
+    vocab_size: int
+    dim: int
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 1:
+            raise ValueError(f"embedding takes token ids of shape (T,), got {tuple(input_shape)}")
+        return (input_shape[0], self.dim)
+
+    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Embedding:
+        return _embedding.init(self.vocab_size, self.dim, rng=rng, dtype=dtype)
+
+
+@attrs.frozen
+class PositionalEmbeddingSpec:
+    """A learned positional embedding of up to ``max_len`` positions, added to a
+    sequence (T, d) (``d`` from the input)."""
+
+    max_len: int
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"positional_embedding expects sequences of shape (T, d), got {tuple(input_shape)}"
+            )
+        T = input_shape[0]
+        if T is not None and self.max_len < T:
+            raise ValueError(f"sequences of length {T} exceed max_len={self.max_len}")
+        return tuple(input_shape)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> PositionalEmbedding:
+        if input_shape is None:
+            raise ValueError("a positional_embedding spec needs the input shape")
+        self.output_shape(input_shape)
+        return _positional.init(self.max_len, input_shape[-1], rng=rng, dtype=dtype)
+
+
+@attrs.frozen
 class DropoutSpec:
     """A dropout layer dropping units with probability ``rate``."""
 
@@ -507,9 +564,13 @@ def dense(
     n_out: int,
     activation: _activations.Activation | str = "identity",
     initializer: _initializers.Initializer | str | None = None,
+    bias: bool = True,
 ) -> DenseSpec:
-    """A dense layer of ``n_out`` units (inputs from the previous layer)."""
-    return DenseSpec(None, check_int(n_out, "n_out"), activation, initializer)
+    """A dense layer of ``n_out`` units (inputs from the previous layer), acting on the
+    last axis (a sequence (T, d) gives (T, n_out)); ``bias=False``: no ``b``."""
+    if not isinstance(bias, bool):
+        raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+    return DenseSpec(None, check_int(n_out, "n_out"), activation, initializer, bias)
 
 
 def conv2d(
@@ -563,6 +624,17 @@ def layer_norm(eps: float = 1e-5) -> LayerNormSpec:
     """Layer norm over the last axis (PyTorch's LayerNorm conventions)."""
     LayerNorm.create(1, eps=eps)  # validates now
     return LayerNormSpec(eps)
+
+
+def embedding(vocab_size: int, dim: int) -> EmbeddingSpec:
+    """A token embedding (:class:`fnn.Embedding`): ``W`` (vocab_size, dim), N(0, 1)."""
+    return EmbeddingSpec(check_int(vocab_size, "vocab_size"), check_int(dim, "dim"))
+
+
+def positional_embedding(max_len: int) -> PositionalEmbeddingSpec:
+    """A learned positional embedding (:class:`fnn.PositionalEmbedding`) of up to
+    ``max_len`` positions, its width from the input; ``P`` drawn from N(0, 0.02²)."""
+    return PositionalEmbeddingSpec(check_int(max_len, "max_len"))
 
 
 def dropout(rate: float) -> DropoutSpec:

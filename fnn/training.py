@@ -42,6 +42,8 @@ from fnn.network import (
     forward_pass,
     inference_rows,
     logits_of,
+    output_length,
+    prepare_targets,
 )
 from fnn.optim import Optimizer, OptState, check_state_fits
 from fnn.progress import Progress
@@ -259,7 +261,7 @@ def _prepare(
     Xa = check_input(params, X)
     y_raw = check_targets(y)
     check_consistent_length(X=Xa, y=y_raw)
-    ya = params.loss.targets(y_raw, Xa.shape[0], params.n_outputs, params.dtype)
+    ya = prepare_targets(params, y_raw, Xa.shape[0], output_length(params, Xa))
     w = check_sample_weight(sample_weight, Xa.shape[0], params.dtype)
     return Xa, ya, w, y_raw
 
@@ -293,7 +295,7 @@ def train_step(
     if not isinstance(opt_state, OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
     Xa = check_input(params, X)
-    ya = params.loss.targets(y, Xa.shape[0], params.n_outputs, params.dtype)
+    ya = prepare_targets(params, y, Xa.shape[0], output_length(params, Xa))
     w = check_sample_weight(sample_weight, Xa.shape[0], params.dtype)
     gen = None if rng is None else as_generator(rng)
     if gen is None and params.has_dropout:
@@ -826,8 +828,13 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
         stopped = False
         # training metrics over the epoch's batch predictions (in a data-parallel fit
         # each rank sees only its shards: there they are measured at the epoch's end)
+        per_sample_out = (
+            (output_length(params, Xa), params.n_outputs)
+            if params.per_position
+            else (params.n_outputs,)
+        )
         epoch_out = (
-            np.empty((n, params.n_outputs), dtype=params.dtype)
+            np.empty((n, *per_sample_out), dtype=params.dtype)
             if fns and dist is None and not o["drop_last"]
             else None
         )
@@ -849,7 +856,7 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
                 out_b = (
                     None
                     if epoch_out is None
-                    else np.empty((len(Xb), params.n_outputs), params.dtype)
+                    else np.empty((len(Xb), *per_sample_out), params.dtype)
                 )
                 try:
                     if dist is None:
@@ -868,7 +875,7 @@ def _run(prep: _Prepared, o: FitOptions, dist: Distributor | None) -> tuple[Netw
                     ) from None
                 if epoch_out is not None and out_b is not None:
                     epoch_out[idx] = out_b
-                bw = float(len(Xb) if wb is None else wb.sum())
+                bw = params.loss.batch_weight(ya[idx], wb)
                 total += value * bw
                 weight_total += bw
                 progress.step(e, s + 1, value)

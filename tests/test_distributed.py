@@ -34,6 +34,28 @@ def test_two_ranks_equal_one_process(tmp_path: Path) -> None:
     assert dist.opt_state is not None and dist.opt_state.step == h.opt_state.step
 
 
+def test_two_ranks_equal_one_process_on_per_position_targets(tmp_path: Path) -> None:
+    """A token network: each shard's gradient is scaled by its share of the global batch's
+    counted (weighted) positions, a shard with none counted adds nothing."""
+    out = tmp_path / "seq.npz"
+    proc = launch(two_ranks, "sequence", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dist = fnn.load(out)
+    X, y, w = two_ranks.sequence_data()
+    net, h = fnn.fit(
+        two_ranks.sequence_network(),
+        fnn.adamw(1e-2),
+        X,
+        y,
+        sample_weight=w,
+        **two_ranks.SEQUENCE_TRAIN,
+    )
+    assert fnn.tree.allclose(dist.params, net, rtol=1e-9, atol=1e-12)
+    assert not fnn.tree.allclose(dist.params, two_ranks.sequence_network(), rtol=1e-3, atol=0)
+    assert dist.history is not None
+    np.testing.assert_allclose(dist.history.train_loss, h.train_loss, rtol=1e-9)
+
+
 def test_a_data_parallel_run_resumed_by_a_new_launch_equals_the_uninterrupted_one(
     tmp_path: Path,
 ) -> None:

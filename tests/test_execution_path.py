@@ -556,6 +556,7 @@ def test_a_callers_array_written_after_building_a_layer_changes_nothing() -> Non
     W[0, 0] = 99.0
     b[:] = 5.0
     scale[:] = -1.0
+    assert layer.b is not None
     assert layer.W[0, 0] == 1.0 and np.array_equal(layer.b, np.zeros(3))
     assert np.array_equal(bn.scale, np.ones(3))
     net = fnn.Network(layers=[layer, bn, fnn.Dense(W=np.ones((3, 1)))], loss="mse")

@@ -133,7 +133,7 @@ def test_purity_inputs_and_params_unchanged() -> None:
 def test_writing_into_a_param_raises() -> None:
     net = fnn.init(fnn.mlp([2, 3, 1]), rng=0)
     layer = net.layers[0]
-    assert isinstance(layer, fnn.Dense)
+    assert isinstance(layer, fnn.Dense) and layer.b is not None
     with pytest.raises(ValueError, match="read-only"):
         layer.W[0, 0] = 1.0
     with pytest.raises(ValueError, match="read-only"):

@@ -252,7 +252,7 @@ def randomise_state(net: fnn.Network, rng: np.random.Generator) -> fnn.Network:
                 running_mean=rng.normal(size=c).astype(dt),
                 running_var=rng.uniform(0.5, 2.0, c).astype(dt),
             )
-        if isinstance(layer, fnn.Dense | fnn.Conv2D):
+        if isinstance(layer, fnn.Dense | fnn.Conv2D) and layer.b is not None:
             layer = attrs.evolve(layer, b=rng.normal(size=layer.b.shape).astype(dt))
         layers.append(layer)
     return fnn.network.pack(attrs.evolve(net, layers=layers))
@@ -265,7 +265,7 @@ def test_random_architectures_run_as_fnn_predicts_and_load_back(
 ) -> None:
     rng = np.random.default_rng(seed)
     net = randomise_state(fnn.init(arch, rng=rng), rng)
-    X = rng.normal(size=(4, *(net.input_shape or ()))).astype(net.dtype)
+    X = rng.normal(size=(4, *[int(d or 0) for d in net.input_shape or ()])).astype(net.dtype)
     check_round_trip(net, tmp_path_factory.mktemp("arch"), X, opset=opset)
 
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 import fnn
 from fnn import tree
 from fnn.layers import LAYERS, Context, LayerBase, LayerCache, LayerKind, Workspace
-from fnn.layers.base import output_shape_of
+from fnn.layers.base import input_ids_of, output_shape_of
 
 # --- the registries, read once at collection ------------------------------------------
 
@@ -177,8 +177,13 @@ def network_with(
     return fnn.network.pack(net)
 
 
-def data(shape: tuple[int, ...], n: int, dtype: np.dtype[Any], seed: int = 2) -> tuple[Any, Any]:
+def data(
+    shape: tuple[int, ...], n: int, dtype: np.dtype[Any], seed: int = 2, ids: int | None = None
+) -> tuple[Any, Any]:
+    """Inputs (n, *shape) and labels; random token ids in [0, ids) for a kind taking ids."""
     rng = np.random.default_rng(seed)
+    if ids is not None:
+        return rng.integers(0, ids, (n, *shape)), rng.integers(0, N_CLASSES, n)
     X = rng.normal(size=(n, *shape)).astype(dtype)
     y = rng.integers(0, N_CLASSES, n)
     return X, y
@@ -206,7 +211,7 @@ def central_differences(
 @pytest.mark.parametrize("kind", [pytest.param(k, id=k.name) for k in KINDS])
 def test_fnn_testing_checks_layer_gradients(kind: LayerKind, train: bool) -> None:
     layer, shape = example(kind)
-    X, _ = data(shape, 5, F64)
+    X, _ = data(shape, 5, F64, ids=input_ids_of(layer))
     assert fnn.testing.check_layer_grads(layer, X, train=train, mode="elementwise") < 1e-5
 
 
@@ -215,7 +220,7 @@ def test_fnn_testing_checks_layer_gradients(kind: LayerKind, train: bool) -> Non
 def test_fnn_testing_checks_network_gradients(kind: LayerKind, train: bool) -> None:
     layer, shape = example(kind)
     net = network_with(layer, shape, F64)
-    X, y = data(shape, 6, F64)
+    X, y = data(shape, 6, F64, ids=input_ids_of(layer))
     assert fnn.testing.check_grads(net, X, y, train=train, mode="elementwise") < 1e-5
 
 
@@ -225,7 +230,7 @@ def test_layer_gradients_of_trainable_leaves_and_input(kind: LayerKind, train: b
     """Central differences of ``sum(R * out)`` over every trainable entry and every input
     entry (state leaves skipped here: they are not derivatives), in float64."""
     layer, shape = example(kind)
-    X, _ = data(shape, 5, F64)
+    X, _ = data(shape, 5, F64, ids=input_ids_of(layer))
 
     def run(lay: Any, x: Any) -> tuple[Any, Any]:
         out: tuple[Any, Any] = lay.forward(x, train=train, rng=np.random.default_rng(7))
@@ -245,6 +250,8 @@ def test_layer_gradients_of_trainable_leaves_and_input(kind: LayerKind, train: b
         np.testing.assert_allclose(
             np.asarray(tree.ravel(grads))[trainable], num, rtol=1e-6, atol=1e-8
         )
+    if input_ids_of(layer) is not None:
+        return  # token ids: no input gradient
     num_x = central_differences(
         lambda v: float((R * run(layer, v.reshape(X.shape))[0]).sum()),
         X.ravel().copy(),
@@ -259,7 +266,7 @@ def test_network_gradients_of_trainable_leaves(kind: LayerKind) -> None:
     fixed by the seed) against central differences of the loss, trainable leaves only."""
     layer, shape = example(kind)
     net = network_with(layer, shape, F64)
-    X, y = data(shape, 6, F64)
+    X, y = data(shape, 6, F64, ids=input_ids_of(layer))
     _, g = fnn.value_and_grad(net, X, y, train=True, rng=3)
     mask = tree.trainable_mask(net)
     idx = np.flatnonzero(tree.leaf_mask(net, lambda p: mask[p]))
@@ -276,7 +283,7 @@ def test_network_gradients_of_trainable_leaves(kind: LayerKind) -> None:
 def test_eval_mode_keeps_the_state(kind: LayerKind) -> None:
     """At inference the state leaves of the gradient tree hold the current state."""
     layer, shape = example(kind)
-    X, _ = data(shape, 4, F64)
+    X, _ = data(shape, 4, F64, ids=input_ids_of(layer))
     out, cache = layer.forward(X, train=False, rng=None)
     grads, _ = layer.backward(cache, np.ones_like(out))
     mask = tree.trainable_mask(layer)
@@ -294,7 +301,7 @@ def test_eval_mode_keeps_the_state(kind: LayerKind) -> None:
 @pytest.mark.parametrize("kind", KINDS, ids=_kind_id)
 def test_layer_writes_no_argument(kind: LayerKind, train: bool) -> None:
     layer, shape = example(kind)
-    X, _ = data(shape, 5, F64)
+    X, _ = data(shape, 5, F64, ids=input_ids_of(layer))
     X0, layer0 = X.copy(), copies(layer)
     assert_read_only(layer, "layer")
     out, cache = layer.forward(X, train=train, rng=np.random.default_rng(0))
@@ -320,7 +327,7 @@ def test_layer_writes_no_argument(kind: LayerKind, train: bool) -> None:
 def test_network_with_the_layer_writes_no_argument(kind: LayerKind, train: bool) -> None:
     layer, shape = example(kind)
     net = network_with(layer, shape, F64)
-    X, y = data(shape, 6, F64)
+    X, y = data(shape, 6, F64, ids=input_ids_of(layer))
     X0, y0, net0 = X.copy(), y.copy(), copies(net)
     out, cache = fnn.forward(net, X, train=train, rng=0)
     cache0 = copies(cache)
@@ -351,7 +358,7 @@ def test_network_with_the_layer_writes_no_argument(kind: LayerKind, train: bool)
 def test_dtype_is_preserved(kind: LayerKind, dtype: np.dtype[Any]) -> None:
     layer, shape = example(kind, dtype)
     assert all(x.dtype == dtype for x in tree.leaves(layer))
-    X, y = data(shape, 6, dtype)
+    X, y = data(shape, 6, dtype, ids=input_ids_of(layer))
     out, cache = layer.forward(X, train=True, rng=np.random.default_rng(0))
     assert out.dtype == dtype
     grads, d_in = layer.backward(cache, np.ones_like(out))
@@ -406,7 +413,7 @@ def train_step_loop(
 def test_fit_equals_a_loop_of_train_step_bit_for_bit(kind: LayerKind, shuffle: bool) -> None:
     layer, shape = example(kind)
     net = network_with(layer, shape, F64)
-    X, y = data(shape, 11, F64)  # batches of 4, 4, 3
+    X, y = data(shape, 11, F64, ids=input_ids_of(layer))  # batches of 4, 4, 3
     opt = fnn.adam(1e-2)
     fitted, h = fnn.fit(net, opt, X, y, epochs=2, batch_size=4, rng=5, shuffle=shuffle, verbose=0)
     looped, losses = train_step_loop(
@@ -426,7 +433,7 @@ def test_save_load_round_trip(kind: LayerKind, dtype: np.dtype[Any], tmp_path: P
     layer, shape = example(kind, dtype)
     assert layer.config()["kind"] == kind.name
     net = network_with(layer, shape, dtype)
-    X, y = data(shape, 8, dtype)
+    X, y = data(shape, 8, dtype, ids=input_ids_of(layer))
     net, h = fnn.fit(net, fnn.adam(1e-2), X, y, epochs=1, batch_size=4, rng=0, verbose=0)
     path = fnn.save(tmp_path / "net.npz", net, opt_state=h.opt_state)
     ck = fnn.load(path)

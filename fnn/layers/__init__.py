@@ -8,9 +8,11 @@ from fnn.layers import (
     conv2d,
     dense,
     dropout,
+    embedding,
     flatten,
     layer_norm,
     pool2d,
+    positional_embedding,
     recurrent,
 )
 from fnn.layers.activation import Activation, ActivationCache
@@ -31,9 +33,11 @@ from fnn.layers.composite import Composite, CompositeCache, Parallel, Residual
 from fnn.layers.conv2d import Conv2D, Conv2DCache
 from fnn.layers.dense import Dense, DenseCache
 from fnn.layers.dropout import Dropout, DropoutCache
+from fnn.layers.embedding import Embedding, EmbeddingCache
 from fnn.layers.flatten import Flatten, FlattenCache
 from fnn.layers.layer_norm import LayerNorm, LayerNormCache
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D, MaxPool2DCache
+from fnn.layers.positional_embedding import PositionalEmbedding, PositionalEmbeddingCache
 from fnn.layers.recurrent import (
     GRU,
     LSTM,
@@ -62,6 +66,8 @@ __all__ = [
     "DenseCache",
     "Dropout",
     "DropoutCache",
+    "Embedding",
+    "EmbeddingCache",
     "Flatten",
     "FlattenCache",
     "GRUCache",
@@ -79,6 +85,8 @@ __all__ = [
     "MultiHeadAttention",
     "MultiHeadAttentionCache",
     "Parallel",
+    "PositionalEmbedding",
+    "PositionalEmbeddingCache",
     "Recurrent",
     "Residual",
     "SimpleRNN",
@@ -91,9 +99,11 @@ __all__ = [
     "conv2d",
     "dense",
     "dropout",
+    "embedding",
     "flatten",
     "layer_norm",
     "pool2d",
+    "positional_embedding",
     "recurrent",
     "register_layer",
 ]

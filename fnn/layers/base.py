@@ -66,6 +66,7 @@ __all__ = [
     "context",
     "forward_kernel",
     "fresh_grads",
+    "input_ids_of",
     "input_shape_of",
     "kind_of",
     "output_shape_of",
@@ -411,6 +412,17 @@ def fresh_grads(layer: Any) -> Any:
     return lay.build(np.empty(lay.size, lay.dtype), writable=True)
 
 
+def input_ids_of(layer: object) -> int | None:
+    """The vocabulary size of a layer that takes integer token ids (it declares it as
+    its ``input_ids`` attribute, as :class:`fnn.Embedding`), else None (float inputs).
+
+    A network whose first layer takes ids checks its input as ids in [0, input_ids) and
+    passes them unconverted; gradient checks draw such inputs as random ids and skip the
+    input gradient."""
+    ids = getattr(layer, "input_ids", None)
+    return None if ids is None else int(ids)
+
+
 def input_shape_of(layer: object) -> tuple[int, ...] | None:
     """The per-sample input shape a layer's parameters fix (``(n_in,)`` for a dense
     layer), or None when it takes any."""
@@ -455,7 +467,9 @@ class LayerKind:
             arrays keyed by field name (what checkpoints store).
         example: ``example(rng, dtype) -> (layer, input_shape)``: a small instance with
             random leaves and a per-sample input shape it accepts, for the shared
-            property tests (gradient checks, purity, dtypes, fit, save/load).
+            property tests (gradient checks, purity, dtypes, fit, save/load). A layer
+            taking integer token ids says so itself (:func:`input_ids_of`): the tests
+            then draw ids in [0, input_ids) and skip the input gradient.
         shapes: ``shapes(config) -> {field: shape}``, the shape of each array the
             config implies (dotted paths below the layer for inner layers, e.g.
             ``body.0.W``), so checkpoints are checked before any array is read; None,

@@ -1,9 +1,11 @@
 """Dense (fully connected) layer: ``a = f(X @ W + b)``.
 
-``W`` has shape (n_in, n_out) and ``b`` shape (n_out,); ``f`` is the layer's activation.
-With ``z = X @ W + b`` and ``dz = d_out * f'(z)``, the gradients are
+``W`` has shape (n_in, n_out) and ``b`` shape (n_out,) or None (no bias); ``f`` is the
+layer's activation. It acts on the last axis, as ``torch.nn.Linear`` does: ``X`` is
+(n, n_in) or a sequence (n, T, n_in), and then every position is a row. With
+``z = X @ W + b`` and ``dz = d_out * f'(z)``, over the rows (positions) of the batch,
 
-    dW = X^T dz,    db = sum over the batch of dz,    dX = dz W^T.
+    dW = X^T dz,    db = sum over the rows of dz,    dX = dz W^T.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from fnn._validation import float_dtype
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, readonly
 
+
+def _optional_readonly(x: Any) -> FloatArray | None:
+    return None if x is None else readonly(x)
+
+
 __all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
 
 
@@ -29,23 +36,26 @@ class Dense(LayerBase):
 
     Attributes:
         W: weights, shape (n_in, n_out), read-only.
-        b: biases, shape (n_out,), read-only, same dtype as ``W`` (default zeros).
+        b: biases, shape (n_out,), read-only, same dtype as ``W`` (default zeros), or
+            None for a layer without bias (``specs.dense(..., bias=False)``).
         activation: the elementwise activation (static); a name is looked up once.
     """
 
     W: FloatArray = attrs.field(converter=readonly)
-    b: FloatArray = attrs.field(converter=readonly)
+    b: FloatArray | None = attrs.field(converter=_optional_readonly)
     activation: _activations.Activation = attrs.field(
         default=_activations.Identity(), converter=_activations.get, metadata=STATIC_META
     )
 
     @b.default
-    def _zero_bias(self) -> FloatArray:
+    def _zero_bias(self) -> FloatArray | None:
         return np.zeros(self.W.shape[1] if self.W.ndim == 2 else 0, dtype=self.W.dtype)
 
     def __attrs_post_init__(self) -> None:
         if self.W.ndim != 2:
             raise ValueError(f"W must have shape (n_in, n_out), got shape {self.W.shape}")
+        if self.b is None:
+            return
         if self.b.shape != (self.W.shape[1],):
             raise ValueError(f"b must have shape ({self.W.shape[1]},), got {self.b.shape}")
         if self.b.dtype != self.W.dtype:
@@ -64,25 +74,32 @@ class Dense(LayerBase):
         return (self.n_in,)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 1:
+        """``(n_out,)`` for ``(n_in,)``, ``(T, n_out)`` for a sequence ``(T, n_in)`` (``T``
+        may be None, any length)."""
+        if len(input_shape) not in (1, 2):
             raise ValueError(
-                f"{{layer}} (Dense) expects inputs of shape ({self.n_in},), got "
-                f"{tuple(input_shape)} (add a flatten layer first)"
+                f"{{layer}} (Dense) expects inputs of shape ({self.n_in},) or (T, {self.n_in}), "
+                f"got {tuple(input_shape)} (add a flatten layer first)"
             )
-        if input_shape[0] != self.n_in:
+        if input_shape[-1] != self.n_in:
             raise ValueError(
                 f"{{layer}} expects {self.n_in} inputs but the previous layer gives "
-                f"{input_shape[0]} ({{layer}}.W has the wrong shape: {self.W.shape})"
+                f"{input_shape[-1]} ({{layer}}.W has the wrong shape: {self.W.shape})"
             )
-        return (self.n_out,)
+        return (*input_shape[:-1], self.n_out)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
     ) -> tuple[FloatArray, DenseCache]:
-        """``a = f(X @ W + b)`` for ``X`` (batch, n_in); ``a`` (batch, n_out)."""
+        """``a = f(X @ W + b)`` for ``X`` (batch, n_in) or (batch, T, n_in); ``a`` (batch,
+        n_out) or (batch, T, n_out)."""
         W = self.W
-        z = np.dot(X, W, out=ws.empty("z", (X.shape[0], W.shape[1]), W.dtype))
-        z += self.b
+        X2 = X if X.ndim == 2 else X.reshape(-1, X.shape[-1])
+        z = np.dot(X2, W, out=ws.empty("z", (X2.shape[0], W.shape[1]), W.dtype))
+        if X.ndim != 2:
+            z = z.reshape(*X.shape[:-1], W.shape[1])
+        if self.b is not None:
+            z += self.b
         act = self.activation
         # activations whose derivative reads off the output run in place: a is z
         if act.identity:
@@ -113,11 +130,17 @@ class Dense(LayerBase):
             if act.linear
             else act.vjp(cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, d_out.dtype))
         )
-        np.dot(cache.x.T, dz, out=grads.W)
-        np.dot(ws.ones("rows", dz.shape[0], dz.dtype), dz, out=grads.b)
+        x = cache.x
+        if x.ndim != 2:  # a sequence: every position is a row
+            x = x.reshape(-1, x.shape[-1])
+            dz = dz.reshape(-1, dz.shape[-1])
+        np.dot(x.T, dz, out=grads.W)
+        if grads.b is not None:
+            np.dot(ws.ones("rows", dz.shape[0], dz.dtype), dz, out=grads.b)
         if not need_d_in:
             return None
-        return np.dot(dz, self.W.T, out=ws.empty("d_in", cache.x.shape, dz.dtype))
+        d_in = np.dot(dz, self.W.T, out=ws.empty("d_in", x.shape, dz.dtype))
+        return d_in.reshape(cache.x.shape)
 
     def config(self) -> dict[str, object]:
         return {
@@ -125,14 +148,15 @@ class Dense(LayerBase):
             "n_in": self.n_in,
             "n_out": self.n_out,
             "activation": self.activation.config(),
+            **({} if self.b is not None else {"bias": False}),
         }
 
 
 @attrs.frozen(eq=False)
 class DenseCache(LayerCache):
-    """What :func:`backward` needs: the input ``x`` (batch, n_in), the pre-activation
-    ``z`` and the output ``a`` (both (batch, n_out); the same array when the activation
-    runs in place)."""
+    """What :func:`backward` needs: the input ``x`` (batch, n_in) or (batch, T, n_in),
+    the pre-activation ``z`` and the output ``a`` (both (batch, n_out) or (batch, T,
+    n_out); the same array when the activation runs in place)."""
 
     x: FloatArray
     z: FloatArray
@@ -191,11 +215,11 @@ def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[Dense, tup
 register_layer(
     "dense",
     Dense,
-    build=lambda cfg, a: Dense(W=a["W"], b=a["b"], activation=cfg["activation"]),
+    build=lambda cfg, a: Dense(W=a["W"], b=a.get("b"), activation=cfg["activation"]),
     example=_example,
     shapes=lambda cfg: {
         "W": (config_size(cfg, "n_in"), config_size(cfg, "n_out")),
-        "b": (config_size(cfg, "n_out"),),
+        **({"b": (config_size(cfg, "n_out"),)} if cfg.get("bias", True) else {}),
     },
     weights=("W",),
 )

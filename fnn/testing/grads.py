@@ -18,7 +18,7 @@ import numpy as np
 
 from fnn import tree
 from fnn._types import ArrayLike, FloatArray
-from fnn.layers.base import Layer
+from fnn.layers.base import Layer, input_ids_of
 from fnn.network import Network, value_and_grad
 from fnn.network import loss as _loss_value
 
@@ -143,7 +143,7 @@ def check_grads(
 
     Args:
         params: the network (converted to float64 for the check).
-        X: inputs (n, n_features).
+        X: inputs (n, *input_shape), e.g. (n, n_features), or token ids (n, T).
         y: targets for the network's loss.
         mode: ``"direction"`` compares ``n_directions`` random directional derivatives
             (cheap for any size); ``"elementwise"`` perturbs every parameter and
@@ -165,7 +165,8 @@ def check_grads(
             disagrees.
     """
     p64: Network = to_float64(params)
-    X64 = np.asarray(X, dtype=np.float64)
+    # token ids (a first layer taking ids) stay integers
+    X64 = np.asarray(X) if p64.input_ids is not None else np.asarray(X, dtype=np.float64)
     flat = np.array(tree.ravel(p64), dtype=np.float64)
 
     def f(v: FloatArray) -> float:
@@ -211,13 +212,16 @@ def check_layer_grads(
     """Check a layer's ``backward`` (parameter and input gradients) in float64.
 
     The scalar checked is ``sum(R * out)`` for a fixed random ``R`` shaped like the
-    layer's output, so ``d_out = R``. ``X`` is (batch, n_in). Training-mode randomness
+    layer's output, so ``d_out = R``. ``X`` is (batch, *in_shape); for a layer taking
+    integer token ids (:func:`fnn.layers.base.input_ids_of`) it holds ids and only the
+    parameter gradients are checked. Training-mode randomness
     (dropout masks) is drawn from ``seed`` anew for every evaluation.
 
     Returns the worst relative error; raises AssertionError naming what disagrees.
     """
     l64: Any = to_float64(layer)
-    X64 = np.array(X, dtype=np.float64)
+    ids = input_ids_of(layer) is not None  # integer token ids: no input gradient
+    X64 = np.array(X) if ids else np.array(X, dtype=np.float64)
     out, cache = l64.forward(X64, train=train, rng=np.random.default_rng(seed))
     R = np.random.default_rng(seed + 1).standard_normal(out.shape)
     grads, d_in = l64.backward(cache, R)
@@ -247,6 +251,8 @@ def check_layer_grads(
             seed=seed,
             what=f"{type(layer).__name__} parameters",
         )
+    if ids:
+        return worst
     worst_in = _compare(
         lambda v: scalar(l64, v.reshape(X64.shape)),
         X64.ravel(),

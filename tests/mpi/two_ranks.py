@@ -35,10 +35,53 @@ def network() -> fnn.Network:
     return fnn.init(architecture(), rng=distributed.rank() + 7)  # per rank: rank 0's wins
 
 
+SEQUENCE_TRAIN: dict[str, Any] = {
+    "epochs": 2,
+    "batch_size": 25,  # shards of rows 0-12 and 13-24 of each batch (no shuffling)
+    "rng": 3,
+    "shuffle": False,
+    "metrics": ["accuracy"],
+    "verbose": 0,
+}
+"""The data-parallel fit of a token network, repeated serially by the test."""
+
+
+def sequence_data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token ids (50, 6), targets with ignored positions (every one of rows 13-24: the
+    second rank's first shard counts nothing) and sample weights."""
+    rng = np.random.default_rng(2)
+    X = rng.integers(0, 9, (50, 6))
+    y = rng.integers(0, 9, (50, 6))
+    y[rng.random(y.shape) < 0.3] = -100
+    y[13:25] = -100
+    w = rng.uniform(0.2, 2.0, 50)
+    return X, y, w
+
+
+def sequence_network() -> fnn.Network:
+    arch = fnn.sequential(
+        (None,),
+        [
+            fnn.specs.embedding(9, 5),
+            fnn.specs.positional_embedding(8),
+            fnn.specs.layer_norm(),
+            fnn.specs.dense(9),
+        ],
+        output="softmax",
+    )
+    return fnn.init(arch, rng=7)
+
+
 def main() -> None:
     mode, out = sys.argv[1], sys.argv[2]
     X, y, w = data()
-    if mode == "train":
+    if mode == "sequence":
+        Xs, ys, ws = sequence_data()
+        net, h = distributed.fit(
+            sequence_network(), fnn.adamw(1e-2), Xs, ys, sample_weight=ws, **SEQUENCE_TRAIN
+        )
+        distributed.save(out, net, opt_state=h.opt_state, history=h)
+    elif mode == "train":
         net, h = distributed.fit(network(), fnn.adamw(1e-2), X, y, sample_weight=w, **TRAIN)
         distributed.save(out, net, opt_state=h.opt_state, history=h)
         assert fnn.tree.allclose(net, distributed.broadcast(net), rtol=0, atol=0)
