@@ -245,7 +245,7 @@ def sequential(
         TypeError: ``input_shape`` or ``layers`` is not a sequence (or an int).
     """
     if input_shape is None:
-        raise TypeError("input_shape must be a tuple of ints (one sample's shape), got None")
+        as_list(input_shape, "input_shape", "positive ints")  # TypeError naming it
     shape = _to_shape(input_shape)
     assert shape is not None
     specs = tuple(as_list(layers, "layers", "layer specs"))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
 import attrs
@@ -80,6 +80,7 @@ __all__ = [
     "PositionalEmbeddingSpec",
     "ResidualSpec",
     "SimpleRNNSpec",
+    "SizedResidualSpec",
     "activation",
     "avg_pool2d",
     "batch_norm",
@@ -102,6 +103,7 @@ __all__ = [
     "residual",
     "simple_rnn",
     "spec_chain_shape",
+    "transformer_block",
 ]
 
 
@@ -816,7 +818,7 @@ class MultiHeadAttentionSpec:
     bias: bool = True
 
     def _d_model(self, input_shape: tuple[int, ...] | None) -> int:
-        if input_shape is None or len(input_shape) != 2 or input_shape[0] < 1:
+        if input_shape is None or len(input_shape) != 2 or (input_shape[0] or 1) < 1:
             raise ValueError(
                 f"multi_head_attention needs per-sample inputs of shape (T, d_model), got "
                 f"{None if input_shape is None else tuple(input_shape)}"
@@ -850,3 +852,68 @@ def multi_head_attention(
     ``bias=False``: no biases at all."""
     check_heads(heads, heads)  # an int >= 1 now; divisibility once d_model is known
     return MultiHeadAttentionSpec(int(heads), bool(causal), bool(bias))
+
+
+@attrs.frozen
+class SizedResidualSpec:
+    """A :class:`fnn.Residual` block with an identity shortcut whose body is a chain of
+    specs that depends on the block's per-sample input shape: ``body(input_shape)``
+    (e.g. an MLP of four times the input's width)."""
+
+    body: Callable[[tuple[int, ...]], Sequence[LayerSpec]]
+
+    def _spec(self, input_shape: tuple[int, ...]) -> ResidualSpec:
+        return ResidualSpec(_spec_tuple(self.body(tuple(input_shape)), "body"))
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self._spec(input_shape).output_shape(input_shape)
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Residual:
+        if input_shape is None:
+            raise ValueError("a residual spec needs the input shape")
+        return self._spec(input_shape).init(rng=rng, dtype=dtype, input_shape=input_shape)
+
+
+def transformer_block(
+    heads: int,
+    mlp_ratio: int = 4,
+    dropout: float = 0.0,
+    causal: bool = True,
+    bias: bool = True,
+) -> list[LayerSpec]:
+    """A pre-LayerNorm transformer block (GPT-2's) on sequences (T, d), as two residual
+    blocks of existing kinds, no new math:
+
+        x = x + Dropout(MultiHeadAttention(LayerNorm(x)))
+        x = x + Dropout(Dense_d(GELU(Dense_{mlp_ratio d}(LayerNorm(x)))))
+
+    GELU in its tanh form; ``bias=False`` drops the biases of the attention and MLP
+    projections. Returns the two specs: splat them into :func:`fnn.sequential`'s list
+    (``[..., *fnn.specs.transformer_block(4), ...]``)."""
+    ratio = check_int(mlp_ratio, "mlp_ratio")
+    if not isinstance(bias, bool) or not isinstance(causal, bool):
+        raise TypeError("bias and causal must be bools")
+    Dropout(rate=dropout)  # validates now
+
+    def drop() -> list[LayerSpec]:
+        return [DropoutSpec(float(dropout))] if dropout else []
+
+    def mlp(shape: tuple[int, ...]) -> list[LayerSpec]:
+        d = int(shape[-1])
+        return [
+            LayerNormSpec(),
+            dense(ratio * d, activation="gelu", bias=bias),
+            dense(d, bias=bias),
+            *drop(),
+        ]
+
+    attention = ResidualSpec(
+        (LayerNormSpec(), multi_head_attention(heads, causal=causal, bias=bias), *drop())
+    )
+    return [attention, SizedResidualSpec(mlp)]

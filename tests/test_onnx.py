@@ -124,9 +124,11 @@ def test_every_layer_kind_runs_as_fnn_predicts_and_loads_back(
     kind: LayerKind, dtype: np.dtype[Any], tmp_path: Path
 ) -> None:
     if kind.name in ("residual", "parallel"):
-        pytest.xfail("ONNX Add/Concat for residual and parallel blocks: the next commit")
+        pytest.xfail("ONNX Add/Concat for residual and parallel blocks: not written yet (issue 19)")
     if kind.name == "multi_head_attention":
         pytest.xfail("ONNX export of attention is not written yet (issue 20)")
+    if kind.name in ("embedding", "positional_embedding"):
+        pytest.xfail("ONNX export of token-id (Gather) and sequence networks: not yet (issue 20)")
     rng = np.random.default_rng(0)
     assert kind.example is not None
     layer, shape = kind.example(rng, dtype)

@@ -198,8 +198,11 @@ def test_specs_refuse_what_does_not_fit(kind: str) -> None:
         spec(4, return_sequences="yes")
     with pytest.raises(ValueError, match=r"sequences of shape \(steps, features\)"):
         fnn.sequential((28, 28, 1), [spec(4), fnn.specs.dense(2)])
-    with pytest.raises(ValueError, match=r"dense expects inputs of shape \(n_features,\)"):
-        fnn.sequential((5, 3), [spec(4, return_sequences=True), fnn.specs.dense(2)])
+    # a dense layer after every step acts on the last axis: per-position logits
+    per_step = fnn.init(
+        fnn.sequential((5, 3), [spec(4, return_sequences=True), fnn.specs.dense(2)]), rng=0
+    )
+    assert per_step.shapes[-1] == (5, 2)
     assert spec(4).output_shape((5, 3)) == (4,)
     assert spec(4, return_sequences=True).output_shape((5, 3)) == (5, 4)
 

@@ -149,7 +149,7 @@ class MultiHeadAttention(LayerBase):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         d = self.d_model
-        if len(input_shape) != 2 or input_shape[0] < 1 or input_shape[1] != d:
+        if len(input_shape) != 2 or (input_shape[0] or 1) < 1 or input_shape[1] != d:
             raise ValueError(
                 f"{{layer}} (MultiHeadAttention) expects per-sample inputs of shape (T, {d}) "
                 f"with T >= 1, got {tuple(input_shape)}"

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from fnn import optim, tree
-from fnn.layers.base import LAYERS, LayerKind, output_shape_of
+from fnn.layers.base import LAYERS, LayerKind, input_ids_of, output_shape_of
 from fnn.layers.dense import Dense
 from fnn.layers.flatten import Flatten
 from fnn.network import Network, backward, forward, pack, predict
@@ -93,9 +93,18 @@ def example_network(layer: Any, input_shape: tuple[int, ...], dtype: Any, seed: 
     return pack(Network(layers=layers, loss="cross_entropy", input_shape=input_shape))
 
 
-def _data(shape: tuple[int, ...], n: int, dtype: np.dtype[Any], seed: int) -> tuple[Any, Any]:
+def _data(
+    layer: Any, shape: tuple[int, ...], n: int, dtype: np.dtype[Any], seed: int
+) -> tuple[Any, Any]:
+    """A batch for the example: random floats, or random token ids for a layer that takes
+    them (:func:`fnn.layers.base.input_ids_of`), and class labels."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((n, *shape)).astype(dtype), rng.integers(0, N_CLASSES, n)
+    vocab = input_ids_of(layer)
+    if vocab is not None:
+        X = rng.integers(0, vocab, (n, *shape))
+    else:
+        X = rng.standard_normal((n, *shape)).astype(dtype)
+    return X, rng.integers(0, N_CLASSES, n)
 
 
 def _fail(prop: str, kind: LayerKind, what: str) -> AssertionError:
@@ -132,7 +141,7 @@ def _writable(value: object, what: str) -> str | None:
 
 def _check_gradients(kind: LayerKind, seed: int) -> None:
     layer, shape = _example(kind, F64, seed)
-    X, y = _data(shape, 5, F64, seed + 2)
+    X, y = _data(layer, shape, 5, F64, seed + 2)
     net = example_network(layer, shape, F64, seed + 1)
     for train in (False, True):
         mode = "training" if train else "inference"
@@ -149,7 +158,7 @@ def _check_gradients(kind: LayerKind, seed: int) -> None:
 def _check_purity(kind: LayerKind, seed: int) -> None:
     prop = "purity"
     layer, shape = _example(kind, F64, seed)
-    X, y = _data(shape, 5, F64, seed + 2)
+    X, y = _data(layer, shape, 5, F64, seed + 2)
     for train in (False, True):
         X0, layer0 = X.copy(), _copies(layer)
         out, cache = layer.forward(X, train=train, rng=np.random.default_rng(seed))
@@ -198,7 +207,7 @@ def _check_purity(kind: LayerKind, seed: int) -> None:
 
 def _check_state_at_inference(kind: LayerKind, seed: int) -> None:
     layer, shape = _example(kind, F64, seed)
-    X, _ = _data(shape, 4, F64, seed + 2)
+    X, _ = _data(layer, shape, 4, F64, seed + 2)
     out, cache = layer.forward(X, train=False, rng=None)
     grads, _ = layer.backward(cache, np.ones_like(out))
     mask = tree.trainable_mask(layer)
@@ -212,7 +221,7 @@ def _check_state_at_inference(kind: LayerKind, seed: int) -> None:
 def _check_dtypes(kind: LayerKind, seed: int) -> None:
     for dtype in (F32, F64):
         layer, shape = _example(kind, dtype, seed)
-        X, y = _data(shape, 6, dtype, seed + 2)
+        X, y = _data(layer, shape, 6, dtype, seed + 2)
 
         def wrong(value: object, what: str, dtype: np.dtype[Any] = dtype) -> None:
             for p, x in _arrays(value):
@@ -222,7 +231,10 @@ def _check_dtypes(kind: LayerKind, seed: int) -> None:
         wrong(layer, "example layer")
         out, cache = layer.forward(X, train=True, rng=np.random.default_rng(seed))
         grads, d_in = layer.backward(cache, np.ones_like(out))
-        wrong({"out": out, "d_in": d_in}, "layer pass")
+        wrong(
+            {"out": out} if input_ids_of(layer) is not None else {"out": out, "d_in": d_in},
+            "layer pass",
+        )
         wrong(grads, "layer gradients")
         net = example_network(layer, shape, dtype, seed + 1)
         o, c = forward(net, X, train=True, rng=seed)
@@ -236,7 +248,7 @@ def _check_dtypes(kind: LayerKind, seed: int) -> None:
 def _check_fit_equals_train_step(kind: LayerKind, seed: int) -> None:
     layer, shape = _example(kind, F64, seed)
     net = example_network(layer, shape, F64, seed + 1)
-    X, y = _data(shape, 11, F64, seed + 2)  # batches of 4, 4 and 3
+    X, y = _data(layer, shape, 11, F64, seed + 2)  # batches of 4, 4 and 3
     opt = optim.adam(1e-2)
     for shuffle in (False, True):
         fitted, history = fit(
@@ -277,7 +289,7 @@ def _check_save_and_load(kind: LayerKind, seed: int) -> None:
         if not isinstance(config, dict) or config.get("kind") != kind.name:
             raise _fail(prop, kind, f"config() must record kind {kind.name!r}, got {config!r}")
         net = example_network(layer, shape, dtype, seed + 1)
-        X, y = _data(shape, 8, dtype, seed + 2)
+        X, y = _data(layer, shape, 8, dtype, seed + 2)
         net, h = fit(net, optim.adam(1e-2), X, y, epochs=1, batch_size=4, rng=seed, verbose=0)
         with tempfile.TemporaryDirectory(prefix="fnn-check-") as folder:
             path = save(Path(folder) / "net.npz", net, opt_state=h.opt_state)
