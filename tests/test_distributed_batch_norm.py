@@ -37,3 +37,16 @@ def test_two_ranks_train_batch_norm_like_one_process(tmp_path: Path, kind: str) 
     assert dist.history is not None
     np.testing.assert_allclose(dist.history.train_loss, h.train_loss, rtol=1e-10)
     assert dist.opt_state is not None and dist.opt_state.step == 8
+
+
+def test_a_rank_with_an_empty_shard_of_a_flattening_network(tmp_path: Path) -> None:
+    # 22 rows in batches of 7: the last batch has one row, so one rank's shard is empty;
+    # Flatten must pass 0 rows through (it raised on reshape(0, -1))
+    out = tmp_path / "dist.npz"
+    proc = launch(batch_norm_ranks, out, "flat")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    dist = fnn.load(out)
+    X, y = batch_norm_ranks.data("flat")
+    start = fnn.init(batch_norm_ranks.architecture("flat"), rng=7)
+    net, _ = fnn.fit(start, fnn.sgd(0.1, momentum=0.9), X, y, **batch_norm_ranks.TRAIN)
+    np.testing.assert_allclose(dist.params.flat, net.flat, rtol=1e-10, atol=1e-12)

@@ -29,7 +29,8 @@ class Flatten(LayerBase):
         self, X: FloatArray, ctx: Context, ws: Workspace
     ) -> tuple[FloatArray, FlattenCache]:
         """``X`` (n, *shape) as (n, prod(shape))."""
-        return X.reshape(X.shape[0], -1), FlattenCache(shape=tuple(X.shape))
+        # the size, not -1: an empty shard of a data-parallel batch has 0 rows
+        return X.reshape(X.shape[0], math.prod(X.shape[1:])), FlattenCache(shape=tuple(X.shape))
 
     def backward_into(
         self,

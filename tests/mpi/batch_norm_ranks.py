@@ -25,6 +25,8 @@ TRAIN: dict[str, Any] = {
 
 def data(kind: str = "mlp") -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     rng = np.random.default_rng(0)
+    if kind == "flat":  # 22 rows in batches of 7: the last has 1 row, one rank none
+        return rng.normal(size=(22, 6, 6, 2)) + 0.5, rng.integers(0, 3, 22)
     if kind in ("cnn", "resnet"):
         return rng.normal(size=(23, 6, 6, 2)) + 0.5, rng.integers(0, 3, 23)
     X = rng.normal(size=(23, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
@@ -45,6 +47,12 @@ def architecture(kind: str = "mlp") -> fnn.Architecture:
                 s.flatten(),
                 s.dense(3),
             ],
+            output="softmax",
+        )
+    if kind == "flat":  # a convolution and Flatten, fed an empty shard
+        return fnn.sequential(
+            (6, 6, 2),
+            [fnn.specs.conv2d(3, 3), fnn.specs.flatten(), fnn.specs.dense(3)],
             output="softmax",
         )
     if kind == "resnet":  # batch norm and dropout inside residual and parallel blocks
