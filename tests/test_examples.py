@@ -86,6 +86,7 @@ def test_mnist_resnet_quick() -> None:
     assert out["test_accuracy"] > 0.5  # 2,000 images, 3 epochs: far above chance (0.1)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
 def test_mnist_resnet_reaches_99_4_percent_in_under_15_minutes() -> None:
@@ -119,6 +120,7 @@ def test_mnist_lstm_quick() -> None:
     assert accuracy > 0.4  # 3,000 images, three epochs: far above chance (0.1)
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.skipif(MNIST is None, reason=HOW_TO_GET)
 def test_mnist_lstm_reaches_98_5_percent_in_under_8_minutes() -> None:
