@@ -13,7 +13,6 @@ read-only views of one contiguous buffer (see :func:`fnn.tree.pack`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, cast
 
@@ -48,6 +47,7 @@ from fnn.layers.base import (
     input_shape_of,
     output_shape_of,
     seal,
+    working_size_of,
 )
 from fnn.layers.dropout import Dropout
 from fnn.layout import Layout, StructureKey
@@ -886,12 +886,10 @@ def inference_rows(params: Network) -> int:
     def concrete(s: Shape) -> tuple[int, ...]:
         return tuple(SEQUENCE_ROWS if d is None else d for d in s)
 
-    elements = 0
-    for layer, shape_in, shape_out in zip(params.layers, inputs, shapes, strict=True):
-        fn = getattr(layer, "working_size", None)
-        elements += (
-            int(fn(concrete(shape_in))) if fn is not None else 4 * math.prod(concrete(shape_out))
-        )
+    elements = sum(
+        working_size_of(layer, concrete(shape_in), concrete(shape_out))
+        for layer, shape_in, shape_out in zip(params.layers, inputs, shapes, strict=True)
+    )
     per_sample = elements * params.dtype.itemsize
     return max(16, min(4096, INFERENCE_BYTES // max(per_sample, 1)))
 

@@ -32,7 +32,7 @@ from fnn._validation import (
 )
 from fnn.controllers import EarlyStopping, ReduceOnPlateau, monitored
 from fnn.datasets.preprocessing import split_indices
-from fnn.layers.base import FRESH, TRAINING, Context
+from fnn.layers.base import FRESH, TRAINING, Context, min_batch_rows_of
 from fnn.layout import describe_mismatch
 from fnn.network import (
     Network,
@@ -738,8 +738,7 @@ def _check_batch_rows(params: Network, n: int, batch_size: int, drop_last: bool)
     fewest = min(rows)
     shapes = (params.input_shape, *params.shapes[:-1])
     for i, (layer, shape) in enumerate(zip(params.layers, shapes, strict=True)):
-        fn = getattr(layer, "min_batch_rows", None)
-        need = 1 if fn is None or shape is None else int(fn(shape))
+        need = 1 if shape is None else min_batch_rows_of(layer, shape)
         if fewest < need:
             where = f"layers.{i} ({type(layer).__name__}) needs at least {need} rows in each "
             if len(rows) == 1:

@@ -437,3 +437,27 @@ def test_each_block_equals_torch_autograd_with_its_input_gradient(index: int) ->
     for p, x in fnn.tree.flatten(grads).items():
         want = m.leaves[f"layers.0.{p}"].grad if mask[p] else m.new_state[f"layers.0.{p}"]
         np.testing.assert_allclose(x, want.numpy(), rtol=1e-9, atol=1e-12, err_msg=p)
+
+
+def test_blocks_report_their_inner_layers_working_size_and_batch_needs() -> None:
+    # inference chunks count the convolutions' im2col matrices inside a block, and fit
+    # refuses a one-row batch for batch norm inside a block before the first step
+    block = fnn.init(resnet_arch(), rng=0).layers[0]
+    assert isinstance(block, fnn.Residual)
+    conv = block.body[0]
+    assert isinstance(conv, fnn.Conv2D)
+    assert block.working_size((6, 6, 3)) > conv.working_size((6, 6, 3)) > 4 * 3 * 3 * 4
+    dense_bn = fnn.sequential((3,), [s.residual([s.dense(3), s.batch_norm()]), s.dense(1)])
+    net = fnn.init(dense_bn, rng=0)
+    assert net.layers[0].min_batch_rows((3,)) == 2  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"layers\.0 \(Residual\) needs at least 2 rows"):
+        fnn.fit(
+            net,
+            fnn.sgd(0.1),
+            np.zeros((5, 3)),
+            np.zeros(5),
+            epochs=1,
+            batch_size=4,
+            rng=0,
+            verbose=0,
+        )

@@ -38,6 +38,7 @@ property tests run over every registered kind.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -69,10 +70,12 @@ __all__ = [
     "input_ids_of",
     "input_shape_of",
     "kind_of",
+    "min_batch_rows_of",
     "output_shape_of",
     "register_layer",
     "seal",
     "weight_paths",
+    "working_size_of",
 ]
 
 
@@ -456,6 +459,23 @@ def output_shape_of(layer: object, input_shape: tuple[int, ...], where: str) -> 
     return tuple(input_shape) if n_out is None else (int(n_out),)
 
 
+def working_size_of(
+    layer: object, input_shape: tuple[int, ...], output_shape: tuple[int, ...]
+) -> int:
+    """Elements per sample a layer's forward pass keeps (its output, cache and
+    temporaries): its optional ``working_size(input_shape)`` (a convolution counts its
+    im2col matrix), else four times its output. Inference sizes its chunks by it."""
+    fn = getattr(layer, "working_size", None)
+    return int(fn(input_shape)) if fn is not None else 4 * math.prod(output_shape)
+
+
+def min_batch_rows_of(layer: object, input_shape: tuple[int | None, ...]) -> int:
+    """The fewest rows a training batch may have for ``layer``: its optional
+    ``min_batch_rows(input_shape)`` (batch norm over single values needs two), else 1."""
+    fn = getattr(layer, "min_batch_rows", None)
+    return 1 if fn is None else int(fn(input_shape))
+
+
 @attrs.frozen
 class LayerKind:
     """A registered layer kind.
@@ -558,8 +578,9 @@ def weight_paths(params: Any) -> frozenset[str]:
     included); elsewhere, and for kinds that declare none, the trainable leaves with two
     or more axes."""
     out: set[str] = set()
+    trainable = tree.trainable_mask(params)
     for path, leaf in tree.leaves_with_paths(params):
-        if np.ndim(leaf) >= 2:
+        if np.ndim(leaf) >= 2 and trainable[path]:
             out.add(path)
     _declared(params, "", out)
     return frozenset(out)

@@ -26,6 +26,7 @@ Composites nest: a chain may hold composites.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -43,8 +44,10 @@ from fnn.layers.base import (
     backward_kernel,
     forward_kernel,
     input_shape_of,
+    min_batch_rows_of,
     output_shape_of,
     register_layer,
+    working_size_of,
 )
 from fnn.layers.batch_norm import BatchNorm
 from fnn.layers.dense import Dense
@@ -204,6 +207,31 @@ class Composite(LayerBase):
         """Whether training draws random numbers (an inner layer does)."""
         return any(
             getattr(layer, "needs_rng", False) for _, layers in self.chains for layer in layers
+        )
+
+    def _inner(
+        self, input_shape: tuple[int, ...]
+    ) -> list[tuple[Layer, tuple[int, ...], tuple[int, ...]]]:
+        """Every inner layer with its per-sample input and output shapes."""
+        out = []
+        for name, layers in self.chains:
+            shape = tuple(input_shape)
+            for j, layer in enumerate(layers):
+                nxt = output_shape_of(layer, shape, f"{{layer}}.{name}.{j}")
+                out.append((layer, shape, nxt))
+                shape = nxt
+        return out
+
+    def working_size(self, input_shape: tuple[int, ...]) -> int:
+        """Elements per sample the forward pass keeps: the inner layers' (each its own
+        ``working_size``, else four times its output) and the merged output."""
+        inner = sum(working_size_of(*entry) for entry in self._inner(input_shape))
+        return inner + math.prod(self.output_shape(input_shape))
+
+    def min_batch_rows(self, input_shape: tuple[int, ...]) -> int:
+        """The most any inner layer needs (batch norm inside a block needs two)."""
+        return max(
+            (min_batch_rows_of(lay, shape) for lay, shape, _ in self._inner(input_shape)), default=1
         )
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
