@@ -36,7 +36,8 @@ from typing import Any, Unpack
 import numpy as np
 
 from fnn import tree
-from fnn._engine import Engine, NonFinite
+from fnn._diverged import NonFinite
+from fnn._engine import Engine
 from fnn._types import ArrayLike, FloatArray
 from fnn._validation import as_generator
 from fnn.network import Network

@@ -26,6 +26,7 @@ import attrs
 import numpy as np
 
 from fnn import schedules, tree
+from fnn._diverged import NonFinite
 from fnn._registry import Registry
 from fnn._types import BoolArray, FloatArray
 from fnn._validation import as_float, check_positive, check_range
@@ -281,29 +282,9 @@ class InPlace:
     def update(
         self, u: FloatArray, state: Any, p: FloatArray, ctx: Context
     ) -> tuple[FloatArray, Any]:
-        if not self.elementwise or u.nbytes <= CHUNK_BYTES:
-            st = map_record(writable_copy, state)
-            out = np.array(u, copy=True)
-            self.apply(out, st, p, ctx)
-            return out, map_record(_sealed, st)
-        # Large vectors go chunk by chunk, as in fit: each chunk of the direction and
-        # the flat state is copied into the new arrays and the kernel's passes over it
-        # run while it is in cache. Elementwise, so the same bits as one call.
-        out = np.empty_like(u)
-        st = map_record(_fresh_or_copy, state)
-        flat = [
-            (old, new)
-            for old, new in zip(tree.leaves(state), tree.leaves(st), strict=True)
-            if isinstance(new, np.ndarray) and new.ndim == 1
-        ]
-        for lo, hi in chunks(u.size, u.itemsize):
-            np.copyto(out[lo:hi], u[lo:hi])
-            for old, new in flat:
-                np.copyto(new[lo:hi], old[lo:hi])
-            part = Context.at(ctx.step, ctx.lr_scale, ctx.scratch[: hi - lo])
-            views = map_record(functools.partial(chunk_of, lo=lo, hi=hi), st)
-            self.apply(out[lo:hi], views, p[lo:hi], part)
-        return out, map_record(_sealed, st)
+        run = ChainRunner.on_copies((self,), (state,), p, None, u)  # type: ignore[arg-type]
+        run(ctx.step, ctx.lr_scale)
+        return run.u, run.sealed_states()[0]
 
 
 def _check_lr(_inst: object, _attr: object, value: LearningRate) -> None:
@@ -842,17 +823,12 @@ class Optimizer:
         self, p: FloatArray, g: FloatArray, state: OptState
     ) -> tuple[FloatArray, OptState]:
         """The flat parameter change for gradient ``g`` at parameters ``p``, and the new
-        state; :meth:`update` on flat vectors. The transforms' in-place kernels run on
-        private copies (``fnn.fit`` runs the same kernels on its own buffers)."""
-        ctx = Context.at(state.step + 1, state.lr_scale, np.empty_like(p))
-        u = g
-        new_states = []
-        for t, s in zip(self.transforms, state.states, strict=True):
-            u, s = t.update(u, s, p, ctx)
-            new_states.append(s)
-        if state.trainable is not None:
-            u = np.where(state.trainable, u, u.dtype.type(0))
-        return u, state.advanced(ctx.step, tuple(new_states))
+        state; :meth:`update` on flat vectors. The chain runs through
+        :class:`ChainRunner` on private copies (``fnn.fit`` runs it on its own buffers)."""
+        frozen = None if state.trainable is None else ~state.trainable
+        run = ChainRunner.on_copies(self.transforms, state.states, p, None, g, frozen=frozen)
+        run(state.step + 1, state.lr_scale)
+        return run.u, state.advanced(state.step + 1, run.sealed_states())
 
     def update(self, params: P, grads: P, state: OptState) -> tuple[P, OptState]:
         """New parameters and state after one step; ``params`` and ``state`` are unchanged.
@@ -878,14 +854,11 @@ class Optimizer:
         if g.dtype != p.dtype:
             g = g.astype(p.dtype)
         mask = tree.trainable_mask(params)
-        if all(mask.values()):
-            u, new_state = self.step_flat(p, g, state)
-            return tree.unravel(params, p + u), new_state
         # as for a network: state leaves hold new statistics, not gradients, so no
         # transform (nor a global norm) sees them, and the new state is taken over
-        trainable = tree.leaf_mask(params, lambda path: mask[path])
-        u, new_state = self.step_flat(p, np.where(trainable, g, g.dtype.type(0)), state)
-        return tree.unravel(params, np.where(trainable, p + u, g)), new_state
+        keep = [] if all(mask.values()) else _runs(~tree.leaf_mask(params, lambda q: mask[q]))
+        new, new_state = self._run(p, g, state, keep)
+        return tree.unravel(params, new), new_state
 
     def _update_flat(
         self, params: Any, lay: Layout, grads: Any, state: OptState
@@ -898,20 +871,215 @@ class Optimizer:
         check_state_fits(state, params.flat, lay.key)
         return self.update_flat(params, grads.flat, state)
 
-    def update_flat(self, params: P, g: FloatArray, state: OptState) -> tuple[P, OptState]:
+    def update_flat(
+        self, params: P, g: FloatArray, state: OptState, *, check: bool = False
+    ) -> tuple[P, OptState]:
         """:meth:`update` for a network given its gradient as one flat vector ``g`` in
         ``params.layout`` order (the state segments holding the new state), the state
-        already checked to fit. ``g`` is not written."""
+        already checked to fit. ``g`` is not written. ``check``: raise
+        :class:`FloatingPointError` (nothing updated) when the gradient or the update is
+        not finite."""
         lay: Layout = params.layout  # type: ignore[attr-defined]
-        p: FloatArray = params.flat  # type: ignore[attr-defined]
-        gu = g
-        if lay.state_slices:  # state leaves hold new statistics, not gradients
-            gu = np.array(g, copy=True)
-            lay.zero_state(gu)
-        u, new_state = self.step_flat(p, gu, state)
-        new = np.add(p, u)
-        lay.take_state(new, g)
+        new, new_state = self._run(params.flat, g, state, lay.state_slices, check=check)  # type: ignore[attr-defined]
         return params.with_flat(new), new_state  # type: ignore[attr-defined]
+
+    def _run(
+        self,
+        p: FloatArray,
+        g: FloatArray,
+        state: OptState,
+        keep: list[tuple[int, int]],
+        *,
+        check: bool = False,
+    ) -> tuple[FloatArray, OptState]:
+        """New flat parameters from ``p`` and the gradient ``g``, and the new state: the
+        chain run on private copies of ``g`` and the state."""
+        new = np.empty_like(p)
+        frozen = None if state.trainable is None else ~state.trainable
+        run = ChainRunner.on_copies(self.transforms, state.states, p, new, g, frozen, keep)
+        run(state.step + 1, state.lr_scale, check=check)
+        return new, state.advanced(state.step + 1, run.sealed_states())
+
+
+def _runs(mask: BoolArray) -> list[tuple[int, int]]:
+    """``(lo, hi)`` of the runs of True in a flat mask."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return [(int(lo), int(hi)) for lo, hi in zip(edges[::2], edges[1::2], strict=True)]
+
+
+class ChainRunner:
+    """Applies an optimizer's chain of transforms to a flat gradient: the one place
+    that runs transforms, for ``fnn.update``, ``train_step``, ``fit`` and
+    ``fnn.distributed.fit``.
+
+    One call turns the gradient ``u`` (P,) into the parameter change, in place, and
+    writes ``p_old + change`` into ``p_new`` (P,) (not when ``p_new`` is None: the change
+    stays in ``u``). On the way:
+
+    - the ``keep`` slices (non-trainable leaves: running statistics) hold new values,
+      not gradients: they are set aside, zeroed so no transform sees them, and written
+      into ``p_new`` as they were;
+    - the transforms run in order: in-place kernels on the private ``u`` and
+      ``states`` (one state per transform), the pure ``update`` of any other transform;
+    - the change is zeroed where ``frozen`` (P,) is True;
+    - with ``check``, a non-finite change (a non-finite gradient always gives one)
+      raises :class:`NonFinite` before ``p_new`` is written.
+
+    An elementwise chain of in-place kernels runs in cache-sized chunks (see
+    :data:`CHUNK_BYTES`): the dozen passes of an optimizer over a chunk of parameters,
+    change and state hit the cache rather than memory. The chunk views are built once,
+    so ``fit`` keeps one runner over its buffers; :meth:`on_copies` makes one over fresh
+    copies for the pure functions (filled chunk by chunk), so both compute the same bits.
+    """
+
+    def __init__(
+        self,
+        transforms: tuple[Transform, ...],
+        states: list[Any],
+        p_old: FloatArray,
+        p_new: FloatArray | None,
+        u: FloatArray,
+        frozen: BoolArray | None = None,
+        keep: list[tuple[int, int]] | None = None,
+        copies: list[tuple[FloatArray, FloatArray]] | None = None,
+    ) -> None:
+        """``copies``: ``(source, target)`` flat pairs copied chunk by chunk before the
+        chain runs (the pure path's fresh ``u`` and state from the caller's)."""
+        self.transforms = transforms
+        self.states = states
+        self.u = u
+        self.p_old = p_old
+        self.p_new = p_new
+        self.frozen = frozen
+        self.keep = keep or []
+        self.copies = copies or []
+        self.chunks: list[_Chunk] = []
+        self.scratch: FloatArray | None = None
+        if all(isinstance(t, InPlace) and t.elementwise for t in transforms):
+            bounds = chunks(u.size, u.itemsize)
+            scratch = np.empty(max((hi - lo for lo, hi in bounds), default=0), dtype=u.dtype)
+            self.chunks = [self._chunk(lo, hi, scratch, len(bounds) == 1) for lo, hi in bounds]
+
+    @staticmethod
+    def on_copies(
+        transforms: tuple[Transform, ...],
+        states: tuple[Any, ...],
+        p: FloatArray,
+        p_new: FloatArray | None,
+        g: FloatArray,
+        frozen: BoolArray | None = None,
+        keep: list[tuple[int, int]] | None = None,
+    ) -> ChainRunner:
+        """A runner over fresh arrays: ``u`` a copy of ``g`` and private copies of
+        ``states``, neither written."""
+        u = np.empty_like(g)
+        copies = [(g, u)]
+        new_states = []
+        for s in states:
+            fresh = map_record(_fresh_or_copy, s)
+            copies += [
+                (old, new)
+                for old, new in zip(tree.leaves(s), tree.leaves(fresh), strict=True)
+                if isinstance(new, np.ndarray) and new.ndim == 1
+            ]
+            new_states.append(fresh)
+        return ChainRunner(transforms, new_states, p, p_new, u, frozen, keep, copies)
+
+    def _chunk(self, lo: int, hi: int, scratch: FloatArray, whole: bool) -> _Chunk:
+        keep = [(max(a, lo) - lo, min(b, hi) - lo) for a, b in self.keep if a < hi and b > lo]
+        return _Chunk(
+            p_old=self.p_old[lo:hi],
+            p_new=None if self.p_new is None else self.p_new[lo:hi],
+            u=self.u[lo:hi],
+            scratch=scratch[: hi - lo],
+            frozen=None if self.frozen is None else self.frozen[lo:hi],
+            states=self.states
+            if whole
+            else [map_record(functools.partial(chunk_of, lo=lo, hi=hi), s) for s in self.states],
+            keep=keep,
+            copies=[(a[lo:hi], b[lo:hi]) for a, b in self.copies],
+        )
+
+    def sealed_states(self) -> tuple[Any, ...]:
+        """The new states, read-only (the runner is not used afterwards)."""
+        return tuple(map_record(_sealed, s) for s in self.states)
+
+    def __call__(self, step: int, lr_scale: float, *, check: bool = False) -> None:
+        """Run the chain for update number ``step`` (1-based) with the learning-rate
+        factor ``lr_scale``."""
+        src = self.copies[0][0] if self.copies else self.u  # where the gradient is now
+        saved = [src[lo:hi].copy() for lo, hi in self.keep]
+        if self.chunks:
+            for c in self.chunks:
+                _run_chunk(self.transforms, c, step, lr_scale, check)
+        else:
+            self._run_whole(step, lr_scale, check)
+        if self.p_new is not None:
+            for (lo, hi), v in zip(self.keep, saved, strict=True):
+                self.p_new[lo:hi] = v
+
+    def _run_whole(self, step: int, lr_scale: float, check: bool) -> None:
+        """The chain on the whole vector (it needs it: a global norm, or a transform
+        without an in-place kernel)."""
+        for a, b in self.copies:
+            np.copyto(b, a)
+        u = self.u
+        for lo, hi in self.keep:
+            u[lo:hi] = 0
+        if self.scratch is None:
+            self.scratch = np.empty_like(u)
+        ctx = Context.at(step, lr_scale, self.scratch)
+        states = self.states
+        for i, tr in enumerate(self.transforms):
+            if isinstance(tr, InPlace):
+                tr.apply(u, states[i], self.p_old, ctx)
+            else:
+                u, states[i] = tr.update(u, states[i], self.p_old, ctx)
+        if self.frozen is not None:
+            np.copyto(u, 0, where=self.frozen)
+        if check and not math.isfinite(float(u @ u)):
+            raise NonFinite("gradient or update")
+        if self.p_new is not None:
+            np.add(self.p_old, u, out=self.p_new)
+        else:
+            self.u = u
+
+
+def _run_chunk(
+    transforms: tuple[Transform, ...], c: _Chunk, step: int, lr_scale: float, check: bool
+) -> None:
+    """The chain's in-place kernels on one chunk (see :class:`ChainRunner`)."""
+    for a, b in c.copies:
+        np.copyto(b, a)
+    u = c.u
+    for lo, hi in c.keep:
+        u[lo:hi] = 0
+    ctx = Context.at(step, lr_scale, c.scratch)
+    for tr, st in zip(transforms, c.states, strict=True):
+        tr.apply(u, st, c.p_old, ctx)  # type: ignore[attr-defined]
+    if c.frozen is not None:
+        np.copyto(u, 0, where=c.frozen)
+    # A non-finite gradient always gives a non-finite change: one check covers both
+    if check and not math.isfinite(float(u @ u)):
+        raise NonFinite("gradient or update")
+    if c.p_new is not None:
+        np.add(c.p_old, u, out=c.p_new)
+
+
+@attrs.frozen(eq=False)
+class _Chunk:
+    """Views of one cache-sized slice of the parameters (old and new), the change, the
+    scratch array, the frozen mask and the states; the ``keep`` slices and ``copies``
+    that fall in it."""
+
+    p_old: FloatArray
+    p_new: FloatArray | None
+    u: FloatArray
+    scratch: FloatArray
+    frozen: BoolArray | None
+    states: list[Any]
+    keep: list[tuple[int, int]]
+    copies: list[tuple[FloatArray, FloatArray]]
 
 
 def check_state_fits(state: OptState, p: FloatArray, params_key: Any = None) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +21,8 @@ import attrs
 import numpy as np
 
 from fnn import metrics as _metrics
-from fnn._engine import Engine, NonFinite
+from fnn._diverged import NonFinite
+from fnn._engine import Engine
 from fnn._types import ArrayLike, FloatArray, RNGLike
 from fnn._validation import (
     as_generator,
@@ -36,14 +36,15 @@ from fnn.layers.base import FRESH, TRAINING, Context, min_batch_rows_of
 from fnn.layout import describe_mismatch
 from fnn.network import (
     Network,
-    backprop_flat,
+    batch_gradient,
     check_input,
     check_network,
-    forward_pass,
+    fresh_gradient,
     inference_rows,
     logits_of,
     output_length,
     prepare_targets,
+    training_inputs,
 )
 from fnn.optim import Optimizer, OptState, check_state_fits
 from fnn.progress import Progress
@@ -294,21 +295,16 @@ def train_step(
     params = check_network(params)
     if not isinstance(opt_state, OptState):
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
-    Xa = check_input(params, X)
-    ya = prepare_targets(params, y, Xa.shape[0], output_length(params, Xa))
-    w = check_sample_weight(sample_weight, Xa.shape[0], params.dtype)
+    Xa, ya, w = training_inputs(params, X, y, sample_weight)
     gen = None if rng is None else as_generator(rng)
     if gen is None and params.has_dropout:
         raise ValueError("rng is required when the network has dropout")
     check_state_fits(opt_state, params.flat, params.layout.key)
     ctx = TRAINING if gen is None else Context(train=True, rng=gen)
-    logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
-    value, d = params.loss.value_and_grad(logits, ya, w)  # one pass for both
-    if not math.isfinite(value):
-        raise FloatingPointError(f"non-finite loss {value}")
-    # what fnn.update does with backward's gradients, minus building them as a network
-    g = backprop_flat(params, caches, d, ctx)
-    new_params, new_state = opt_state.optimizer.update_flat(params, g, opt_state)
+    G, grads, _ = fresh_gradient(params)
+    fresh = [FRESH] * len(params.layers)
+    value = batch_gradient(params, Xa, ya, w, ctx, fresh, grads, check=True)
+    new_params, new_state = opt_state.optimizer.update_flat(params, G, opt_state, check=True)
     return new_params, new_state, value
 
 
