@@ -955,10 +955,10 @@ class ChainRunner:
         self.copies = copies or []
         self.chunks: list[_Chunk] = []
         self.scratch: FloatArray | None = None
-        if all(isinstance(t, InPlace) and t.elementwise for t in transforms):
+        if _chunked(transforms, u):
             bounds = chunks(u.size, u.itemsize)
-            scratch = np.empty(max((hi - lo for lo, hi in bounds), default=0), dtype=u.dtype)
-            self.chunks = [self._chunk(lo, hi, scratch, len(bounds) == 1) for lo, hi in bounds]
+            scratch = np.empty(max(hi - lo for lo, hi in bounds), dtype=u.dtype)
+            self.chunks = [self._chunk(lo, hi, scratch) for lo, hi in bounds]
 
     @staticmethod
     def on_copies(
@@ -972,20 +972,25 @@ class ChainRunner:
     ) -> ChainRunner:
         """A runner over fresh arrays: ``u`` a copy of ``g`` and private copies of
         ``states``, neither written."""
+        if not _chunked(transforms, g):  # one pass each: copy now
+            u = np.array(g, copy=True)
+            copied = [map_record(writable_copy, s) for s in states]
+            return ChainRunner(transforms, copied, p, p_new, u, frozen, keep)
         u = np.empty_like(g)
         copies = [(g, u)]
-        new_states = []
-        for s in states:
-            fresh = map_record(_fresh_or_copy, s)
-            copies += [
-                (old, new)
-                for old, new in zip(tree.leaves(s), tree.leaves(fresh), strict=True)
-                if isinstance(new, np.ndarray) and new.ndim == 1
-            ]
-            new_states.append(fresh)
+
+        def fresh(x: Any) -> Any:
+            # flat state arrays are filled chunk by chunk (while in cache); others copied
+            if isinstance(x, np.ndarray) and x.ndim == 1:
+                new = np.empty_like(x)
+                copies.append((x, new))
+                return new
+            return writable_copy(x)
+
+        new_states = [map_record(fresh, s) for s in states]
         return ChainRunner(transforms, new_states, p, p_new, u, frozen, keep, copies)
 
-    def _chunk(self, lo: int, hi: int, scratch: FloatArray, whole: bool) -> _Chunk:
+    def _chunk(self, lo: int, hi: int, scratch: FloatArray) -> _Chunk:
         keep = [(max(a, lo) - lo, min(b, hi) - lo) for a, b in self.keep if a < hi and b > lo]
         return _Chunk(
             p_old=self.p_old[lo:hi],
@@ -993,9 +998,7 @@ class ChainRunner:
             u=self.u[lo:hi],
             scratch=scratch[: hi - lo],
             frozen=None if self.frozen is None else self.frozen[lo:hi],
-            states=self.states
-            if whole
-            else [map_record(functools.partial(chunk_of, lo=lo, hi=hi), s) for s in self.states],
+            states=[map_record(functools.partial(chunk_of, lo=lo, hi=hi), s) for s in self.states],
             keep=keep,
             copies=[(a[lo:hi], b[lo:hi]) for a, b in self.copies],
         )
@@ -1008,7 +1011,7 @@ class ChainRunner:
         """Run the chain for update number ``step`` (1-based) with the learning-rate
         factor ``lr_scale``."""
         src = self.copies[0][0] if self.copies else self.u  # where the gradient is now
-        saved = [src[lo:hi].copy() for lo, hi in self.keep]
+        saved = [src[lo:hi].copy() for lo, hi in self.keep] if self.keep else []
         if self.chunks:
             for c in self.chunks:
                 _run_chunk(self.transforms, c, step, lr_scale, check)
@@ -1019,8 +1022,8 @@ class ChainRunner:
                 self.p_new[lo:hi] = v
 
     def _run_whole(self, step: int, lr_scale: float, check: bool) -> None:
-        """The chain on the whole vector (it needs it: a global norm, or a transform
-        without an in-place kernel)."""
+        """The chain on the whole vector (one chunk, or a chain that needs the whole
+        vector: a global norm, a transform without an in-place kernel)."""
         for a, b in self.copies:
             np.copyto(b, a)
         u = self.u
@@ -1043,6 +1046,14 @@ class ChainRunner:
             np.add(self.p_old, u, out=self.p_new)
         else:
             self.u = u
+
+
+def _chunked(transforms: tuple[Transform, ...], u: FloatArray) -> bool:
+    """Whether the chain runs chunk by chunk on ``u``: more than one chunk, and every
+    transform an elementwise in-place kernel."""
+    return u.nbytes > CHUNK_BYTES and all(
+        isinstance(t, InPlace) and t.elementwise for t in transforms
+    )
 
 
 def _run_chunk(
