@@ -37,6 +37,7 @@ from fnn.schedules import LearningRate, as_learning_rate, check_learning_rate, v
 __all__ = [
     "CHUNK_BYTES",
     "MASK_FIELDS",
+    "OPTIMIZERS",
     "SGD",
     "TRANSFORMS",
     "Adagrad",
@@ -46,7 +47,6 @@ __all__ = [
     "AdamW",
     "AddDecayedWeights",
     "ClipByGlobalNorm",
-    "Context",
     "Freeze",
     "Mask",
     "OptState",
@@ -55,6 +55,7 @@ __all__ = [
     "RMSpropState",
     "SGDState",
     "Transform",
+    "UpdateContext",
     "WeightsOnly",
     "adagrad",
     "adam",
@@ -68,6 +69,7 @@ __all__ = [
     "freeze",
     "frozen_array",
     "map_record",
+    "register_optimizer",
     "register_transform",
     "resolve_mask",
     "rmsprop",
@@ -135,20 +137,23 @@ def resolve_mask(params: Any, mask: Mask | None) -> BoolArray | None:
 
 
 @attrs.frozen(eq=False)
-class Context:
-    """What every transform sees of the step: ``step`` is the 1-based number of this
+class UpdateContext:
+    """What every transform sees of the update: ``step`` is the 1-based number of this
     update; ``lr_scale`` multiplies scheduled learning rates (reduce-on-plateau);
-    ``scratch`` is a private temporary the size of the parameters."""
+    ``scratch`` is a private temporary the size of the parameters (or of the chunk).
+
+    (A layer's kernels see :class:`fnn.layers.base.Context`, the pass's context: training
+    mode, rng, rows. This one was ``fnn.optim.Context``, a name that stays importable.)"""
 
     step: int
     lr_scale: float
     scratch: FloatArray
 
     @staticmethod
-    def at(step: int, lr_scale: float, scratch: FloatArray) -> Context:
-        """``Context(step, lr_scale, scratch)`` without attrs' ``__init__`` (made every
+    def at(step: int, lr_scale: float, scratch: FloatArray) -> UpdateContext:
+        """``UpdateContext(step, lr_scale, scratch)`` without attrs' ``__init__`` (made every
         update): the slots set through their own descriptors."""
-        ctx: Context = object.__new__(Context)
+        ctx: UpdateContext = object.__new__(UpdateContext)
         _CTX_STEP(ctx, step)
         _CTX_SCALE(ctx, lr_scale)
         _CTX_SCRATCH(ctx, scratch)
@@ -156,8 +161,10 @@ class Context:
 
 
 _CTX_STEP, _CTX_SCALE, _CTX_SCRATCH = (
-    getattr(Context, name).__set__ for name in ("step", "lr_scale", "scratch")
+    getattr(UpdateContext, name).__set__ for name in ("step", "lr_scale", "scratch")
 )
+Context = UpdateContext
+"""The former name of :class:`UpdateContext` (kept importable)."""
 
 
 @runtime_checkable
@@ -169,14 +176,14 @@ class Transform(Protocol):
         ...
 
     def update(
-        self, u: FloatArray, state: Any, p: FloatArray, ctx: Context
+        self, u: FloatArray, state: Any, p: FloatArray, ctx: UpdateContext
     ) -> tuple[FloatArray, Any]:
         """The new direction (same shape and dtype as ``u``) and state, given the
         parameters ``p``. Never writes into ``u``, ``state`` or ``p``."""
         ...
 
 
-def _lr(learning_rate: LearningRate, ctx: Context) -> float:
+def _lr(learning_rate: LearningRate, ctx: UpdateContext) -> float:
     return value_at(learning_rate, ctx.step - 1) * ctx.lr_scale
 
 
@@ -276,11 +283,11 @@ class InPlace:
     every transform but global-norm clipping). Elementwise chains run in cache-sized
     chunks inside ``fnn.fit``."""
 
-    def apply(self, u: FloatArray, state: Any, p: FloatArray, ctx: Context) -> None:
+    def apply(self, u: FloatArray, state: Any, p: FloatArray, ctx: UpdateContext) -> None:
         raise NotImplementedError
 
     def update(
-        self, u: FloatArray, state: Any, p: FloatArray, ctx: Context
+        self, u: FloatArray, state: Any, p: FloatArray, ctx: UpdateContext
     ) -> tuple[FloatArray, Any]:
         run = ChainRunner.on_copies((self,), (state,), p, None, u)  # type: ignore[arg-type]
         run(ctx.step, ctx.lr_scale)
@@ -347,7 +354,7 @@ class SGD(InPlace):
             momentum_buffer=frozen_array(np.zeros_like(flat)) if self.momentum else None
         )
 
-    def apply(self, u: FloatArray, state: SGDState, p: FloatArray, ctx: Context) -> None:
+    def apply(self, u: FloatArray, state: SGDState, p: FloatArray, ctx: UpdateContext) -> None:
         tmp = ctx.scratch
         _add_l2(u, p, self.weight_decay, tmp)
         buf = state.momentum_buffer
@@ -443,7 +450,7 @@ class Adam(InPlace):
     def init(self, params: Any, flat: FloatArray) -> AdamState:
         return _zeros_state(flat)
 
-    def apply(self, u: FloatArray, state: AdamState, p: FloatArray, ctx: Context) -> None:
+    def apply(self, u: FloatArray, state: AdamState, p: FloatArray, ctx: UpdateContext) -> None:
         _add_l2(u, p, self.weight_decay, ctx.scratch)
         lr = _lr(self.learning_rate, ctx)
         _adam_apply(u, state, lr, self.b1, self.b2, self.eps, ctx.step, ctx.scratch)
@@ -482,7 +489,7 @@ class AdamW(InPlace):
         u: FloatArray,
         state: tuple[AdamState, BoolArray | None],
         p: FloatArray,
-        ctx: Context,
+        ctx: UpdateContext,
     ) -> None:
         adam_state, mask = state
         lr = _lr(self.learning_rate, ctx)
@@ -546,7 +553,7 @@ class RMSprop(InPlace):
             grad_avg=z() if self.centered else None,
         )
 
-    def apply(self, u: FloatArray, state: RMSpropState, p: FloatArray, ctx: Context) -> None:
+    def apply(self, u: FloatArray, state: RMSpropState, p: FloatArray, ctx: UpdateContext) -> None:
         tmp = ctx.scratch
         _add_l2(u, p, self.weight_decay, tmp)
         v = state.square_avg
@@ -615,7 +622,7 @@ class Adagrad(InPlace):
     def init(self, params: Any, flat: FloatArray) -> AdagradState:
         return AdagradState(sum=frozen_array(np.full_like(flat, self.initial_accumulator_value)))
 
-    def apply(self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: Context) -> None:
+    def apply(self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: UpdateContext) -> None:
         tmp = ctx.scratch
         _add_l2(u, p, self.weight_decay, tmp)
         s = state.sum
@@ -642,7 +649,7 @@ class ClipByGlobalNorm(InPlace):
     def init(self, params: Any, flat: FloatArray) -> None:
         return None
 
-    def apply(self, u: FloatArray, state: None, p: FloatArray, ctx: Context) -> None:
+    def apply(self, u: FloatArray, state: None, p: FloatArray, ctx: UpdateContext) -> None:
         norm = float(np.sqrt(u @ u))
         if norm > self.max_norm:
             u *= self.max_norm / (norm + 1e-6)
@@ -661,7 +668,9 @@ class AddDecayedWeights(InPlace):
     def init(self, params: Any, flat: FloatArray) -> BoolArray | None:
         return resolve_mask(params, self.mask)
 
-    def apply(self, u: FloatArray, state: BoolArray | None, p: FloatArray, ctx: Context) -> None:
+    def apply(
+        self, u: FloatArray, state: BoolArray | None, p: FloatArray, ctx: UpdateContext
+    ) -> None:
         tmp = ctx.scratch
         np.multiply(p, self.weight_decay, out=tmp)
         if state is not None:
@@ -681,7 +690,7 @@ class Freeze(InPlace):
         assert m is not None
         return m
 
-    def apply(self, u: FloatArray, state: BoolArray, p: FloatArray, ctx: Context) -> None:
+    def apply(self, u: FloatArray, state: BoolArray, p: FloatArray, ctx: UpdateContext) -> None:
         np.copyto(u, 0, where=state)
 
 
@@ -1031,7 +1040,7 @@ class ChainRunner:
             u[lo:hi] = 0
         if self.scratch is None:
             self.scratch = np.empty_like(u)
-        ctx = Context.at(step, lr_scale, self.scratch)
+        ctx = UpdateContext.at(step, lr_scale, self.scratch)
         states = self.states
         for i, tr in enumerate(self.transforms):
             if isinstance(tr, InPlace):
@@ -1065,7 +1074,7 @@ def _run_chunk(
     u = c.u
     for lo, hi in c.keep:
         u[lo:hi] = 0
-    ctx = Context.at(step, lr_scale, c.scratch)
+    ctx = UpdateContext.at(step, lr_scale, c.scratch)
     for tr, st in zip(transforms, c.states, strict=True):
         tr.apply(u, st, c.p_old, ctx)  # type: ignore[attr-defined]
     if c.frozen is not None:
@@ -1246,6 +1255,26 @@ def adagrad(
     return Optimizer(
         transforms=(Adagrad(learning_rate, lr_decay, weight_decay, initial_accumulator_value, eps),)
     )
+
+
+OPTIMIZERS: Registry[Callable[..., Optimizer]] = Registry("optimizer")
+"""Optimizer factories by name (``OPTIMIZERS["adam"](learning_rate)``): what the
+scikit-learn estimators' ``optimizer=`` names. Each takes the learning rate first."""
+
+
+def register_optimizer(name: str, factory: Callable[..., Optimizer]) -> Callable[..., Optimizer]:
+    """Register an optimizer factory (learning rate first) under ``name``."""
+    return OPTIMIZERS.register(name, factory)
+
+
+for _name, _factory in (
+    ("sgd", sgd),
+    ("adam", adam),
+    ("adamw", adamw),
+    ("rmsprop", rmsprop),
+    ("adagrad", adagrad),
+):
+    register_optimizer(_name, _factory)
 
 
 def clip_by_global_norm(max_norm: float) -> ClipByGlobalNorm:
