@@ -23,7 +23,9 @@ from fnn._types import FloatArray
 from fnn.layers.base import TRAINING, Kept
 from fnn.layers.base import Context as LayerContext
 from fnn.network import Network, batch_gradient, from_flat, logits_of
-from fnn.optim import ChainRunner, InPlace, Optimizer, OptState, frozen_array, writable_copy
+from fnn.optim._arrays import frozen_array, writable_copy
+from fnn.optim.base import ChainRunner, InPlace
+from fnn.optim.state import Optimizer, OptState
 
 __all__ = ["Engine", "NonFinite"]
 
