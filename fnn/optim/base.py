@@ -91,9 +91,8 @@ class InPlace:
     def update(
         self, u: FloatArray, state: Any, p: FloatArray, ctx: UpdateContext
     ) -> tuple[FloatArray, Any]:
-        run = ChainRunner.on_copies((self,), (state,), p, None, u)  # type: ignore[arg-type]
-        run(ctx.step, ctx.lr_scale)
-        return run.u, run.sealed_states()[0]
+        out, states = run_on_copies((self,), (state,), p, None, u, None, [], ctx.step, ctx.lr_scale)  # type: ignore[arg-type]
+        return out, states[0]
 
 
 class ChainRunner:
@@ -160,11 +159,7 @@ class ChainRunner:
         keep: list[tuple[int, int]] | None = None,
     ) -> ChainRunner:
         """A runner over fresh arrays: ``u`` a copy of ``g`` and private copies of
-        ``states``, neither written."""
-        if not _chunked(transforms, g):  # one pass each: copy now
-            u = np.array(g, copy=True)
-            copied = [map_record(writable_copy, s) for s in states]
-            return ChainRunner(transforms, copied, p, p_new, u, frozen, keep)
+        ``states`` (neither written), filled chunk by chunk when the chain runs so."""
         u = np.empty_like(g)
         copies = [(g, u)]
 
@@ -199,42 +194,95 @@ class ChainRunner:
     def __call__(self, step: int, lr_scale: float, *, check: bool = False) -> None:
         """Run the chain for update number ``step`` (1-based) with the learning-rate
         factor ``lr_scale``."""
+        if not self.chunks:
+            for a, b in self.copies:
+                np.copyto(b, a)
+            if self.scratch is None:
+                self.scratch = np.empty_like(self.u)
+            self.u = _run_whole(
+                self.transforms,
+                self.states,
+                self.p_old,
+                self.p_new,
+                self.u,
+                self.frozen,
+                self.keep,
+                self.scratch,
+                step,
+                lr_scale,
+                check,
+            )
+            return
         src = self.copies[0][0] if self.copies else self.u  # where the gradient is now
         saved = [src[lo:hi].copy() for lo, hi in self.keep] if self.keep else []
-        if self.chunks:
-            for c in self.chunks:
-                _run_chunk(self.transforms, c, step, lr_scale, check)
-        else:
-            self._run_whole(step, lr_scale, check)
+        for c in self.chunks:
+            _run_chunk(self.transforms, c, step, lr_scale, check)
         if self.p_new is not None:
             for (lo, hi), v in zip(self.keep, saved, strict=True):
                 self.p_new[lo:hi] = v
 
-    def _run_whole(self, step: int, lr_scale: float, check: bool) -> None:
-        """The chain on the whole vector (one chunk, or a chain that needs the whole
-        vector: a global norm, a transform without an in-place kernel)."""
-        for a, b in self.copies:
-            np.copyto(b, a)
-        u = self.u
-        for lo, hi in self.keep:
-            u[lo:hi] = 0
-        if self.scratch is None:
-            self.scratch = np.empty_like(u)
-        ctx = UpdateContext.at(step, lr_scale, self.scratch)
-        states = self.states
-        for i, tr in enumerate(self.transforms):
-            if isinstance(tr, InPlace):
-                tr.apply(u, states[i], self.p_old, ctx)
-            else:
-                u, states[i] = tr.update(u, states[i], self.p_old, ctx)
-        if self.frozen is not None:
-            np.copyto(u, 0, where=self.frozen)
-        if check and not math.isfinite(float(u @ u)):
-            raise NonFinite("gradient or update")
-        if self.p_new is not None:
-            np.add(self.p_old, u, out=self.p_new)
+
+def run_on_copies(
+    transforms: tuple[Transform, ...],
+    states: tuple[Any, ...],
+    p: FloatArray,
+    p_new: FloatArray | None,
+    g: FloatArray,
+    frozen: BoolArray | None,
+    keep: list[tuple[int, int]],
+    step: int,
+    lr_scale: float,
+    check: bool = False,
+) -> tuple[FloatArray, tuple[Any, ...]]:
+    """The chain run by :meth:`ChainRunner.on_copies` for update number ``step``: the
+    change (in ``u``) and the new states, read-only. A chain that fits one chunk runs
+    on copies made at once, with no runner built (the pure functions' small steps)."""
+    if _chunked(transforms, g):
+        run = ChainRunner.on_copies(transforms, states, p, p_new, g, frozen, keep)
+        run(step, lr_scale, check=check)
+        return run.u, run.sealed_states()
+    u = np.array(g, copy=True)
+    copied = [map_record(writable_copy, s) for s in states]
+    scratch = np.empty_like(u)
+    u = _run_whole(transforms, copied, p, p_new, u, frozen, keep, scratch, step, lr_scale, check)
+    return u, tuple(map_record(sealed, s) for s in copied)
+
+
+def _run_whole(
+    transforms: tuple[Transform, ...],
+    states: list[Any],
+    p_old: FloatArray,
+    p_new: FloatArray | None,
+    u: FloatArray,
+    frozen: BoolArray | None,
+    keep: list[tuple[int, int]],
+    scratch: FloatArray,
+    step: int,
+    lr_scale: float,
+    check: bool,
+) -> FloatArray:
+    """The chain on the whole vector (one chunk, or a chain that needs the whole
+    vector: a global norm, a transform without an in-place kernel); see
+    :class:`ChainRunner`. Returns the change (``u``, or a new array from a transform
+    without an in-place kernel)."""
+    saved = [u[lo:hi].copy() for lo, hi in keep] if keep else []
+    for lo, hi in keep:
+        u[lo:hi] = 0
+    ctx = UpdateContext.at(step, lr_scale, scratch)
+    for i, tr in enumerate(transforms):
+        if isinstance(tr, InPlace):
+            tr.apply(u, states[i], p_old, ctx)
         else:
-            self.u = u
+            u, states[i] = tr.update(u, states[i], p_old, ctx)
+    if frozen is not None:
+        np.copyto(u, 0, where=frozen)
+    if check and not math.isfinite(float(u @ u)):
+        raise NonFinite("gradient or update")
+    if p_new is not None:
+        np.add(p_old, u, out=p_new)
+        for (lo, hi), v in zip(keep, saved, strict=True):
+            p_new[lo:hi] = v
+    return u
 
 
 def _chunked(transforms: tuple[Transform, ...], u: FloatArray) -> bool:

@@ -14,7 +14,7 @@ from fnn._registry import Registry
 from fnn._types import BoolArray, FloatArray
 from fnn.layout import Layout, StructureKey, describe_mismatch
 from fnn.optim._arrays import map_record, sealed
-from fnn.optim.base import ChainRunner, Transform
+from fnn.optim.base import Transform, run_on_copies
 from fnn.schedules import value_at
 
 __all__ = [
@@ -172,9 +172,11 @@ class Optimizer:
         state; :meth:`update` on flat vectors. The chain runs through
         :class:`ChainRunner` on private copies (``fnn.fit`` runs it on its own buffers)."""
         frozen = None if state.trainable is None else ~state.trainable
-        run = ChainRunner.on_copies(self.transforms, state.states, p, None, g, frozen=frozen)
-        run(state.step + 1, state.lr_scale)
-        return run.u, state.advanced(state.step + 1, run.sealed_states())
+        t = state.step + 1
+        u, states = run_on_copies(
+            self.transforms, state.states, p, None, g, frozen, [], t, state.lr_scale
+        )
+        return u, state.advanced(t, states)
 
     def update(self, params: P, grads: P, state: OptState) -> tuple[P, OptState]:
         """New parameters and state after one step; ``params`` and ``state`` are unchanged.
@@ -242,9 +244,11 @@ class Optimizer:
         chain run on private copies of ``g`` and the state."""
         new = np.empty_like(p)
         frozen = None if state.trainable is None else ~state.trainable
-        run = ChainRunner.on_copies(self.transforms, state.states, p, new, g, frozen, keep)
-        run(state.step + 1, state.lr_scale, check=check)
-        return new, state.advanced(state.step + 1, run.sealed_states())
+        t = state.step + 1
+        _, states = run_on_copies(
+            self.transforms, state.states, p, new, g, frozen, keep, t, state.lr_scale, check
+        )
+        return new, state.advanced(t, states)
 
 
 def _runs(mask: BoolArray) -> list[tuple[int, int]]:
