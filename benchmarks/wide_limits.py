@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fnn
 from benchmarks.speed import matrix_products
-from fnn._engine import CHUNK_BYTES, Engine
+from fnn._engine import Engine
+from fnn.optim import CHUNK_BYTES
 
 SIZES, BATCH = [1024, 2048, 2048, 10], 512
 

@@ -13,27 +13,21 @@ layer class. Callers only ever receive fresh, read-only networks.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import attrs
 import numpy as np
 
 from fnn import _scratch, tree
+from fnn._diverged import NonFinite
 from fnn._types import FloatArray
 from fnn.layers.base import TRAINING, Kept
 from fnn.layers.base import Context as LayerContext
-from fnn.network import Network, backward_pass, forward_pass, from_flat, logits_of
-from fnn.optim import (
-    Context,
-    InPlace,
-    Optimizer,
-    OptState,
-    chunk_of,
-    chunks,
-    frozen_array,
-    writable_copy,
-)
+from fnn.network import Network, batch_gradient, from_flat, logits_of
+from fnn.optim._arrays import frozen_array, writable_copy
+from fnn.optim.base import ChainRunner, InPlace
+from fnn.optim.state import Optimizer, OptState
+
+__all__ = ["Engine", "NonFinite"]
 
 
 def _reopen(x: Any) -> Any:
@@ -51,14 +45,6 @@ def _readonly_copy(x: Any) -> Any:
     c = np.array(x, copy=True)
     c.flags.writeable = False
     return c.view()  # a view of a read-only owner: its flag cannot be set again
-
-
-class NonFinite(Exception):
-    """Raised by :meth:`Engine.step` when the loss, gradient or update is not finite."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
 
 
 class Engine:
@@ -95,8 +81,6 @@ class Engine:
         self.grads = from_flat(params, self.g, writable=True)
         self.workspaces = [Kept() for _ in params.layers]
         self._ctx = TRAINING
-        # the optimizer's temporary: one chunk long when it runs chunk by chunk (set below)
-        self.scratch: FloatArray = p0[:0]
         # the optimizer state, as private writable buffers for in-place transforms
         private = _reopen if own_state else writable_copy
         self.states: list[Any] = [
@@ -107,30 +91,18 @@ class Engine:
         self.lr_scale = opt_state.lr_scale
         self.trainable = opt_state.trainable
         self.frozen = None if opt_state.trainable is None else ~opt_state.trainable
-        # Elementwise chains run chunk by chunk, so the dozen passes of an optimizer over
-        # a chunk of parameters, change and state hit the cache rather than memory. The
-        # chunk views are fixed: the buffers are updated in place.
-        self.chunks: list[_Chunk] = []
-        if all(isinstance(t, InPlace) and t.elementwise for t in optimizer.transforms):
-            bounds = chunks(p0.size, p0.itemsize)
-            self.scratch = np.empty(max(hi - lo for lo, hi in bounds), dtype=p0.dtype)
-            self.chunks = [self._chunk(lo, hi) for lo, hi in bounds]
+        # The optimizer runs through two runners, one per direction between the two
+        # parameter buffers (their chunk views are built once; the state is shared).
+        keep = lay.state_slices
+        self.runners = tuple(
+            ChainRunner(optimizer.transforms, self.states, a, b, self.g, self.frozen, keep)
+            for a, b in ((self.pb[0], self.pb[1]), (self.pb[1], self.pb[0]))
+        )
 
     @property
     def p(self) -> FloatArray:
         """The current parameters (flat, private)."""
         return self.pb[self.cur]
-
-    def _chunk(self, lo: int, hi: int) -> _Chunk:
-        return _Chunk(
-            p=(self.pb[0][lo:hi], self.pb[1][lo:hi]),
-            u=self.g[lo:hi],
-            scratch=self.scratch[: hi - lo],
-            frozen=None if self.frozen is None else self.frozen[lo:hi],
-            states=[
-                tree.map(lambda a, lo=lo, hi=hi: chunk_of(a, lo, hi), st) for st in self.states
-            ],
-        )
 
     def close(self, *, keep_scratch: bool = False) -> None:
         """Release the buffers; the engine is not used after this. ``keep_scratch``:
@@ -151,7 +123,7 @@ class Engine:
     def release_state(self) -> OptState:
         """The current optimizer state as read-only values, without a copy: no step may
         follow (the parameters can still be read and released)."""
-        states, self.states, self.chunks = self.states, [], []
+        states, self.states, self.runners = self.states, [], ()
         return self._state(states, frozen_array)
 
     def _state(self, states: list[Any], leaf: Any) -> OptState:
@@ -216,89 +188,21 @@ class Engine:
         batch's). With ``check`` False a non-finite loss does not raise (every process
         must reach the collective sums of the backward pass; the caller checks).
         """
-        net = self.nets[self.cur]
-        loss_fn = net.loss
         ctx = self._ctx
         if ctx.rng is not rng or rows is not None or allreduce is not None:
             ctx = LayerContext(train=True, rng=rng, rows=rows, allreduce=allreduce)
             if rows is None and allreduce is None:
                 self._ctx = ctx  # the same for every step of a fit
-        logits, caches = forward_pass(net, X, ctx, self.workspaces)
-        if X.shape[0] == 0 or scale == 0:
-            # an empty shard of a data-parallel batch, or one with nothing counted (all
-            # its positions ignored): it adds nothing to the global batch's loss
-            value, d = 0.0, np.zeros_like(logits)
-        else:
-            value, d = loss_fn.value_and_grad(logits, y, w)
-        if out is not None:
-            out[...] = loss_fn.link(logits)
-        if check and not math.isfinite(value):
-            raise NonFinite("loss")
-        if scale is not None:
-            d *= d.dtype.type(scale)
-        backward_pass(net, caches, d, self.grads, ctx, self.workspaces)
-        return value
+        net = self.nets[self.cur]
+        return batch_gradient(
+            net, X, y, w, ctx, self.workspaces, self.grads, out=out, scale=scale, check=check
+        )
 
     def update(self) -> None:
         """Apply the optimizer to the gradient in ``self.g``. The optimizer turns the
         gradient buffer into the parameter change, in place; the updated parameters go
         to the other buffer (see __init__)."""
         t = self.step_count + 1
-        lay = self.layout
-        # non-trainable leaves: the gradient buffer holds their new values (running
-        # statistics), which no transform sees; they go into the new parameters as is
-        saved = [self.g[lo:hi].copy() for lo, hi in lay.state_slices] if lay.state_slices else []
-        if saved:
-            lay.zero_state(self.g)
-        if self.chunks:
-            self._optimize(self.chunks, t)
-        else:
-            if self.scratch.size != self.p.size:
-                self.scratch = np.empty_like(self.p)
-            ctx = Context.at(t, self.lr_scale, self.scratch)
-            u = self.g
-            for i, tr in enumerate(self.optimizer.transforms):
-                if isinstance(tr, InPlace):
-                    tr.apply(u, self.states[i], self.p, ctx)
-                else:
-                    u, self.states[i] = tr.update(u, self.states[i], self.p, ctx)
-            if self.frozen is not None:
-                np.copyto(u, 0, where=self.frozen)
-            if not math.isfinite(float(u @ u)):
-                raise NonFinite("gradient or update")
-            np.add(self.p, u, out=self.pb[1 - self.cur])
-        if saved:
-            new = self.pb[1 - self.cur]
-            for (lo, hi), v in zip(lay.state_slices, saved, strict=True):
-                new[lo:hi] = v
+        self.runners[self.cur](t, self.lr_scale, check=True)
         self.step_count = t
         self.cur = 1 - self.cur
-
-    def _optimize(self, chunks: list[_Chunk], t: int) -> None:
-        """Run the chain on each chunk and write the updated parameters into the other
-        buffer. A non-finite change raises before the buffers swap."""
-        transforms = self.optimizer.transforms
-        cur = self.cur
-        for c in chunks:
-            ctx = Context.at(t, self.lr_scale, c.scratch)
-            p_old = c.p[cur]
-            for tr, st in zip(transforms, c.states, strict=True):
-                tr.apply(c.u, st, p_old, ctx)  # type: ignore[attr-defined]
-            if c.frozen is not None:
-                np.copyto(c.u, 0, where=c.frozen)
-            # A non-finite gradient always gives a non-finite change: one check covers both
-            if not math.isfinite(float(c.u @ c.u)):
-                raise NonFinite("gradient or update")
-            np.add(p_old, c.u, out=c.p[1 - cur])
-
-
-@attrs.frozen(eq=False)
-class _Chunk:
-    """Views of one cache-sized slice of the two parameter buffers, the change, the
-    scratch array and the optimizer state."""
-
-    p: tuple[FloatArray, FloatArray]
-    u: FloatArray
-    scratch: FloatArray
-    frozen: Any
-    states: list[Any]

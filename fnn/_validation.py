@@ -391,3 +391,25 @@ def check_positive(name: str) -> Any:
             raise ValueError(f"{name} must be > 0, got {value!r}")
 
     return check
+
+
+def check_nonnegative(name: str) -> Any:
+    """An attrs validator: the value is a finite real number >= 0, else ValueError
+    "{name} must be >= 0, got value" (TypeError when it is not a number at all)."""
+
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if not (math.isfinite(check_real(value, name)) and value >= 0):
+            raise ValueError(f"{name} must be >= 0, got {value!r}")
+
+    return check
+
+
+def check_positive_int(name: str) -> Any:
+    """An attrs validator: the value is an int >= 1 (not a bool), else ValueError
+    "{name} must be an int >= 1, got value"."""
+
+    def check(_inst: object, _attr: object, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+    return check

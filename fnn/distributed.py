@@ -36,12 +36,14 @@ from typing import Any, Unpack
 import numpy as np
 
 from fnn import tree
-from fnn._engine import Engine, NonFinite
+from fnn._diverged import NonFinite
+from fnn._engine import Engine
 from fnn._types import ArrayLike, FloatArray
 from fnn._validation import as_generator
 from fnn.network import Network
 from fnn.optim import Optimizer, OptState
-from fnn.training import FitHistory, FitOptions, run_fit
+from fnn.train.fit import FitOptions, run_fit
+from fnn.train.history import FitHistory
 
 __all__ = ["broadcast", "fit", "rank", "save", "size", "world"]
 
@@ -103,7 +105,7 @@ def save(
 
 
 class _MPIDistributor:
-    """The :class:`fnn.training.Distributor` of an MPI communicator."""
+    """The :class:`fnn.train.fit.Distributor` of an MPI communicator."""
 
     def __init__(self, comm: Any) -> None:
         from mpi4py import MPI

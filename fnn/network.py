@@ -13,6 +13,7 @@ read-only views of one contiguous buffer (see :func:`fnn.tree.pack`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar, cast
 
@@ -23,6 +24,7 @@ from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn import losses as _losses
 from fnn import tree
+from fnn._diverged import NonFinite
 from fnn._types import ArrayLike, FloatArray, RNGLike, Shape
 from fnn._validation import (
     as_generator,
@@ -523,7 +525,15 @@ def _compile_passes(
 ) -> tuple[Callable[..., tuple[FloatArray, tuple[LayerCache, ...]]], Callable[..., None]]:
     """The forward and backward passes of a network's structure as straight-line
     Python: one call of each layer's kernel (looked up once, from its class), with no
-    loop, zip or list in between. Tiny networks spend a tenth of a step on that glue."""
+    loop, zip or list in between.
+
+    Measured against a plain loop over the same kernels (issue 19; alternating fresh
+    processes on a busy 2-core machine, benchmarks/speed.py workloads): the loop made
+    the step of ``fit`` about 3-5% slower on tiny (about 1.5 us of 33 us) and the same
+    within noise on mnist-mlp, while generating the code is most of the cost of building
+    a ``Network`` (170 us against 34 us with the loop). Kept for the step: the build cost
+    is paid when a network is built from layers; the networks fnn makes from another of
+    the same structure (updates, gradients: :func:`from_flat`) share its plan."""
     n = len(layers)
     consts: dict[str, Any] = {"_failed": _layer_failed, "_no_d_in": _no_d_in}
     for i, layer in enumerate(layers):
@@ -777,35 +787,123 @@ def check_cache(params: Network, cache: object) -> NetworkCache:
     return cache
 
 
-def _backprop(
-    params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context
-) -> tuple[FloatArray, Network, list[FloatArray]]:
-    """The backward pass on fresh arrays: the flat gradient, the tree of its leaves
-    (writable views, no cached fields set) and the list of those leaves."""
+def batch_gradient(
+    params: Network,
+    X: FloatArray,
+    y: FloatArray,
+    w: FloatArray | None,
+    ctx: Context,
+    workspaces: Sequence[Workspace],
+    grads: Network,
+    *,
+    out: FloatArray | None = None,
+    scale: float | None = None,
+    check: bool = False,
+) -> float:
+    """One batch's loss, gradient and new layer state: the training step every way of
+    training runs (``value_and_grad``, ``train_step``, ``fit``, ``fnn.distributed.fit``).
+
+    The layers' forward kernels on the validated batch ``X`` (n, *input_shape), then
+    :func:`gradient_from_logits`. Returns the batch's mean loss.
+    """
+    logits, caches = forward_pass(params, X, ctx, workspaces)
+    return gradient_from_logits(
+        params, logits, caches, y, w, ctx, workspaces, grads, out=out, scale=scale, check=check
+    )
+
+
+def gradient_from_logits(
+    params: Network,
+    logits: FloatArray,
+    caches: Sequence[LayerCache],
+    y: FloatArray,
+    w: FloatArray | None,
+    ctx: Context,
+    workspaces: Sequence[Workspace],
+    grads: Network,
+    *,
+    value: bool = True,
+    out: FloatArray | None = None,
+    scale: float | None = None,
+    check: bool = False,
+) -> float:
+    """The loss of a forward pass's ``logits`` (n, n_outputs) or (n, T, n_outputs) for
+    prepared targets ``y`` and weights ``w`` (n,), and the backward pass from its
+    gradient into ``grads`` (writable views of a flat buffer: every leaf written, the
+    non-trainable ones with the layers' new state). Returns the loss (NaN when not
+    ``value``: then only the loss gradient is computed).
+
+    ``out``, if given, receives the batch's predictions (the output activation). A
+    data-parallel shard passes ``scale``, its share of the global batch's weight (the
+    loss gradient is scaled by it); an empty shard, or one with nothing counted
+    (``scale == 0``), adds nothing. ``check``: raise :class:`fnn._diverged.NonFinite`,
+    before the backward pass, when the loss is not finite.
+    """
+    loss_fn = params.loss
+    if logits.shape[0] == 0 or scale == 0:
+        v, d = 0.0, np.zeros_like(logits)
+    elif value:
+        v, d = loss_fn.value_and_grad(logits, y, w)  # one pass for both
+    else:
+        v, d = float("nan"), loss_fn.grad(logits, y, w)  # the gradient alone
+    if out is not None:
+        out[...] = loss_fn.link(logits)
+    if check and not math.isfinite(v):
+        raise NonFinite("loss", v)
+    if scale is not None:
+        d *= d.dtype.type(scale)
+    backward_pass(params, caches, d, grads, ctx, workspaces)
+    return v
+
+
+def fresh_gradient(params: Network) -> tuple[FloatArray, Network, list[FloatArray]]:
+    """A fresh flat gradient buffer (uninitialised; a backward pass writes all of it), a
+    tree of ``params``' structure whose leaves are writable views of it (no cached
+    fields set), and the list of those leaves."""
     lay = params.layout
     G = np.empty(lay.size, lay.dtype)
     grads, views = lay.build_with_views(G)
-    # the backward pass's temporaries are never handed out: no need to seal them
-    backward_pass(params, caches, d, grads, ctx, [FRESH] * len(params.layers))
     return G, grads, views
+
+
+def _sealed_gradient(
+    params: Network, gradient: tuple[FloatArray, Network, list[FloatArray]]
+) -> Network:
+    """A :func:`fresh_gradient` made read-only, as a :class:`Network` with ``params``'
+    cached fields."""
+    G, grads, views = gradient
+    G.setflags(write=False)
+    for v in views:
+        v.setflags(write=False)
+    _set_cached(grads, params, G.view())
+    return grads
 
 
 def backprop_flat(
     params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context
 ) -> FloatArray:
     """The gradient from ``d = dL/dlogits`` as one fresh, writable flat vector in
-    ``params.layout`` order (what ``train_step`` hands to the optimizer)."""
-    return _backprop(params, caches, d, ctx)[0]
+    ``params.layout`` order."""
+    G, grads, _ = fresh_gradient(params)
+    backward_pass(params, caches, d, grads, ctx, [FRESH] * len(params.layers))
+    return G
 
 
 def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context) -> Network:
     """Gradients as a fresh read-only :class:`Network` from ``d = dL/dlogits``."""
-    G, grads, views = _backprop(params, caches, d, ctx)
-    G.setflags(write=False)
-    for v in views:
-        v.setflags(write=False)
-    _set_cached(grads, params, G.view())
-    return grads
+    gradient = fresh_gradient(params)
+    backward_pass(params, caches, d, gradient[1], ctx, [FRESH] * len(params.layers))
+    return _sealed_gradient(params, gradient)
+
+
+def training_inputs(
+    params: Network, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+    """``(X, y, w)`` validated and prepared for ``params`` (targets for its loss)."""
+    Xa = check_input(params, X)
+    ya = prepare_targets(params, y, Xa.shape[0], output_length(params, Xa))
+    w = check_sample_weight(sample_weight, Xa.shape[0], params.dtype)
+    return Xa, ya, w
 
 
 def backward(
@@ -830,8 +928,13 @@ def backward(
     n, T = cache.logits.shape[0], (cache.logits.shape[1] if cache.logits.ndim == 3 else 0)
     ya = prepare_targets(params, y, n, T)
     w = check_sample_weight(sample_weight, n, params.dtype)
-    d = params.loss.grad(cache.logits, ya, w)  # the gradient alone: no loss value needed
-    return backprop(params, cache.layers, d, TRAINING)
+    gradient = fresh_gradient(params)
+    # the backward pass's temporaries are never handed out: no need to seal them
+    fresh = [FRESH] * len(params.layers)
+    gradient_from_logits(
+        params, cache.logits, cache.layers, ya, w, TRAINING, fresh, gradient[1], value=False
+    )
+    return _sealed_gradient(params, gradient)
 
 
 def value_and_grad(
@@ -845,14 +948,11 @@ def value_and_grad(
 ) -> tuple[float, Network]:
     """``(loss, grads)`` for a batch: :func:`forward` then :func:`backward`."""
     params = check_network(params)
-    Xa = check_input(params, X)
+    Xa, ya, w = training_inputs(params, X, y, sample_weight)
     ctx = context(train, _rng_for(params, train, rng))
-    logits, caches = forward_pass(params, Xa, ctx, [FRESH] * len(params.layers))
-    n, T = logits.shape[0], (logits.shape[1] if logits.ndim == 3 else 0)
-    ya = prepare_targets(params, y, n, T)
-    w = check_sample_weight(sample_weight, n, params.dtype)
-    value, d = params.loss.value_and_grad(logits, ya, w)  # one pass for both
-    return value, backprop(params, caches, d, ctx)
+    gradient = fresh_gradient(params)
+    value = batch_gradient(params, Xa, ya, w, ctx, [FRESH] * len(params.layers), gradient[1])
+    return value, _sealed_gradient(params, gradient)
 
 
 def loss(

@@ -18,7 +18,12 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from fnn._registry import Registry
-from fnn._validation import as_float, check_real
+from fnn._validation import (
+    as_float,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = [
     "SCHEDULES",
@@ -46,30 +51,6 @@ class Schedule(Protocol):
 
 
 LearningRate = float | Schedule
-
-
-def _positive(name: str) -> Callable[[Any, Any, float], None]:
-    def check(_inst: object, _attr: object, value: float) -> None:
-        if not (math.isfinite(check_real(value, name)) and value > 0):
-            raise ValueError(f"{name} must be > 0, got {value!r}")
-
-    return check
-
-
-def _nonneg(name: str) -> Callable[[Any, Any, float], None]:
-    def check(_inst: object, _attr: object, value: float) -> None:
-        if not (math.isfinite(check_real(value, name)) and value >= 0):
-            raise ValueError(f"{name} must be >= 0, got {value!r}")
-
-    return check
-
-
-def _pos_int(name: str) -> Callable[[Any, Any, int], None]:
-    def check(_inst: object, _attr: object, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-
-    return check
 
 
 def _takes_one_step(fn: Callable[..., Any]) -> bool | None:
@@ -188,7 +169,7 @@ def value_at(learning_rate: LearningRate, step: int) -> float:
 class Constant:
     """``lr`` at every step."""
 
-    value: float = attrs.field(converter=as_float, validator=_positive("value"))
+    value: float = attrs.field(converter=as_float, validator=check_positive("value"))
 
     def __call__(self, step: int) -> float:
         return self.value
@@ -218,7 +199,7 @@ class PiecewiseConstant:
         if list(self.boundaries) != sorted(self.boundaries):
             raise ValueError("boundaries must be increasing")
         for v in self.values:
-            _positive("values")(None, None, v)
+            check_positive("values")(None, None, v)
 
     def __call__(self, step: int) -> float:
         i = sum(1 for b in self.boundaries if step >= b)
@@ -229,9 +210,9 @@ class PiecewiseConstant:
 class StepDecay:
     """``initial * gamma ** (step // step_size)`` (PyTorch's StepLR, per update)."""
 
-    initial: float = attrs.field(converter=as_float, validator=_positive("initial"))
-    step_size: int = attrs.field(validator=_pos_int("step_size"))
-    gamma: float = attrs.field(default=0.1, converter=as_float, validator=_positive("gamma"))
+    initial: float = attrs.field(converter=as_float, validator=check_positive("initial"))
+    step_size: int = attrs.field(validator=check_positive_int("step_size"))
+    gamma: float = attrs.field(default=0.1, converter=as_float, validator=check_positive("gamma"))
 
     def __call__(self, step: int) -> float:
         return float(self.initial * self.gamma ** (step // self.step_size))
@@ -241,9 +222,9 @@ class StepDecay:
 class ExponentialDecay:
     """``initial * decay_rate ** (step / transition_steps)``."""
 
-    initial: float = attrs.field(converter=as_float, validator=_positive("initial"))
-    decay_rate: float = attrs.field(converter=as_float, validator=_positive("decay_rate"))
-    transition_steps: int = attrs.field(default=1, validator=_pos_int("transition_steps"))
+    initial: float = attrs.field(converter=as_float, validator=check_positive("initial"))
+    decay_rate: float = attrs.field(converter=as_float, validator=check_positive("decay_rate"))
+    transition_steps: int = attrs.field(default=1, validator=check_positive_int("transition_steps"))
 
     def __call__(self, step: int) -> float:
         return float(self.initial * self.decay_rate ** (step / self.transition_steps))
@@ -254,9 +235,11 @@ class CosineDecay:
     """Cosine from ``initial`` down to ``initial * alpha`` over ``decay_steps``, then flat:
     ``initial * ((1 - alpha) * 0.5 * (1 + cos(pi * min(step, T) / T)) + alpha)``."""
 
-    initial: float = attrs.field(converter=as_float, validator=_positive("initial"))
-    decay_steps: int = attrs.field(validator=_pos_int("decay_steps"))
-    alpha: float = attrs.field(default=0.0, converter=as_float, validator=_nonneg("alpha"))
+    initial: float = attrs.field(converter=as_float, validator=check_positive("initial"))
+    decay_steps: int = attrs.field(validator=check_positive_int("decay_steps"))
+    alpha: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_nonnegative("alpha")
+    )
 
     def __call__(self, step: int) -> float:
         t = min(step, self.decay_steps) / self.decay_steps
@@ -268,11 +251,13 @@ class WarmupCosine:
     """Linear warm-up from ``initial`` to ``peak`` over ``warmup_steps``, then cosine
     decay to ``end`` at ``decay_steps`` (counted from the start), then flat."""
 
-    peak: float = attrs.field(converter=as_float, validator=_positive("peak"))
-    warmup_steps: int = attrs.field(validator=_pos_int("warmup_steps"))
-    decay_steps: int = attrs.field(validator=_pos_int("decay_steps"))
-    initial: float = attrs.field(default=0.0, converter=as_float, validator=_nonneg("initial"))
-    end: float = attrs.field(default=0.0, converter=as_float, validator=_nonneg("end"))
+    peak: float = attrs.field(converter=as_float, validator=check_positive("peak"))
+    warmup_steps: int = attrs.field(validator=check_positive_int("warmup_steps"))
+    decay_steps: int = attrs.field(validator=check_positive_int("decay_steps"))
+    initial: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_nonnegative("initial")
+    )
+    end: float = attrs.field(default=0.0, converter=as_float, validator=check_nonnegative("end"))
 
     def __attrs_post_init__(self) -> None:
         if self.decay_steps <= self.warmup_steps:

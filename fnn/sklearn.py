@@ -35,21 +35,22 @@ from fnn.training import EarlyStopping, History, fit
 __all__ = ["FNNClassifier", "FNNRegressor", "expected_failed_checks"]
 
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop", "adagrad"]
+"""The names of ``fnn.optim.OPTIMIZERS`` for mypy (a test keeps the two equal)."""
 
 
 def _make_optimizer(
     name: str, learning_rate: float, alpha: float, momentum: float
 ) -> optim.Optimizer:
-    makers = {
-        "adam": lambda: optim.adam(learning_rate),
-        "adamw": lambda: optim.adamw(learning_rate),
-        "sgd": lambda: optim.sgd(learning_rate, momentum=momentum, nesterov=momentum > 0),
-        "rmsprop": lambda: optim.rmsprop(learning_rate),
-        "adagrad": lambda: optim.adagrad(learning_rate),
-    }
-    if name not in makers:
-        raise ValueError(f"optimizer must be one of {sorted(makers)}, got {name!r}")
-    base = makers[name]()
+    if name not in optim.OPTIMIZERS:
+        names = sorted(optim.OPTIMIZERS.as_table())
+        raise ValueError(f"optimizer must be one of {names}, got {name!r}")
+    make = optim.OPTIMIZERS[name]
+    # the estimator's momentum is SGD's (Nesterov, as scikit-learn's MLP)
+    base = (
+        make(learning_rate, momentum=momentum, nesterov=momentum > 0)
+        if name == "sgd"
+        else make(learning_rate)
+    )
     if alpha:
         # L2 penalty on the weights (not the biases), as scikit-learn's MLP does
         return optim.chain(optim.add_decayed_weights(alpha, optim.weights_only), base)

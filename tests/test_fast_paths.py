@@ -363,7 +363,9 @@ def test_optimizers_give_the_same_bits_chunk_by_chunk(
         return p1, p2, fitted, fnn.tree.leaves(s1)
 
     whole = trained()
-    monkeypatch.setattr(fnn.optim, "CHUNK_BYTES", 40)
+    from fnn.optim import _arrays  # where the chunk size is read
+
+    monkeypatch.setattr(_arrays, "CHUNK_BYTES", 40)
     assert len(fnn.optim.chunks(net.layout.size, 8)) > 10
     chunked = trained()
     for a, b in zip(whole[:3], chunked[:3], strict=True):

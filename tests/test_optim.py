@@ -277,3 +277,27 @@ def test_step_for_step_equal_to_pytorch(make_fnn: Any, make_torch: Any) -> None:
         p, s = fnn.update(p, g, s)
         np.testing.assert_allclose(p["a"], tp[0].detach().numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(p["b"], tp[1].detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_optimizer_registry_matches_the_estimators_literal() -> None:
+    """The scikit-learn wrapper's ``OptimizerName`` (for mypy) lists exactly the
+    registered optimizers, and each registered factory takes the learning rate first."""
+    from typing import get_args
+
+    from fnn.sklearn import OptimizerName
+
+    assert set(get_args(OptimizerName)) == set(fnn.optim.OPTIMIZERS.as_table())
+    for name, make in fnn.optim.OPTIMIZERS.items():
+        opt = make(0.125)
+        assert isinstance(opt, fnn.optim.Optimizer), name
+        assert opt.learning_rate_at(0) == 0.125, name
+
+
+def test_the_update_context_has_its_own_name() -> None:
+    """The transforms' context is ``UpdateContext``; the old ``fnn.optim.Context``
+    still imports, and is not the layers' pass context."""
+    from fnn.layers.base import Context as PassContext
+
+    assert fnn.optim.Context is fnn.optim.UpdateContext
+    assert not issubclass(fnn.optim.UpdateContext, PassContext)
+    assert "Context" not in fnn.optim.__all__

@@ -1,0 +1,442 @@
+"""The transforms: the PyTorch optimizers' update rules (SGD, Adam, AdamW, RMSprop,
+Adagrad) and the gradient transformations for chains (clipping, decay, freezing),
+each an in-place kernel."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+
+from fnn._types import BoolArray, FloatArray
+from fnn._validation import as_float, check_positive, check_range
+from fnn.optim._arrays import frozen_array
+from fnn.optim.base import InPlace, UpdateContext
+from fnn.optim.masks import Mask, resolve_mask
+from fnn.optim.state import register_transform
+from fnn.schedules import LearningRate, as_learning_rate, check_learning_rate, value_at
+
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "AdagradState",
+    "Adam",
+    "AdamState",
+    "AdamW",
+    "AddDecayedWeights",
+    "ClipByGlobalNorm",
+    "Freeze",
+    "RMSprop",
+    "RMSpropState",
+    "SGDState",
+]
+
+
+def _lr(learning_rate: LearningRate, ctx: UpdateContext) -> float:
+    return value_at(learning_rate, ctx.step - 1) * ctx.lr_scale
+
+
+def _check_lr(_inst: object, _attr: object, value: LearningRate) -> None:
+    check_learning_rate(value)
+
+
+_NONNEG = math.inf
+
+
+def _add_l2(u: FloatArray, p: FloatArray, weight_decay: float, tmp: FloatArray) -> None:
+    """``u += weight_decay * p`` (PyTorch's coupled weight decay)."""
+    if weight_decay:
+        np.multiply(p, weight_decay, out=tmp)
+        u += tmp
+
+
+# --- SGD ---------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class SGDState:
+    """The momentum buffer (flat; zeros before the first step), or None without momentum."""
+
+    momentum_buffer: FloatArray | None
+
+
+@attrs.frozen
+class SGD(InPlace):
+    """Stochastic gradient descent, PyTorch's ``torch.optim.SGD``:
+
+    ``g += weight_decay * p``; with momentum ``b = momentum * b + (1 - dampening) * g``
+    (``b = g`` at the first step), then ``g = g + momentum * b`` (Nesterov) or ``g = b``;
+    finally ``p -= lr * g``.
+
+    optax's ``sgd`` differs: its momentum trace has no first-step special case.
+    """
+
+    learning_rate: LearningRate = attrs.field(converter=as_learning_rate, validator=_check_lr)
+    momentum: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_range("momentum", 0, 1)
+    )
+    dampening: float = attrs.field(
+        default=0.0,
+        converter=as_float,
+        validator=check_range("dampening", 0, 1, hi_open=False),
+    )
+    nesterov: bool = False
+    weight_decay: float = attrs.field(
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+
+    def init(self, params: Any, flat: FloatArray) -> SGDState:
+        return SGDState(
+            momentum_buffer=frozen_array(np.zeros_like(flat)) if self.momentum else None
+        )
+
+    def apply(self, u: FloatArray, state: SGDState, p: FloatArray, ctx: UpdateContext) -> None:
+        tmp = ctx.scratch
+        _add_l2(u, p, self.weight_decay, tmp)
+        buf = state.momentum_buffer
+        if buf is not None:
+            if ctx.step == 1:  # PyTorch starts the buffer at the first gradient
+                buf[...] = u
+            else:
+                buf *= self.momentum
+                np.multiply(u, 1 - self.dampening, out=tmp)
+                buf += tmp
+            if self.nesterov:
+                np.multiply(buf, self.momentum, out=tmp)
+                u += tmp
+            else:
+                u[...] = buf
+        u *= -_lr(self.learning_rate, ctx)
+
+
+# --- Adam / AdamW ------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class AdamState:
+    """First and second moment estimates (flat)."""
+
+    mu: FloatArray
+    nu: FloatArray
+
+
+def _adam_apply(
+    u: FloatArray,
+    state: AdamState,
+    lr: float,
+    b1: float,
+    b2: float,
+    eps: float,
+    t: int,
+    tmp: FloatArray,
+) -> None:
+    """In place: update the moments from the gradient in ``u``, then leave the Adam step
+    in ``u``. PyTorch's form: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    Eleven passes over the arrays: the constant ``1 / sqrt(1 - b2^t)`` is moved out of
+    the denominator, ``m / (sqrt(v) c + eps) = (m / (sqrt(v) + eps / c)) / c``, and ``u``
+    is scaled in place before it feeds ``m``. Equal to PyTorch's to rounding.
+    """
+    m, v = state.mu, state.nu
+    # v = b2 v + (1 - b2) g^2
+    np.multiply(u, u, out=tmp)
+    tmp *= 1 - b2
+    v *= b2
+    v += tmp
+    # m = b1 m + (1 - b1) g
+    u *= 1 - b1
+    m *= b1
+    m += u
+    c = 1 / math.sqrt(1 - b2**t)
+    np.sqrt(v, out=tmp)
+    tmp += eps / c
+    np.divide(m, tmp, out=u)
+    u *= -lr / ((1 - b1**t) * c)
+
+
+def _zeros_state(flat: FloatArray) -> AdamState:
+    return AdamState(mu=frozen_array(np.zeros_like(flat)), nu=frozen_array(np.zeros_like(flat)))
+
+
+@attrs.frozen
+class Adam(InPlace):
+    """Adam, PyTorch's ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient).
+
+    ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
+    ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
+
+    optax's ``adam`` puts ``eps`` outside the bias correction of ``v`` the same way; it
+    has no coupled weight decay.
+
+    Reference: Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization".
+    """
+
+    learning_rate: LearningRate = attrs.field(
+        default=1e-3, converter=as_learning_rate, validator=_check_lr
+    )
+    b1: float = attrs.field(default=0.9, converter=as_float, validator=check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, converter=as_float, validator=check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
+    weight_decay: float = attrs.field(
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
+    )
+
+    def init(self, params: Any, flat: FloatArray) -> AdamState:
+        return _zeros_state(flat)
+
+    def apply(self, u: FloatArray, state: AdamState, p: FloatArray, ctx: UpdateContext) -> None:
+        _add_l2(u, p, self.weight_decay, ctx.scratch)
+        lr = _lr(self.learning_rate, ctx)
+        _adam_apply(u, state, lr, self.b1, self.b2, self.eps, ctx.step, ctx.scratch)
+
+
+@attrs.frozen
+class AdamW(InPlace):
+    """AdamW, PyTorch's ``torch.optim.AdamW``: decoupled weight decay
+    ``p -= lr * weight_decay * p`` (on the leaves selected by ``decay_mask``, all by
+    default), then the Adam step.
+
+    optax's ``adamw`` applies the decay after scaling by the learning rate likewise, but
+    its default ``weight_decay`` is 1e-4 where PyTorch's is 1e-2.
+
+    Reference: Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization".
+    """
+
+    learning_rate: LearningRate = attrs.field(
+        default=1e-3, converter=as_learning_rate, validator=_check_lr
+    )
+    b1: float = attrs.field(default=0.9, converter=as_float, validator=check_range("b1", 0, 1))
+    b2: float = attrs.field(default=0.999, converter=as_float, validator=check_range("b2", 0, 1))
+    eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
+    weight_decay: float = attrs.field(
+        default=1e-2,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
+    )
+    decay_mask: Mask | None = None
+
+    def init(self, params: Any, flat: FloatArray) -> tuple[AdamState, BoolArray | None]:
+        return _zeros_state(flat), resolve_mask(params, self.decay_mask)
+
+    def apply(
+        self,
+        u: FloatArray,
+        state: tuple[AdamState, BoolArray | None],
+        p: FloatArray,
+        ctx: UpdateContext,
+    ) -> None:
+        adam_state, mask = state
+        lr = _lr(self.learning_rate, ctx)
+        _adam_apply(u, adam_state, lr, self.b1, self.b2, self.eps, ctx.step, ctx.scratch)
+        if self.weight_decay:
+            tmp = ctx.scratch
+            np.multiply(p, -lr * self.weight_decay, out=tmp)
+            if mask is not None:
+                tmp *= mask
+            u += tmp
+
+
+# --- RMSprop / Adagrad -------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class RMSpropState:
+    """Running mean of squared gradients, and the optional momentum and mean-gradient
+    buffers (flat)."""
+
+    square_avg: FloatArray
+    momentum_buffer: FloatArray | None
+    grad_avg: FloatArray | None
+
+
+@attrs.frozen
+class RMSprop(InPlace):
+    """RMSprop, PyTorch's ``torch.optim.RMSprop``:
+
+    ``v = alpha v + (1 - alpha) g^2``; centered: ``v~ = v - gbar^2`` with
+    ``gbar = alpha gbar + (1 - alpha) g``; with momentum ``b = momentum b + g /
+    (sqrt(v~) + eps)`` and ``p -= lr b``, else ``p -= lr g / (sqrt(v~) + eps)``.
+
+    optax's ``rmsprop`` defaults to ``decay=0.9``; PyTorch's ``alpha=0.99`` is kept here.
+    """
+
+    learning_rate: LearningRate = attrs.field(
+        default=1e-2, converter=as_learning_rate, validator=_check_lr
+    )
+    alpha: float = attrs.field(
+        default=0.99, converter=as_float, validator=check_range("alpha", 0, 1)
+    )
+    eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
+    weight_decay: float = attrs.field(
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
+    )
+    momentum: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_range("momentum", 0, 1)
+    )
+    centered: bool = False
+
+    def init(self, params: Any, flat: FloatArray) -> RMSpropState:
+        def z() -> FloatArray:
+            return frozen_array(np.zeros_like(flat))  # type: ignore[no-any-return]
+
+        return RMSpropState(
+            square_avg=z(),
+            momentum_buffer=z() if self.momentum else None,
+            grad_avg=z() if self.centered else None,
+        )
+
+    def apply(self, u: FloatArray, state: RMSpropState, p: FloatArray, ctx: UpdateContext) -> None:
+        tmp = ctx.scratch
+        _add_l2(u, p, self.weight_decay, tmp)
+        v = state.square_avg
+        v *= self.alpha
+        np.multiply(u, u, out=tmp)
+        tmp *= 1 - self.alpha
+        v += tmp
+        gbar = state.grad_avg
+        if gbar is not None:
+            gbar *= self.alpha
+            np.multiply(u, 1 - self.alpha, out=tmp)
+            gbar += tmp
+            np.multiply(gbar, gbar, out=tmp)
+            np.subtract(v, tmp, out=tmp)
+            np.sqrt(tmp, out=tmp)
+        else:
+            np.sqrt(v, out=tmp)
+        tmp += self.eps
+        lr = _lr(self.learning_rate, ctx)
+        buf = state.momentum_buffer
+        if buf is not None:
+            buf *= self.momentum
+            np.divide(u, tmp, out=tmp)
+            buf += tmp
+            np.multiply(buf, -lr, out=u)
+        else:
+            np.divide(u, tmp, out=u)
+            u *= -lr
+
+
+@attrs.frozen(eq=False)
+class AdagradState:
+    """Sum of squared gradients (flat)."""
+
+    sum: FloatArray
+
+
+@attrs.frozen
+class Adagrad(InPlace):
+    """Adagrad, PyTorch's ``torch.optim.Adagrad``:
+
+    ``s += g^2``; ``p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)``.
+
+    optax's ``adagrad`` puts ``eps`` inside the square root and starts the accumulator
+    at 0.1; PyTorch's ``initial_accumulator_value=0`` and ``eps=1e-10`` are kept here.
+    """
+
+    learning_rate: LearningRate = attrs.field(
+        default=1e-2, converter=as_learning_rate, validator=_check_lr
+    )
+    lr_decay: float = attrs.field(
+        default=0.0, converter=as_float, validator=check_range("lr_decay", 0, _NONNEG)
+    )
+    weight_decay: float = attrs.field(
+        default=0.0,
+        converter=as_float,
+        validator=check_range("weight_decay", 0, _NONNEG),
+    )
+    initial_accumulator_value: float = attrs.field(
+        default=0.0,
+        converter=as_float,
+        validator=check_range("initial_accumulator_value", 0, _NONNEG),
+    )
+    eps: float = attrs.field(default=1e-10, converter=as_float, validator=check_positive("eps"))
+
+    def init(self, params: Any, flat: FloatArray) -> AdagradState:
+        return AdagradState(sum=frozen_array(np.full_like(flat, self.initial_accumulator_value)))
+
+    def apply(self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: UpdateContext) -> None:
+        tmp = ctx.scratch
+        _add_l2(u, p, self.weight_decay, tmp)
+        s = state.sum
+        np.multiply(u, u, out=tmp)
+        s += tmp
+        clr = _lr(self.learning_rate, ctx) / (1 + (ctx.step - 1) * self.lr_decay)
+        np.sqrt(s, out=tmp)
+        tmp += self.eps
+        np.divide(u, tmp, out=u)
+        u *= -clr
+
+
+# --- gradient transformations for chains -------------------------------------------
+
+
+@attrs.frozen
+class ClipByGlobalNorm(InPlace):
+    """Scale the direction so its global L2 norm is at most ``max_norm`` (like
+    ``torch.nn.utils.clip_grad_norm_``, applied before the optimizer)."""
+
+    max_norm: float = attrs.field(converter=as_float, validator=check_positive("max_norm"))
+    elementwise: ClassVar[bool] = False  # needs the norm of the whole vector
+
+    def init(self, params: Any, flat: FloatArray) -> None:
+        return None
+
+    def apply(self, u: FloatArray, state: None, p: FloatArray, ctx: UpdateContext) -> None:
+        norm = float(np.sqrt(u @ u))
+        if norm > self.max_norm:
+            u *= self.max_norm / (norm + 1e-6)
+
+
+@attrs.frozen
+class AddDecayedWeights(InPlace):
+    """L2 regularisation on the gradient: ``u += weight_decay * p`` on the leaves selected
+    by ``mask`` (all by default). Place it before the optimizer in a :func:`chain`."""
+
+    weight_decay: float = attrs.field(
+        converter=as_float, validator=check_range("weight_decay", 0, _NONNEG)
+    )
+    mask: Mask | None = None
+
+    def init(self, params: Any, flat: FloatArray) -> BoolArray | None:
+        return resolve_mask(params, self.mask)
+
+    def apply(
+        self, u: FloatArray, state: BoolArray | None, p: FloatArray, ctx: UpdateContext
+    ) -> None:
+        tmp = ctx.scratch
+        np.multiply(p, self.weight_decay, out=tmp)
+        if state is not None:
+            tmp *= state
+        u += tmp
+
+
+@attrs.frozen
+class Freeze(InPlace):
+    """Zero the update on the leaves selected by ``mask``: those parameters never change.
+    Place it last in a :func:`chain` (after any decoupled weight decay)."""
+
+    mask: Mask
+
+    def init(self, params: Any, flat: FloatArray) -> BoolArray:
+        m = resolve_mask(params, self.mask)
+        assert m is not None
+        return m
+
+    def apply(self, u: FloatArray, state: BoolArray, p: FloatArray, ctx: UpdateContext) -> None:
+        np.copyto(u, 0, where=state)
+
+
+for _t in (SGD, Adam, AdamW, RMSprop, Adagrad, ClipByGlobalNorm, AddDecayedWeights, Freeze):
+    register_transform(_t)
