@@ -19,6 +19,12 @@ runtime) runs with the result of :func:`fnn.predict`; :func:`load` reads back wh
 - Convolutions and pools run in ONNX's channels-first layout: a ``Transpose`` goes in
   before the first of a run of them and one back before ``Flatten`` (and before a
   layer norm), so a dense layer's weights are stored as fnn has them.
+- A residual block (:class:`fnn.Residual`) is its two paths joined by ``Add`` (an
+  empty shortcut is the block's input itself); a parallel block (:class:`fnn.Parallel`)
+  its branches joined by ``Concat`` on the channel axis (axis 1 of a channels-first
+  image inside the model, the last axis of vectors and sequences), by ``Add`` (two
+  branches) or ``Sum`` (more). Blocks nest. Every path of a block ends in one layout
+  (the first non-empty path's), so a ``Transpose`` may go in before the join.
 - Dropout is the identity (an ``Identity`` node); batch and layer norm are in
   inference mode (``BatchNormalization`` with the running statistics,
   ``LayerNormalization`` over the last axis); GELU is fnn's tanh form (``Gelu`` with
@@ -42,9 +48,15 @@ or not), ``MaxPool``, ``AveragePool``, ``GlobalAveragePool`` (or ``ReduceMean`` 
 the pixels), ``BatchNormalization``, ``LayerNormalization``, ``Flatten`` or a
 ``Reshape`` that flattens, ``Dropout``, ``Identity``, ``Relu``, ``LeakyRelu``,
 ``Elu``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``Gelu`` (tanh form) and a final
-``Softmax``. An activation written out as several elementwise nodes (PyTorch's
-tanh-GELU before opset 20) is recognised by its structure and exact constants,
-never by its values: anything else is an error naming the node. A channels-first graph (as
+``Softmax``. Paths that leave one value and rejoin through ``Add`` or ``Sum`` (of
+identical shapes) or ``Concat`` (on the channels or features) are a block: two paths
+added become an :class:`fnn.Residual` (the first path with layers its body, the other
+its shortcut, empty for the identity), other joins an :class:`fnn.Parallel`; each path
+is read as a chain of layers, and blocks nest up to :data:`MAX_BLOCK_DEPTH` deep.
+Paths that share nodes, or cross between blocks, are an error naming the node. An
+activation written out as several elementwise nodes (PyTorch's tanh-GELU before opset
+20) is recognised by its structure and exact constants, never by its values: anything
+else is an error naming the node. A channels-first graph (as
 PyTorch writes) becomes a channels-last network: the dense layer after a flatten gets
 its rows permuted, so :func:`fnn.predict` on ``(n, h, w, c)`` input equals the source
 model on ``(n, c, h, w)``.
@@ -83,6 +95,7 @@ from fnn._atomic import write_atomically
 from fnn._version import VERSION
 from fnn.layers.activation import Activation
 from fnn.layers.batch_norm import BatchNorm
+from fnn.layers.composite import Composite, Parallel, Residual
 from fnn.layers.conv2d import Conv2D, PaddingLike
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
@@ -94,6 +107,7 @@ from fnn.network import Network, pack
 __all__ = [
     "DEFAULT_OPSET",
     "INPUT_NAME",
+    "MAX_BLOCK_DEPTH",
     "MAX_BYTES",
     "MIN_OPSET",
     "OUTPUT_NAME",
@@ -233,11 +247,56 @@ def _export_activation(b: _Builder, where: str, act: _act.Activation) -> None:
         )
 
 
-def _export_layer(b: _Builder, i: int, layer: Any, in_shape: tuple[int, ...]) -> None:
-    where = f"layers.{i}"
+def _export_chain(
+    b: _Builder, where: str, layers: Sequence[Any], in_shape: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The nodes of ``layers`` applied in order from ``b.cur`` (per-sample shape
+    ``in_shape``); returns the per-sample output shape."""
+    shape = in_shape
+    for j, layer in enumerate(layers):
+        out = tuple(int(d or 0) for d in layer.output_shape(shape))
+        _export_layer(b, f"{where}.{j}", layer, shape)
+        shape = out
+    b.rank = len(shape) + 1
+    return shape
+
+
+def _export_composite(b: _Builder, where: str, layer: Composite, in_shape: tuple[int, ...]) -> None:
+    """Every chain from the composite's input, joined by ``Add`` (two chains), ``Sum``
+    (more) or ``Concat`` on the channel axis; an empty chain is the input itself."""
+    start, start_cf = b.cur, b.cf
+    ends: list[tuple[str, bool]] = []
+    out_rank = 0
+    for name, layers in layer.chains:
+        b.cur, b.cf = start, start_cf
+        out_rank = len(_export_chain(b, f"{where}.{name}", layers, in_shape)) + 1
+        ends.append((b.cur, b.cf))
+    # one layout for all: the first non-empty chain's (an empty one is the input's)
+    cf = next((c for (_, ls), (_, c) in zip(layer.chains, ends, strict=True) if ls), start_cf)
+    cf = cf and out_rank > 2
+    names = []
+    for k, (cur, c) in enumerate(ends):
+        b.cur, b.cf, b.rank = cur, c and out_rank > 2, out_rank
+        if cf:
+            b.to_cf(f"{where}.join{k}")
+        else:
+            b.to_cl(f"{where}.join{k}")
+        names.append(b.cur)
+    b.cur, b.cf, b.rank = names[0], cf, out_rank
+    if layer.merge == "concat":
+        b.node(where, "Concat", names[1:], axis=1 if cf else out_rank - 1)
+    elif len(names) == 2:
+        b.node(where, "Add", names[1:])
+    else:
+        b.node(where, "Sum", names[1:])
+
+
+def _export_layer(b: _Builder, where: str, layer: Any, in_shape: tuple[int, ...]) -> None:
     kind = type(layer)
     b.rank = len(in_shape) + 1
-    if kind is Dense:
+    if isinstance(layer, Composite):
+        _export_composite(b, where, layer, in_shape)
+    elif kind is Dense:
         bias = np.zeros(layer.n_out, layer.W.dtype) if layer.b is None else layer.b
         b.node(where, "Gemm", [b.const(f"{where}.W", layer.W), b.const(f"{where}.b", bias)])
         _export_activation(b, where, layer.activation)
@@ -309,10 +368,7 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
             f"any length: input_shape={net.input_shape}) yet"
         )
     input_shape = tuple(int(d or 0) for d in net.input_shape)
-    shape = input_shape
-    for i, (layer, out) in enumerate(zip(net.layers, net.shapes, strict=True)):
-        _export_layer(b, i, layer, shape)
-        shape = tuple(int(d or 0) for d in out)
+    _export_chain(b, "layers", net.layers, input_shape)
     output = net.loss.output
     if output == "sigmoid":
         b.node("output", "Sigmoid")
@@ -595,6 +651,8 @@ _ALLOWED_ATTRS: Final[dict[str, frozenset[str]]] = {
     "Gemm": frozenset({"alpha", "beta", "transA", "transB"}),
     "MatMul": frozenset(),
     "Add": frozenset(),
+    "Sum": frozenset(),
+    "Concat": frozenset({"axis"}),
     "Conv": frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}),
     "MaxPool": frozenset(
         {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"}
@@ -782,24 +840,136 @@ class _Reader:
         input_shape = val.shape
         self.cur = x.name
         self.producers = {o: n for n in chain for o in n.output if o}
-        # an activation written out as arithmetic may span several segments (its last
-        # nodes no longer read the value it started from): runs of them are read together
-        pending: list[tuple[list[onnx.NodeProto], str]] = []
-        for seg, end in self.segments(chain, x.name, out_name):
-            if self.arithmetic(seg):
-                pending.append((seg, end))
-                continue
-            val, pending = self.written_activations(pending, val), []
-            val = self.segment(seg, val, end == out_name)
-            self.check_sample(f"node {_node_names(seg[-1:])[0]}", val.shape)
-            self.cur = end
-        val = self.written_activations(pending, val)
+        val = self.read_chain(chain, x.name, out_name, val, 0)
         if val.perm is not None or len(val.shape) != 1:
             raise self.bad(
                 f"the graph's output has per-sample shape {val.graph_shape(1)[1:]}; fnn "
                 "networks end in a vector of logits"
             )
         return self.ops, val, input_shape, np.dtype(dtype)
+
+    def read_chain(
+        self, chain: list[onnx.NodeProto], start: str, end: str, val: _Val, depth: int
+    ) -> _Val:
+        """The layers of ``chain``, the nodes from the value ``start`` (``val``) to the
+        value ``end``, appended to ``self.ops``; ``depth`` is how deep in blocks."""
+        self.cur = start
+        self.last_linear = False
+        # an activation written out as arithmetic may span several segments (its last
+        # nodes no longer read the value it started from): runs of them are read together
+        pending: list[tuple[list[onnx.NodeProto], str]] = []
+        for seg, seg_end in self.segments(chain, start, end):
+            if self.join(seg) is None and self.arithmetic(seg):
+                pending.append((seg, seg_end))
+                continue
+            val, pending = self.written_activations(pending, val), []
+            if self.join(seg) is not None:
+                val = self.block(seg, val, depth)
+            else:
+                val = self.segment(seg, val, depth == 0 and seg_end == end)
+            self.check_sample(f"node {_node_names(seg[-1:])[0]}", val.shape)
+            self.cur = seg_end
+        return self.written_activations(pending, val)
+
+    def join(self, seg: list[onnx.NodeProto]) -> str | None:
+        """How the paths of ``seg`` rejoin, when it is a block of several paths: its
+        last node adds (``Add`` of two different values, ``Sum``) or concatenates values
+        computed from the layer's input; None otherwise."""
+        if len(seg) < 2:
+            return None
+        last = seg[-1]
+        runtime = [i for i in last.input if i and i not in self.consts]
+        if len(runtime) != len(last.input) or len(runtime) < 2:
+            return None
+        if last.op_type == "Add" and runtime[0] != runtime[1]:
+            return "add"
+        if last.op_type == "Sum":
+            return "add"
+        if last.op_type == "Concat":
+            return "concat"
+        return None
+
+    def block(self, seg: list[onnx.NodeProto], val: _Val, depth: int) -> _Val:
+        """A block whose paths leave the value ``self.cur`` and rejoin at the last node
+        of ``seg`` (see :meth:`join`): each path is read as a chain of layers (blocks
+        nest), and the block becomes a :class:`_Block`."""
+        last = seg[-1]
+        if depth >= MAX_BLOCK_DEPTH:
+            raise self.node_error(last, f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
+        merge = self.join(seg)
+        assert merge is not None
+        start = self.cur
+        made = {o: n for n in seg for o in n.output if o}
+        owner: dict[int, int] = {}  # node (its index in seg) -> the path it belongs to
+        paths: list[list[onnx.NodeProto]] = []
+        for k, end in enumerate(last.input):
+            nodes: set[int] = set()
+            todo = [end]
+            while todo:
+                v = todo.pop()
+                n = made.get(v)
+                if v == start or n is None:
+                    continue
+                idx = next(i for i, m in enumerate(seg) if m is n)
+                if idx in nodes:
+                    continue
+                if (idx in owner and owner[idx] != k) or n is last:
+                    raise self.not_a_chain(seg)  # paths that share nodes
+                nodes.add(idx)
+                owner[idx] = k
+                todo.extend(i for i in n.input if i and i not in self.consts)
+            paths.append([seg[i] for i in sorted(nodes)])
+        if len(owner) != len(seg) - 1:
+            raise self.not_a_chain(seg)  # nodes on no path to the join
+        outer_ops, outer_linear = self.ops, self.last_linear
+        chains: list[list[Any]] = []
+        vals: list[_Val] = []
+        for path, end in zip(paths, last.input, strict=True):
+            self.ops = []
+            vals.append(self.read_chain(path, start, end, val, depth + 1) if path else val)
+            chains.append(self.ops)
+        self.ops, self.last_linear = outer_ops, outer_linear
+        self.cur = start
+        out = self.merged(last, merge, vals)
+        self.ops.append(_Block(merge=merge, chains=chains))
+        self.last_linear = False
+        return out
+
+    def merged(self, node: onnx.NodeProto, merge: str, vals: list[_Val]) -> _Val:
+        """The value a join gives from its paths' values: equal shapes and layouts for
+        a sum; for a concatenation, the channel (or feature) axis."""
+        first = vals[0]
+        for v in vals[1:]:
+            same_rank = len(v.shape) == len(first.shape) and v.layout == first.layout
+            if merge == "add" and (v.shape != first.shape or not same_rank):
+                raise self.node_error(
+                    node, f"adds values of shapes {first.graph_shape(1)[1:]} and "
+                    f"{v.graph_shape(1)[1:]}; fnn adds identical shapes"
+                )  # fmt: skip
+            if not same_rank or v.shape[:-1] != first.shape[:-1]:
+                raise self.node_error(
+                    node, f"joins values of shapes {first.graph_shape(1)[1:]} and "
+                    f"{v.graph_shape(1)[1:]}"
+                )  # fmt: skip
+        p0 = first.perm
+        if any(v.perm is not None for v in vals) and (
+            merge != "add"
+            or p0 is None
+            or not all(v.perm is not None and np.array_equal(v.perm, p0) for v in vals)
+        ):
+            raise self.node_error(node, "joins flattened images (fnn joins before the flatten)")
+        if merge == "add":
+            return first
+        rank = len(first.shape) + 1
+        axis = int(self.attrs_of(node).get("axis", 0))
+        channel = 1 if first.layout in ("cf", "gap") else rank - 1
+        if axis % rank != channel:
+            raise self.node_error(
+                node, f"concatenates on axis {axis}; fnn concatenates channels or features "
+                f"(axis {channel} here)"
+            )  # fmt: skip
+        width = sum(v.shape[-1] for v in vals)
+        return _Val((*first.shape[:-1], width), first.layout)
 
     def check_sample(self, where: str, shape: tuple[int, ...]) -> None:
         """Refuse a declared per-sample shape whose values (at 8 bytes each, as the
@@ -981,7 +1151,8 @@ class _Reader:
         )
         return self.bad(
             f"the graph is not a chain of layers: {who} feeds {len(users)} nodes "
-            f"({_listed(_node_names(users))}); fnn reads sequential networks"
+            f"({_listed(_node_names(users))}); fnn reads chains of layers and blocks whose "
+            "paths rejoin through Add, Sum or Concat"
         )
 
     # one node each
@@ -1381,6 +1552,19 @@ class _Reader:
             raise self.node_error(n, str(e)) from None
 
 
+MAX_BLOCK_DEPTH: Final = 64
+"""The deepest blocks (residual or parallel) may nest in a graph fnn reads."""
+
+
+@attrs.frozen(eq=False)
+class _Block:
+    """A block read from a graph: paths from one value, rejoined by ``merge`` ("add"
+    or "concat"); each chain the ops of one path, in the join's input order."""
+
+    merge: str
+    chains: list[list[Any]]
+
+
 _MAX_PIECES: Final = 4
 """The most segments one activation written out as arithmetic spans."""
 _MAX_ACTIVATION_NODES: Final = 32
@@ -1560,6 +1744,9 @@ def _fuse(ops: list[Any]) -> list[Any]:
     follows a dense or convolution layer made that layer's own."""
     out: list[Any] = []
     for op in ops:
+        if isinstance(op, _Block):
+            out.append(_composite(op.merge, [_fuse(c) for c in op.chains]))
+            continue
         if isinstance(op, Activation) and type(op.activation) is _act.Identity:
             continue
         if (
@@ -1572,6 +1759,15 @@ def _fuse(ops: list[Any]) -> list[Any]:
             continue
         out.append(op)
     return out
+
+
+def _composite(merge: str, chains: list[list[Any]]) -> Residual | Parallel:
+    """The fnn layer of a block read without fnn's metadata: two paths added are a
+    residual block (the body the first path that has layers), others a parallel one."""
+    if merge == "add" and len(chains) == 2:
+        body, other = chains if chains[0] or not chains[1] else chains[::-1]
+        return Residual(body=body, shortcut=other)
+    return Parallel(branches=chains, merge="concat" if merge == "concat" else "add")
 
 
 def _rounded(x: Any) -> Any:
@@ -1596,7 +1792,40 @@ def _semantics(layer: Any) -> Any:
     return _rounded(json.loads(json.dumps(cfg)))
 
 
-def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) -> list[Any]:
+def _align_block(
+    bad: Callable[[str], ValueError], op: Any, cfg: dict[str, Any], where: str
+) -> Residual | Parallel:
+    """With fnn's metadata: a block of the graph as the metadata's residual or parallel
+    layer, each path aligned with its chain of configs."""
+    kind = cfg["kind"]
+    merge: Any
+    if kind == "residual":
+        names, cfg_chains, merge = (
+            ["body", "shortcut"],
+            [cfg.get("body"), cfg.get("shortcut")],
+            "add",
+        )
+    else:
+        branches = cfg.get("branches")
+        if not isinstance(branches, list):
+            raise bad(f"metadata: {where} is not a layer config: {_clip(repr(cfg))}")
+        names = [f"branches.{k}" for k in range(len(branches))]
+        cfg_chains, merge = branches, cfg.get("merge")
+    if not isinstance(op, _Block) or op.merge != merge or len(op.chains) != len(cfg_chains):
+        raise bad(f"metadata: {where} is {_clip(repr(cfg))}, but the graph computes {op} there")
+    chains = []
+    for name, ops, cfgs in zip(names, op.chains, cfg_chains, strict=True):
+        if not isinstance(cfgs, list):
+            raise bad(f"metadata: {where}.{name} is not a list of layer configs")
+        chains.append(_align(bad, ops, cfgs, f"{where}.{name}"))
+    if kind == "residual":
+        return Residual(body=chains[0], shortcut=chains[1])
+    return Parallel(branches=chains, merge=merge)
+
+
+def _align(
+    bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any], where: str = "layers"
+) -> list[Any]:
     """With fnn's metadata: the graph's layers grouped as the metadata's, each built from
     the metadata's config and the graph's arrays, checked to compute the same."""
     from fnn.layers.base import LAYERS
@@ -1605,12 +1834,17 @@ def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) ->
     k = 0
     for i, cfg in enumerate(cfgs):
         if not isinstance(cfg, dict) or not isinstance(cfg.get("kind"), str):
-            raise bad(f"metadata: layers.{i} is not a layer config: {cfg!r}")
+            raise bad(f"metadata: {where}.{i} is not a layer config: {_clip(repr(cfg))}")
         kind = cfg["kind"]
         if k >= len(ops):
-            raise bad(f"metadata: layers.{i} ({kind}) has no nodes in the graph")
+            raise bad(f"metadata: {where}.{i} ({kind}) has no nodes in the graph")
         op = ops[k]
         k += 1
+        if kind in ("residual", "parallel"):
+            layers.append(_align_block(bad, op, cfg, f"{where}.{i}"))
+            continue
+        if isinstance(op, _Block):
+            raise bad(f"metadata: {where}.{i} is {_clip(repr(cfg))}, but the graph has a block")
         act = cfg.get("activation")
         if (
             kind in ("dense", "conv2d")
@@ -1619,7 +1853,7 @@ def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) ->
             and act.get("name") not in ("identity", "linear")
         ):
             if k >= len(ops) or not isinstance(ops[k], Activation):
-                raise bad(f"metadata: layers.{i} has activation {act}, the graph none")
+                raise bad(f"metadata: {where}.{i} has activation {act}, the graph none")
             op = attrs.evolve(op, activation=ops[k].activation)
             k += 1
         if kind == "dropout" and isinstance(op, Activation):
@@ -1627,13 +1861,13 @@ def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) ->
         try:
             built = LAYERS[kind].build(cfg, tree.flatten(op))
         except (KeyError, ValueError, TypeError) as e:
-            raise bad(f"metadata: layers.{i} ({kind}) cannot be built from the graph: {e}") from e
+            raise bad(f"metadata: {where}.{i} ({kind}) cannot be built from the graph: {e}") from e
         if type(built) is not type(op) or _semantics(built) != _semantics(op):
-            raise bad(f"metadata: layers.{i} is {cfg}, but the graph computes {op.config()} there")
+            raise bad(f"metadata: {where}.{i} is {cfg}, but the graph computes {op.config()} there")
         layers.append(built)
     rest = ops[k:]
     if any(not (isinstance(o, Activation) and type(o.activation) is _act.Identity) for o in rest):
-        raise bad(f"metadata lists {len(cfgs)} layers, the graph has more: {rest}")
+        raise bad(f"metadata lists {len(cfgs)} layers in {where}, the graph has more: {rest}")
     return layers
 
 
