@@ -37,6 +37,7 @@ import fnn  # noqa: E402
 import fnn.onnx as fo  # noqa: E402
 from fnn import specs  # noqa: E402
 from fnn.layers import LAYERS, LayerKind  # noqa: E402
+from fnn.layers.base import input_ids_of  # noqa: E402
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
@@ -45,21 +46,9 @@ F64 = np.dtype(np.float64)
 KINDS: list[LayerKind] = [
     k for _, k in LAYERS.items() if k.example is not None and k.cls.__module__.startswith("fnn.")
 ]
-# kinds fnn.onnx has no form for yet (the recurrent layers: ONNX's RNN, LSTM and GRU
-# operators are another part of issue 20); strict, so the mark must go when they come
-NO_ONNX_FORM_YET = {"simple_rnn", "lstm", "gru"}
-KIND_PARAMS = [
-    pytest.param(
-        k,
-        id=k.name,
-        marks=pytest.mark.xfail(
-            raises=ValueError, strict=True, reason=f"fnn.onnx does not write {k.name} yet"
-        ),
-    )
-    if k.name in NO_ONNX_FORM_YET
-    else pytest.param(k, id=k.name)
-    for k in KINDS
-]
+KIND_PARAMS = [pytest.param(k, id=k.name) for k in KINDS]
+# kinds fnn.onnx writes as standard operators but does not read back
+WRITE_ONLY = {"positional_embedding", "multi_head_attention"}
 ACTIVATIONS = [
     (name, cls)
     for name, cls in fnn.activations.ACTIVATIONS.items()
@@ -67,9 +56,12 @@ ACTIVATIONS = [
 ]
 
 
-def run_onnx(path: Path, X: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """ONNX Runtime in float32, the reference evaluator in float64."""
-    if X.dtype == np.float32:
+def run_onnx(
+    path: Path, X: np.ndarray[Any, Any], dtype: np.dtype[Any] | None = None
+) -> np.ndarray[Any, Any]:
+    """ONNX Runtime in float32, the reference evaluator in float64 (``dtype``: the
+    network's, when ``X`` holds token ids)."""
+    if (X.dtype if dtype is None else dtype) == np.float32:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         out: np.ndarray[Any, Any] = session.run(None, {fo.INPUT_NAME: X})[0]
         return out
@@ -95,11 +87,17 @@ def assert_same_network(a: fnn.Network, b: fnn.Network) -> None:
         assert x.dtype == y.dtype and np.array_equal(x, y), path
 
 
-def check_round_trip(net: fnn.Network, tmp_path: Path, X: np.ndarray[Any, Any], **kw: Any) -> None:
+def check_round_trip(
+    net: fnn.Network, tmp_path: Path, X: np.ndarray[Any, Any], load: bool = True, **kw: Any
+) -> None:
     path = fo.export(net, tmp_path / "model.onnx", **kw)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    assert_same_output(run_onnx(path, X), fnn.predict(net, X))
-    assert_same_network(fo.load(path), net)
+    assert_same_output(run_onnx(path, X, net.dtype), fnn.predict(net, X))
+    if load:
+        assert_same_network(fo.load(path), net)
+    else:
+        with pytest.raises(ValueError, match=r"model\.onnx: "):
+            fo.load(path)
 
 
 def head(layers: list[Any], shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> Any:
@@ -123,16 +121,54 @@ def head(layers: list[Any], shape: tuple[int, ...], rng: np.random.Generator, dt
 def test_every_layer_kind_runs_as_fnn_predicts_and_loads_back(
     kind: LayerKind, dtype: np.dtype[Any], tmp_path: Path
 ) -> None:
-    if kind.name == "multi_head_attention":
-        pytest.xfail("ONNX export of attention is not written yet (issue 20)")
-    if kind.name in ("embedding", "positional_embedding"):
-        pytest.xfail("ONNX export of token-id (Gather) and sequence networks: not yet (issue 20)")
     rng = np.random.default_rng(0)
     assert kind.example is not None
     layer, shape = kind.example(rng, dtype)
     net = fnn.Network(layers=head([layer], shape, rng, dtype), loss="mse", input_shape=shape)
-    X = rng.normal(size=(5, *shape)).astype(dtype)
-    check_round_trip(net, tmp_path, X)
+    ids = input_ids_of(layer)
+    if ids is not None:
+        X = rng.integers(0, ids, size=(5, *shape))
+    else:
+        X = rng.normal(size=(5, *shape)).astype(dtype)
+    check_round_trip(net, tmp_path, X, load=kind.name not in WRITE_ONLY)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
+def test_sequence_networks_of_any_length_run_as_fnn_predicts(
+    dtype: np.dtype[Any], tmp_path: Path
+) -> None:
+    """Token ids in, per-position softmax out, through embeddings, a causal transformer
+    block and every recurrent layer; the time axis is dynamic ("T")."""
+    arch = fnn.sequential(
+        (None,),
+        [
+            specs.embedding(7, 8),
+            specs.positional_embedding(10),
+            *specs.transformer_block(2),
+            specs.multi_head_attention(4, causal=False, bias=False),
+            specs.lstm(5, return_sequences=True),
+            specs.gru(4, return_sequences=True),
+            specs.simple_rnn(6, return_sequences=True),
+            specs.dense(7),
+        ],
+        output="softmax",
+        dtype=dtype,
+    )
+    net = fnn.init(arch, rng=0)
+    path = fo.export(net, tmp_path / "seq.onnx")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    x_info = onnx.load(str(path)).graph.input[0]
+    assert [d.dim_param or d.dim_value for d in x_info.type.tensor_type.shape.dim] == ["batch", "T"]
+    assert x_info.type.tensor_type.elem_type == onnx.TensorProto.INT64
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"Gather", "LSTM", "GRU", "RNN", "Softmax", "Trilu"} <= ops
+    for T in (1, 4, 10):
+        X = np.random.default_rng(T).integers(0, 7, size=(3, T))
+        assert_same_output(run_onnx(path, X, dtype), fnn.predict(net, X))
+    rnn = fnn.sequential((5, 3), [specs.gru(4)], dtype=dtype)  # float sequences, last state
+    net2 = fnn.init(rnn, rng=1)
+    X2 = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(dtype)
+    assert_same_output(run_onnx(fo.export(net2, tmp_path / "g.onnx"), X2), fnn.predict(net2, X2))
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
@@ -1112,3 +1148,90 @@ def test_composites_export_with_the_layout_of_their_inputs(tmp_path: Path) -> No
         model = onnx.load(str(tmp_path / "model.onnx"))
         ops = [n.op_type for n in model.graph.node]
         assert ops.count("Concat") == 2 and ops.count("Add") >= 2 and ops.count("Sum") == 1
+
+
+# --- embeddings and recurrent layers from PyTorch ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("tokens", [True, False], ids=["tokens", "floats"])
+@pytest.mark.parametrize("last", [True, False], ids=["last-step", "sequence"])
+def test_pytorch_recurrent_models_load_predict_what_pytorch_does_and_train(
+    kind: str, tokens: bool, last: bool, tmp_path: Path
+) -> None:
+    """nn.Embedding (or float sequences) -> one batch-first nn.RNN/LSTM/GRU -> its last
+    step (``y[:, -1]``) or every step -> dense layers, TorchScript exporter."""
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    class Model(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(7, 5)
+            self.rnn = getattr(nn, kind)(5, 4, batch_first=True)
+            self.fc1 = nn.Linear(4, 6)
+            self.fc2 = nn.Linear(6, 3)
+
+        def forward(self, x: Any) -> Any:
+            y, _ = self.rnn(self.embed(x) if tokens else x)
+            return self.fc2(torch.relu(self.fc1(y[:, -1] if last else y)))
+
+    model = Model().eval()
+    x = torch.randint(0, 7, (4, 6)) if tokens else torch.randn(4, 6, 5)
+    path = torch_export(torch, model, x, tmp_path / "rnn.onnx", False, opset_version=17)
+    net = fo.load(path)
+    cls = {"RNN": fnn.SimpleRNN, "LSTM": fnn.LSTM, "GRU": fnn.GRU}[kind]
+    assert [type(layer) for layer in net.layers] == [
+        *([fnn.Embedding] if tokens else []),
+        cls,
+        fnn.Dense,
+        fnn.Dense,
+    ]
+    rnn = net.layers[1 if tokens else 0]
+    assert isinstance(rnn, cls) and rnn.return_sequences is not last
+    np.testing.assert_array_equal(rnn.W_ih, model.rnn.weight_ih_l0.detach().numpy().T)
+    np.testing.assert_array_equal(rnn.b_hh, model.rnn.bias_hh_l0.detach().numpy())
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert_same_output(fnn.predict(net, x.numpy()), want)
+    y = np.random.default_rng(0).integers(0, 3, size=want.shape[:-1])
+    net = fo.load(path, loss="softmax_cross_entropy")
+    _, history = fnn.fit(net, fnn.adam(1e-2), x.numpy(), y, epochs=5, batch_size=4, rng=0)
+    assert history.train_loss[-1] < history.train_loss[0]
+    # and back out: fnn's export of it runs as PyTorch's model did
+    out = fo.export(net, tmp_path / "again.onnx")
+    proba = torch.softmax(torch.from_numpy(want), dim=-1).numpy()
+    assert_same_output(run_onnx(out, x.numpy(), net.dtype), proba)
+
+
+def test_recurrent_operators_fnn_cannot_express_name_the_node(tmp_path: Path) -> None:
+    def model(**attrs_: Any) -> Any:
+        rng = np.random.default_rng(0)
+        inits = [numpy_helper.from_array(rng.normal(size=s).astype(np.float32), n)
+                 for n, s in (("W", (1, 8, 3)), ("R", (1, 8, 2)), ("Wd", (2, 2)))]  # fmt: skip
+        graph = helper.make_graph(
+            [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["t", "W", "R"], ["", "h"], name="lstm", hidden_size=2,
+                              **attrs_),
+             helper.make_node("Squeeze", ["h", "zero"], ["s"]),
+             helper.make_node("Gemm", ["s", "Wd"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 5, 3])],
+            [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 2])],
+            initializer=[*inits, numpy_helper.from_array(np.array([0]), "zero")],
+        )  # fmt: skip
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+    net = fo.load(save(model(), tmp_path / "ok.onnx"))
+    assert isinstance(net.layers[0], fnn.LSTM) and not net.layers[0].return_sequences
+    X = np.random.default_rng(1).normal(size=(3, 5, 3)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "ok.onnx"), providers=["CPUExecutionProvider"])
+    assert_same_output(fnn.predict(net, X), session.run(None, {"x": X})[0])
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"direction": "bidirectional"}, "only one forward direction"),
+         ({"clip": 3.0}, r"only LSTM with activations .*, no clip"),
+         ({"activations": ["Sigmoid", "Relu", "Tanh"]}, "only LSTM with activations")]  # fmt: skip
+    for k, (kw, message) in enumerate(cases):
+        with pytest.raises(ValueError, match=rf"r{k}\.onnx: node 'lstm' \(LSTM\): {message}"):
+            fo.load(save(model(**kw), tmp_path / f"r{k}.onnx"))
