@@ -59,9 +59,10 @@ the pixels), ``BatchNormalization``, ``LayerNormalization``, ``Flatten`` or a
 and ``GRU`` (one forward direction, PyTorch's activations, zero initial state, as
 PyTorch's TorchScript exporter writes ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` with
 ``batch_first=True``) and the last step of their sequence (``y[:, -1]``). Paths that
-leave one value and rejoin through ``Add`` or ``Sum`` (of identical shapes) or ``Concat`` (on the channels or features) are a block: two paths
-added become an :class:`fnn.Residual` (the first path with layers its body, the other
-its shortcut, empty for the identity), other joins an :class:`fnn.Parallel`; each path
+leave one value and rejoin through ``Add`` or ``Sum`` (of identical shapes) or
+``Concat`` (on the channels or features) are a block: two paths added become an
+:class:`fnn.Residual` (the first path with layers its body, the other its shortcut,
+empty for the identity), other joins an :class:`fnn.Parallel`; each path
 is read as a chain of layers, and blocks nest up to :data:`MAX_BLOCK_DEPTH` deep.
 Paths that share nodes, or cross between blocks, are an error naming the node. An
 activation written out as several elementwise nodes (PyTorch's tanh-GELU before opset
