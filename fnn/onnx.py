@@ -19,6 +19,19 @@ runtime) runs with the result of :func:`fnn.predict`; :func:`load` reads back wh
 - Convolutions and pools run in ONNX's channels-first layout: a ``Transpose`` goes in
   before the first of a run of them and one back before ``Flatten`` (and before a
   layer norm), so a dense layer's weights are stored as fnn has them.
+- A residual block (:class:`fnn.Residual`) is its two paths joined by ``Add`` (an
+  empty shortcut is the block's input itself); a parallel block (:class:`fnn.Parallel`)
+  its branches joined by ``Concat`` on the channel axis (axis 1 of a channels-first
+  image inside the model, the last axis of vectors and sequences), by ``Add`` (two
+  branches) or ``Sum`` (more). Blocks nest. Every path of a block ends in one layout
+  (the first non-empty path's), so a ``Transpose`` may go in before the join.
+- Sequence networks: token ids come in as int64 ``(batch, T)``, and a time axis of any
+  length is the dynamic dimension ``"T"``. An embedding is ``Gather``; a dense layer on
+  a sequence ``MatMul`` and ``Add``; a positional embedding adds ``P[:T]`` (``Slice``);
+  SimpleRNN, LSTM and GRU are ONNX's ``RNN``, ``LSTM`` (gates i, o, f, c) and ``GRU``
+  (z, r, h, ``linear_before_reset=1``) on the time-major sequence; attention is written
+  out as ``MatMul``, ``Reshape``, ``Transpose`` and ``Softmax``, with the causal mask
+  made by ``Trilu`` from the input's length.
 - Dropout is the identity (an ``Identity`` node); batch and layer norm are in
   inference mode (``BatchNormalization`` with the running statistics,
   ``LayerNormalization`` over the last axis); GELU is fnn's tanh form (``Gelu`` with
@@ -42,9 +55,19 @@ or not), ``MaxPool``, ``AveragePool``, ``GlobalAveragePool`` (or ``ReduceMean`` 
 the pixels), ``BatchNormalization``, ``LayerNormalization``, ``Flatten`` or a
 ``Reshape`` that flattens, ``Dropout``, ``Identity``, ``Relu``, ``LeakyRelu``,
 ``Elu``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``Gelu`` (tanh form) and a final
-``Softmax``. An activation written out as several elementwise nodes (PyTorch's
-tanh-GELU before opset 20) is recognised by its structure and exact constants,
-never by its values: anything else is an error naming the node. A channels-first graph (as
+``Softmax``; ``Gather`` of a table by token ids (an embedding), ``RNN``, ``LSTM``
+and ``GRU`` (one forward direction, PyTorch's activations, zero initial state, as
+PyTorch's TorchScript exporter writes ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` with
+``batch_first=True``) and the last step of their sequence (``y[:, -1]``). Paths that
+leave one value and rejoin through ``Add`` or ``Sum`` (of identical shapes) or
+``Concat`` (on the channels or features) are a block: two paths added become an
+:class:`fnn.Residual` (the first path with layers its body, the other its shortcut,
+empty for the identity), other joins an :class:`fnn.Parallel`; each path
+is read as a chain of layers, and blocks nest up to :data:`MAX_BLOCK_DEPTH` deep.
+Paths that share nodes, or cross between blocks, are an error naming the node. An
+activation written out as several elementwise nodes (PyTorch's tanh-GELU before opset
+20) is recognised by its structure and exact constants, never by its values: anything
+else is an error naming the node. A channels-first graph (as
 PyTorch writes) becomes a channels-last network: the dense layer after a flatten gets
 its rows permuted, so :func:`fnn.predict` on ``(n, h, w, c)`` input equals the source
 model on ``(n, c, h, w)``.
@@ -82,18 +105,24 @@ from fnn import tree
 from fnn._atomic import write_atomically
 from fnn._version import VERSION
 from fnn.layers.activation import Activation
+from fnn.layers.attention import MultiHeadAttention
 from fnn.layers.batch_norm import BatchNorm
+from fnn.layers.composite import Composite, Parallel, Residual
 from fnn.layers.conv2d import Conv2D, PaddingLike
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
+from fnn.layers.embedding import Embedding
 from fnn.layers.flatten import Flatten
 from fnn.layers.layer_norm import LayerNorm
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from fnn.layers.positional_embedding import PositionalEmbedding
+from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from fnn.network import Network, pack
 
 __all__ = [
     "DEFAULT_OPSET",
     "INPUT_NAME",
+    "MAX_BLOCK_DEPTH",
     "MAX_BYTES",
     "MIN_OPSET",
     "OUTPUT_NAME",
@@ -158,6 +187,16 @@ class _Builder:
         self.nodes.append(helper.make_node(op, [self.cur, *extra], [out], name=out, **attrs_))
         self.cur = out
         return out
+
+    def op(self, where: str, op: str, inputs: Sequence[str], n_out: int = 1, **attrs_: Any) -> str:
+        """A node on explicit ``inputs``; its (first) output is the new current value.
+        With ``n_out`` > 1, the outputs are ``{name}.0``, ``{name}.1``, ..."""
+        self._n += 1
+        out = f"{where}/{op}_{self._n}"
+        outs = [out] if n_out == 1 else [f"{out}.{k}" for k in range(n_out)]
+        self.nodes.append(helper.make_node(op, list(inputs), outs, name=out, **attrs_))
+        self.cur = outs[0]
+        return outs[0]
 
     def to_cf(self, where: str) -> None:
         if not self.cf:
@@ -233,14 +272,77 @@ def _export_activation(b: _Builder, where: str, act: _act.Activation) -> None:
         )
 
 
-def _export_layer(b: _Builder, i: int, layer: Any, in_shape: tuple[int, ...]) -> None:
-    where = f"layers.{i}"
+def _export_chain(
+    b: _Builder, where: str, layers: Sequence[Any], in_shape: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The nodes of ``layers`` applied in order from ``b.cur`` (per-sample shape
+    ``in_shape``); returns the per-sample output shape."""
+    shape = in_shape
+    for j, layer in enumerate(layers):
+        out = tuple(int(d or 0) for d in layer.output_shape(shape))
+        _export_layer(b, f"{where}.{j}", layer, shape)
+        shape = out
+    b.rank = len(shape) + 1
+    return shape
+
+
+def _export_composite(b: _Builder, where: str, layer: Composite, in_shape: tuple[int, ...]) -> None:
+    """Every chain from the composite's input, joined by ``Add`` (two chains), ``Sum``
+    (more) or ``Concat`` on the channel axis; an empty chain is the input itself."""
+    start, start_cf = b.cur, b.cf
+    ends: list[tuple[str, bool]] = []
+    out_rank = 0
+    for name, layers in layer.chains:
+        b.cur, b.cf = start, start_cf
+        out_rank = len(_export_chain(b, f"{where}.{name}", layers, in_shape)) + 1
+        ends.append((b.cur, b.cf))
+    # one layout for all: the first non-empty chain's (an empty one is the input's)
+    cf = next((c for (_, ls), (_, c) in zip(layer.chains, ends, strict=True) if ls), start_cf)
+    cf = cf and out_rank > 2
+    names = []
+    for k, (cur, c) in enumerate(ends):
+        b.cur, b.cf, b.rank = cur, c and out_rank > 2, out_rank
+        if cf:
+            b.to_cf(f"{where}.join{k}")
+        else:
+            b.to_cl(f"{where}.join{k}")
+        names.append(b.cur)
+    b.cur, b.cf, b.rank = names[0], cf, out_rank
+    if layer.merge == "concat":
+        b.node(where, "Concat", names[1:], axis=1 if cf else out_rank - 1)
+    elif len(names) == 2:
+        b.node(where, "Add", names[1:])
+    else:
+        b.node(where, "Sum", names[1:])
+
+
+def _export_layer(b: _Builder, where: str, layer: Any, in_shape: tuple[int, ...]) -> None:
     kind = type(layer)
     b.rank = len(in_shape) + 1
-    if kind is Dense:
+    if isinstance(layer, Composite):
+        _export_composite(b, where, layer, in_shape)
+    elif kind is Dense and len(in_shape) == 1:
         bias = np.zeros(layer.n_out, layer.W.dtype) if layer.b is None else layer.b
         b.node(where, "Gemm", [b.const(f"{where}.W", layer.W), b.const(f"{where}.b", bias)])
         _export_activation(b, where, layer.activation)
+    elif kind is Dense:  # on the last axis of a sequence (n, T, n_in)
+        b.node(where, "MatMul", [b.const(f"{where}.W", layer.W)])
+        if layer.b is not None:
+            b.node(where, "Add", [b.const(f"{where}.b", layer.b)])
+        _export_activation(b, where, layer.activation)
+    elif kind is Embedding:  # out[i, t] = W[X[i, t]]
+        b.op(where, "Gather", [b.const(f"{where}.W", layer.W), b.cur], axis=0)
+    elif kind is PositionalEmbedding:  # out = X + P[:T], T read off X
+        x = b.cur
+        steps = b.op(where, "Shape", [x], start=1, end=2)
+        zero = b.const(f"{where}.zero", [0], np.int64)
+        P = b.const(f"{where}.P", layer.P)
+        rows = b.op(where, "Slice", [P, zero, steps, zero])
+        b.op(where, "Add", [x, rows])
+    elif isinstance(layer, Recurrent):
+        _export_recurrent(b, where, layer)
+    elif kind is MultiHeadAttention:
+        _export_attention(b, where, layer)
     elif kind is Conv2D:
         b.to_cf(where)
         W = b.const(f"{where}.W", np.ascontiguousarray(layer.W.transpose(3, 2, 0, 1)))
@@ -298,21 +400,92 @@ def _export_layer(b: _Builder, i: int, layer: Any, in_shape: tuple[int, ...]) ->
         )
 
 
+# ONNX's gate blocks, as indices of fnn's (PyTorch's): LSTM i, o, f, c from i, f, g, o;
+# GRU z, r, h from r, z, n
+_GATE_ORDER: Final = {SimpleRNN: (0,), LSTM: (0, 3, 1, 2), GRU: (1, 0, 2)}
+
+
+def _onnx_gates(a: np.ndarray[Any, Any], order: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    """``a`` (..., G * units) with its gate blocks in ``order``."""
+    blocks = np.split(a, len(order), axis=-1)
+    return np.concatenate([blocks[k] for k in order], axis=-1)
+
+
+def _export_recurrent(b: _Builder, where: str, layer: Recurrent) -> None:
+    """ONNX's RNN, LSTM or GRU operator (one direction, zero initial state) on the
+    sequence made time-major: W (1, G u, F) is ``W_ih.T``, R (1, G u, u) ``W_hh.T`` and
+    B (1, 2 G u) the two biases, gate blocks in ONNX's order; the GRU with
+    ``linear_before_reset=1`` (the reset gate applied after the hidden product, as
+    PyTorch). The output: Y (T, 1, n, u) as (n, T, u), or Y_h (1, n, u) as (n, u)."""
+    order = _GATE_ORDER[type(layer)]
+    op = {SimpleRNN: "RNN", LSTM: "LSTM", GRU: "GRU"}[type(layer)]
+    W = _onnx_gates(layer.W_ih, order).T[None]
+    R = _onnx_gates(layer.W_hh, order).T[None]
+    B = np.concatenate([_onnx_gates(layer.b_ih, order), _onnx_gates(layer.b_hh, order)])[None]
+    extra: dict[str, Any] = {"linear_before_reset": 1} if op == "GRU" else {}
+    b.node(where, "Transpose", perm=[1, 0, 2])
+    names = [
+        b.const(f"{where}.{k}", np.ascontiguousarray(v))
+        for k, v in zip("WRB", (W, R, B), strict=True)
+    ]
+    y = b.op(where, op, [b.cur, *names], n_out=2, hidden_size=layer.units, **extra)
+    if layer.return_sequences:
+        b.cur = y
+        b.node(where, "Squeeze", [b.const(f"{where}.axis1", [1], np.int64)])
+        b.node(where, "Transpose", perm=[1, 0, 2])
+    else:
+        b.cur = y[: -len(".0")] + ".1"
+        b.node(where, "Squeeze", [b.const(f"{where}.axis0", [0], np.int64)])
+
+
+def _export_attention(b: _Builder, where: str, layer: MultiHeadAttention) -> None:
+    """Self-attention as MatMul, Reshape, Transpose, Softmax: ``X`` (n, T, d) -> Q, K, V
+    (n, h, T, d_h) -> ``softmax(Q K^T / sqrt(d_h) + mask) V`` -> heads side by side
+    (n, T, d) -> the output projection. The causal mask, ``-inf`` above the diagonal,
+    is made from the input's length by ``Trilu`` on a constant-filled (T, T) matrix."""
+    d, h = layer.d_model, layer.heads
+    dh = d // h
+    x = b.cur
+    b.node(where, "MatMul", [b.const(f"{where}.W_in", layer.W_in)])
+    if layer.b_in is not None:
+        b.node(where, "Add", [b.const(f"{where}.b_in", layer.b_in)])
+    b.node(where, "Reshape", [b.const(f"{where}.qkv_shape", [0, 0, 3, h, dh], np.int64)])
+    qkv = b.node(where, "Transpose", perm=[2, 0, 3, 1, 4])  # (3, n, h, T, dh)
+    q, k, v = (
+        b.op(where, "Gather", [qkv, b.const(f"{where}.{name}", j, np.int64)], axis=0)
+        for j, name in enumerate("qkv")
+    )
+    kt = b.op(where, "Transpose", [k], perm=[0, 1, 3, 2])
+    b.op(where, "MatMul", [q, kt])
+    scores = b.node(where, "Mul", [b.const(f"{where}.scale", 1.0 / math.sqrt(dh))])
+    if layer.causal:
+        steps = b.op(where, "Shape", [x], start=1, end=2)
+        square = b.op(where, "Concat", [steps, steps], axis=0)
+        fill = numpy_helper.from_array(np.array([-np.inf], dtype=b.dtype))
+        full = b.op(where, "ConstantOfShape", [square], value=fill)
+        mask = b.op(where, "Trilu", [full, b.const(f"{where}.one", 1, np.int64)], upper=1)
+        b.op(where, "Add", [scores, mask])
+    p = b.node(where, "Softmax", axis=-1)
+    b.op(where, "MatMul", [p, v])
+    b.node(where, "Transpose", perm=[0, 2, 1, 3])
+    b.node(where, "Reshape", [b.const(f"{where}.out_shape", [0, 0, d], np.int64)])
+    b.node(where, "MatMul", [b.const(f"{where}.W_out", layer.W_out)])
+    if layer.b_out is not None:
+        b.node(where, "Add", [b.const(f"{where}.b_out", layer.b_out)])
+
+
 def _model(net: Network, opset: int) -> onnx.ModelProto:
     dtype = net.dtype
     if dtype not in _ELEM:
         raise ValueError(f"only float32 and float64 networks can be exported, got {dtype}")
     b = _Builder(dtype, opset)
-    if net.input_shape is None or None in net.input_shape or net.input_ids is not None:
-        raise ValueError(
-            "ONNX export does not handle sequence networks (token ids, or a time axis of "
-            f"any length: input_shape={net.input_shape}) yet"
-        )
-    input_shape = tuple(int(d or 0) for d in net.input_shape)
-    shape = input_shape
-    for i, (layer, out) in enumerate(zip(net.layers, net.shapes, strict=True)):
-        _export_layer(b, i, layer, shape)
-        shape = tuple(int(d or 0) for d in out)
+    assert net.input_shape is not None
+    # a time axis of any length (None) is the dynamic dimension "T"; its size here is
+    # only for following shapes through the layers
+    dims: list[int | str] = ["T" if d is None else int(d) for d in net.input_shape]
+    input_shape = tuple(1 if d is None else int(d) for d in net.input_shape)
+    _export_chain(b, "layers", net.layers, input_shape)
+    out_dims: list[int | str] = ["T" if d is None else int(d) for d in net.shapes[-1]]
     output = net.loss.output
     if output == "sigmoid":
         b.node("output", "Sigmoid")
@@ -323,8 +496,9 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
     last = b.nodes[-1]
     last.output[0] = OUTPUT_NAME
     elem = _ELEM[dtype]
-    inputs = [helper.make_tensor_value_info(INPUT_NAME, elem, ["batch", *input_shape])]
-    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", net.n_outputs])]
+    in_elem = elem if net.input_ids is None else onnx.TensorProto.INT64
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, in_elem, ["batch", *dims])]
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, elem, ["batch", *out_dims])]
     graph = helper.make_graph(
         b.nodes,
         "fnn",
@@ -333,8 +507,9 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
         initializer=b.inits,
         doc_string=(
             f"fnn network: input {INPUT_NAME} (batch, "
-            f"{', '.join(map(str, input_shape))}) channels-last, output "
-            f"{OUTPUT_NAME} (batch, {net.n_outputs}) after the {output} output activation"
+            f"{', '.join(map(str, dims))}) channels-last, output "
+            f"{OUTPUT_NAME} (batch, {', '.join(map(str, out_dims))}) after the {output} "
+            "output activation"
         ),
     )
     opsets = [helper.make_opsetid("", opset)]
@@ -350,7 +525,7 @@ def _model(net: Network, opset: int) -> onnx.ModelProto:
         "version": FORMAT_VERSION,
         "fnn_version": VERSION,
         "dtype": str(dtype),
-        "input_shape": list(input_shape),
+        "input_shape": list(net.input_shape),
         "loss": net.loss.config(),
         "layers": [layer.config() for layer in net.layers],
     }
@@ -568,7 +743,9 @@ def _eval(op: str, i: list[Any], a: dict[str, Any]) -> Any:
 class _Val:
     """The value flowing through the graph, as fnn sees it: ``shape`` the per-sample
     shape in fnn's channels-last layout; ``layout`` how the graph holds it: "cl" as fnn
-    does, "cf" channels-first, "gap" a (batch, C, 1, 1) global pool; ``perm`` for a
+    does, "cf" channels-first, "gap" a (batch, C, 1, 1) global pool, "ids" token ids,
+    "tm" a time-major sequence (T, batch, units), "tm4" and "h" a recurrent operator's
+    Y (T, 1, batch, units) and Y_h (1, batch, units); ``perm`` for a
     flattened channels-first image, fnn's feature index of each graph feature."""
 
     shape: tuple[int, ...]
@@ -576,6 +753,12 @@ class _Val:
     perm: np.ndarray[Any, Any] | None = None
 
     def graph_shape(self, n: int) -> tuple[int, ...]:
+        if self.layout == "tm":  # a sequence, time-major: (T, n, units)
+            return (self.shape[0], n, self.shape[1])
+        if self.layout == "tm4":  # a recurrent operator's Y: (T, 1, n, units)
+            return (self.shape[0], 1, n, self.shape[1])
+        if self.layout == "h":  # a recurrent operator's Y_h: (1, n, units)
+            return (1, n, self.shape[0])
         if self.layout == "cf":
             return (n, self.shape[-1], *self.shape[:-1])
         if self.layout == "gap":
@@ -595,6 +778,8 @@ _ALLOWED_ATTRS: Final[dict[str, frozenset[str]]] = {
     "Gemm": frozenset({"alpha", "beta", "transA", "transB"}),
     "MatMul": frozenset(),
     "Add": frozenset(),
+    "Sum": frozenset(),
+    "Concat": frozenset({"axis"}),
     "Conv": frozenset({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}),
     "MaxPool": frozenset(
         {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"}
@@ -611,6 +796,14 @@ _ALLOWED_ATTRS: Final[dict[str, frozenset[str]]] = {
         }
     ),
     "GlobalAveragePool": frozenset(),
+    "Gather": frozenset({"axis"}),
+    "RNN": frozenset({"activations", "clip", "direction", "hidden_size", "layout"}),
+    "LSTM": frozenset(
+        {"activations", "clip", "direction", "hidden_size", "input_forget", "layout"}
+    ),
+    "GRU": frozenset(
+        {"activations", "clip", "direction", "hidden_size", "layout", "linear_before_reset"}
+    ),
     "ReduceMean": frozenset({"axes", "keepdims", "noop_with_empty_axes"}),
     "BatchNormalization": frozenset({"epsilon", "momentum", "training_mode", "spatial"}),
     "LayerNormalization": frozenset({"axis", "epsilon", "stash_type"}),
@@ -663,6 +856,7 @@ class _Reader:
         self.last_linear = False
         self.cur = ""  # the graph's name of the value read so far
         self.producers: dict[str, onnx.NodeProto] = {}  # value name -> the node giving it
+        self.uses: dict[str, int] = {}  # value name -> how many node inputs (and outputs) read it
         self.dtype: np.dtype[Any] = np.dtype(np.float32)  # the model's (its input's)
         self.elem = 0  # the model's ONNX element type
         self.max_bytes = max_bytes
@@ -737,9 +931,11 @@ class _Reader:
             )
         x, out_name = inputs[0], g.output[0].name
         ttype = x.type.tensor_type
-        dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}.get(
-            ttype.elem_type
-        )
+        floats = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64}
+        dtype = floats.get(ttype.elem_type)
+        ids = ttype.elem_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32)
+        if ids:  # token ids: the model computes in its output's float type
+            dtype = floats.get(g.output[0].type.tensor_type.elem_type)
         if dtype is None:
             raise self.bad(f"input {x.name!r} must be float or double, got element type "
                            f"{ttype.elem_type}")  # fmt: skip
@@ -750,7 +946,8 @@ class _Reader:
                 f"after it, got {[d.dim_value or d.dim_param or '?' for d in dims]}"
             )
         shape = tuple(int(d.dim_value) for d in dims[1:])
-        self.dtype, self.elem = np.dtype(dtype), int(ttype.elem_type)
+        self.dtype = np.dtype(dtype)
+        self.elem = int(g.output[0].type.tensor_type.elem_type if ids else ttype.elem_type)
         self.check_sample(f"input {_clip(repr(x.name), 60)}", shape)
         out_type = g.output[0].type.tensor_type.elem_type
         if out_type and out_type != self.elem:
@@ -758,6 +955,10 @@ class _Reader:
                 f"the input is {self.dtype} but the output {_clip(repr(out_name), 60)} "
                 f"{helper.tensor_dtype_to_np_dtype(out_type)}; fnn reads models of one type"
             )
+        for node in g.node:
+            for i in node.input:
+                self.uses[i] = self.uses.get(i, 0) + 1
+        self.uses[out_name] = self.uses.get(out_name, 0) + 1
         # nodes: constants folded; those that read the input form the chain
         runtime: set[str] = {x.name}
         chain: list[onnx.NodeProto] = []
@@ -772,34 +973,150 @@ class _Reader:
         if out_name not in runtime:
             raise self.bad(f"output {out_name!r} does not depend on the input")
         first = [n for n in chain if x.name in n.input]
-        cl = self.meta is not None or len(shape) == 1
+        cl = self.meta is not None or len(shape) <= 2  # vectors, sequences
         if not cl and len(first) == 1 and first[0].op_type == "Transpose":
             perm = self.attrs_of(first[0]).get("perm")
             cl = perm is not None and list(perm) == _cl_to_cf(len(shape) + 1)
         val = (
             _Val(shape) if cl else _Val((*shape[1:], shape[0]), "cf")
         )  # graph (n, c, h, w) is fnn's (n, h, w, c)
+        if ids:
+            if len(shape) != 1:
+                raise self.bad(f"token ids {x.name!r} must have shape (batch, T), got {shape}")
+            val = _Val(shape, "ids")
         input_shape = val.shape
         self.cur = x.name
         self.producers = {o: n for n in chain for o in n.output if o}
-        # an activation written out as arithmetic may span several segments (its last
-        # nodes no longer read the value it started from): runs of them are read together
-        pending: list[tuple[list[onnx.NodeProto], str]] = []
-        for seg, end in self.segments(chain, x.name, out_name):
-            if self.arithmetic(seg):
-                pending.append((seg, end))
-                continue
-            val, pending = self.written_activations(pending, val), []
-            val = self.segment(seg, val, end == out_name)
-            self.check_sample(f"node {_node_names(seg[-1:])[0]}", val.shape)
-            self.cur = end
-        val = self.written_activations(pending, val)
-        if val.perm is not None or len(val.shape) != 1:
+        val = self.read_chain(chain, x.name, out_name, val, 0)
+        if val.perm is not None or val.layout != "cl" or len(val.shape) not in (1, 2):
             raise self.bad(
                 f"the graph's output has per-sample shape {val.graph_shape(1)[1:]}; fnn "
                 "networks end in a vector of logits"
             )
         return self.ops, val, input_shape, np.dtype(dtype)
+
+    def read_chain(
+        self, chain: list[onnx.NodeProto], start: str, end: str, val: _Val, depth: int
+    ) -> _Val:
+        """The layers of ``chain``, the nodes from the value ``start`` (``val``) to the
+        value ``end``, appended to ``self.ops``; ``depth`` is how deep in blocks."""
+        self.cur = start
+        self.last_linear = False
+        # an activation written out as arithmetic may span several segments (its last
+        # nodes no longer read the value it started from): runs of them are read together
+        pending: list[tuple[list[onnx.NodeProto], str]] = []
+        for seg, seg_end in self.segments(chain, start, end):
+            if self.join(seg) is None and self.arithmetic(seg):
+                pending.append((seg, seg_end))
+                continue
+            val, pending = self.written_activations(pending, val), []
+            if self.join(seg) is not None:
+                val = self.block(seg, val, depth)
+            else:
+                val = self.segment(seg, val, depth == 0 and seg_end == end)
+            self.check_sample(f"node {_node_names(seg[-1:])[0]}", val.shape)
+            self.cur = seg_end
+        return self.written_activations(pending, val)
+
+    def join(self, seg: list[onnx.NodeProto]) -> str | None:
+        """How the paths of ``seg`` rejoin, when it is a block of several paths: its
+        last node adds (``Add`` of two different values, ``Sum``) or concatenates values
+        computed from the layer's input; None otherwise."""
+        if len(seg) < 2:
+            return None
+        last = seg[-1]
+        runtime = [i for i in last.input if i and i not in self.consts]
+        if len(runtime) != len(last.input) or len(runtime) < 2:
+            return None
+        if last.op_type == "Add" and runtime[0] != runtime[1]:
+            return "add"
+        if last.op_type == "Sum":
+            return "add"
+        if last.op_type == "Concat":
+            return "concat"
+        return None
+
+    def block(self, seg: list[onnx.NodeProto], val: _Val, depth: int) -> _Val:
+        """A block whose paths leave the value ``self.cur`` and rejoin at the last node
+        of ``seg`` (see :meth:`join`): each path is read as a chain of layers (blocks
+        nest), and the block becomes a :class:`_Block`."""
+        last = seg[-1]
+        if depth >= MAX_BLOCK_DEPTH:
+            raise self.node_error(last, f"blocks nested more than {MAX_BLOCK_DEPTH} deep")
+        merge = self.join(seg)
+        assert merge is not None
+        start = self.cur
+        made = {o: n for n in seg for o in n.output if o}
+        owner: dict[int, int] = {}  # node (its index in seg) -> the path it belongs to
+        paths: list[list[onnx.NodeProto]] = []
+        for k, end in enumerate(last.input):
+            nodes: set[int] = set()
+            todo = [end]
+            while todo:
+                v = todo.pop()
+                n = made.get(v)
+                if v == start or n is None:
+                    continue
+                idx = next(i for i, m in enumerate(seg) if m is n)
+                if idx in nodes:
+                    continue
+                if (idx in owner and owner[idx] != k) or n is last:
+                    raise self.not_a_chain(seg)  # paths that share nodes
+                nodes.add(idx)
+                owner[idx] = k
+                todo.extend(i for i in n.input if i and i not in self.consts)
+            paths.append([seg[i] for i in sorted(nodes)])
+        if len(owner) != len(seg) - 1:
+            raise self.not_a_chain(seg)  # nodes on no path to the join
+        outer_ops, outer_linear = self.ops, self.last_linear
+        chains: list[list[Any]] = []
+        vals: list[_Val] = []
+        for path, end in zip(paths, last.input, strict=True):
+            self.ops = []
+            vals.append(self.read_chain(path, start, end, val, depth + 1) if path else val)
+            chains.append(self.ops)
+        self.ops, self.last_linear = outer_ops, outer_linear
+        self.cur = start
+        out = self.merged(last, merge, vals)
+        self.ops.append(_Block(merge=merge, chains=chains))
+        self.last_linear = False
+        return out
+
+    def merged(self, node: onnx.NodeProto, merge: str, vals: list[_Val]) -> _Val:
+        """The value a join gives from its paths' values: equal shapes and layouts for
+        a sum; for a concatenation, the channel (or feature) axis."""
+        first = vals[0]
+        for v in vals[1:]:
+            same_rank = len(v.shape) == len(first.shape) and v.layout == first.layout
+            if merge == "add" and (v.shape != first.shape or not same_rank):
+                raise self.node_error(
+                    node, f"adds values of shapes {first.graph_shape(1)[1:]} and "
+                    f"{v.graph_shape(1)[1:]}; fnn adds identical shapes"
+                )  # fmt: skip
+            if not same_rank or v.shape[:-1] != first.shape[:-1]:
+                raise self.node_error(
+                    node, f"joins values of shapes {first.graph_shape(1)[1:]} and "
+                    f"{v.graph_shape(1)[1:]}"
+                )  # fmt: skip
+        p0 = first.perm
+        if any(v.perm is not None for v in vals) and (
+            merge != "add"
+            or p0 is None
+            or not all(v.perm is not None and np.array_equal(v.perm, p0) for v in vals)
+        ):
+            raise self.node_error(node, "joins flattened images (fnn joins before the flatten)")
+        if merge == "add":
+            return first
+        rank = len(first.shape) + 1
+        axis = int(self.attrs_of(node).get("axis", 0))
+        channel = 1 if first.layout in ("cf", "gap") else rank - 1
+        if axis % rank != channel:
+            raise self.node_error(
+                node, f"concatenates on axis {axis}; fnn concatenates channels or features "
+                f"(axis {channel} here)"
+            )  # fmt: skip
+        width = sum(v.shape[-1] for v in vals)
+        return _Val((*first.shape[:-1], width), first.layout)
 
     def check_sample(self, where: str, shape: tuple[int, ...]) -> None:
         """Refuse a declared per-sample shape whose values (at 8 bytes each, as the
@@ -960,6 +1277,8 @@ class _Reader:
             if node.op_type not in _ELEMENTWISE and node.op_type not in _SHAPE_OPS:
                 raise self.node_error(node, "unsupported operator")
         self.last_linear = False
+        if seg[-1].op_type in _RECURRENT:
+            return self.recurrent(seg, val)
         if all(n.op_type in _ELEMENTWISE or n.op_type in _SHAPE_OPS for n in seg):
             return self.reshape_region(seg, val)
         raise self.not_a_chain(seg)
@@ -981,7 +1300,126 @@ class _Reader:
         )
         return self.bad(
             f"the graph is not a chain of layers: {who} feeds {len(users)} nodes "
-            f"({_listed(_node_names(users))}); fnn reads sequential networks"
+            f"({_listed(_node_names(users))}); fnn reads chains of layers and blocks whose "
+            "paths rejoin through Add, Sum or Concat"
+        )
+
+    # recurrent layers: ONNX's RNN, LSTM and GRU operators
+    def recurrent(self, seg: list[onnx.NodeProto], val: _Val) -> _Val:
+        """A recurrent operator on the sequence made time-major, with zero initial states
+        computed from the sequence's shape (as PyTorch's TorchScript exporter writes):
+        the sequence's ``Transpose``, shape arithmetic, and ``ConstantOfShape`` of zero."""
+        node = seg[-1]
+        made = {o: n for n in seg for o in n.output if o}
+        x_node = made.get(node.input[0])
+        if (
+            x_node is None
+            or x_node.op_type != "Transpose"
+            or list(x_node.input) != [self.cur]
+            or list(self.attrs_of(x_node).get("perm", [])) != [1, 0, 2]
+            or val.layout != "cl"
+            or len(val.shape) != 2
+        ):
+            raise self.node_error(node, "reads a sequence that is not (T, batch, features)")
+        for k in (5, 6):
+            if k < len(node.input) and node.input[k] and node.input[k] in made:
+                init = made[node.input[k]]
+                fill = self.attrs_of(init).get("value")
+                zero = fill is None or not np.any(numpy_helper.to_array(fill))
+                if init.op_type != "ConstantOfShape" or not zero:
+                    raise self.node_error(node, "only a zero initial state is supported")
+        for n in seg[:-1]:
+            if n is not x_node and n.op_type not in (*_SHAPE_OPS, "ConstantOfShape"):
+                raise self.node_error(n, "unsupported operator (around a recurrent layer)")
+        return self.rnn(node, _Val(val.shape, "tm"))
+
+    def rnn(self, node: onnx.NodeProto, val: _Val) -> _Val:
+        """The fnn recurrent layer of an RNN, LSTM or GRU node (one direction, PyTorch's
+        activations) on a time-major sequence; its output the one of Y and Y_h the graph
+        reads (see :meth:`segments`: the other is unused)."""
+        op = node.op_type
+        a = self.attrs_of(node)
+        cls, acts = _RECURRENT[op]
+        if val.layout != "tm":
+            raise self.node_error(node, "reads a sequence that is not (T, batch, features)")
+        if str(a.get("direction", "forward")) != "forward" or int(a.get("layout", 0)):
+            raise self.node_error(node, "only one forward direction, time-major")
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in a.get("activations", acts)]
+        if names != list(acts) or "clip" in a:
+            raise self.node_error(node, f"only {op} with activations {list(acts)}, no clip")
+        reset_after = int(a.get("linear_before_reset", 0))
+        if int(a.get("input_forget", 0)) or reset_after != (op == "GRU"):
+            raise self.node_error(node, "only PyTorch's form (GRU: linear_before_reset=1)")
+        if any(i for i in node.input[4:5]) or any(i for i in node.input[7:]):
+            raise self.node_error(node, "sequence lengths and peepholes are not supported")
+        W, R = self.const(node, 1, "W"), self.const(node, 2, "R")
+        assert W is not None and R is not None
+        G = cls.GATES
+        u = int(a.get("hidden_size", R.shape[-1]))
+        F = val.shape[-1]
+        if W.shape != (1, G * u, F) or R.shape != (1, G * u, u):
+            raise self.node_error(
+                node, f"W {W.shape} and R {R.shape} do not fit {G} gates of {u} units on "
+                f"{F} features"
+            )  # fmt: skip
+        B = self.const(node, 3, "B")
+        B = np.zeros((1, 2 * G * u)) if B is None else B
+        if B.shape != (1, 2 * G * u):
+            raise self.node_error(node, f"B has shape {B.shape}, not (1, {2 * G * u})")
+        back = tuple(int(k) for k in np.argsort(_GATE_ORDER[cls]))  # fnn's blocks from ONNX's
+        used = [k for k, o in enumerate(node.output) if o and self.uses.get(o)]
+        if used not in ([0], [1]):
+            raise self.node_error(node, "only one of Y and Y_h may be read (Y_c is not)")
+        seq = used == [0]
+        self.ops.append(
+            cls(
+                W_ih=_onnx_gates(W[0].T, back),
+                W_hh=_onnx_gates(R[0].T, back),
+                b_ih=_onnx_gates(B[0, : G * u], back),
+                b_hh=_onnx_gates(B[0, G * u :], back),
+                return_sequences=seq,
+            )
+        )
+        return _Val((val.shape[0], u), "tm4") if seq else _Val((u,), "h")
+
+    def op_RNN(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.rnn(node, val)
+
+    def op_LSTM(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.rnn(node, val)
+
+    def op_GRU(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        return self.rnn(node, val)
+
+    def op_Gather(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
+        """An embedding (the table constant, token ids from the input), or the last
+        step of the sequence a recurrent layer gives (``y[:, -1]``)."""
+        k = self.runtime_input(node)
+        axis = int(a.get("axis", 0))
+        if k == 1 and val.layout == "ids" and axis == 0:
+            W = self.const(node, 0, "the embedding table")
+            assert W is not None
+            if W.ndim != 2:
+                raise self.node_error(node, f"the table must be 2-D, got shape {W.shape}")
+            self.ops.append(Embedding(W=W))
+            return _Val((val.shape[0], int(W.shape[1])))
+        index = self.const(node, 1, "the index", weight=False)
+        last: Any = self.ops[-1] if self.ops else None
+        if (
+            k == 0
+            and index is not None
+            and index.ndim == 0
+            and val.layout == "cl"
+            and len(val.shape) == 2
+            and axis % 3 == 1
+            and int(index) in (-1, val.shape[0] - 1)
+            and isinstance(last, Recurrent)
+            and last.return_sequences
+        ):
+            self.ops[-1] = attrs.evolve(last, return_sequences=False)
+            return _Val(val.shape[1:])
+        raise self.node_error(
+            node, "only an embedding, or the last step of a recurrent layer's sequence"
         )
 
     # one node each
@@ -1016,19 +1454,21 @@ class _Reader:
         return self.dense(node, W, np.zeros(W.shape[1]), val)
 
     def dense(self, node: onnx.NodeProto, W: Any, b: Any, val: _Val) -> _Val:
-        if len(val.shape) != 1 or val.layout == "cf":
+        if len(val.shape) not in (1, 2) or val.layout != "cl":
             raise self.node_error(
-                node, f"a dense layer needs vectors, got samples of shape {val.graph_shape(1)[1:]}"
+                node,
+                "a dense layer needs vectors or sequences, got samples of shape "
+                f"{val.graph_shape(1)[1:]}",
             )
-        if W.shape[0] != val.shape[0]:
+        if W.shape[0] != val.shape[-1]:
             raise self.node_error(
                 node,
                 f"weight of shape {tuple(W.shape)} takes {W.shape[0]} inputs, but the layer "
-                f"before gives {val.shape[0]}",
+                f"before gives {val.shape[-1]}",
             )
         self.ops.append(Dense(W=val.features(W), b=b))
         self.last_linear = True
-        return _Val((int(W.shape[1]),))
+        return _Val((*val.shape[:-1], int(W.shape[1])))
 
     def op_Add(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
         k = self.runtime_input(node)
@@ -1222,6 +1662,10 @@ class _Reader:
         axes = self.const(node, 1, "axes") if len(node.input) > 1 else a.get("axes")
         if val.layout == "gap" and axes is not None and {v % 4 for v in _ints(axes)} == {2, 3}:
             return _Val(val.shape)
+        if val.layout == "tm4" and axes is not None and [v % 4 for v in _ints(axes)] == [1]:
+            return _Val(val.shape, "tm")
+        if val.layout == "h" and axes is not None and [v % 3 for v in _ints(axes)] == [0]:
+            return _Val(val.shape)
         return self.reshape_region([node], val)
 
     def op_Transpose(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
@@ -1231,6 +1675,8 @@ class _Reader:
             return _Val(val.shape, "cf")
         if val.layout == "cf" and perm == _cf_to_cl(rank):
             return _Val(val.shape, "cl")
+        if val.layout in ("cl", "tm") and len(val.shape) == 2 and perm == [1, 0, 2]:
+            return _Val(val.shape, "tm" if val.layout == "cl" else "cl")
         raise self.node_error(node, f"transpose perm={perm} is not supported here")
 
     def op_Dropout(self, node: onnx.NodeProto, a: dict[str, Any], val: _Val) -> _Val:
@@ -1380,6 +1826,26 @@ class _Reader:
         except ValueError as e:
             raise self.node_error(n, str(e)) from None
 
+
+MAX_BLOCK_DEPTH: Final = 64
+"""The deepest blocks (residual or parallel) may nest in a graph fnn reads."""
+
+
+@attrs.frozen(eq=False)
+class _Block:
+    """A block read from a graph: paths from one value, rejoined by ``merge`` ("add"
+    or "concat"); each chain the ops of one path, in the join's input order."""
+
+    merge: str
+    chains: list[list[Any]]
+
+
+_RECURRENT: Final[dict[str, tuple[type[Recurrent], tuple[str, ...]]]] = {
+    "RNN": (SimpleRNN, ("Tanh",)),
+    "LSTM": (LSTM, ("Sigmoid", "Tanh", "Tanh")),
+    "GRU": (GRU, ("Sigmoid", "Tanh")),
+}
+"""ONNX's recurrent operators: the fnn layer and PyTorch's activations."""
 
 _MAX_PIECES: Final = 4
 """The most segments one activation written out as arithmetic spans."""
@@ -1560,6 +2026,9 @@ def _fuse(ops: list[Any]) -> list[Any]:
     follows a dense or convolution layer made that layer's own."""
     out: list[Any] = []
     for op in ops:
+        if isinstance(op, _Block):
+            out.append(_composite(op.merge, [_fuse(c) for c in op.chains]))
+            continue
         if isinstance(op, Activation) and type(op.activation) is _act.Identity:
             continue
         if (
@@ -1572,6 +2041,15 @@ def _fuse(ops: list[Any]) -> list[Any]:
             continue
         out.append(op)
     return out
+
+
+def _composite(merge: str, chains: list[list[Any]]) -> Residual | Parallel:
+    """The fnn layer of a block read without fnn's metadata: two paths added are a
+    residual block (the body the first path that has layers), others a parallel one."""
+    if merge == "add" and len(chains) == 2:
+        body, other = chains if chains[0] or not chains[1] else chains[::-1]
+        return Residual(body=body, shortcut=other)
+    return Parallel(branches=chains, merge="concat" if merge == "concat" else "add")
 
 
 def _rounded(x: Any) -> Any:
@@ -1596,7 +2074,40 @@ def _semantics(layer: Any) -> Any:
     return _rounded(json.loads(json.dumps(cfg)))
 
 
-def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) -> list[Any]:
+def _align_block(
+    bad: Callable[[str], ValueError], op: Any, cfg: dict[str, Any], where: str
+) -> Residual | Parallel:
+    """With fnn's metadata: a block of the graph as the metadata's residual or parallel
+    layer, each path aligned with its chain of configs."""
+    kind = cfg["kind"]
+    merge: Any
+    if kind == "residual":
+        names, cfg_chains, merge = (
+            ["body", "shortcut"],
+            [cfg.get("body"), cfg.get("shortcut")],
+            "add",
+        )
+    else:
+        branches = cfg.get("branches")
+        if not isinstance(branches, list):
+            raise bad(f"metadata: {where} is not a layer config: {_clip(repr(cfg))}")
+        names = [f"branches.{k}" for k in range(len(branches))]
+        cfg_chains, merge = branches, cfg.get("merge")
+    if not isinstance(op, _Block) or op.merge != merge or len(op.chains) != len(cfg_chains):
+        raise bad(f"metadata: {where} is {_clip(repr(cfg))}, but the graph computes {op} there")
+    chains = []
+    for name, ops, cfgs in zip(names, op.chains, cfg_chains, strict=True):
+        if not isinstance(cfgs, list):
+            raise bad(f"metadata: {where}.{name} is not a list of layer configs")
+        chains.append(_align(bad, ops, cfgs, f"{where}.{name}"))
+    if kind == "residual":
+        return Residual(body=chains[0], shortcut=chains[1])
+    return Parallel(branches=chains, merge=merge)
+
+
+def _align(
+    bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any], where: str = "layers"
+) -> list[Any]:
     """With fnn's metadata: the graph's layers grouped as the metadata's, each built from
     the metadata's config and the graph's arrays, checked to compute the same."""
     from fnn.layers.base import LAYERS
@@ -1605,12 +2116,17 @@ def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) ->
     k = 0
     for i, cfg in enumerate(cfgs):
         if not isinstance(cfg, dict) or not isinstance(cfg.get("kind"), str):
-            raise bad(f"metadata: layers.{i} is not a layer config: {cfg!r}")
+            raise bad(f"metadata: {where}.{i} is not a layer config: {_clip(repr(cfg))}")
         kind = cfg["kind"]
         if k >= len(ops):
-            raise bad(f"metadata: layers.{i} ({kind}) has no nodes in the graph")
+            raise bad(f"metadata: {where}.{i} ({kind}) has no nodes in the graph")
         op = ops[k]
         k += 1
+        if kind in ("residual", "parallel"):
+            layers.append(_align_block(bad, op, cfg, f"{where}.{i}"))
+            continue
+        if isinstance(op, _Block):
+            raise bad(f"metadata: {where}.{i} is {_clip(repr(cfg))}, but the graph has a block")
         act = cfg.get("activation")
         if (
             kind in ("dense", "conv2d")
@@ -1619,7 +2135,7 @@ def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) ->
             and act.get("name") not in ("identity", "linear")
         ):
             if k >= len(ops) or not isinstance(ops[k], Activation):
-                raise bad(f"metadata: layers.{i} has activation {act}, the graph none")
+                raise bad(f"metadata: {where}.{i} has activation {act}, the graph none")
             op = attrs.evolve(op, activation=ops[k].activation)
             k += 1
         if kind == "dropout" and isinstance(op, Activation):
@@ -1627,13 +2143,13 @@ def _align(bad: Callable[[str], ValueError], ops: list[Any], cfgs: list[Any]) ->
         try:
             built = LAYERS[kind].build(cfg, tree.flatten(op))
         except (KeyError, ValueError, TypeError) as e:
-            raise bad(f"metadata: layers.{i} ({kind}) cannot be built from the graph: {e}") from e
+            raise bad(f"metadata: {where}.{i} ({kind}) cannot be built from the graph: {e}") from e
         if type(built) is not type(op) or _semantics(built) != _semantics(op):
-            raise bad(f"metadata: layers.{i} is {cfg}, but the graph computes {op.config()} there")
+            raise bad(f"metadata: {where}.{i} is {cfg}, but the graph computes {op.config()} there")
         layers.append(built)
     rest = ops[k:]
     if any(not (isinstance(o, Activation) and type(o.activation) is _act.Identity) for o in rest):
-        raise bad(f"metadata lists {len(cfgs)} layers, the graph has more: {rest}")
+        raise bad(f"metadata lists {len(cfgs)} layers in {where}, the graph has more: {rest}")
     return layers
 
 

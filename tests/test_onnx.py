@@ -37,6 +37,7 @@ import fnn  # noqa: E402
 import fnn.onnx as fo  # noqa: E402
 from fnn import specs  # noqa: E402
 from fnn.layers import LAYERS, LayerKind  # noqa: E402
+from fnn.layers.base import input_ids_of  # noqa: E402
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
@@ -45,21 +46,9 @@ F64 = np.dtype(np.float64)
 KINDS: list[LayerKind] = [
     k for _, k in LAYERS.items() if k.example is not None and k.cls.__module__.startswith("fnn.")
 ]
-# kinds fnn.onnx has no form for yet (the recurrent layers: ONNX's RNN, LSTM and GRU
-# operators are another part of issue 20); strict, so the mark must go when they come
-NO_ONNX_FORM_YET = {"simple_rnn", "lstm", "gru"}
-KIND_PARAMS = [
-    pytest.param(
-        k,
-        id=k.name,
-        marks=pytest.mark.xfail(
-            raises=ValueError, strict=True, reason=f"fnn.onnx does not write {k.name} yet"
-        ),
-    )
-    if k.name in NO_ONNX_FORM_YET
-    else pytest.param(k, id=k.name)
-    for k in KINDS
-]
+KIND_PARAMS = [pytest.param(k, id=k.name) for k in KINDS]
+# kinds fnn.onnx writes as standard operators but does not read back
+WRITE_ONLY = {"positional_embedding", "multi_head_attention"}
 ACTIVATIONS = [
     (name, cls)
     for name, cls in fnn.activations.ACTIVATIONS.items()
@@ -67,9 +56,12 @@ ACTIVATIONS = [
 ]
 
 
-def run_onnx(path: Path, X: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """ONNX Runtime in float32, the reference evaluator in float64."""
-    if X.dtype == np.float32:
+def run_onnx(
+    path: Path, X: np.ndarray[Any, Any], dtype: np.dtype[Any] | None = None
+) -> np.ndarray[Any, Any]:
+    """ONNX Runtime in float32, the reference evaluator in float64 (``dtype``: the
+    network's, when ``X`` holds token ids)."""
+    if (X.dtype if dtype is None else dtype) == np.float32:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         out: np.ndarray[Any, Any] = session.run(None, {fo.INPUT_NAME: X})[0]
         return out
@@ -95,11 +87,17 @@ def assert_same_network(a: fnn.Network, b: fnn.Network) -> None:
         assert x.dtype == y.dtype and np.array_equal(x, y), path
 
 
-def check_round_trip(net: fnn.Network, tmp_path: Path, X: np.ndarray[Any, Any], **kw: Any) -> None:
+def check_round_trip(
+    net: fnn.Network, tmp_path: Path, X: np.ndarray[Any, Any], load: bool = True, **kw: Any
+) -> None:
     path = fo.export(net, tmp_path / "model.onnx", **kw)
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    assert_same_output(run_onnx(path, X), fnn.predict(net, X))
-    assert_same_network(fo.load(path), net)
+    assert_same_output(run_onnx(path, X, net.dtype), fnn.predict(net, X))
+    if load:
+        assert_same_network(fo.load(path), net)
+    else:
+        with pytest.raises(ValueError, match=r"model\.onnx: "):
+            fo.load(path)
 
 
 def head(layers: list[Any], shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> Any:
@@ -123,18 +121,54 @@ def head(layers: list[Any], shape: tuple[int, ...], rng: np.random.Generator, dt
 def test_every_layer_kind_runs_as_fnn_predicts_and_loads_back(
     kind: LayerKind, dtype: np.dtype[Any], tmp_path: Path
 ) -> None:
-    if kind.name in ("residual", "parallel"):
-        pytest.xfail("ONNX Add/Concat for residual and parallel blocks: not written yet (issue 19)")
-    if kind.name == "multi_head_attention":
-        pytest.xfail("ONNX export of attention is not written yet (issue 20)")
-    if kind.name in ("embedding", "positional_embedding"):
-        pytest.xfail("ONNX export of token-id (Gather) and sequence networks: not yet (issue 20)")
     rng = np.random.default_rng(0)
     assert kind.example is not None
     layer, shape = kind.example(rng, dtype)
     net = fnn.Network(layers=head([layer], shape, rng, dtype), loss="mse", input_shape=shape)
-    X = rng.normal(size=(5, *shape)).astype(dtype)
-    check_round_trip(net, tmp_path, X)
+    ids = input_ids_of(layer)
+    if ids is not None:
+        X = rng.integers(0, ids, size=(5, *shape))
+    else:
+        X = rng.normal(size=(5, *shape)).astype(dtype)
+    check_round_trip(net, tmp_path, X, load=kind.name not in WRITE_ONLY)
+
+
+@pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
+def test_sequence_networks_of_any_length_run_as_fnn_predicts(
+    dtype: np.dtype[Any], tmp_path: Path
+) -> None:
+    """Token ids in, per-position softmax out, through embeddings, a causal transformer
+    block and every recurrent layer; the time axis is dynamic ("T")."""
+    arch = fnn.sequential(
+        (None,),
+        [
+            specs.embedding(7, 8),
+            specs.positional_embedding(10),
+            *specs.transformer_block(2),
+            specs.multi_head_attention(4, causal=False, bias=False),
+            specs.lstm(5, return_sequences=True),
+            specs.gru(4, return_sequences=True),
+            specs.simple_rnn(6, return_sequences=True),
+            specs.dense(7),
+        ],
+        output="softmax",
+        dtype=dtype,
+    )
+    net = fnn.init(arch, rng=0)
+    path = fo.export(net, tmp_path / "seq.onnx")
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    x_info = onnx.load(str(path)).graph.input[0]
+    assert [d.dim_param or d.dim_value for d in x_info.type.tensor_type.shape.dim] == ["batch", "T"]
+    assert x_info.type.tensor_type.elem_type == onnx.TensorProto.INT64
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"Gather", "LSTM", "GRU", "RNN", "Softmax", "Trilu"} <= ops
+    for T in (1, 4, 10):
+        X = np.random.default_rng(T).integers(0, 7, size=(3, T))
+        assert_same_output(run_onnx(path, X, dtype), fnn.predict(net, X))
+    rnn = fnn.sequential((5, 3), [specs.gru(4)], dtype=dtype)  # float sequences, last state
+    net2 = fnn.init(rnn, rng=1)
+    X2 = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(dtype)
+    assert_same_output(run_onnx(fo.export(net2, tmp_path / "g.onnx"), X2), fnn.predict(net2, X2))
 
 
 @pytest.mark.parametrize("dtype", [F32, F64], ids=["float32", "float64"])
@@ -922,29 +956,282 @@ def test_values_fnn_refuses_are_errors_naming_the_node_and_the_file(tmp_path: Pa
         fo.load(save(ext, tmp_path / "nul.onnx"))
 
 
-def test_a_graph_that_branches_is_not_a_chain(tmp_path: Path) -> None:
+def test_a_graph_whose_paths_rejoin_by_add_loads_as_a_residual_block(tmp_path: Path) -> None:
     model = small_model(
         [helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
          helper.make_node("Gemm", ["h", "W2"], ["r"], name="fc2"),
          helper.make_node("Relu", ["r"], ["s"], name="relu"),
          helper.make_node("Add", ["s", "h"], ["y"], name="join")],
-        [w("W1", 3, 2), w("W2", 2, 2)],
+        [numpy_helper.from_array(np.random.default_rng(0).normal(size=(3, 2)).astype(np.float32),
+                                 "W1"),
+         numpy_helper.from_array(np.random.default_rng(1).normal(size=(2, 2)).astype(np.float32),
+                                 "W2")],
     )  # fmt: skip
-    with pytest.raises(
-        ValueError,
-        match=r"res\.onnx: the graph is not a chain .*node 'fc1' \(Gemm\)'s output feeds 2",
-    ):
-        fo.load(save(model, tmp_path / "res.onnx"))
+    path = save(model, tmp_path / "res.onnx")
+    net = fo.load(path)
+    assert [type(layer) for layer in net.layers] == [fnn.Dense, fnn.Residual]
+    block = net.layers[1]
+    assert isinstance(block, fnn.Residual) and block.shortcut == ()
+    assert [type(layer) for layer in block.body] == [fnn.Dense]
+    X = np.random.default_rng(2).normal(size=(5, 3)).astype(np.float32)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert_same_output(fnn.predict(net, X), session.run(None, {"x": X})[0])
 
 
-def test_a_long_residual_of_elementwise_nodes_is_not_a_chain(tmp_path: Path) -> None:
-    nodes = [helper.make_node("Gemm", ["x", "W"], ["h"], name="fc")]
-    nodes += [helper.make_node("Relu", [f"r{i}" if i else "h"], [f"r{i + 1}"], name=f"n{i}")
-              for i in range(3000)]  # fmt: skip
-    nodes.append(helper.make_node("Add", ["r3000", "h"], ["y"], name="join"))
+def test_paths_that_share_nodes_are_not_a_block(tmp_path: Path) -> None:
+    model = small_model(
+        [helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
+         helper.make_node("Relu", ["h"], ["a"], name="relu"),
+         helper.make_node("Tanh", ["h"], ["c"], name="tanh"),
+         helper.make_node("Add", ["a", "c"], ["b"], name="inner"),
+         helper.make_node("Add", ["b", "a"], ["y"], name="join")],
+        [w("W1", 3, 2)],
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"cross\.onnx: the graph is not a chain .*feeds 2"):
+        fo.load(save(model, tmp_path / "cross.onnx"))
+
+
+def test_joins_fnn_cannot_express_name_the_node(tmp_path: Path) -> None:
+    def two_paths(join: Any, W2: int = 2) -> Any:
+        return small_model(
+            [helper.make_node("Gemm", ["x", "W1"], ["h"], name="fc1"),
+             helper.make_node("Gemm", ["h", "W2"], ["r"], name="fc2"), join],
+            [w("W1", 3, 2), w("W2", 2, W2)],
+            n_out=4,
+        )  # fmt: skip
+
+    cases = [
+        (helper.make_node("Concat", ["r", "h"], ["y"], name="cat", axis=0), r"'cat' \(Concat\): "
+         "concatenates on axis 0"),
+        (helper.make_node("Sum", ["r", "h"], ["y"], name="sum"), r"'sum' \(Sum\): adds values"),
+    ]  # fmt: skip
+    for k, (join, message) in enumerate(cases):
+        with pytest.raises(ValueError, match=message):
+            fo.load(save(two_paths(join, 3), tmp_path / f"j{k}.onnx"))
+    ok = fo.load(save(two_paths(helper.make_node("Concat", ["r", "h"], ["y"], axis=-1)),
+                      tmp_path / "ok.onnx"))  # fmt: skip
+    assert isinstance(ok.layers[1], fnn.Parallel) and ok.layers[1].merge == "concat"
+
+
+def test_blocks_nested_too_deep_are_refused(tmp_path: Path) -> None:
+    nodes = [helper.make_node("Gemm", ["x", "W"], ["h0"], name="fc")]
+    depth = fo.MAX_BLOCK_DEPTH + 1
+    # h_{k+1} = h_k + relu(...(h_depth'...)): each Add closes the block opened before it
+    for k in range(depth):
+        nodes.append(helper.make_node("Relu", [f"h{k}"], [f"h{k + 1}"], name=f"r{k}"))
+    last = f"h{depth}"
+    for k in range(depth - 1, -1, -1):
+        nodes.append(helper.make_node("Add", [last, f"h{k}"], [f"s{k}"], name=f"add{k}"))
+        last = f"s{k}"
+    nodes[-1].output[0] = "y"
     model = small_model(nodes, [w("W", 3, 2)])
-    with pytest.raises(
-        ValueError, match=r"resid\.onnx: the graph is not a chain .*node 'fc' \(Gemm\)'s output"
-    ) as e:
-        fo.load(save(model, tmp_path / "resid.onnx"))
-    assert len(str(e.value)) < 1000
+    with pytest.raises(ValueError, match=rf"deep\.onnx: node .*nested more than {depth - 1} deep"):
+        fo.load(save(model, tmp_path / "deep.onnx"))
+
+
+# --- residual and parallel networks from PyTorch --------------------------------------
+
+
+def torch_resnet(torch: Any, kind: str) -> tuple[Any, tuple[int, ...]]:
+    """A small ResNet (stem, a block with the identity shortcut, one with a projection
+    shortcut, global average pool, linear) or an Inception-like block (branches joined
+    by torch.cat on the channels, one of them a max pool), in eval mode."""
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    class Block(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+            super().__init__()
+            self.body = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False),
+                nn.BatchNorm2d(c_out), nn.ReLU(),
+                nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+            )  # fmt: skip
+            self.shortcut = (
+                nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                              nn.BatchNorm2d(c_out))
+                if stride != 1 or c_in != c_out
+                else nn.Identity()
+            )  # fmt: skip
+
+        def forward(self, x: Any) -> Any:
+            return torch.relu(self.body(x) + self.shortcut(x))
+
+    class Mixed(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self, c: int) -> None:
+            super().__init__()
+            self.a = nn.Sequential(nn.Conv2d(c, 4, 1), nn.ReLU())
+            self.b = nn.Sequential(nn.Conv2d(c, 3, 3, padding=1), nn.BatchNorm2d(3), nn.Tanh())
+
+        def forward(self, x: Any) -> Any:
+            return torch.cat([self.a(x), self.b(x), x], dim=1)
+
+    if kind == "resnet":
+        model = nn.Sequential(
+            nn.Conv2d(2, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+            Block(4, 4, 1), Block(4, 6, 2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
+        )  # fmt: skip
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(2, 3, 3), nn.ReLU(), Mixed(3), nn.Flatten(), nn.Linear(10 * 5 * 5, 2)
+        )
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-1, 1)
+    return model.eval(), (2, 7, 7)
+
+
+@pytest.mark.parametrize(("dynamo", "kw"), EXPORTERS)
+@pytest.mark.parametrize("kind", ["resnet", "inception"])
+def test_pytorch_residual_and_parallel_networks_load_and_predict_what_pytorch_does(
+    kind: str, dynamo: bool, kw: dict[str, Any], tmp_path: Path
+) -> None:
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    if dynamo:
+        pytest.importorskip("onnxscript", reason="onnxscript is not installed (extra 'onnx')")
+    model, shape = torch_resnet(torch, kind)
+    x = torch.randn(6, *shape)
+    path = torch_export(torch, model, x, tmp_path / f"{kind}.onnx", dynamo, **kw)
+    net = fo.load(path)
+    with torch.no_grad():
+        want = model(x).numpy()
+    X = x.numpy().transpose(0, 2, 3, 1)  # fnn's channels-last
+    assert_same_output(fnn.predict(net, X), want)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert_same_output(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0], want)
+    composite = fnn.Residual if kind == "resnet" else fnn.Parallel
+    blocks = [layer for layer in net.layers if isinstance(layer, composite)]
+    assert len(blocks) == (2 if kind == "resnet" else 1)
+    if kind == "resnet":
+        assert isinstance(blocks[0], fnn.Residual) and blocks[0].shortcut == ()
+        assert isinstance(blocks[1], fnn.Residual)
+        assert type(blocks[1].shortcut[0]) is fnn.Conv2D
+    if kw.get("do_constant_folding") is False:  # batch norm kept, inside the blocks too
+        inner = [layer for b in blocks for _, c in b.chains for layer in c]
+        assert any(isinstance(layer, fnn.BatchNorm) for layer in inner)
+    # it trains: one epoch of fit moves the loss
+    y = np.random.default_rng(0).normal(size=want.shape).astype(np.float32)
+    _, history = fnn.fit(net, fnn.adam(1e-2), X, y, epochs=3, batch_size=6, rng=0)
+    assert history.train_loss[-1] < history.train_loss[0]
+
+
+def test_composites_export_with_the_layout_of_their_inputs(tmp_path: Path) -> None:
+    """Nested residual and parallel blocks over images (channels-first inside the
+    model) and vectors, every merge, in float32 and float64."""
+    for dtype in (F32, F64):
+        conv = specs.conv2d(3, 3, padding="same", activation="relu")
+        arch = fnn.sequential(
+            (6, 6, 2),
+            [
+                specs.conv2d(3, 3, padding="same"),
+                specs.residual([conv, specs.batch_norm(eps=EPS)]),
+                specs.parallel([[specs.max_pool2d(2)], [specs.conv2d(2, 2, stride=2)]]),
+                specs.residual([specs.conv2d(5, 1)], shortcut=[specs.conv2d(5, 1)]),
+                specs.parallel(
+                    [[specs.layer_norm(eps=EPS)], [], [specs.conv2d(5, 3, padding="same")]],
+                    merge="add",
+                ),
+                specs.global_avg_pool2d(),
+                specs.parallel([[specs.dense(3)], [specs.residual([specs.dense(5)])]]),
+                specs.dense(2),
+            ],
+            output="softmax",
+            dtype=dtype,
+        )
+        net = randomise_state(fnn.init(arch, rng=0), np.random.default_rng(1))
+        X = np.random.default_rng(2).normal(size=(4, 6, 6, 2)).astype(dtype)
+        check_round_trip(net, tmp_path, X)
+        model = onnx.load(str(tmp_path / "model.onnx"))
+        ops = [n.op_type for n in model.graph.node]
+        assert ops.count("Concat") == 2 and ops.count("Add") >= 2 and ops.count("Sum") == 1
+
+
+# --- embeddings and recurrent layers from PyTorch ---------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("tokens", [True, False], ids=["tokens", "floats"])
+@pytest.mark.parametrize("last", [True, False], ids=["last-step", "sequence"])
+def test_pytorch_recurrent_models_load_predict_what_pytorch_does_and_train(
+    kind: str, tokens: bool, last: bool, tmp_path: Path
+) -> None:
+    """nn.Embedding (or float sequences) -> one batch-first nn.RNN/LSTM/GRU -> its last
+    step (``y[:, -1]``) or every step -> dense layers, TorchScript exporter."""
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    class Model(nn.Module):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(7, 5)
+            self.rnn = getattr(nn, kind)(5, 4, batch_first=True)
+            self.fc1 = nn.Linear(4, 6)
+            self.fc2 = nn.Linear(6, 3)
+
+        def forward(self, x: Any) -> Any:
+            y, _ = self.rnn(self.embed(x) if tokens else x)
+            return self.fc2(torch.relu(self.fc1(y[:, -1] if last else y)))
+
+    model = Model().eval()
+    x = torch.randint(0, 7, (4, 6)) if tokens else torch.randn(4, 6, 5)
+    path = torch_export(torch, model, x, tmp_path / "rnn.onnx", False, opset_version=17)
+    net = fo.load(path)
+    cls = {"RNN": fnn.SimpleRNN, "LSTM": fnn.LSTM, "GRU": fnn.GRU}[kind]
+    assert [type(layer) for layer in net.layers] == [
+        *([fnn.Embedding] if tokens else []),
+        cls,
+        fnn.Dense,
+        fnn.Dense,
+    ]
+    rnn = net.layers[1 if tokens else 0]
+    assert isinstance(rnn, cls) and rnn.return_sequences is not last
+    np.testing.assert_array_equal(rnn.W_ih, model.rnn.weight_ih_l0.detach().numpy().T)
+    np.testing.assert_array_equal(rnn.b_hh, model.rnn.bias_hh_l0.detach().numpy())
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert_same_output(fnn.predict(net, x.numpy()), want)
+    y = np.random.default_rng(0).integers(0, 3, size=want.shape[:-1])
+    net = fo.load(path, loss="softmax_cross_entropy")
+    _, history = fnn.fit(net, fnn.adam(1e-2), x.numpy(), y, epochs=5, batch_size=4, rng=0)
+    assert history.train_loss[-1] < history.train_loss[0]
+    # and back out: fnn's export of it runs as PyTorch's model did
+    out = fo.export(net, tmp_path / "again.onnx")
+    proba = torch.softmax(torch.from_numpy(want), dim=-1).numpy()
+    assert_same_output(run_onnx(out, x.numpy(), net.dtype), proba)
+
+
+def test_recurrent_operators_fnn_cannot_express_name_the_node(tmp_path: Path) -> None:
+    def model(**attrs_: Any) -> Any:
+        rng = np.random.default_rng(0)
+        inits = [numpy_helper.from_array(rng.normal(size=s).astype(np.float32), n)
+                 for n, s in (("W", (1, 8, 3)), ("R", (1, 8, 2)), ("Wd", (2, 2)))]  # fmt: skip
+        graph = helper.make_graph(
+            [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", ["t", "W", "R"], ["", "h"], name="lstm", hidden_size=2,
+                              **attrs_),
+             helper.make_node("Squeeze", ["h", "zero"], ["s"]),
+             helper.make_node("Gemm", ["s", "Wd"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 5, 3])],
+            [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 2])],
+            initializer=[*inits, numpy_helper.from_array(np.array([0]), "zero")],
+        )  # fmt: skip
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+    net = fo.load(save(model(), tmp_path / "ok.onnx"))
+    assert isinstance(net.layers[0], fnn.LSTM) and not net.layers[0].return_sequences
+    X = np.random.default_rng(1).normal(size=(3, 5, 3)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "ok.onnx"), providers=["CPUExecutionProvider"])
+    assert_same_output(fnn.predict(net, X), session.run(None, {"x": X})[0])
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"direction": "bidirectional"}, "only one forward direction"),
+         ({"clip": 3.0}, r"only LSTM with activations .*, no clip"),
+         ({"activations": ["Sigmoid", "Relu", "Tanh"]}, "only LSTM with activations")]  # fmt: skip
+    for k, (kw, message) in enumerate(cases):
+        with pytest.raises(ValueError, match=rf"r{k}\.onnx: node 'lstm' \(LSTM\): {message}"):
+            fo.load(save(model(**kw), tmp_path / f"r{k}.onnx"))
