@@ -94,7 +94,7 @@ def _fnn(model: str, loop: str, X: Any, y: Any) -> Any:
             fnn.fit(net, opt, X, y, epochs=1, batch_size=batch, shuffle=False, rng=0, verbose=0)
 
         return run
-    carry = {"net": net, "state": opt.init(net)}
+    carry: dict[str, Any] = {"net": net, "state": opt.init(net)}
 
     def run_steps() -> None:
         n, st = carry["net"], carry["state"]
@@ -148,7 +148,7 @@ def _torch(model: str, X: Any, y: Any, threads: int) -> Any:
         net: Any = GPT()
         decay = [p for p in net.parameters() if p.dim() == 2]
         other = [p for p in net.parameters() if p.dim() != 2]
-        opt = torch.optim.AdamW(
+        opt: Any = torch.optim.AdamW(
             [{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
             lr=1e-3,
             betas=(0.9, 0.99),
@@ -174,7 +174,7 @@ def _torch(model: str, X: Any, y: Any, threads: int) -> Any:
             opt.zero_grad()
             logits = net(Xt[i : i + batch])
             target = yt[i : i + batch].reshape(-1)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target)
+            loss: Any = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target)
             loss.backward()
             if clip:
                 nn.utils.clip_grad_norm_(net.parameters(), 1.0)
