@@ -24,6 +24,7 @@ from fnn import (
     schedules,
     specs,
     testing,
+    threads,
     tree,
 )
 from fnn._version import VERSION
@@ -86,6 +87,7 @@ from fnn.optim import (
 from fnn.schedules import ReduceOnPlateau
 from fnn.serialization import Checkpoint, load, save
 from fnn.summary import summary
+from fnn.threads import get_num_threads, set_num_threads
 from fnn.training import (
     EarlyStopping,
     EpochRecord,
@@ -152,6 +154,7 @@ __all__ = [
     "fit",
     "forward",
     "freeze",
+    "get_num_threads",
     "init",
     "initializers",
     "layers",
@@ -167,10 +170,12 @@ __all__ = [
     "schedules",
     "sequential",
     "serialization",
+    "set_num_threads",
     "sgd",
     "specs",
     "summary",
     "testing",
+    "threads",
     "train_step",
     "tree",
     "update",

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Final, Literal
 import attrs
 import numpy as np
 
+from fnn import threads
 from fnn._registry import Registry, lookup
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_real
@@ -236,10 +237,18 @@ class ReLU(Activation):
             cls._nonnegative = False
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        r: FloatArray = np.maximum(
-            z, _zero_row(z) if z.ndim and z.shape[-1] >= 64 else _ZERO.get(z.dtype.char, 0), out=out
-        )
-        return r
+        zero = _zero_row(z) if z.ndim and z.shape[-1] >= 64 else _ZERO.get(z.dtype.char, 0)
+        if z.ndim == 0 or z.nbytes < 2 * threads.GRAIN_BYTES:
+            r: FloatArray = np.maximum(z, zero, out=out)
+            return r
+        # large arrays: row ranges on fnn's threads (elementwise, so any split is exact)
+        res: FloatArray = np.empty_like(z) if out is None else out
+
+        def rows(lo: int, hi: int) -> None:
+            np.maximum(z[lo:hi], zero, out=res[lo:hi])
+
+        threads.parallel_rows(len(z), z.nbytes, rows)
+        return res
 
     def vjp(
         self, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
@@ -252,7 +261,15 @@ class ReLU(Activation):
         if a.size <= _SIGN_BELOW and self._nonnegative and a.dtype == da.dtype:
             r: FloatArray = np.multiply(da, np.sign(a), out=out)
             return r
-        return np.multiply(da, a > 0, out=out)
+        if a.ndim == 0 or a.nbytes < 2 * threads.GRAIN_BYTES or a.shape != da.shape:
+            return np.multiply(da, a > 0, out=out)
+        res: FloatArray = np.empty_like(da) if out is None else out
+
+        def rows(lo: int, hi: int) -> None:
+            np.multiply(da[lo:hi], a[lo:hi] > 0, out=res[lo:hi])
+
+        threads.parallel_rows(len(a), a.nbytes, rows)
+        return res
 
 
 def _check_finite_nonneg(name: str) -> Any:

@@ -16,8 +16,9 @@ A rank that fails sets the failure flag of the next reduction (or of the check b
 training), so every rank raises instead of waiting forever. Only rank 0 prints
 progress; :func:`save` writes on rank 0 only.
 
-Launch with one BLAS thread per rank (MPI's busy polling and BLAS threads otherwise
-fight for the cores)::
+Each rank runs fnn's own kernels on one thread unless ``fnn.set_num_threads`` or
+``FNN_NUM_THREADS`` says otherwise. Launch with one BLAS thread per rank too (MPI's busy
+polling and BLAS threads otherwise fight for the cores)::
 
     OPENBLAS_NUM_THREADS=1 mpiexec -n 2 python -m mpi4py train.py
 
@@ -35,7 +36,7 @@ from typing import Any, Unpack
 
 import numpy as np
 
-from fnn import tree
+from fnn import threads, tree
 from fnn._diverged import NonFinite
 from fnn._engine import Engine
 from fnn._types import ArrayLike, FloatArray
@@ -217,6 +218,8 @@ def fit(
         TrainingDiverged: as :func:`fnn.fit`, on every rank at once.
     """
     comm = comm or world()
+    if comm.Get_size() > 1 and not threads.configured():  # ranks share the cores
+        threads.set_num_threads(1)
     dist = _MPIDistributor(comm)
     gen = as_generator(options.get("rng", 0))
     shape = tuple(np.shape(X))

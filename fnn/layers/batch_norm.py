@@ -39,6 +39,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from fnn import threads
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_positive, check_range
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
@@ -150,6 +151,8 @@ class BatchNorm(LayerBase):
         m_local = x.shape[0]
         ones = ws.ones("rows", m_local, dt)
         xc = ws.empty("xc", x.shape, dt)
+        # The elementwise passes run over row ranges on fnn's threads; the sums over rows
+        # are BLAS products (their order does not depend on fnn's thread count).
         if ctx.train:
             m = int(ctx.sum_over_processes(np.array([m_local], dt))[0])
             if m <= 1:
@@ -159,9 +162,13 @@ class BatchNorm(LayerBase):
                 )
             # two passes (mean, then squared deviations): accurate for any offset
             mean: FloatArray = ctx.sum_over_processes(np.dot(ones, x)) / dt.type(m)
-            np.subtract(x, mean, out=xc)
             sq = ws.empty("sq", x.shape, dt)
-            np.multiply(xc, xc, out=sq)
+
+            def deviations(lo: int, hi: int) -> None:
+                np.subtract(x[lo:hi], mean, out=xc[lo:hi])
+                np.multiply(xc[lo:hi], xc[lo:hi], out=sq[lo:hi])
+
+            threads.parallel_rows(m_local, x.nbytes, deviations)
             var: FloatArray = ctx.sum_over_processes(np.dot(ones, sq)) / dt.type(m)
             mom = dt.type(self.momentum)
             new_mean: FloatArray = (1 - mom) * self.running_mean + mom * mean
@@ -169,13 +176,20 @@ class BatchNorm(LayerBase):
         else:
             m = m_local
             mean, var = self.running_mean, self.running_var
-            np.subtract(x, mean, out=xc)
+            threads.parallel_rows(
+                m_local, x.nbytes, lambda lo, hi: _subtract(x[lo:hi], mean, xc[lo:hi])
+            )
             new_mean, new_var = self.running_mean, self.running_var
         inv = 1 / np.sqrt(var + dt.type(self.eps))
-        xhat = np.multiply(xc, inv, out=xc)  # xc is not needed again
+        xhat = xc  # xc is not needed again: xhat is written over it
         out = ws.empty("out", x.shape, dt)
-        np.multiply(xhat, self.scale, out=out)
-        out += self.shift
+
+        def normalise(lo: int, hi: int) -> None:
+            np.multiply(xc[lo:hi], inv, out=xhat[lo:hi])
+            np.multiply(xhat[lo:hi], self.scale, out=out[lo:hi])
+            out[lo:hi] += self.shift
+
+        threads.parallel_rows(m_local, x.nbytes, normalise)
         return out.reshape(X.shape), BatchNormCache(
             xhat=xhat, inv=inv, count=m, train=ctx.train, new_mean=new_mean, new_var=new_var
         )
@@ -197,7 +211,9 @@ class BatchNorm(LayerBase):
         xhat = cache.xhat
         ones = ws.ones("rows", g.shape[0], dt)
         gx = ws.empty("gx", g.shape, dt)
-        np.multiply(g, xhat, out=gx)
+        threads.parallel_rows(
+            g.shape[0], g.nbytes, lambda lo, hi: _multiply(g[lo:hi], xhat[lo:hi], gx[lo:hi])
+        )
         np.dot(ones, g, out=grads.shift)  # this process's rows; summed like every gradient
         np.dot(ones, gx, out=grads.scale)
         np.copyto(grads.running_mean, cache.new_mean)
@@ -209,13 +225,21 @@ class BatchNorm(LayerBase):
         if cache.train:
             sums = ctx.sum_over_processes(np.concatenate([grads.shift, grads.scale]))
             m = dt.type(cache.count)
-            # dx = k (g - sum(g)/m - xhat sum(g xhat)/m)
-            np.multiply(xhat, sums[C:] / m, out=d_in)
-            np.subtract(g, d_in, out=d_in)
-            d_in -= sums[:C] / m
-            d_in *= k
+            mean_gx, mean_g = sums[C:] / m, sums[:C] / m
+
+            def d_rows(lo: int, hi: int) -> None:
+                # dx = k (g - sum(g)/m - xhat sum(g xhat)/m)
+                d = d_in[lo:hi]
+                np.multiply(xhat[lo:hi], mean_gx, out=d)
+                np.subtract(g[lo:hi], d, out=d)
+                d -= mean_g
+                d *= k
+
+            threads.parallel_rows(g.shape[0], g.nbytes, d_rows)
         else:
-            np.multiply(g, k, out=d_in)
+            threads.parallel_rows(
+                g.shape[0], g.nbytes, lambda lo, hi: _multiply(g[lo:hi], k, d_in[lo:hi])
+            )
         return d_in.reshape(d_out.shape)
 
     def config(self) -> dict[str, object]:
@@ -225,6 +249,14 @@ class BatchNorm(LayerBase):
             "momentum": self.momentum,
             "eps": self.eps,
         }
+
+
+def _subtract(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
+    np.subtract(a, b, out=out)
+
+
+def _multiply(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
+    np.multiply(a, b, out=out)
 
 
 @attrs.frozen(eq=False)

@@ -42,6 +42,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from fnn import activations as _activations
 from fnn import initializers as _initializers
+from fnn import threads
 from fnn._types import FloatArray, FloatDType
 from fnn._validation import float_dtype
 from fnn.layers.base import (
@@ -356,9 +357,24 @@ def _im2col(x: FloatArray, cols: FloatArray, kernel_hw: Pair, stride: Pair, pads
     """Write the windows of ``x`` (n, h, w, c_in) into ``cols[:, :K]`` (n*oh*ow, K + 1)."""
     n, h, w, c_in = x.shape
     kh, kw = kernel_hw
-    (sh, sw), ((pt, _), (pl, _)) = stride, pads
     oh, ow = _out_hw((h, w), kernel_hw, stride, pads)
     c6 = cols[:, : kh * kw * c_in].reshape(n, oh, ow, kh, kw, c_in)  # a view
+    # Samples are independent: ranges of them are filled on fnn's threads.
+    threads.parallel_rows(
+        n,
+        c6.nbytes,
+        lambda lo, hi: _im2col_part(x[lo:hi], c6[lo:hi], (kh, kw), stride, pads, (oh, ow)),
+    )
+
+
+def _im2col_part(
+    x: FloatArray, c6: FloatArray, kernel_hw: Pair, stride: Pair, pads: Pads2D, out_hw: Pair
+) -> None:
+    """Fill ``c6`` (n, oh, ow, kh, kw, c_in) with the windows of ``x`` (n, h, w, c_in)."""
+    n, h, w, c_in = x.shape
+    kh, kw = kernel_hw
+    (sh, sw), ((pt, _), (pl, _)) = stride, pads
+    oh, ow = out_hw
     if _window_major(c_in):
         # One strided copy per kernel offset into a contiguous row of cols^T: inner loops
         # run along a row of ``ow`` pixels (a window's (kw, c_in) run would be only kw
@@ -589,21 +605,27 @@ def conv2d_backward(
         np.matmul(d2[s * p : (s + nc) * p], w_t, out=dc)
         dc6 = dc.reshape(kh, kw, nc, oh, ow, c_in)
         dx = d_in[s : s + nc]
-        dx[...] = 0  # (here, not before the loop: the chunk is then in cache for its adds)
-        # col2im: offset (i, j) read input pixel (r*sh + i - pt, q*sw + j - pl) for output
-        # pixel (r, q); add its gradients there (clipped to the unpadded input).
-        for i in range(kh):
-            ra, rb = _valid(0, oh, i, pt, sh, h)
-            if ra == rb:
-                continue
-            xa, xb = ra * sh + i - pt, (rb - 1) * sh + i - pt + 1
-            for j in range(kw):
-                qa, qb = _valid(0, ow, j, pl, sw, w)
-                if qa == qb:
+
+        def col2im(lo: int, hi: int, dx: FloatArray = dx, dc6: FloatArray = dc6) -> None:
+            # Samples lo:hi of the chunk. Offset (i, j) read input pixel (r*sh + i - pt,
+            # q*sw + j - pl) for output pixel (r, q); add its gradients there (clipped to
+            # the unpadded input), offsets always in the same order.
+            part = dx[lo:hi]
+            part[...] = 0  # (here, not before the loop: the chunk is in cache for its adds)
+            for i in range(kh):
+                ra, rb = _valid(0, oh, i, pt, sh, h)
+                if ra == rb:
                     continue
-                ya, yb = qa * sw + j - pl, (qb - 1) * sw + j - pl + 1
-                target = dx[:, xa:xb:sh, ya:yb:sw]
-                np.add(target, dc6[i, j, :, ra:rb, qa:qb], out=target)
+                xa, xb = ra * sh + i - pt, (rb - 1) * sh + i - pt + 1
+                for j in range(kw):
+                    qa, qb = _valid(0, ow, j, pl, sw, w)
+                    if qa == qb:
+                        continue
+                    ya, yb = qa * sw + j - pl, (qb - 1) * sw + j - pl + 1
+                    target = part[:, xa:xb:sh, ya:yb:sw]
+                    np.add(target, dc6[i, j, lo:hi, ra:rb, qa:qb], out=target)
+
+        threads.parallel_rows(nc, dc.nbytes, col2im)
     return dW, db, d_in
 
 

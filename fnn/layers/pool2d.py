@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import attrs
 import numpy as np
 
+from fnn import threads
 from fnn._types import FloatArray, IntArray
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
 from fnn.layers.conv2d import Pair, out_buffer, positive_pair, stride_pair, to_pair
@@ -166,8 +167,11 @@ def max_pool2d_forward(
     greater: IntArray = out_buffer(work, (n, oh, ow, c), idt, "work", contiguous=False)
     # Batch chunks of about CHUNK_BYTES of input: the output, indices and mask of a chunk
     # stay in cache across its window offsets.
+    # The chunks (a number set by the sizes alone) run on fnn's threads.
     chunk = max(1, CHUNK_BYTES // max(1, h * w * c * x.itemsize))
-    for s in range(0, n, chunk):
+
+    def part(t: int) -> None:
+        s = t * chunk
         e = min(n, s + chunk)
         views = _views(x[s:e], win, st, (oh, ow))
         yc, ic, gc = y[s:e], idx[s:e], greater[s:e]
@@ -180,6 +184,8 @@ def max_pool2d_forward(
             np.multiply(gc, k, out=gc)
             np.maximum(ic, gc, out=ic)
             np.maximum(yc, views[k], out=yc)
+
+    threads.parallel_for(-(-n // chunk), part)
     return y, idx
 
 
@@ -218,23 +224,32 @@ def max_pool2d_backward(
         )
     d_in: FloatArray = out_buffer(d_in_out, (n, h, w, c), d_out.dtype, "d_in_out", contiguous=False)
     mask: FloatArray = out_buffer(work, (n, oh, ow, c), d_out.dtype, "work", contiguous=False)
-    views = _views(d_in, win, st, (oh, ow))
-    if st == win:
-        # Windows tile the input: every covered input is in exactly one window, so each
-        # offset's view is written once, with d_out where it held the maximum, else 0.
-        # The mask is boolean (a quarter or an eighth of ``work``'s bytes): float times
-        # bool runs faster than float times float here.
-        is_k = mask.reshape(-1).view(np.bool_)[: mask.size].reshape(mask.shape)
-        for k, view in enumerate(views):
-            np.equal(argmax, k, out=is_k)
-            np.multiply(d_out, is_k, out=view)
-        _clear_uncovered(d_in, win, st, (oh, ow))
-    else:
-        d_in[...] = 0
-        for k, view in enumerate(views):
-            np.equal(argmax, k, out=mask)
-            np.multiply(d_out, mask, out=mask)
-            np.add(view, mask, out=view)  # overlapping windows accumulate
+    tiled = st == win
+    if tiled and not mask.flags.c_contiguous:
+        mask = np.empty(mask.shape, mask.dtype)
+    # The mask is boolean when windows tile (a quarter or an eighth of ``work``'s bytes):
+    # float times bool runs faster than float times float here.
+    is_k = mask.reshape(-1).view(np.bool_)[: mask.size].reshape(mask.shape) if tiled else mask
+
+    def rows(lo: int, hi: int) -> None:
+        views = _views(d_in[lo:hi], win, st, (oh, ow))
+        am, g, mk = argmax[lo:hi], d_out[lo:hi], is_k[lo:hi]
+        if tiled:
+            # Windows tile the input: every covered input is in exactly one window, so
+            # each offset's view is written once, with d_out where it held the maximum,
+            # else 0.
+            for k, view in enumerate(views):
+                np.equal(am, k, out=mk)
+                np.multiply(g, mk, out=view)
+            _clear_uncovered(d_in[lo:hi], win, st, (oh, ow))
+        else:
+            d_in[lo:hi] = 0
+            for k, view in enumerate(views):
+                np.equal(am, k, out=mk)
+                np.multiply(g, mk, out=mk)
+                np.add(view, mk, out=view)  # overlapping windows accumulate
+
+    threads.parallel_rows(n, d_in.nbytes, rows)
     return d_in
 
 

@@ -3,6 +3,7 @@ rank 0 saves, for comparison with the serial run in the test process."""
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -85,6 +86,8 @@ def main() -> None:
         net, h = distributed.fit(network(), fnn.adamw(1e-2), X, y, sample_weight=w, **TRAIN)
         distributed.save(out, net, opt_state=h.opt_state, history=h)
         assert fnn.tree.allclose(net, distributed.broadcast(net), rtol=0, atol=0)
+        # each rank ran fnn's kernels on one thread (the default of distributed.fit)
+        assert "FNN_NUM_THREADS" in os.environ or fnn.get_num_threads() == 1
     elif mode in ("full", "resume"):
         # a run saved mid-fit from a callback, resumed under mpiexec by a new launch
         opts: dict[str, Any] = {
