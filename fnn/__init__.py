@@ -27,6 +27,7 @@ from fnn import (
     tree,
 )
 from fnn._version import VERSION
+from fnn.generation import generate
 from fnn.layers import (
     GRU,
     LSTM,
@@ -152,6 +153,7 @@ __all__ = [
     "fit",
     "forward",
     "freeze",
+    "generate",
     "init",
     "initializers",
     "layers",
