@@ -28,6 +28,7 @@ from fnn import (
     tree,
 )
 from fnn._version import VERSION
+from fnn.generation import generate
 from fnn.layers import (
     GRU,
     LSTM,
@@ -154,6 +155,7 @@ __all__ = [
     "fit",
     "forward",
     "freeze",
+    "generate",
     "get_num_threads",
     "init",
     "initializers",

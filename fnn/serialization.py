@@ -43,6 +43,7 @@ from fnn import losses, optim, schedules, tree
 from fnn._atomic import write_atomically
 from fnn._bounded_io import MAX_BYTES, check_declared_size, check_max_bytes, read_into
 from fnn._types import FloatArray
+from fnn.datasets.text import CharVocab
 from fnn.layers import base as _layers
 from fnn.layout import Layout, describe_mismatch
 from fnn.network import Network, from_flat
@@ -97,12 +98,15 @@ class Checkpoint:
             parameters, if it had them).
         rng: a new Generator in the saved generator's state, if one was saved: pass it
             as ``fit(..., rng=ckpt.rng)`` to continue the run exactly.
+        vocab: the vocabulary of a language model, if one was saved with it (the
+            ``vocab`` of :func:`save`), else None.
     """
 
     params: Network
     opt_state: optim.OptState | None
     history: History | None
     rng: np.random.Generator | None = None
+    vocab: CharVocab | None = None
 
 
 def _bad(path: Path, what: str) -> ValueError:
@@ -165,6 +169,7 @@ def save(
     opt_state: optim.OptState | None = None,
     history: History | None = None,
     rng: np.random.Generator | None = None,
+    vocab: CharVocab | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file in the same folder, then rename).
 
@@ -177,6 +182,10 @@ def save(
         rng: the fit's generator (a callback's ``state.rng``), whose state is saved so
             that ``fit(..., rng=fnn.load(path).rng)`` draws what the run would have
             drawn next (PCG64 and PCG64DXSM generators).
+        vocab: a language model's vocabulary (:func:`fnn.datasets.char_vocab`), kept in
+            the manifest as ``{"kind": "char_vocab", "chars": ...}`` and given back as
+            :attr:`Checkpoint.vocab` (an fnn that predates it loads the file and
+            ignores it).
 
     Returns:
         The path written.
@@ -187,6 +196,8 @@ def save(
         raise TypeError(f"opt_state must be an fnn.optim.OptState, got {type(opt_state).__name__}")
     if history is not None and not isinstance(history, History):
         raise TypeError(f"history must be an fnn.History, got {type(history).__name__}")
+    if vocab is not None and not isinstance(vocab, CharVocab):
+        raise TypeError(f"vocab must be an fnn.datasets.CharVocab, got {type(vocab).__name__}")
     if opt_state is not None:
         _check_opt_state(opt_state, params)
     rng_state = None if rng is None else _rng_config(rng)
@@ -234,6 +245,8 @@ def save(
             arrays["split/validation"] = np.asarray(history.split.validation, dtype=np.int64)
     if rng_state is not None:
         manifest["rng"] = rng_state
+    if vocab is not None:
+        manifest["vocab"] = vocab.config()
     manifest["arrays"] = {
         k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()
     }
@@ -574,6 +587,11 @@ def _check_manifest(manifest: dict[str, Any]) -> None:
             raise _Malformed("history.best_params", f"must be true, got {_show(h['best_params'])}")
     if "rng" in manifest:
         _check_rng(manifest["rng"])
+    if "vocab" in manifest:
+        v = _obj(manifest["vocab"], "vocab")
+        if _str(_key(v, "kind", "vocab"), "vocab.kind") != "char_vocab":
+            raise _Malformed("vocab.kind", f"must be 'char_vocab', got {_show(v['kind'])}")
+        _str(_key(v, "chars", "vocab"), "vocab.chars")
     uses = [k for k in ("rng", "history.split", "history.best_params") if _has(manifest, k)]
     if uses and manifest["version"] < 2:
         raise _Malformed("version", f"is {manifest['version']}, which holds no {uses[0]}")
@@ -983,7 +1001,13 @@ def _load(path: Path, ar: _Archive) -> Checkpoint:
             split=_restore_split(path, manifest, ar),
         )
     rng = _restore_rng(path, manifest)
-    return Checkpoint(params=net, opt_state=opt_state, history=history, rng=rng)
+    vocab = None
+    if "vocab" in manifest:
+        try:
+            vocab = CharVocab.from_config(manifest["vocab"])
+        except (TypeError, ValueError) as e:
+            raise _bad(path, f"malformed manifest: vocab: {e}") from e
+    return Checkpoint(params=net, opt_state=opt_state, history=history, rng=rng, vocab=vocab)
 
 
 def load(path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES) -> Checkpoint:

@@ -8,6 +8,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -258,3 +259,50 @@ def test_mnist_distributed_writes_nothing_unless_told(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy" in proc.stdout and list(tmp_path.iterdir()) == []
+
+
+def char_transformer_lines(proc: subprocess.CompletedProcess[str]) -> tuple[float, float, str]:
+    """``(val_loss, ms_per_step, sample)`` from char_transformer.py's output."""
+    assert proc.returncode == 0, proc.stderr
+    loss = re.search(r"^val_loss (\d+\.\d{4})$", proc.stdout, re.MULTILINE)
+    ms = re.search(r"^(\d+\.\d) ms/step$", proc.stdout, re.MULTILINE)
+    sample = re.search(r"^sample:\n(.+)", proc.stdout, re.MULTILINE | re.DOTALL)
+    assert loss and ms and sample, proc.stdout
+    return float(loss.group(1)), float(ms.group(1)), sample.group(1)
+
+
+def test_char_transformer_quick_prints_val_loss_speed_and_a_sample(tmp_path: Path) -> None:
+    proc = run_example("char_transformer", "--quick", "--out", str(tmp_path / "lm"), timeout=120)
+    val_loss, ms, sample = char_transformer_lines(proc)
+    assert val_loss < np.log(73)  # below a uniform guess over the 73 characters
+    assert ms > 0
+    assert sample.startswith("ROMEO:") and len(sample) > 50
+    ckpt = fnn.load(tmp_path / "lm.npz")
+    assert ckpt.vocab is not None and ckpt.vocab.size == 73
+    ids = fnn.generate(ckpt.params, ckpt.vocab.encode("ROMEO:")[None], 5, rng=0)
+    assert ckpt.vocab.decode(ids[0]).startswith("ROMEO:")
+
+
+def test_char_transformer_trains_on_a_corpus_and_refuses_a_short_one(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("héllo wörld, " * 400, encoding="utf-8")
+    proc = run_example("char_transformer", "--quick", "--steps", "5", "--corpus", str(corpus))
+    val_loss, _, _ = char_transformer_lines(proc)
+    assert val_loss < np.log(len(set("héllo wörld, "))) + 0.5
+    short = tmp_path / "short.txt"
+    short.write_text("x" * 40, encoding="utf-8")
+    proc = run_example("char_transformer", "--quick", "--corpus", str(short))
+    assert proc.returncode != 0 and "too short" in proc.stderr
+    proc = run_example("char_transformer", "--heads", "3")
+    assert proc.returncode != 0 and "does not divide" in proc.stderr
+
+
+@pytest.mark.long
+@pytest.mark.slow
+def test_char_transformer_default_run_under_10_minutes() -> None:
+    start = time.perf_counter()
+    proc = run_example("char_transformer", timeout=1800)
+    seconds = time.perf_counter() - start
+    val_loss, _, _ = char_transformer_lines(proc)
+    assert val_loss < 2.0  # nanoGPT's run of this setting reaches about 1.9
+    assert seconds < 600
