@@ -30,6 +30,7 @@ import json
 import math
 import os
 import struct
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -74,9 +75,16 @@ def register_layer(kind: str, build: Builder, shapes: Shapes | None = None) -> N
     file's arrays against the architecture before reading them. Without it, the layer
     built from the file must give back the file's config (``layer.config()``).
 
-    Same as :func:`fnn.layers.register_layer` without a class or an example (which the
-    shared property tests need); prefer that one for new layer kinds.
+    Deprecated: a thin alias of :func:`fnn.layers.register_layer` without a class or an
+    example (which the shared property tests need); use that one, which also teaches
+    ``fnn.summary``, ``fnn.sequential`` and the property suite the kind.
     """
+    warnings.warn(
+        "fnn.serialization.register_layer is deprecated; use "
+        "fnn.layers.register_layer(name, cls, build=..., shapes=...)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     _layers.register_layer(kind, object, build=build, shapes=shapes)
 
 

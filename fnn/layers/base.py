@@ -565,7 +565,7 @@ def kind_of(layer: object) -> LayerKind | None:
     """The registered kind of ``layer``'s class, or of its nearest registered base class
     (a subclass keeps its parent's declarations); None for an unregistered class."""
     by_class = {k.cls: k for _, k in LAYERS.items()}
-    for cls in type(layer).__mro__:
+    for cls in type(layer).__mro__[:-1]:  # not ``object``: a kind registered without a class
         kind = by_class.get(cls)
         if kind is not None:
             return kind
