@@ -23,6 +23,7 @@ import numpy as np
 from fnn._registry import Registry, lookup
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_real
+from fnn.tree import read_only
 
 __all__ = [
     "ACTIVATIONS",
@@ -209,8 +210,7 @@ def _zero_row(z: FloatArray) -> Any:
     key = (z.shape[-1], z.dtype)
     row = _ZERO_ROWS.get(key)
     if row is None:
-        row = np.zeros(z.shape[-1], z.dtype)
-        row.flags.writeable = False
+        row = read_only(np.zeros(z.shape[-1], z.dtype))
         if len(_ZERO_ROWS) < 256:
             _ZERO_ROWS[key] = row
     return row

@@ -420,7 +420,7 @@ class Network:
             if not f.flags.writeable:
                 object.__setattr__(self, "_flat", f)
             else:
-                f.flags.writeable = False
+                tree.read_only(f)
         return f
 
     def with_flat(self, flat: FloatArray) -> Network:
@@ -789,9 +789,9 @@ def backprop_flat(
 def backprop(params: Network, caches: Sequence[LayerCache], d: FloatArray, ctx: Context) -> Network:
     """Gradients as a fresh read-only :class:`Network` from ``d = dL/dlogits``."""
     G, grads, views = _backprop(params, caches, d, ctx)
-    G.setflags(write=False)
+    tree.read_only(G)
     for v in views:
-        v.setflags(write=False)
+        tree.read_only(v)
     _set_cached(grads, params, G.view())
     return grads
 

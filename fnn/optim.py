@@ -182,13 +182,7 @@ def _lr(learning_rate: LearningRate, ctx: Context) -> float:
 def frozen_array(x: Any) -> Any:
     """``x`` made read-only when it is an array, with the arrays it views (in place; for
     arrays fnn owns), so its flag cannot be set again."""
-    if isinstance(x, np.ndarray):
-        x.flags.writeable = False
-        base = x.base
-        while isinstance(base, np.ndarray):
-            base.flags.writeable = False
-            base = base.base
-    return x
+    return tree.read_only(x, owners=True)
 
 
 def writable_copy(x: Any) -> Any:
@@ -257,8 +251,7 @@ def _fresh_or_copy(x: Any) -> Any:
 def _sealed(x: Any) -> Any:
     if not isinstance(x, np.ndarray):
         return x
-    x.flags.writeable = False
-    return x.view()  # a view of a read-only owner: its flag cannot be set again
+    return tree.read_only(x).view()  # a view of a read-only owner: its flag cannot be set again
 
 
 class InPlace:

@@ -839,9 +839,7 @@ def _restore_opt_state(
     def take(q: str, leaf: Any) -> Any:
         if q in _OPT_SCALARS:
             return leaf
-        v = ar.read(f"opt_state/{q}")
-        v.flags.writeable = False
-        return v
+        return tree.read_only(ar.read(f"opt_state/{q}"))
 
     restored = tree.map_with_path(take, template)
     st = manifest["opt_state"]

@@ -47,6 +47,7 @@ from fnn.network import (
 )
 from fnn.optim import Optimizer, OptState, check_state_fits
 from fnn.progress import Progress
+from fnn.tree import read_only
 
 __all__ = [
     "Callback",
@@ -89,9 +90,7 @@ class EpochRecord:
 
 
 def _index_array(x: Any) -> np.ndarray[Any, Any]:
-    a = np.array(x, dtype=np.int64, copy=True)
-    a.flags.writeable = False
-    return a
+    return read_only(np.array(x, dtype=np.int64, copy=True))
 
 
 @attrs.frozen(eq=False)
