@@ -144,6 +144,10 @@ class Activation:
     buffer for it."""
     identity: ClassVar[bool] = False
     """Whether ``f(z) = z``: callers may use ``z`` as the output without the call."""
+    relu_like: ClassVar[bool] = False
+    """Whether the function passes about half its input's variance on, as ReLU does: the
+    layers before it then start from He initialisation (Glorot otherwise). Inherited by
+    subclasses."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -226,6 +230,7 @@ class ReLU(Activation):
     """``f(z) = max(z, 0)``; the derivative at 0 is taken as 0."""
 
     name: ClassVar[str] = "relu"
+    relu_like: ClassVar[bool] = True
     in_place: ClassVar[bool] = True
     _nonnegative: ClassVar[bool] = True
     """Whether ``__call__`` is ReLU's own, whose outputs are never negative."""
@@ -268,6 +273,7 @@ class LeakyReLU(Activation):
     """``f(z) = z`` for ``z > 0`` else ``negative_slope * z``."""
 
     name: ClassVar[str] = "leaky_relu"
+    relu_like: ClassVar[bool] = True
     in_place: ClassVar[bool] = True
     negative_slope: float = attrs.field(
         default=0.01,
@@ -290,6 +296,7 @@ class ELU(Activation):
     """``f(z) = z`` for ``z > 0`` else ``alpha * (exp(z) - 1)``."""
 
     name: ClassVar[str] = "elu"
+    relu_like: ClassVar[bool] = True
     in_place: ClassVar[bool] = True
     alpha: float = attrs.field(
         default=1.0, converter=as_float, validator=_check_finite_nonneg("alpha")
@@ -321,6 +328,7 @@ class GELU(Activation):
     """
 
     name: ClassVar[str] = "gelu"
+    relu_like: ClassVar[bool] = True
 
     def _t(self, z: FloatArray) -> tuple[FloatArray, FloatArray]:
         zc = np.clip(z, -10, 10)
