@@ -40,11 +40,7 @@ def _reopen(x: Any) -> Any:
 
 
 def _readonly_copy(x: Any) -> Any:
-    if not isinstance(x, np.ndarray):
-        return x
-    c = np.array(x, copy=True)
-    c.flags.writeable = False
-    return c.view()  # a view of a read-only owner: its flag cannot be set again
+    return tree.read_only(x, copy=True)  # a view of a read-only owner: its flag cannot be set again
 
 
 class Engine:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fnn._types import FloatArray, RNGLike, Shape
+from fnn.tree import read_only
 
 __all__ = [
     "as_float",
@@ -106,8 +107,7 @@ def _zeros(dtype: np.dtype[Any]) -> FloatArray:
     """A read-only vector of ``_SMALL`` zeros of ``dtype`` (float32 or float64)."""
     z = _ZEROS.get(dtype.char)
     if z is None:
-        z = _ZEROS[dtype.char] = np.zeros(_SMALL, dtype)
-        z.setflags(write=False)
+        z = _ZEROS[dtype.char] = read_only(np.zeros(_SMALL, dtype))
     return z
 
 

@@ -24,6 +24,7 @@ from fnn import threads
 from fnn._registry import Registry, lookup
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_real
+from fnn.tree import read_only
 
 __all__ = [
     "ACTIVATIONS",
@@ -144,6 +145,10 @@ class Activation:
     buffer for it."""
     identity: ClassVar[bool] = False
     """Whether ``f(z) = z``: callers may use ``z`` as the output without the call."""
+    relu_like: ClassVar[bool] = False
+    """Whether the function passes about half its input's variance on, as ReLU does: the
+    layers before it then start from He initialisation (Glorot otherwise). Inherited by
+    subclasses."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -210,8 +215,7 @@ def _zero_row(z: FloatArray) -> Any:
     key = (z.shape[-1], z.dtype)
     row = _ZERO_ROWS.get(key)
     if row is None:
-        row = np.zeros(z.shape[-1], z.dtype)
-        row.flags.writeable = False
+        row = read_only(np.zeros(z.shape[-1], z.dtype))
         if len(_ZERO_ROWS) < 256:
             _ZERO_ROWS[key] = row
     return row
@@ -227,6 +231,7 @@ class ReLU(Activation):
     """``f(z) = max(z, 0)``; the derivative at 0 is taken as 0."""
 
     name: ClassVar[str] = "relu"
+    relu_like: ClassVar[bool] = True
     in_place: ClassVar[bool] = True
     _nonnegative: ClassVar[bool] = True
     """Whether ``__call__`` is ReLU's own, whose outputs are never negative."""
@@ -285,6 +290,7 @@ class LeakyReLU(Activation):
     """``f(z) = z`` for ``z > 0`` else ``negative_slope * z``."""
 
     name: ClassVar[str] = "leaky_relu"
+    relu_like: ClassVar[bool] = True
     in_place: ClassVar[bool] = True
     negative_slope: float = attrs.field(
         default=0.01,
@@ -307,6 +313,7 @@ class ELU(Activation):
     """``f(z) = z`` for ``z > 0`` else ``alpha * (exp(z) - 1)``."""
 
     name: ClassVar[str] = "elu"
+    relu_like: ClassVar[bool] = True
     in_place: ClassVar[bool] = True
     alpha: float = attrs.field(
         default=1.0, converter=as_float, validator=_check_finite_nonneg("alpha")
@@ -338,6 +345,7 @@ class GELU(Activation):
     """
 
     name: ClassVar[str] = "gelu"
+    relu_like: ClassVar[bool] = True
 
     def _t(self, z: FloatArray) -> tuple[FloatArray, FloatArray]:
         """``t = tanh(c (zc + 0.044715 zc^3))`` and ``zc``, in two temporaries of z's dtype

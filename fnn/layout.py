@@ -185,8 +185,8 @@ class Layout:
         """A tree of this structure whose leaves are views of ``flat``, made without
         re-validation. Unless ``writable``, ``flat`` is made read-only first, so the
         views can never be made writable; a writable build is for private buffers."""
-        if not writable and flat.flags.writeable:
-            flat.setflags(write=False)
+        if not writable:
+            tree.read_only(flat)
         return self._build_flat(flat)
 
     def build_with_views(self, flat: FloatArray) -> tuple[Any, list[FloatArray]]:

@@ -74,25 +74,13 @@ __all__ = [
     "LayerSpec",
     "Network",
     "NetworkCache",
-    "backprop",
-    "backprop_flat",
     "backward",
-    "backward_pass",
-    "check_cache",
-    "check_input",
-    "check_network",
     "forward",
-    "forward_pass",
-    "from_flat",
-    "inference_rows",
     "init",
-    "logits_of",
     "loss",
     "mlp",
-    "output_length",
     "pack",
     "predict",
-    "prepare_targets",
     "sequential",
     "value_and_grad",
 ]
@@ -434,7 +422,7 @@ class Network:
             if not f.flags.writeable:
                 object.__setattr__(self, "_flat", f)
             else:
-                f.flags.writeable = False
+                tree.read_only(f)
         return f
 
     def with_flat(self, flat: FloatArray) -> Network:
@@ -872,9 +860,9 @@ def _sealed_gradient(
     """A :func:`fresh_gradient` made read-only, as a :class:`Network` with ``params``'
     cached fields."""
     G, grads, views = gradient
-    G.setflags(write=False)
+    tree.read_only(G)
     for v in views:
-        v.setflags(write=False)
+        tree.read_only(v)
     _set_cached(grads, params, G.view())
     return grads
 

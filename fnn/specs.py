@@ -175,14 +175,9 @@ def spec_chain_shape(
     return current
 
 
-_RELU_LIKE = (_activations.ReLU, _activations.LeakyReLU, _activations.ELU, _activations.GELU)
-
-
 def default_initializer(act: _activations.Activation) -> _initializers.Initializer:
-    """He normal for ReLU-like activations, Glorot uniform otherwise."""
-    return (
-        _initializers.HeNormal() if isinstance(act, _RELU_LIKE) else _initializers.GlorotUniform()
-    )
+    """He normal for ReLU-like activations (``act.relu_like``), Glorot uniform otherwise."""
+    return _initializers.HeNormal() if act.relu_like else _initializers.GlorotUniform()
 
 
 def _image(kind: str, shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -49,6 +49,7 @@ __all__ = [
     "map_with_path",
     "pack",
     "ravel",
+    "read_only",
     "readonly",
     "same_structure",
     "state_field",
@@ -79,12 +80,38 @@ def state_field(**kwargs: Any) -> Any:
     return attrs.field(metadata=metadata, **kwargs)
 
 
+def read_only(x: T, *, copy: bool = False, owners: bool = False) -> T:
+    """``x`` made read-only: the one place fnn clears an array's ``writeable`` flag.
+
+    Anything but an array is returned unchanged. Otherwise:
+
+    - by default ``x`` itself is made read-only, in place, and returned (for arrays fnn
+      made and owns: constants, caches, gradients);
+    - with ``owners``, so are the arrays ``x`` views (its ``base`` chain), so the flag of
+      ``x`` can never be set again;
+    - with ``copy``, ``x`` is first copied (C order) into a private owner, made read-only,
+      and a view of it is returned: nothing the caller holds can change the result, and
+      its ``writeable`` flag cannot be set again (its base is read-only).
+    """
+    if not isinstance(x, np.ndarray):
+        return x
+    if copy:
+        owner = np.array(x, copy=True, order="C")
+        owner.flags.writeable = False
+        return owner.view()  # type: ignore[return-value]
+    if x.flags.writeable:  # reading the flag is cheaper than setting it
+        x.flags.writeable = False
+    if owners:
+        base = x.base
+        while isinstance(base, np.ndarray):
+            base.flags.writeable = False
+            base = base.base
+    return x
+
+
 def freeze_copy(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """A read-only view of a private copy of ``a``: nothing the caller holds can change it,
-    and its ``writeable`` flag cannot be set again (its base is read-only)."""
-    owner = np.array(a, copy=True, order="C")
-    owner.flags.writeable = False
-    return owner.view()
+    """A read-only view of a private copy of ``a`` (``read_only(a, copy=True)``)."""
+    return read_only(a, copy=True)
 
 
 def readonly(x: Any) -> FloatArray:
@@ -350,9 +377,7 @@ def ravel(tree: Any) -> FloatArray:
     arrays = [np.asarray(x) for x in leaves(tree)]
     base = _contiguous_base(arrays)
     if base is not None:
-        v = base.view()
-        v.flags.writeable = False
-        return v
+        return read_only(base.view())
     if not arrays:
         return np.zeros(0)
     dtype = np.result_type(*arrays)
@@ -375,8 +400,7 @@ def unravel(template: T, flat: FloatArray) -> T:
     def take(_path: str, ls: list[Any]) -> Any:
         shape = np.shape(ls[0])
         n = int(np.prod(shape, dtype=np.int64))
-        v = flat[pos[0] : pos[0] + n].reshape(shape)
-        v.flags.writeable = False
+        v = read_only(flat[pos[0] : pos[0] + n].reshape(shape))
         pos[0] += n
         return v
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import _atomic, serialization, tree
+from fnn import _atomic, tree
 
 Arrays = dict[str, np.ndarray[Any, Any]]
 Edit = Callable[[dict[str, Any], Arrays], None]
@@ -212,7 +212,7 @@ def test_a_custom_layer_must_give_back_the_files_config(
     manifest, arrays = unpack(path.read_bytes())
     manifest["architecture"]["layers"][0]["n"] = 5  # a config the built layer cannot give
     write(path, manifest, arrays)
-    serialization.register_layer("scale", lambda cfg, a: Scale(s=a["s"]))
+    fnn.layers.register_layer("scale", Scale, build=lambda cfg, a: Scale(s=a["s"]))
     with pytest.raises(
         ValueError,
         match=r"custom.npz: layers.0 built from the file's arrays is \{'kind': 'scale'\}, but "
@@ -220,8 +220,8 @@ def test_a_custom_layer_must_give_back_the_files_config(
     ):
         fnn.load(path)
     # with a shape function, the arrays are checked against the architecture first
-    serialization.register_layer(
-        "scale", lambda cfg, a: Scale(s=a["s"]), lambda cfg: {"s": (cfg["n"],)}
+    fnn.layers.register_layer(
+        "scale", Scale, build=lambda cfg, a: Scale(s=a["s"]), shapes=lambda cfg: {"s": (cfg["n"],)}
     )
     with pytest.raises(
         ValueError, match=r"array params/layers.0.s has shape \[2\] .* needs shape \[5\]"

@@ -201,5 +201,6 @@ def test_custom_layers_can_be_registered(tmp_path: Path) -> None:
     path = fnn.save(tmp_path / "custom", net)
     with pytest.raises(ValueError, match="unknown kind 'scale'"):
         fnn.load(path)
-    serialization.register_layer("scale", lambda cfg, a: Scale(s=a["s"]))
+    with pytest.warns(DeprecationWarning, match="fnn.layers.register_layer"):
+        serialization.register_layer("scale", lambda cfg, a: Scale(s=a["s"]))
     assert tree.allclose(fnn.load(path).params, net, rtol=0, atol=0)

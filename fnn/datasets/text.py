@@ -17,6 +17,7 @@ import numpy as np
 
 from fnn._types import IntArray, RNGLike
 from fnn._validation import as_generator
+from fnn.tree import read_only
 
 __all__ = ["CharVocab", "char_vocab", "load_shakespeare", "split_text", "text_windows"]
 
@@ -76,8 +77,7 @@ class CharVocab:
         points = _code_points(self.chars)
         table = np.full(int(points.max()) + 1, -1, dtype=np.int64)
         table[points] = np.arange(len(points))
-        table.flags.writeable = False
-        return table
+        return read_only(table)
 
     @_points.default
     def _make_points(self) -> np.ndarray[Any, np.dtype[np.uint32]]:

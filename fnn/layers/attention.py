@@ -34,7 +34,7 @@ import numpy as np
 
 from fnn._types import FloatArray
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
-from fnn.tree import STATIC_META, readonly
+from fnn.tree import STATIC_META, read_only, readonly
 
 __all__ = ["MultiHeadAttention", "MultiHeadAttentionCache", "check_heads"]
 
@@ -62,8 +62,7 @@ def _future(T: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
     a causal query may not see, in the keys-first layout of the attention weights."""
     m = _MASKS.get(T)
     if m is None:
-        m = np.tril(np.ones((T, T), dtype=bool), k=-1)
-        m.flags.writeable = False
+        m = read_only(np.tril(np.ones((T, T), dtype=bool), k=-1))
         if len(_MASKS) < 32:
             _MASKS[T] = m
     return m

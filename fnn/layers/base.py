@@ -143,8 +143,7 @@ class Workspace:
         key = (n, dtype)
         a = _ONES.get(key)
         if a is None:
-            a = np.ones(n, dtype)
-            a.flags.writeable = False
+            a = tree.read_only(np.ones(n, dtype))
             if len(_ONES) < 64:
                 _ONES[key] = a
         return a
@@ -300,7 +299,7 @@ class LayerBase:
         if np.may_share_memory(d_in, d_out):  # a kernel may pass d_out on (flatten)
             d_in = np.array(d_in, copy=True)  # the caller's own array
         for leaf in tree.leaves(grads):
-            leaf.flags.writeable = False
+            tree.read_only(leaf)
         return grads, d_in
 
 
@@ -313,8 +312,7 @@ def seal(value: Any) -> None:
     read-only, in place: what the pure functions hand out cannot be written."""
     t = type(value)
     if t is np.ndarray:
-        if value.flags.writeable:  # reading the flag is cheaper than setting it
-            value.setflags(write=False)
+        tree.read_only(value)
         return
     if t is tuple or t is list:
         for v in value:
@@ -326,8 +324,7 @@ def seal(value: Any) -> None:
     for name in names:
         v = getattr(value, name)
         if type(v) is np.ndarray:
-            if v.flags.writeable:  # a layer's input is the previous layer's sealed output
-                v.setflags(write=False)
+            tree.read_only(v)  # a layer's input is the previous layer's sealed output
         elif not isinstance(v, _SCALARS):
             seal(v)
 
@@ -565,7 +562,7 @@ def kind_of(layer: object) -> LayerKind | None:
     """The registered kind of ``layer``'s class, or of its nearest registered base class
     (a subclass keeps its parent's declarations); None for an unregistered class."""
     by_class = {k.cls: k for _, k in LAYERS.items()}
-    for cls in type(layer).__mro__:
+    for cls in type(layer).__mro__[:-1]:  # not ``object``: a kind registered without a class
         kind = by_class.get(cls)
         if kind is not None:
             return kind

@@ -15,13 +15,7 @@ from fnn import tree
 def frozen_array(x: Any) -> Any:
     """``x`` made read-only when it is an array, with the arrays it views (in place; for
     arrays fnn owns), so its flag cannot be set again."""
-    if isinstance(x, np.ndarray):
-        x.flags.writeable = False
-        base = x.base
-        while isinstance(base, np.ndarray):
-            base.flags.writeable = False
-            base = base.base
-    return x
+    return tree.read_only(x, owners=True)
 
 
 def writable_copy(x: Any) -> Any:
@@ -95,5 +89,4 @@ def fresh_or_copy(x: Any) -> Any:
 def sealed(x: Any) -> Any:
     if not isinstance(x, np.ndarray):
         return x
-    x.flags.writeable = False
-    return x.view()  # a view of a read-only owner: its flag cannot be set again
+    return tree.read_only(x).view()  # a view of a read-only owner: its flag cannot be set again

@@ -15,6 +15,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from fnn import tree
+from fnn.activations import ACTIVATIONS
 from fnn.losses import OutputName
 from fnn.network import Architecture, Network, init, mlp
 
@@ -23,21 +24,22 @@ __all__ = [
     "LOSSES",
     "architectures",
     "batches",
+    "hidden_activations",
     "networks",
     "networks_and_batches",
     "targets",
 ]
 
-HIDDEN_ACTIVATIONS = (
-    "identity",
-    "relu",
-    "leaky_relu",
-    "elu",
-    "gelu",
-    "sigmoid",
-    "tanh",
-    "softplus",
-)
+
+def hidden_activations() -> tuple[str, ...]:
+    """The names of the registered activations (``fnn.activations.ACTIVATIONS``), each
+    kind once under its own name, read when called: a kind registered later (a user's)
+    is drawn too."""
+    return tuple(name for name, cls in ACTIVATIONS.items() if name == cls.name)
+
+
+HIDDEN_ACTIVATIONS = hidden_activations()
+"""The activations registered when this module was imported (the built-in ones)."""
 LOSSES: tuple[tuple[OutputName, str], ...] = (
     ("identity", "mse"),
     ("identity", "mae"),
@@ -64,7 +66,8 @@ def architectures(
     n_in = draw(st.integers(1, max_width))
     n_out = draw(st.integers(2 if output == "softmax" else 1, max_width))
     hidden = [draw(st.integers(1, max_width)) for _ in range(depth)]
-    acts = [draw(st.sampled_from(HIDDEN_ACTIVATIONS)) for _ in range(depth)]
+    names = hidden_activations()
+    acts = [draw(st.sampled_from(names)) for _ in range(depth)]
     rates = [draw(st.sampled_from([0.0, 0.0, 0.3])) if dropout else 0.0 for _ in range(depth)]
     return mlp(
         [n_in, *hidden, n_out], hidden=acts, output=output, loss=loss, dropout=rates, dtype=dtype

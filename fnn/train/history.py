@@ -13,6 +13,7 @@ from fnn.network import (
     Network,
 )
 from fnn.optim import OptState
+from fnn.tree import read_only
 
 __all__ = ["EpochRecord", "FitHistory", "History", "Split", "TrainingDiverged"]
 
@@ -41,9 +42,7 @@ class EpochRecord:
 
 
 def _index_array(x: Any) -> np.ndarray[Any, Any]:
-    a = np.array(x, dtype=np.int64, copy=True)
-    a.flags.writeable = False
-    return a
+    return read_only(np.array(x, dtype=np.int64, copy=True))
 
 
 @attrs.frozen(eq=False)
