@@ -137,8 +137,8 @@ def generate(
         net: a language model: integer token ids ``(n, T)`` in, per-position logits
             ``(n, T, vocab)`` out (first layer an :class:`fnn.Embedding`).
         prompt: integer token ids ``(n, T0)``, ``n, T0 >= 1``, each in ``[0, vocab)``
-            (a single prompt is ``ids[None]``). A prompt longer than ``max_len`` is read
-            through its last ``max_len`` tokens and returned whole.
+            (a single prompt is ``ids[None]``), ``T0 <= max_len``: a longer prompt is
+            refused (pass ``prompt[:, -max_len:]`` to keep its end).
         steps: the number of tokens to add, ``>= 0``.
         temperature: divides the logits before the softmax, finite and ``> 0``:
             below 1 sharpens the distribution toward the likeliest tokens, above 1
@@ -154,8 +154,8 @@ def generate(
     Raises:
         TypeError: ``net`` is not a network, or an option has the wrong kind.
         ValueError: ``net`` is not a language model, the prompt is empty, not integer
-            ids or holds an id outside the vocabulary (naming it and its position), or
-            an option is out of range. Nothing is drawn from ``rng`` then.
+            ids or holds an id outside the vocabulary (naming it and its position), is
+            longer than the network's context, or an option is out of range. Nothing is drawn from ``rng`` then.
     """
     net = check_network(net, "net")
     vocab = net.input_ids
@@ -171,8 +171,14 @@ def generate(
         )
     ids = _check_prompt(prompt, vocab)
     t = _check_options(steps, temperature, top_k, vocab)
-    gen = as_generator(rng)
     window = context_length(net)
+    if window is not None and ids.shape[1] > window:
+        raise ValueError(
+            f"prompt has {ids.shape[1]} tokens, longer than the network's context of "
+            f"{window} (its positional embedding's max_len); pass prompt[:, -{window}:] "
+            "to keep its end"
+        )
+    gen = as_generator(rng)
     out = np.empty((ids.shape[0], ids.shape[1] + int(steps)), dtype=np.int64)
     out[:, : ids.shape[1]] = ids
     for end in range(ids.shape[1], out.shape[1]):

@@ -62,20 +62,21 @@ def test_top_k_1_is_greedy_argmax_and_crops_to_max_len() -> None:
     net = lm()
     got = fnn.generate(net, PROMPT, 12, top_k=1, rng=0)
     assert np.array_equal(got, greedy(net, PROMPT, 12, MAX_LEN))
-    # a longer prompt is read through its last max_len tokens and returned whole
-    long_prompt = np.arange(14).reshape(2, 7) % V
-    got = fnn.generate(net, long_prompt, 3, top_k=1, rng=0)
-    assert np.array_equal(got, greedy(net, long_prompt, 3, MAX_LEN))
+    assert PROMPT.shape[1] + 12 > MAX_LEN  # the window slid over the generated tokens
     assert fnn.generation.context_length(net) == MAX_LEN
 
 
-def test_only_the_last_max_len_tokens_matter() -> None:
+def test_a_prompt_longer_than_the_context_is_refused_before_any_draw() -> None:
     net = lm()
-    a = np.array([[1, 2, 3, 4, 5, 6]])
-    b = np.array([[0, 2, 3, 4, 5, 6]])  # differs beyond the window of 5
-    ga = fnn.generate(net, a, 10, rng=1)
-    gb = fnn.generate(net, b, 10, rng=1)
-    assert np.array_equal(ga[:, 6:], gb[:, 6:])
+    long_prompt = np.arange(2 * (MAX_LEN + 2)).reshape(2, MAX_LEN + 2) % V
+    gen = np.random.default_rng(3)
+    before = gen.bit_generator.state
+    with pytest.raises(ValueError, match=f"prompt has {MAX_LEN + 2} tokens.*context of {MAX_LEN}"):
+        fnn.generate(net, long_prompt, 3, rng=gen)
+    assert gen.bit_generator.state == before
+    # its last max_len tokens are accepted
+    got = fnn.generate(net, long_prompt[:, -MAX_LEN:], 3, top_k=1, rng=0)
+    assert np.array_equal(got, greedy(net, long_prompt[:, -MAX_LEN:], 3, MAX_LEN))
 
 
 def test_temperature_sharpens_and_flattens() -> None:
