@@ -155,7 +155,8 @@ def generate(
         TypeError: ``net`` is not a network, or an option has the wrong kind.
         ValueError: ``net`` is not a language model, the prompt is empty, not integer
             ids or holds an id outside the vocabulary (naming it and its position), is
-            longer than the network's context, or an option is out of range. Nothing is drawn from ``rng`` then.
+            longer than the network's context, or an option is out of range. Nothing
+            is drawn from ``rng`` then.
     """
     net = check_network(net, "net")
     vocab = net.input_ids
