@@ -1,0 +1,521 @@
+"""What each ONNX operator becomes: the fnn layers read from single nodes (dense,
+convolution, pools, norms, reshapes, activations, embeddings) and from ONNX's recurrent
+operators."""
+
+# mypy: disable-error-code="import-not-found"
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final
+
+import attrs
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from fnn import activations as _act
+from fnn.layers.activation import Activation
+from fnn.layers.batch_norm import BatchNorm
+from fnn.layers.conv2d import Conv2D, PaddingLike
+from fnn.layers.dense import Dense
+from fnn.layers.dropout import Dropout
+from fnn.layers.embedding import Embedding
+from fnn.layers.flatten import Flatten
+from fnn.layers.layer_norm import LayerNorm
+from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
+from fnn.onnx._common import GATE_ORDER, cf_to_cl, cl_to_cf, clip, onnx_gates
+from fnn.onnx._fold import BATCH_SIZES, SHAPE_OPS, Shaped, eval_node, ints, moved
+from fnn.onnx._graph_reader import ERF_GELU, GraphReader, Val
+
+RECURRENT: Final[dict[str, tuple[type[Recurrent], tuple[str, ...]]]] = {
+    "RNN": (SimpleRNN, ("Tanh",)),
+    "LSTM": (LSTM, ("Sigmoid", "Tanh", "Tanh")),
+    "GRU": (GRU, ("Sigmoid", "Tanh")),
+}
+"""ONNX's recurrent operators: the fnn layer and PyTorch's activations."""
+
+
+class LayerReader(GraphReader):
+    """Turns one ONNX graph into fnn layers (see :func:`fnn.onnx.load`): one method
+    ``op_<OpType>`` per operator read on its own."""
+
+    def recurrent(self, seg: list[onnx.NodeProto], val: Val) -> Val:
+        """A recurrent operator on the sequence made time-major, with zero initial states
+        computed from the sequence's shape (as PyTorch's TorchScript exporter writes):
+        the sequence's ``Transpose``, shape arithmetic, and ``ConstantOfShape`` of zero."""
+        node = seg[-1]
+        made = {o: n for n in seg for o in n.output if o}
+        x_node = made.get(node.input[0])
+        if (
+            x_node is None
+            or x_node.op_type != "Transpose"
+            or list(x_node.input) != [self.cur]
+            or list(self.attrs_of(x_node).get("perm", [])) != [1, 0, 2]
+            or val.layout != "cl"
+            or len(val.shape) != 2
+        ):
+            raise self.node_error(node, "reads a sequence that is not (T, batch, features)")
+        for k in (5, 6):
+            if k < len(node.input) and node.input[k] and node.input[k] in made:
+                init = made[node.input[k]]
+                fill = self.attrs_of(init).get("value")
+                zero = fill is None or not np.any(numpy_helper.to_array(fill))
+                if init.op_type != "ConstantOfShape" or not zero:
+                    raise self.node_error(node, "only a zero initial state is supported")
+        for n in seg[:-1]:
+            if n is not x_node and n.op_type not in (*SHAPE_OPS, "ConstantOfShape"):
+                raise self.node_error(n, "unsupported operator (around a recurrent layer)")
+        return self.rnn(node, Val(val.shape, "tm"))
+
+    def rnn(self, node: onnx.NodeProto, val: Val) -> Val:
+        """The fnn recurrent layer of an RNN, LSTM or GRU node (one direction, PyTorch's
+        activations) on a time-major sequence; its output the one of Y and Y_h the graph
+        reads (see :meth:`segments`: the other is unused)."""
+        op = node.op_type
+        a = self.attrs_of(node)
+        cls, acts = RECURRENT[op]
+        if val.layout != "tm":
+            raise self.node_error(node, "reads a sequence that is not (T, batch, features)")
+        if str(a.get("direction", "forward")) != "forward" or int(a.get("layout", 0)):
+            raise self.node_error(node, "only one forward direction, time-major")
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in a.get("activations", acts)]
+        if names != list(acts) or "clip" in a:
+            raise self.node_error(node, f"only {op} with activations {list(acts)}, no clip")
+        reset_after = int(a.get("linear_before_reset", 0))
+        if int(a.get("input_forget", 0)) or reset_after != (op == "GRU"):
+            raise self.node_error(node, "only PyTorch's form (GRU: linear_before_reset=1)")
+        if any(i for i in node.input[4:5]) or any(i for i in node.input[7:]):
+            raise self.node_error(node, "sequence lengths and peepholes are not supported")
+        W, R = self.const(node, 1, "W"), self.const(node, 2, "R")
+        assert W is not None and R is not None
+        G = cls.GATES
+        u = int(a.get("hidden_size", R.shape[-1]))
+        F = val.shape[-1]
+        if W.shape != (1, G * u, F) or R.shape != (1, G * u, u):
+            raise self.node_error(
+                node, f"W {W.shape} and R {R.shape} do not fit {G} gates of {u} units on "
+                f"{F} features"
+            )  # fmt: skip
+        B = self.const(node, 3, "B")
+        B = np.zeros((1, 2 * G * u)) if B is None else B
+        if B.shape != (1, 2 * G * u):
+            raise self.node_error(node, f"B has shape {B.shape}, not (1, {2 * G * u})")
+        back = tuple(int(k) for k in np.argsort(GATE_ORDER[cls.KIND]))  # fnn's blocks from ONNX's
+        used = [k for k, o in enumerate(node.output) if o and self.uses.get(o)]
+        if used not in ([0], [1]):
+            raise self.node_error(node, "only one of Y and Y_h may be read (Y_c is not)")
+        seq = used == [0]
+        self.ops.append(
+            cls(
+                W_ih=onnx_gates(W[0].T, back),
+                W_hh=onnx_gates(R[0].T, back),
+                b_ih=onnx_gates(B[0, : G * u], back),
+                b_hh=onnx_gates(B[0, G * u :], back),
+                return_sequences=seq,
+            )
+        )
+        return Val((val.shape[0], u), "tm4") if seq else Val((u,), "h")
+
+    def op_RNN(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.rnn(node, val)
+
+    def op_LSTM(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.rnn(node, val)
+
+    def op_GRU(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.rnn(node, val)
+
+    def op_Gather(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        """An embedding (the table constant, token ids from the input), or the last
+        step of the sequence a recurrent layer gives (``y[:, -1]``)."""
+        k = self.runtime_input(node)
+        axis = int(a.get("axis", 0))
+        if k == 1 and val.layout == "ids" and axis == 0:
+            W = self.const(node, 0, "the embedding table")
+            assert W is not None
+            if W.ndim != 2:
+                raise self.node_error(node, f"the table must be 2-D, got shape {W.shape}")
+            self.ops.append(Embedding(W=W))
+            return Val((val.shape[0], int(W.shape[1])))
+        index = self.const(node, 1, "the index", weight=False)
+        last: Any = self.ops[-1] if self.ops else None
+        if (
+            k == 0
+            and index is not None
+            and index.ndim == 0
+            and val.layout == "cl"
+            and len(val.shape) == 2
+            and axis % 3 == 1
+            and int(index) in (-1, val.shape[0] - 1)
+            and isinstance(last, Recurrent)
+            and last.return_sequences
+        ):
+            self.ops[-1] = attrs.evolve(last, return_sequences=False)
+            return Val(val.shape[1:])
+        raise self.node_error(
+            node, "only an embedding, or the last step of a recurrent layer's sequence"
+        )
+
+    # one node each
+    def op_Gemm(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if self.runtime_input(node) != 0 or int(a.get("transA", 0)):
+            raise self.node_error(node, "only X @ W (+ b) with constant W is supported")
+        W = self.const(node, 1, "the weight")
+        assert W is not None
+        if W.ndim != 2:
+            raise self.node_error(node, f"weight must be 2-D, got shape {W.shape}")
+        if int(a.get("transB", 0)):
+            W = W.T
+        W = W * float(a.get("alpha", 1.0))
+        C = self.const(node, 2, "the bias")
+        b = np.zeros(W.shape[1])
+        if C is not None:
+            try:
+                b = np.broadcast_to(C * float(a.get("beta", 1.0)), (1, W.shape[1])).reshape(-1)
+            except ValueError:
+                raise self.node_error(
+                    node, f"bias of shape {C.shape} does not fit {W.shape[1]} outputs"
+                ) from None
+        return self.dense(node, W, b, val)
+
+    def op_MatMul(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if self.runtime_input(node) != 0:
+            raise self.node_error(node, "only X @ W with constant W is supported")
+        W = self.const(node, 1, "the weight")
+        assert W is not None
+        if W.ndim != 2:
+            raise self.node_error(node, f"weight must be 2-D, got shape {W.shape}")
+        return self.dense(node, W, np.zeros(W.shape[1]), val)
+
+    def dense(self, node: onnx.NodeProto, W: Any, b: Any, val: Val) -> Val:
+        if len(val.shape) not in (1, 2) or val.layout != "cl":
+            raise self.node_error(
+                node,
+                "a dense layer needs vectors or sequences, got samples of shape "
+                f"{val.graph_shape(1)[1:]}",
+            )
+        if W.shape[0] != val.shape[-1]:
+            raise self.node_error(
+                node,
+                f"weight of shape {tuple(W.shape)} takes {W.shape[0]} inputs, but the layer "
+                f"before gives {val.shape[-1]}",
+            )
+        self.ops.append(Dense(W=val.features(W), b=b))
+        self.bias_field = "b"
+        return Val((*val.shape[:-1], int(W.shape[1])))
+
+    def op_Add(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        """A constant added to the layer just built, when that layer's last step is a
+        linear map (its bias is ``self.bias_field``), folded into the bias; other adds
+        are arithmetic (see :meth:`written_activations`)."""
+        k = self.runtime_input(node)
+        c = self.const(node, 1 - k, "the added value")
+        field, self.bias_field = self.bias_field, None
+        if field is None or c is None or not self.ops:
+            return self.written_activations([([node], node.output[0])], val)
+        last = self.ops[-1]
+        n = val.shape[-1]
+        if not per_channel(c, val):
+            raise self.node_error(node, f"adds shape {c.shape} to {n} outputs of the layer before")
+        bias = getattr(last, field)
+        base = np.zeros(n) if bias is None else bias
+        self.ops[-1] = attrs.evolve(last, **{field: base + c.reshape(-1)})
+        return val
+
+    def op_Conv(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if self.runtime_input(node) != 0:
+            raise self.node_error(node, "only a convolution with constant weights is supported")
+        W = self.const(node, 1, "the weight")
+        assert W is not None
+        if val.layout != "cf" or len(val.shape) != 3 or W.ndim != 4:
+            raise self.node_error(node, "only 2-D convolutions of (batch, C, H, W) images")
+        if int(a.get("group", 1)) != 1:
+            raise self.node_error(node, f"attribute group={a['group']} is not supported")
+        if any(int(d) != 1 for d in a.get("dilations", [1, 1])):
+            raise self.node_error(node, f"attribute dilations={a['dilations']} is not supported")
+        if list(a.get("kernel_shape", W.shape[2:])) != list(W.shape[2:]):
+            raise self.node_error(node, "kernel_shape does not match the weight")
+        if W.shape[1] != val.shape[-1]:
+            raise self.node_error(
+                node,
+                f"weight of shape {tuple(W.shape)} takes {W.shape[1]} channels, but the "
+                f"layer before gives {val.shape[-1]}",
+            )
+        padding = self.padding(node, a)
+        b = self.const(node, 2, "the bias")
+        layer = Conv2D(
+            W=W.transpose(2, 3, 1, 0),
+            b=np.zeros(W.shape[0]) if b is None else b.reshape(-1),
+            stride=tuple(ints(a.get("strides", [1, 1]))),
+            padding=padding,
+        )
+        self.ops.append(layer)
+        self.bias_field = "b"
+        return Val(self.out_shape(node, layer, val), "cf")
+
+    def padding(self, node: onnx.NodeProto, a: dict[str, Any]) -> PaddingLike:
+        auto = str(a.get("auto_pad", "NOTSET"))
+        if auto == "VALID":
+            return "valid"
+        if auto == "SAME_UPPER":
+            return "same"
+        if auto != "NOTSET":
+            raise self.node_error(node, f"attribute auto_pad={auto} is not supported")
+        t, le, bo, r = ints(a.get("pads", [0, 0, 0, 0]))
+        return "valid" if t == le == bo == r == 0 else ((t, bo), (le, r))
+
+    def out_shape(self, node: onnx.NodeProto, layer: Any, val: Val) -> tuple[int, ...]:
+        try:
+            return tuple(layer.output_shape(val.shape))
+        except ValueError as e:
+            raise self.node_error(node, str(e).replace("{layer}", "the layer")) from None
+
+    def pool(self, node: onnx.NodeProto, a: dict[str, Any], val: Val, cls: Any) -> Val:
+        if val.layout != "cf" or len(val.shape) != 3:
+            raise self.node_error(node, "only 2-D pooling of (batch, C, H, W) images")
+        if str(a.get("auto_pad", "NOTSET")) not in ("NOTSET", "VALID"):
+            raise self.node_error(node, f"attribute auto_pad={a['auto_pad']} is not supported")
+        if any(ints(a.get("pads", [0]))):
+            raise self.node_error(node, f"attribute pads={a['pads']} is not supported")
+        if any(int(d) != 1 for d in a.get("dilations", [1])):
+            raise self.node_error(node, f"attribute dilations={a['dilations']} is not supported")
+        if int(a.get("storage_order", 0)):
+            raise self.node_error(node, "attribute storage_order=1 is not supported")
+        window = tuple(ints(a["kernel_shape"]))
+        strides = tuple(ints(a.get("strides", [1, 1])))
+        layer = cls(window=window, stride=strides)
+        shape = self.out_shape(node, layer, val)
+        if int(a.get("ceil_mode", 0)):
+            h, w = val.shape[:2]
+            ceil = [-(-(s - k) // st) + 1 for s, k, st in zip((h, w), window, strides, strict=True)]
+            if tuple(ceil) != shape[:2]:
+                raise self.node_error(node, "attribute ceil_mode=1 changes the output size here")
+        self.ops.append(layer)
+        return Val(shape, "cf")
+
+    def op_MaxPool(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.pool(node, a, val, MaxPool2D)
+
+    def op_AveragePool(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.pool(node, a, val, AvgPool2D)
+
+    def op_GlobalAveragePool(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if val.layout != "cf" or len(val.shape) != 3:
+            raise self.node_error(node, "only (batch, C, H, W) images")
+        self.ops.append(GlobalAvgPool2D())
+        return Val((val.shape[-1],), "gap")
+
+    def op_ReduceMean(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        axes = self.const(node, 1, "axes") if len(node.input) > 1 else a.get("axes")
+        spatial = {2, 3} if val.layout == "cf" else {1, 2}
+        if len(val.shape) != 3 or axes is None or {v % 4 for v in ints(axes)} != spatial:
+            raise self.node_error(node, "only the mean over all pixels of images is supported")
+        self.ops.append(GlobalAvgPool2D())
+        keep = int(a.get("keepdims", 1))
+        if keep and val.layout != "cf":
+            raise self.node_error(node, "keepdims=1 on channels-last images is not supported")
+        return Val((val.shape[-1],), "gap" if keep else "cl")
+
+    def op_BatchNormalization(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if self.runtime_input(node) != 0 or int(a.get("training_mode", 0)):
+            raise self.node_error(node, "only inference mode (training_mode=0) is supported")
+        if any(o for o in node.output[1:]):
+            raise self.node_error(node, "the running-statistics outputs are not supported")
+        if val.layout == "cl" and len(val.shape) != 1:
+            raise self.node_error(
+                node, "normalises axis 1, which is not fnn's channel axis (the last) here"
+            )
+        params = [self.const(node, k + 1, n) for k, n in enumerate(("scale", "B", "mean", "var"))]
+        c = val.shape[-1]
+        if any(p is None or p.shape != (c,) for p in params):
+            raise self.node_error(
+                node, f"scale, B, mean and var must have shape ({c},), got "
+                f"{[None if p is None else p.shape for p in params]}"
+            )  # fmt: skip
+        scale, shift, mean, var = (val.features(p) for p in params if p is not None)
+        momentum = round(1.0 - float(a.get("momentum", 0.9)), 7)
+        self.ops.append(
+            BatchNorm(
+                scale=scale,
+                shift=shift,
+                running_mean=mean,
+                running_var=var,
+                momentum=min(max(momentum, 0.0), 1.0),
+                eps=float(a.get("epsilon", 1e-5)),
+            )
+        )
+        return val
+
+    def op_LayerNormalization(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        rank = len(val.shape) + 1
+        if int(a.get("axis", -1)) % rank != rank - 1 or val.layout != "cl":
+            raise self.node_error(node, "only normalisation over the channels (last axis)")
+        if any(o for o in node.output[1:]):
+            raise self.node_error(node, "the mean and inverse-deviation outputs are unsupported")
+        c = val.shape[-1]
+        scale = self.const(node, 1, "scale")
+        shift = self.const(node, 2, "B")
+        shift = np.zeros(c) if shift is None else shift
+        if scale is None or scale.shape != (c,) or shift.shape != (c,):
+            raise self.node_error(node, f"scale and B must have shape ({c},)")
+        self.ops.append(
+            LayerNorm(
+                scale=val.features(scale),
+                shift=val.features(shift),
+                eps=float(a.get("epsilon", 1e-5)),
+            )
+        )
+        return val
+
+    def flatten(self, val: Val) -> Val:
+        if val.layout == "gap":
+            return Val(val.shape)
+        self.ops.append(Flatten())
+        if val.layout == "cf":
+            h, w, c = val.shape
+            perm = np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
+            return Val((h * w * c,), "cl", perm)
+        return Val((math.prod(val.shape),), "cl", val.perm)
+
+    def op_Flatten(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if int(a.get("axis", 1)) != 1:
+            raise self.node_error(node, f"attribute axis={a['axis']} is not supported")
+        return self.flatten(val)
+
+    def op_Reshape(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        shape = self.const(node, 1, "the shape")
+        assert shape is not None
+        target = ints(shape)
+        size = math.prod(val.shape)
+        if len(target) == 2 and target[0] in (0, -1) and target[1] in (-1, size):
+            return self.flatten(val)
+        return self.reshape_region([node], val)
+
+    def op_Squeeze(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        axes = self.const(node, 1, "axes") if len(node.input) > 1 else a.get("axes")
+        if val.layout == "gap" and axes is not None and {v % 4 for v in ints(axes)} == {2, 3}:
+            return Val(val.shape)
+        if val.layout == "tm4" and axes is not None and [v % 4 for v in ints(axes)] == [1]:
+            return Val(val.shape, "tm")
+        if val.layout == "h" and axes is not None and [v % 3 for v in ints(axes)] == [0]:
+            return Val(val.shape)
+        return self.reshape_region([node], val)
+
+    def op_Transpose(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        rank = len(val.shape) + 1
+        perm = list(a.get("perm", []))
+        if val.layout == "cl" and rank > 2 and perm == cl_to_cf(rank):
+            return Val(val.shape, "cf")
+        if val.layout == "cf" and perm == cf_to_cl(rank):
+            return Val(val.shape, "cl")
+        if val.layout in ("cl", "tm") and len(val.shape) == 2 and perm == [1, 0, 2]:
+            return Val(val.shape, "tm" if val.layout == "cl" else "cl")
+        raise self.node_error(node, f"transpose perm={perm} is not supported here")
+
+    def op_Dropout(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        ratio = self.const(node, 1, "ratio", weight=False)
+        mode = self.const(node, 2, "training_mode")
+        if mode is not None and bool(mode):
+            raise self.node_error(node, "training_mode=True is not supported")
+        self.ops.append(Dropout(rate=0.5 if ratio is None else float(ratio)))
+        return val
+
+    def op_Identity(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        self.ops.append(Activation(_act.Identity()))
+        return val
+
+    def activation(self, act: _act.Activation, val: Val) -> Val:
+        self.ops.append(Activation(act))
+        return val
+
+    def op_Relu(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.activation(_act.ReLU(), val)
+
+    def op_Sigmoid(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.activation(_act.Sigmoid(), val)
+
+    def op_Tanh(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.activation(_act.Tanh(), val)
+
+    def op_Softplus(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.activation(_act.Softplus(), val)
+
+    def op_LeakyRelu(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.activation(_act.LeakyReLU(float(a.get("alpha", 0.01))), val)
+
+    def op_Elu(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        return self.activation(_act.ELU(float(a.get("alpha", 1.0))), val)
+
+    def op_Gelu(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if str(a.get("approximate", "none")) != "tanh":
+            raise self.node_error(node, ERF_GELU)
+        return self.activation(_act.GELU(), val)
+
+    def op_Softmax(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
+        if len(val.shape) != 1 or int(a.get("axis", -1)) not in (-1, 1):
+            raise self.node_error(node, "only a softmax over the logits (last axis)")
+        self.output = "softmax"
+        return val
+
+    def reshape_region(self, seg: list[onnx.NodeProto], val: Val) -> Val:
+        """``seg``, reshapes of the value whose target is computed from its shape (as
+        ``x.view(x.size(0), -1)`` is written), as a flatten or nothing. The shape
+        arithmetic is evaluated exactly, on integers, for two batch sizes; the value's
+        data is never made, only its shape followed."""
+        results = []
+        for batch in BATCH_SIZES:
+            env: dict[str, Any] = {self.cur: Shaped(val.graph_shape(batch))}
+            for n in seg:
+                ins = [env.get(i, self.consts.get(i)) if i else None for i in n.input]
+                env[n.output[0]] = self.shape_step(n, ins)
+            out = env[seg[-1].output[0]]
+            if not isinstance(out, Shaped):
+                raise self.node_error(seg[-1], "gives a shape, not the layer's output")
+            results.append((batch, out.shape))
+        if all(shape == val.graph_shape(batch) for batch, shape in results):
+            return val
+        if all(shape == (batch, math.prod(val.shape)) for batch, shape in results):
+            return self.flatten(val)
+        batch, shape = results[0]
+        raise self.node_error(
+            seg[-1],
+            f"reshapes samples of shape {val.graph_shape(batch)[1:]} to {shape[1:]} (for a "
+            f"batch of {batch}, giving {shape[:1]}); fnn reads only reshapes that flatten",
+        )
+
+    def shape_step(self, n: onnx.NodeProto, ins: list[Any]) -> Any:
+        """One node of a reshape region: integer arithmetic on shapes, or a reshape of
+        the value (a :class:`Shaped`)."""
+        a = self.attrs_of(n)
+        if not any(isinstance(v, Shaped) for v in ins):
+            if any(v is None for v, i in zip(ins, n.input, strict=True) if i):
+                raise self.node_error(n, "reads a value that is neither the layer's nor constant")
+            self.check_fold_size(n, ins)
+            try:
+                return eval_node(n.op_type, ins, a)
+            except (ValueError, TypeError, IndexError, KeyError) as e:
+                raise self.node_error(n, f"cannot compute the shape: {clip(str(e))}") from None
+        x = ins[0]
+        if not isinstance(x, Shaped) or any(isinstance(v, Shaped) for v in ins[1:]):
+            raise self.node_error(n, "combines the layer's value with itself or another")
+        if n.op_type == "Shape":
+            return np.asarray(x.shape[a.get("start", 0) : a.get("end")], np.int64)
+        try:
+            return moved(n.op_type, x, ins, a)
+        except ValueError as e:
+            raise self.node_error(n, str(e)) from None
+
+
+def per_channel(c: np.ndarray[Any, Any], val: Val) -> bool:
+    """Whether the constant ``c`` added to the graph's value ``val`` adds one number per
+    channel (the features of vectors and sequences): its shape, aligned to the value's
+    from the right, is 1 on every axis but the channel axis."""
+    n = val.shape[-1]
+    rank = len(val.graph_shape(1))
+    channel = 1 if val.layout in ("cf", "gap") else rank - 1
+    if c.size != n or c.ndim > rank:
+        return False
+    dims = (1,) * (rank - c.ndim) + tuple(c.shape)
+    return all(d == 1 for k, d in enumerate(dims) if k != channel)
