@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
 from fnn.activations import sigmoid
 
@@ -176,6 +177,55 @@ class Shaped:
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
+
+
+class Filled:
+    """A value computed from shapes alone, every element ``value`` (a zero initial
+    state, a mask's fill): only its shape (batch first) is known."""
+
+    def __init__(self, value: float, shape: tuple[int, ...]) -> None:
+        self.value = value
+        self.shape = shape
+
+
+def sliced(shape: tuple[int, ...], i: list[Any]) -> tuple[int, ...]:
+    """The shape ``Slice`` gives from ``shape`` (its inputs ``i`` after the data)."""
+    starts, ends = ints(i[1]), ints(i[2])
+    axes = ints(i[3]) if len(i) > 3 and i[3] is not None else list(range(len(starts)))
+    steps = ints(i[4]) if len(i) > 4 and i[4] is not None else [1] * len(starts)
+    out = list(shape)
+    for s, e, a, st in zip(starts, ends, axes, steps, strict=True):
+        if st == 0:
+            raise ValueError("Slice with a step of 0")
+        out[a % len(shape)] = len(range(*slice(s, e, st).indices(shape[a % len(shape)])))
+    return tuple(out)
+
+
+def filled(op: str, ins: list[Any], a: dict[str, Any]) -> Filled:
+    """The :class:`Filled` value a node gives: ``ConstantOfShape``, ``Expand`` of one
+    repeated number, or a node that moves a filled value's data; ValueError for others."""
+    x = ins[0] if ins else None
+    if op == "ConstantOfShape":
+        fill = a.get("value")
+        v = 0.0 if fill is None else np.asarray(numpy_helper.to_array(fill)).reshape(-1)
+        if not isinstance(v, float) and v.size != 1:
+            raise ValueError("ConstantOfShape's value must have one element")
+        return Filled(float(v if isinstance(v, float) else v[0]), tuple(ints(x)))
+    if op == "Expand":
+        target = tuple(ints(ins[1]))
+        if isinstance(x, Filled):
+            return Filled(x.value, tuple(np.broadcast_shapes(x.shape, target)))
+        c = np.asarray(x)
+        if c.size < 1 or np.any(c != c.reshape(-1)[0]):
+            raise ValueError("Expand of a constant that is not one repeated number")
+        return Filled(float(c.reshape(-1)[0]), tuple(np.broadcast_shapes(c.shape, target)))
+    if not isinstance(x, Filled) or any(isinstance(v, Filled | Shaped) for v in ins[1:]):
+        raise ValueError("computes with a value made from shapes")
+    if op == "Slice":
+        return Filled(x.value, sliced(x.shape, ins))
+    if op == "Cast":
+        return x
+    return Filled(x.value, moved(op, Shaped(x.shape), ins, a).shape)
 
 
 BATCH_SIZES: Final = (2**20 + 7, 2**21 + 17)

@@ -23,7 +23,11 @@ from fnn.onnx._fold import (
     BINARY,
     ELEMENTWISE,
     SHAPE_OPS,
+    Filled,
+    Shaped,
     eval_node,
+    filled,
+    moved,
 )
 
 
@@ -33,8 +37,9 @@ class Val:
     shape in fnn's channels-last layout; ``layout`` how the graph holds it: "cl" as fnn
     does, "cf" channels-first, "gap" a (batch, C, 1, 1) global pool, "ids" token ids,
     "tm" a time-major sequence (T, batch, units), "tm4" and "h" a recurrent operator's
-    Y (T, 1, batch, units) and Y_h (1, batch, units); ``perm`` for a
-    flattened channels-first image, fnn's feature index of each graph feature."""
+    Y (T, 1, batch, units) and Y_h (1, batch, units), "tm4t" Y as (T, batch, 1,
+    units); ``perm`` for a flattened channels-first image, fnn's feature index of each
+    graph feature."""
 
     shape: tuple[int, ...]
     layout: str = "cl"
@@ -45,6 +50,8 @@ class Val:
             return (self.shape[0], n, self.shape[1])
         if self.layout == "tm4":  # a recurrent operator's Y: (T, 1, n, units)
             return (self.shape[0], 1, n, self.shape[1])
+        if self.layout == "tm4t":  # Y with its middle axes swapped: (T, n, 1, units)
+            return (self.shape[0], n, 1, self.shape[1])
         if self.layout == "h":  # a recurrent operator's Y_h: (1, n, units)
             return (1, n, self.shape[0])
         if self.layout == "cf":
@@ -163,6 +170,9 @@ class GraphReader:
         self.dtype: np.dtype[Any] = np.dtype(np.float32)  # the model's (its input's)
         self.elem = 0  # the model's ONNX element type
         self.max_bytes = max_bytes
+        # values computed from the shapes of the layer's values: the node giving each
+        self.derived: dict[str, onnx.NodeProto] = {}
+        self.seen: dict[str, Val] = {}  # the values between layers, by graph name
 
     # errors
     def bad(self, what: str) -> ValueError:
@@ -262,15 +272,23 @@ class GraphReader:
             for i in node.input:
                 self.uses[i] = self.uses.get(i, 0) + 1
         self.uses[out_name] = self.uses.get(out_name, 0) + 1
-        # nodes: constants folded; those that read the input form the chain
+        # nodes: constants folded; those that read the input's data form the chain;
+        # those that read only its shape (Shape, and what computes from it: zero initial
+        # states, masks, a reshape's target) are evaluated when a layer needs them
         runtime: set[str] = {x.name}
+        shaped: set[str] = set()
         chain: list[onnx.NodeProto] = []
         for node in g.node:
             if node.domain not in ("", "ai.onnx"):
                 raise self.node_error(node, f"operator of domain {node.domain!r} is not supported")
-            if any(i in runtime for i in node.input if i):
+            ins = [i for i in node.input if i]
+            outs = [o for o in node.output if o]
+            if node.op_type != "Shape" and any(i in runtime for i in ins):
                 chain.append(node)
-                runtime.update(o for o in node.output if o)
+                runtime.update(outs)
+            elif any(i in runtime or i in shaped for i in ins):
+                self.derived.update((o, node) for o in outs)
+                shaped.update(outs)
             else:
                 self.fold(node)
         if out_name not in runtime:
@@ -304,6 +322,7 @@ class GraphReader:
         """The layers of ``chain``, the nodes from the value ``start`` (``val``) to the
         value ``end``, appended to ``self.ops``; ``depth`` is how deep in blocks."""
         self.cur = start
+        self.seen[start] = val
         self.bias_field = None
         # an activation written out as arithmetic may span several segments (its last
         # nodes no longer read the value it started from): runs of them are read together
@@ -319,6 +338,7 @@ class GraphReader:
                 val = self.segment(seg, val, depth == 0 and seg_end == end)
             self.check_sample(f"node {node_names(seg[-1:])[0]}", val.shape)
             self.cur = seg_end
+            self.seen[seg_end] = val
         return self.written_activations(pending, val)
 
     def join(self, seg: list[onnx.NodeProto]) -> str | None:
@@ -580,21 +600,76 @@ class GraphReader:
             if node.op_type not in ELEMENTWISE and node.op_type not in SHAPE_OPS:
                 raise self.node_error(node, "unsupported operator")
         self.bias_field = None
-        if seg[-1].op_type in ("RNN", "LSTM", "GRU"):
-            return self.recurrent(seg, val)
         if all(n.op_type in ELEMENTWISE or n.op_type in SHAPE_OPS for n in seg):
             return self.reshape_region(seg, val)
         raise self.not_a_chain(seg)
-
-    def recurrent(self, seg: list[onnx.NodeProto], val: Val) -> Val:
-        """A recurrent operator (the last node of ``seg``) and what computes its inputs;
-        a subclass reads it."""
-        raise NotImplementedError
 
     def reshape_region(self, seg: list[onnx.NodeProto], val: Val) -> Val:
         """Nodes that only move the value's data (reshapes computed from its shape); a
         subclass reads them."""
         raise NotImplementedError
+
+    def shape_value(self, name: str, batch: int) -> Any:
+        """The value ``name`` for a batch of ``batch``, where it is computed from the
+        shapes of the layer's values and constants, never their data: a constant, a
+        :class:`Shaped` value between layers, or a :class:`Filled` one. Evaluated
+        without recursion, each node once."""
+        done: dict[str, Any] = {}
+        todo = [name]
+        while todo:
+            v = todo[-1]
+            if v in done:
+                todo.pop()
+            elif v in self.consts:
+                done[v] = self.consts[v]
+            elif v in self.seen:
+                done[v] = Shaped(self.seen[v].graph_shape(batch))
+            elif v not in self.derived:
+                raise self.bad(
+                    f"value {clip(repr(v), 60)} is computed from a value fnn does not "
+                    "follow (only the shapes of the values between layers)"
+                )
+            else:
+                node = self.derived[v]
+                missing = [i for i in node.input if i and i not in done]
+                if missing:
+                    todo.extend(missing)
+                    continue
+                ins = [done[i] if i else None for i in node.input]
+                done[v] = self.shape_step(node, ins)
+                todo.pop()
+        return done[name]
+
+    def shape_step(self, n: onnx.NodeProto, ins: list[Any]) -> Any:
+        """One node computed from shapes: integer arithmetic on them, the shape of a
+        value whose data moves (a :class:`Shaped`), or a value filled with one number
+        (a :class:`Filled`)."""
+        a = self.attrs_of(n)
+        op = n.op_type
+        if op == "Shape" and len(ins) == 1 and isinstance(ins[0], Shaped | Filled):
+            return np.asarray(ins[0].shape[a.get("start", 0) : a.get("end")], np.int64)
+        try:
+            if op in ("ConstantOfShape", "Expand") or any(isinstance(v, Filled) for v in ins):
+                return filled(op, ins, a)
+        except (ValueError, TypeError, IndexError, KeyError) as e:
+            raise self.node_error(n, f"cannot compute the value: {clip(str(e))}") from None
+        if not any(isinstance(v, Shaped) for v in ins):
+            if any(v is None for v, i in zip(ins, n.input, strict=True) if i):
+                raise self.node_error(n, "reads a value that is neither the layer's nor constant")
+            if op not in SHAPE_OPS and op not in ELEMENTWISE:
+                raise self.node_error(n, "unsupported operator (on shapes)")
+            self.check_fold_size(n, ins)
+            try:
+                return eval_node(op, ins, a)
+            except (ValueError, TypeError, IndexError, KeyError) as e:
+                raise self.node_error(n, f"cannot compute the shape: {clip(str(e))}") from None
+        x = ins[0]
+        if not isinstance(x, Shaped) or any(isinstance(v, Shaped) for v in ins[1:]):
+            raise self.node_error(n, "combines the layer's value with itself or another")
+        try:
+            return moved(op, x, ins, a)
+        except ValueError as e:
+            raise self.node_error(n, str(e)) from None
 
     def not_a_chain(self, seg: list[onnx.NodeProto]) -> ValueError:
         """The error for nodes that branch and join again (a residual or parallel

@@ -12,7 +12,6 @@ from typing import Any, Final
 import attrs
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from fnn import activations as _act
 from fnn.layers.activation import Activation
@@ -25,8 +24,8 @@ from fnn.layers.flatten import Flatten
 from fnn.layers.layer_norm import LayerNorm
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
-from fnn.onnx._common import GATE_ORDER, cf_to_cl, cl_to_cf, clip, onnx_gates
-from fnn.onnx._fold import BATCH_SIZES, SHAPE_OPS, Shaped, eval_node, ints, moved
+from fnn.onnx._common import GATE_ORDER, cf_to_cl, cl_to_cf, onnx_gates
+from fnn.onnx._fold import BATCH_SIZES, Filled, Shaped, ints
 from fnn.onnx._graph_reader import ERF_GELU, GraphReader, Val
 
 RECURRENT: Final[dict[str, tuple[type[Recurrent], tuple[str, ...]]]] = {
@@ -40,34 +39,6 @@ RECURRENT: Final[dict[str, tuple[type[Recurrent], tuple[str, ...]]]] = {
 class LayerReader(GraphReader):
     """Turns one ONNX graph into fnn layers (see :func:`fnn.onnx.load`): one method
     ``op_<OpType>`` per operator read on its own."""
-
-    def recurrent(self, seg: list[onnx.NodeProto], val: Val) -> Val:
-        """A recurrent operator on the sequence made time-major, with zero initial states
-        computed from the sequence's shape (as PyTorch's TorchScript exporter writes):
-        the sequence's ``Transpose``, shape arithmetic, and ``ConstantOfShape`` of zero."""
-        node = seg[-1]
-        made = {o: n for n in seg for o in n.output if o}
-        x_node = made.get(node.input[0])
-        if (
-            x_node is None
-            or x_node.op_type != "Transpose"
-            or list(x_node.input) != [self.cur]
-            or list(self.attrs_of(x_node).get("perm", [])) != [1, 0, 2]
-            or val.layout != "cl"
-            or len(val.shape) != 2
-        ):
-            raise self.node_error(node, "reads a sequence that is not (T, batch, features)")
-        for k in (5, 6):
-            if k < len(node.input) and node.input[k] and node.input[k] in made:
-                init = made[node.input[k]]
-                fill = self.attrs_of(init).get("value")
-                zero = fill is None or not np.any(numpy_helper.to_array(fill))
-                if init.op_type != "ConstantOfShape" or not zero:
-                    raise self.node_error(node, "only a zero initial state is supported")
-        for n in seg[:-1]:
-            if n is not x_node and n.op_type not in (*SHAPE_OPS, "ConstantOfShape"):
-                raise self.node_error(n, "unsupported operator (around a recurrent layer)")
-        return self.rnn(node, Val(val.shape, "tm"))
 
     def rnn(self, node: onnx.NodeProto, val: Val) -> Val:
         """The fnn recurrent layer of an RNN, LSTM or GRU node (one direction, PyTorch's
@@ -102,6 +73,9 @@ class LayerReader(GraphReader):
         B = np.zeros((1, 2 * G * u)) if B is None else B
         if B.shape != (1, 2 * G * u):
             raise self.node_error(node, f"B has shape {B.shape}, not (1, {2 * G * u})")
+        for k in (5, 6):  # initial_h, initial_c
+            if k < len(node.input) and node.input[k]:
+                self.zero_state(node, node.input[k], u)
         back = tuple(int(k) for k in np.argsort(GATE_ORDER[cls.KIND]))  # fnn's blocks from ONNX's
         used = [k for k, o in enumerate(node.output) if o and self.uses.get(o)]
         if used not in ([0], [1]):
@@ -117,6 +91,14 @@ class LayerReader(GraphReader):
             )
         )
         return Val((val.shape[0], u), "tm4") if seq else Val((u,), "h")
+
+    def zero_state(self, node: onnx.NodeProto, name: str, units: int) -> None:
+        """The initial state ``name`` of a recurrent operator must be zeros of shape
+        (1, batch, units), computed from the shapes (as PyTorch's exporters write it)."""
+        for batch in BATCH_SIZES:
+            v = self.shape_value(name, batch)
+            if not isinstance(v, Filled) or v.value != 0 or v.shape != (1, batch, units):
+                raise self.node_error(node, "only a zero initial state is supported")
 
     def op_RNN(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
         return self.rnn(node, val)
@@ -385,12 +367,12 @@ class LayerReader(GraphReader):
         return self.flatten(val)
 
     def op_Reshape(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
-        shape = self.const(node, 1, "the shape")
-        assert shape is not None
-        target = ints(shape)
-        size = math.prod(val.shape)
-        if len(target) == 2 and target[0] in (0, -1) and target[1] in (-1, size):
-            return self.flatten(val)
+        shape = self.consts.get(node.input[1]) if len(node.input) > 1 else None
+        if shape is not None:
+            target = ints(shape)
+            size = math.prod(val.shape)
+            if len(target) == 2 and target[0] in (0, -1) and target[1] in (-1, size):
+                return self.flatten(val)
         return self.reshape_region([node], val)
 
     def op_Squeeze(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
@@ -398,6 +380,8 @@ class LayerReader(GraphReader):
         if val.layout == "gap" and axes is not None and {v % 4 for v in ints(axes)} == {2, 3}:
             return Val(val.shape)
         if val.layout == "tm4" and axes is not None and [v % 4 for v in ints(axes)] == [1]:
+            return Val(val.shape, "tm")
+        if val.layout == "tm4t" and axes is not None and [v % 4 for v in ints(axes)] == [2]:
             return Val(val.shape, "tm")
         if val.layout == "h" and axes is not None and [v % 3 for v in ints(axes)] == [0]:
             return Val(val.shape)
@@ -412,6 +396,8 @@ class LayerReader(GraphReader):
             return Val(val.shape, "cl")
         if val.layout in ("cl", "tm") and len(val.shape) == 2 and perm == [1, 0, 2]:
             return Val(val.shape, "tm" if val.layout == "cl" else "cl")
+        if val.layout in ("tm4", "tm4t") and perm == [0, 2, 1, 3]:  # (T, 1, n, u) <-> (T, n, 1, u)
+            return Val(val.shape, "tm4t" if val.layout == "tm4" else "tm4")
         raise self.node_error(node, f"transpose perm={perm} is not supported here")
 
     def op_Dropout(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
@@ -468,7 +454,10 @@ class LayerReader(GraphReader):
         for batch in BATCH_SIZES:
             env: dict[str, Any] = {self.cur: Shaped(val.graph_shape(batch))}
             for n in seg:
-                ins = [env.get(i, self.consts.get(i)) if i else None for i in n.input]
+                ins = [
+                    (env[i] if i in env else self.shape_value(i, batch)) if i else None
+                    for i in n.input
+                ]
                 env[n.output[0]] = self.shape_step(n, ins)
             out = env[seg[-1].output[0]]
             if not isinstance(out, Shaped):
@@ -476,6 +465,12 @@ class LayerReader(GraphReader):
             results.append((batch, out.shape))
         if all(shape == val.graph_shape(batch) for batch, shape in results):
             return val
+        # a recurrent operator's sequence (T, 1, n, u) or (T, n, 1, u) as (T, n, u)
+        tm = Val(val.shape, "tm")
+        if val.layout in ("tm4", "tm4t") and all(
+            shape == tm.graph_shape(batch) for batch, shape in results
+        ):
+            return tm
         if all(shape == (batch, math.prod(val.shape)) for batch, shape in results):
             return self.flatten(val)
         batch, shape = results[0]
@@ -484,28 +479,6 @@ class LayerReader(GraphReader):
             f"reshapes samples of shape {val.graph_shape(batch)[1:]} to {shape[1:]} (for a "
             f"batch of {batch}, giving {shape[:1]}); fnn reads only reshapes that flatten",
         )
-
-    def shape_step(self, n: onnx.NodeProto, ins: list[Any]) -> Any:
-        """One node of a reshape region: integer arithmetic on shapes, or a reshape of
-        the value (a :class:`Shaped`)."""
-        a = self.attrs_of(n)
-        if not any(isinstance(v, Shaped) for v in ins):
-            if any(v is None for v, i in zip(ins, n.input, strict=True) if i):
-                raise self.node_error(n, "reads a value that is neither the layer's nor constant")
-            self.check_fold_size(n, ins)
-            try:
-                return eval_node(n.op_type, ins, a)
-            except (ValueError, TypeError, IndexError, KeyError) as e:
-                raise self.node_error(n, f"cannot compute the shape: {clip(str(e))}") from None
-        x = ins[0]
-        if not isinstance(x, Shaped) or any(isinstance(v, Shaped) for v in ins[1:]):
-            raise self.node_error(n, "combines the layer's value with itself or another")
-        if n.op_type == "Shape":
-            return np.asarray(x.shape[a.get("start", 0) : a.get("end")], np.int64)
-        try:
-            return moved(n.op_type, x, ins, a)
-        except ValueError as e:
-            raise self.node_error(n, str(e)) from None
 
 
 def per_channel(c: np.ndarray[Any, Any], val: Val) -> bool:
