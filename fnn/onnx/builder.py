@@ -169,10 +169,10 @@ _EXPORTERS: dict[str, Exporter] = {}
 _ACTIVATION_EXPORTERS: dict[str, ActivationExporter] = {}
 
 
-def register_exporter(kind: str, fn: Exporter) -> Exporter:
+def register_exporter(kind: str, fn: Exporter | None) -> Exporter | None:
     """Make ``fn`` the ONNX exporter of the layer kind ``kind`` (the name it was
     registered under with :func:`fnn.layers.register_layer`); a later registration of
-    the same kind replaces it.
+    the same kind replaces it, and ``fn=None`` removes it.
 
     Args:
         kind: the layer kind's name, e.g. ``"dense"``.
@@ -183,22 +183,28 @@ def register_exporter(kind: str, fn: Exporter) -> Exporter:
             layout unless it leaves ``b.cf`` set.
 
     Returns:
-        ``fn``, so the function can be used as a decorator's result.
+        ``fn``.
 
     Raises:
-        TypeError: ``kind`` is not a non-empty str or ``fn`` is not callable.
+        TypeError: ``kind`` is not a non-empty str, or ``fn`` neither callable nor None.
     """
     if not isinstance(kind, str) or not kind:
         raise TypeError(f"kind must be a non-empty str, got {kind!r}")
+    if fn is None:
+        _EXPORTERS.pop(kind, None)
+        return None
     if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        raise TypeError(f"fn must be callable or None, got {type(fn).__name__}")
     _EXPORTERS[kind] = fn
     return fn
 
 
-def register_activation_exporter(name: str, fn: ActivationExporter) -> ActivationExporter:
+def register_activation_exporter(
+    name: str, fn: ActivationExporter | None
+) -> ActivationExporter | None:
     """Make ``fn`` the ONNX exporter of the activation registered as ``name`` (see
-    :func:`fnn.activations.register`); a later registration of the name replaces it.
+    :func:`fnn.activations.register`); a later registration of the name replaces it,
+    and ``fn=None`` removes it.
 
     Args:
         name: the activation's name, e.g. ``"relu"``.
@@ -209,11 +215,14 @@ def register_activation_exporter(name: str, fn: ActivationExporter) -> Activatio
         ``fn``.
 
     Raises:
-        TypeError: ``name`` is not a non-empty str or ``fn`` is not callable.
+        TypeError: ``name`` is not a non-empty str, or ``fn`` neither callable nor None.
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"name must be a non-empty str, got {name!r}")
+    if fn is None:
+        _ACTIVATION_EXPORTERS.pop(name, None)
+        return None
     if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        raise TypeError(f"fn must be callable or None, got {type(fn).__name__}")
     _ACTIVATION_EXPORTERS[name] = fn
     return fn
