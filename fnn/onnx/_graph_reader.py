@@ -133,6 +133,11 @@ class Block:
     chains: list[list[Any]]
 
 
+ANY_T: Final = 1009
+"""The length a dynamic time axis is followed as (a prime no shape constant holds by
+chance; only shapes, never data, are made of it)."""
+MAX_PATTERN_SEGMENTS: Final = 6
+"""The most segments one layer recognised as a pattern of nodes spans (attention, 5)."""
 MAX_PIECES: Final = 4
 """The most segments one activation written out as arithmetic spans."""
 MAX_ACTIVATION_NODES: Final = 32
@@ -173,6 +178,7 @@ class GraphReader:
         # values computed from the shapes of the layer's values: the node giving each
         self.derived: dict[str, onnx.NodeProto] = {}
         self.seen: dict[str, Val] = {}  # the values between layers, by graph name
+        self.dynamic_t = False  # whether the input's time axis has any length (ANY_T)
 
     # errors
     def bad(self, what: str) -> ValueError:
@@ -232,7 +238,7 @@ class GraphReader:
             )
 
     # graph
-    def read(self) -> tuple[list[Any], Val, tuple[int, ...], np.dtype[Any]]:
+    def read(self) -> tuple[list[Any], Val, tuple[int | None, ...], np.dtype[Any]]:
         g = self.model.graph
         for t in g.initializer:
             self.consts[t.name] = self.tensor(t, t.name)
@@ -253,12 +259,21 @@ class GraphReader:
             raise self.bad(f"input {x.name!r} must be float or double, got element type "
                            f"{ttype.elem_type}")  # fmt: skip
         dims = list(ttype.shape.dim)
-        if len(dims) < 2 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in dims[1:]):
+        # a sequence's time axis may be dynamic (token ids (batch, T), floats (batch, T,
+        # d)): it is followed through the layers as a length no constant holds
+        self.dynamic_t = (
+            len(dims) in ((2, 3) if ids else (3,))
+            and not dims[1].HasField("dim_value")
+            and all(d.HasField("dim_value") for d in dims[2:])
+        )
+        sizes = [ANY_T if k == 1 and self.dynamic_t else d.dim_value for k, d in enumerate(dims)]
+        if len(dims) < 2 or not all(d > 0 for d in sizes[1:]):
             raise self.bad(
                 f"input {x.name!r} must have a batch dimension and fixed positive sizes "
-                f"after it, got {[d.dim_value or d.dim_param or '?' for d in dims]}"
+                f"after it (or a time axis of any length), got "
+                f"{[d.dim_value or d.dim_param or '?' for d in dims]}"
             )
-        shape = tuple(int(d.dim_value) for d in dims[1:])
+        shape = tuple(int(d) for d in sizes[1:])
         self.dtype = np.dtype(dtype)
         self.elem = int(g.output[0].type.tensor_type.elem_type if ids else ttype.elem_type)
         self.check_sample(f"input {clip(repr(x.name), 60)}", shape)
@@ -305,7 +320,10 @@ class GraphReader:
             if len(shape) != 1:
                 raise self.bad(f"token ids {x.name!r} must have shape (batch, T), got {shape}")
             val = Val(shape, "ids")
-        input_shape = val.shape
+        # the network's per-sample input shape: None for a time axis of any length
+        input_shape = tuple(
+            None if k == 0 and self.dynamic_t else d for k, d in enumerate(val.shape)
+        )
         self.cur = x.name
         self.producers = {o: n for n in chain for o in n.output if o}
         val = self.read_chain(chain, x.name, out_name, val, 0)
@@ -327,7 +345,25 @@ class GraphReader:
         # an activation written out as arithmetic may span several segments (its last
         # nodes no longer read the value it started from): runs of them are read together
         pending: list[tuple[list[onnx.NodeProto], str]] = []
-        for seg, seg_end in self.segments(chain, start, end):
+        segs = self.segments(chain, start, end)
+        skip = 0  # segments a pattern read already
+        for i, (seg, seg_end) in enumerate(segs):
+            if skip:
+                skip -= 1
+                continue
+            found = None
+            if not pending:  # a layer written as several segments (attention)?
+                for j in range(i + 1, min(i + MAX_PATTERN_SEGMENTS, len(segs)) + 1):
+                    nodes = [n for s, _ in segs[i:j] for n in s]
+                    found = self.pattern(nodes, val)
+                    if found is not None:
+                        val, skip, seg_end = found, j - i - 1, segs[j - 1][1]
+                        break
+                if found is not None:
+                    self.check_sample(f"node {node_names(segs[j - 1][0][-1:])[0]}", val.shape)
+                    self.cur = seg_end
+                    self.seen[seg_end] = val
+                    continue
             if self.join(seg) is None and self.arithmetic(seg):
                 pending.append((seg, seg_end))
                 continue
@@ -549,12 +585,16 @@ class GraphReader:
         if len(seg) > 1:
             return True
         op = seg[0].op_type
-        if op == "Add":
-            return self.bias_field is None
+        if op == "Add":  # a bias, or a value computed from shapes, is a layer's
+            return self.bias_field is None and not any(i in self.derived for i in seg[0].input)
         return not hasattr(self, f"op_{op}")
 
     def runtime_input(self, node: onnx.NodeProto) -> int:
-        idx = [k for k, i in enumerate(node.input) if i and i not in self.consts]
+        idx = [
+            k
+            for k, i in enumerate(node.input)
+            if i and i not in self.consts and i not in self.derived
+        ]
         if len(idx) != 1:
             raise self.node_error(node, "expected one input from the layer before")
         return idx[0]
@@ -603,6 +643,13 @@ class GraphReader:
         if all(n.op_type in ELEMENTWISE or n.op_type in SHAPE_OPS for n in seg):
             return self.reshape_region(seg, val)
         raise self.not_a_chain(seg)
+
+    def pattern(self, seg: list[onnx.NodeProto], val: Val) -> Val | None:
+        """The layer that the nodes of ``seg`` (consecutive segments) compute together
+        (attention written out as products and a softmax), appended to ``ops``, and the
+        value it gives; None, with nothing changed, if they compute none. A subclass
+        recognises them."""
+        return None
 
     def reshape_region(self, seg: list[onnx.NodeProto], val: Val) -> Val:
         """Nodes that only move the value's data (reshapes computed from its shape); a

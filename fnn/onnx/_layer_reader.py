@@ -7,7 +7,7 @@ operators."""
 from __future__ import annotations
 
 import math
-from typing import Any, Final
+from typing import Any
 
 import attrs
 import numpy as np
@@ -19,126 +19,17 @@ from fnn.layers.batch_norm import BatchNorm
 from fnn.layers.conv2d import Conv2D, PaddingLike
 from fnn.layers.dense import Dense
 from fnn.layers.dropout import Dropout
-from fnn.layers.embedding import Embedding
 from fnn.layers.flatten import Flatten
 from fnn.layers.layer_norm import LayerNorm
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
-from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
-from fnn.onnx._common import GATE_ORDER, cf_to_cl, cl_to_cf, onnx_gates
-from fnn.onnx._fold import BATCH_SIZES, Filled, Shaped, ints
+from fnn.onnx._common import cf_to_cl, cl_to_cf
+from fnn.onnx._fold import BATCH_SIZES, Shaped, ints
 from fnn.onnx._graph_reader import ERF_GELU, GraphReader, Val
-
-RECURRENT: Final[dict[str, tuple[type[Recurrent], tuple[str, ...]]]] = {
-    "RNN": (SimpleRNN, ("Tanh",)),
-    "LSTM": (LSTM, ("Sigmoid", "Tanh", "Tanh")),
-    "GRU": (GRU, ("Sigmoid", "Tanh")),
-}
-"""ONNX's recurrent operators: the fnn layer and PyTorch's activations."""
 
 
 class LayerReader(GraphReader):
     """Turns one ONNX graph into fnn layers (see :func:`fnn.onnx.load`): one method
     ``op_<OpType>`` per operator read on its own."""
-
-    def rnn(self, node: onnx.NodeProto, val: Val) -> Val:
-        """The fnn recurrent layer of an RNN, LSTM or GRU node (one direction, PyTorch's
-        activations) on a time-major sequence; its output the one of Y and Y_h the graph
-        reads (see :meth:`segments`: the other is unused)."""
-        op = node.op_type
-        a = self.attrs_of(node)
-        cls, acts = RECURRENT[op]
-        if val.layout != "tm":
-            raise self.node_error(node, "reads a sequence that is not (T, batch, features)")
-        if str(a.get("direction", "forward")) != "forward" or int(a.get("layout", 0)):
-            raise self.node_error(node, "only one forward direction, time-major")
-        names = [v.decode() if isinstance(v, bytes) else str(v) for v in a.get("activations", acts)]
-        if names != list(acts) or "clip" in a:
-            raise self.node_error(node, f"only {op} with activations {list(acts)}, no clip")
-        reset_after = int(a.get("linear_before_reset", 0))
-        if int(a.get("input_forget", 0)) or reset_after != (op == "GRU"):
-            raise self.node_error(node, "only PyTorch's form (GRU: linear_before_reset=1)")
-        if any(i for i in node.input[4:5]) or any(i for i in node.input[7:]):
-            raise self.node_error(node, "sequence lengths and peepholes are not supported")
-        W, R = self.const(node, 1, "W"), self.const(node, 2, "R")
-        assert W is not None and R is not None
-        G = cls.GATES
-        u = int(a.get("hidden_size", R.shape[-1]))
-        F = val.shape[-1]
-        if W.shape != (1, G * u, F) or R.shape != (1, G * u, u):
-            raise self.node_error(
-                node, f"W {W.shape} and R {R.shape} do not fit {G} gates of {u} units on "
-                f"{F} features"
-            )  # fmt: skip
-        B = self.const(node, 3, "B")
-        B = np.zeros((1, 2 * G * u)) if B is None else B
-        if B.shape != (1, 2 * G * u):
-            raise self.node_error(node, f"B has shape {B.shape}, not (1, {2 * G * u})")
-        for k in (5, 6):  # initial_h, initial_c
-            if k < len(node.input) and node.input[k]:
-                self.zero_state(node, node.input[k], u)
-        back = tuple(int(k) for k in np.argsort(GATE_ORDER[cls.KIND]))  # fnn's blocks from ONNX's
-        used = [k for k, o in enumerate(node.output) if o and self.uses.get(o)]
-        if used not in ([0], [1]):
-            raise self.node_error(node, "only one of Y and Y_h may be read (Y_c is not)")
-        seq = used == [0]
-        self.ops.append(
-            cls(
-                W_ih=onnx_gates(W[0].T, back),
-                W_hh=onnx_gates(R[0].T, back),
-                b_ih=onnx_gates(B[0, : G * u], back),
-                b_hh=onnx_gates(B[0, G * u :], back),
-                return_sequences=seq,
-            )
-        )
-        return Val((val.shape[0], u), "tm4") if seq else Val((u,), "h")
-
-    def zero_state(self, node: onnx.NodeProto, name: str, units: int) -> None:
-        """The initial state ``name`` of a recurrent operator must be zeros of shape
-        (1, batch, units), computed from the shapes (as PyTorch's exporters write it)."""
-        for batch in BATCH_SIZES:
-            v = self.shape_value(name, batch)
-            if not isinstance(v, Filled) or v.value != 0 or v.shape != (1, batch, units):
-                raise self.node_error(node, "only a zero initial state is supported")
-
-    def op_RNN(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
-        return self.rnn(node, val)
-
-    def op_LSTM(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
-        return self.rnn(node, val)
-
-    def op_GRU(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
-        return self.rnn(node, val)
-
-    def op_Gather(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
-        """An embedding (the table constant, token ids from the input), or the last
-        step of the sequence a recurrent layer gives (``y[:, -1]``)."""
-        k = self.runtime_input(node)
-        axis = int(a.get("axis", 0))
-        if k == 1 and val.layout == "ids" and axis == 0:
-            W = self.const(node, 0, "the embedding table")
-            assert W is not None
-            if W.ndim != 2:
-                raise self.node_error(node, f"the table must be 2-D, got shape {W.shape}")
-            self.ops.append(Embedding(W=W))
-            return Val((val.shape[0], int(W.shape[1])))
-        index = self.const(node, 1, "the index", weight=False)
-        last: Any = self.ops[-1] if self.ops else None
-        if (
-            k == 0
-            and index is not None
-            and index.ndim == 0
-            and val.layout == "cl"
-            and len(val.shape) == 2
-            and axis % 3 == 1
-            and int(index) in (-1, val.shape[0] - 1)
-            and isinstance(last, Recurrent)
-            and last.return_sequences
-        ):
-            self.ops[-1] = attrs.evolve(last, return_sequences=False)
-            return Val(val.shape[1:])
-        raise self.node_error(
-            node, "only an embedding, or the last step of a recurrent layer's sequence"
-        )
 
     # one node each
     def op_Gemm(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
@@ -193,6 +84,9 @@ class LayerReader(GraphReader):
         linear map (its bias is ``self.bias_field``), folded into the bias; other adds
         are arithmetic (see :meth:`written_activations`)."""
         k = self.runtime_input(node)
+        if node.input[1 - k] in self.derived:
+            self.bias_field = None
+            return self.derived_add(node, node.input[1 - k], val)
         c = self.const(node, 1 - k, "the added value")
         field, self.bias_field = self.bias_field, None
         if field is None or c is None or not self.ops:
@@ -205,6 +99,11 @@ class LayerReader(GraphReader):
         base = np.zeros(n) if bias is None else bias
         self.ops[-1] = attrs.evolve(last, **{field: base + c.reshape(-1)})
         return val
+
+    def derived_add(self, node: onnx.NodeProto, name: str, val: Val) -> Val:
+        """``val`` plus the value ``name`` computed from shapes (see
+        :class:`~fnn.onnx._sequence_reader.SequenceReader`: a positional embedding)."""
+        raise self.node_error(node, "adds a value computed from the shapes of values")
 
     def op_Conv(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
         if self.runtime_input(node) != 0:
@@ -440,7 +339,8 @@ class LayerReader(GraphReader):
         return self.activation(_act.GELU(), val)
 
     def op_Softmax(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
-        if len(val.shape) != 1 or int(a.get("axis", -1)) not in (-1, 1):
+        rank = len(val.shape) + 1  # vectors of logits, or one per position
+        if rank not in (2, 3) or val.layout != "cl" or int(a.get("axis", -1)) not in (-1, rank - 1):
             raise self.node_error(node, "only a softmax over the logits (last axis)")
         self.output = "softmax"
         return val

@@ -125,8 +125,17 @@ def align(
             k += 1
         if kind == "dropout" and isinstance(op, Activation):
             op = Dropout(rate=0.0)
+        arrays = tree.flatten(op)
+        if cfg.get("bias") is False:  # the graph's layer has zero biases where it has none
+            shapes = LAYERS[kind].shapes if kind in LAYERS else None
+            implied = shapes(cfg) if shapes is not None else None
+            absent = [k for k in arrays if (k == "b" if implied is None else k not in implied)]
+            if any(np.any(arrays[k]) for k in absent):
+                raise bad(f"metadata: {where}.{i} has no biases, but the graph adds them")
+            op = attrs.evolve(op, **dict.fromkeys(absent))
+            arrays = {k: v for k, v in arrays.items() if k not in absent}
         try:
-            built = LAYERS[kind].build(cfg, tree.flatten(op))
+            built = LAYERS[kind].build(cfg, arrays)
         except (KeyError, ValueError, TypeError) as e:
             raise bad(f"metadata: {where}.{i} ({kind}) cannot be built from the graph: {e}") from e
         if type(built) is not type(op) or semantics(built) != semantics(op):
@@ -166,7 +175,7 @@ def check_metadata(
     path: Path,
     meta: dict[str, Any],
     graph_output: str,
-    input_shape: tuple[int, ...],
+    input_shape: tuple[int | None, ...],
     dtype: np.dtype[Any],
 ) -> None:
     """fnn's metadata must say what the graph computes: the output activation (a final

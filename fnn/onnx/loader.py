@@ -23,8 +23,8 @@ from fnn.layers.flatten import Flatten
 from fnn.network import Network, pack
 from fnn.onnx._common import MAX_BYTES, clip
 from fnn.onnx._graph_reader import Block
-from fnn.onnx._layer_reader import LayerReader
 from fnn.onnx._metadata import align, check_metadata, parse_metadata, takes_activation
+from fnn.onnx._sequence_reader import SequenceReader
 
 __all__ = ["load"]
 
@@ -162,7 +162,7 @@ def load(
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{p}: not a valid ONNX model (corrupted or truncated): {first}") from None
     meta = parse_metadata(p, model)
-    reader = LayerReader(p, model, meta, int(max_bytes))
+    reader = SequenceReader(p, model, meta, int(max_bytes))
     try:
         ops, _, input_shape, dtype = reader.read()
     except (KeyError, IndexError, TypeError, AttributeError) as e:
@@ -209,7 +209,7 @@ def load(
         raise ValueError(f"{p}: the network cannot be built: {e}") from None
 
 
-def _flat_before(layers: list[Any], input_shape: tuple[int, ...]) -> bool:
+def _flat_before(layers: list[Any], input_shape: tuple[int | None, ...]) -> bool:
     """Whether the layers give vectors (a flatten after them does nothing)."""
     shape = input_shape
     for layer in layers:
