@@ -24,7 +24,8 @@ from fnn.layers.layer_norm import LayerNorm
 from fnn.layers.pool2d import AvgPool2D, GlobalAvgPool2D, MaxPool2D
 from fnn.onnx._common import cf_to_cl, cl_to_cf
 from fnn.onnx._fold import BATCH_SIZES, Shaped, ints
-from fnn.onnx._graph_reader import ERF_GELU, GraphReader, Val
+from fnn.onnx._graph_reader import ERF_GELU, GraphReader
+from fnn.onnx._model_reader import Val
 
 
 class LayerReader(GraphReader):

@@ -21,8 +21,8 @@ from fnn.layers.positional_embedding import PositionalEmbedding
 from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN
 from fnn.onnx._common import GATE_ORDER, onnx_gates
 from fnn.onnx._fold import BATCH_SIZES, Filled, ints
-from fnn.onnx._graph_reader import Val
 from fnn.onnx._layer_reader import LayerReader
+from fnn.onnx._model_reader import Val
 
 RECURRENT: Final[dict[str, tuple[type[Recurrent], tuple[str, ...]]]] = {
     "RNN": (SimpleRNN, ("Tanh",)),
