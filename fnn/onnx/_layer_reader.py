@@ -64,7 +64,8 @@ class LayerReader(GraphReader):
         return self.dense(node, W, np.zeros(W.shape[1]), val)
 
     def dense(self, node: onnx.NodeProto, W: Any, b: Any, val: Val) -> Val:
-        if len(val.shape) not in (1, 2) or val.layout != "cl":
+        sequence = len(val.shape) == 2 and val.layout == "tm"  # time-major: the same map
+        if not sequence and (len(val.shape) not in (1, 2) or val.layout != "cl"):
             raise self.node_error(
                 node,
                 "a dense layer needs vectors or sequences, got samples of shape "
@@ -78,7 +79,7 @@ class LayerReader(GraphReader):
             )
         self.ops.append(Dense(W=val.features(W), b=b))
         self.bias_field = "b"
-        return Val((*val.shape[:-1], int(W.shape[1])))
+        return Val((*val.shape[:-1], int(W.shape[1])), val.layout)
 
     def op_Add(self, node: onnx.NodeProto, a: dict[str, Any], val: Val) -> Val:
         """A constant added to the layer just built, when that layer's last step is a

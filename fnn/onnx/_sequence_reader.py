@@ -185,6 +185,8 @@ class SequenceReader(LayerReader):
         of Q, K and V, ``Q K^T`` scaled by exactly ``1/sqrt(d_h)`` (the model's dtype),
         the causal mask (``Trilu`` of -inf over (T, T)) or none, ``Softmax`` over the
         last axis, the product with V, and the heads put side by side (n, T, d)."""
+        if val.layout == "tm":
+            return self.unrolled_rnn(seg, val)
         prev = self.ops[-1] if self.ops else None
         if (
             not isinstance(prev, Dense)
@@ -311,3 +313,136 @@ class SequenceReader(LayerReader):
         if self.ops and isinstance(self.ops[-1], AttentionCore):
             raise self.bad(f"attention without its output projection before {end!r}")
         return out
+
+    def unrolled_rnn(self, seg: list[onnx.NodeProto], val: Val) -> Val | None:
+        """A tanh RNN written out step by step (as PyTorch's dynamo exporter writes
+        ``nn.RNN``), after the input projection (the dense layer read just before, on
+        the time-major sequence A (T, n, u)): ``h_t = tanh(A[t] + h_{t-1} R + c)`` from
+        zeros, the same R and c at every step, its T states concatenated in order on
+        the time axis. Recognised node by node on symbolic terms, never by values."""
+        prev = self.ops[-1] if self.ops else None
+        T, u = val.shape
+        if not isinstance(prev, Dense) or prev.activation.name not in ("identity", "linear"):
+            return None
+        if len(seg) < 3 or seg[-1].op_type != "Concat":
+            return None
+        n = BATCH_SIZES[0]
+        env: dict[str, Step] = {self.cur: Step("A", -1, (T, n, u))}
+        weights: dict[str, Any] = {}  # the recurrence's R and c, the same at every step
+
+        def term(name: str) -> Step | None:
+            if name in env:
+                return env[name]
+            node = self.derived.get(name)
+            if node is not None and node.op_type in ("MatMul", "Add"):
+                return self.step(node, [term(i) for i in node.input], env, weights)
+            if node is not None:
+                v = self.shape_value(name, n)
+                if isinstance(v, Filled) and v.value == 0 and v.shape in ((1, n, u), (n, u)):
+                    return Step("h", 0, v.shape)  # the zero initial state
+            return None
+
+        for node in seg[:-1]:
+            out = self.step(node, [term(i) for i in node.input], env, weights)
+            if out is None:
+                return None
+            env[node.output[0]] = out
+        cat = seg[-1]
+        parts = [env.get(i) for i in cat.input]
+        if int(self.attrs_of(cat).get("axis", 0)) != 0 or len(parts) != T:
+            return None
+        if parts != [Step("h", t + 1, (1, n, u)) for t in range(T)] or "R" not in weights:
+            return None
+        R, c = weights["R"], weights["c"]
+        self.ops[-1] = SimpleRNN(W_ih=prev.W, W_hh=R, b_ih=prev.b, b_hh=c, return_sequences=True)
+        return Val((T, u), "tm")
+
+    def step(
+        self,
+        node: onnx.NodeProto,
+        args: list[Step | None],
+        env: dict[str, Step],
+        weights: dict[str, Any],
+    ) -> Step | None:
+        """The term one node of an unrolled RNN gives (see :meth:`unrolled_rnn`), or
+        None if it is none of its forms."""
+        op = node.op_type
+        a = self.attrs_of(node)
+        x = args[0] if args else None
+        consts = [self.consts.get(i) for i in node.input]
+        if op in ("Slice", "Gather", "Squeeze", "Unsqueeze") and x is not None:
+            return x.moved(op, a, consts)
+        if op == "MatMul" and x is not None and x.kind == "h" and consts[1] is not None:
+            R = consts[1]
+            if R.shape != (x.shape[-1], x.shape[-1]) or not self.same(weights, "R", R, node, 1):
+                return None
+            return Step("hR", x.t, x.shape)
+        if op == "Add" and len(args) == 2:
+            k = 0 if args[0] is not None and args[0].kind in ("hR", "hRc") else 1
+            lin, other = args[k], args[1 - k]
+            if lin is None or lin.kind not in ("hR", "hRc"):
+                return None
+            bias = consts[1 - k]
+            if lin.kind == "hR" and other is None and bias is not None:
+                c = bias.reshape(-1)
+                if c.shape != (lin.shape[-1],) or not self.same(weights, "c", c, node, 1 - k):
+                    return None
+                return Step("hRc", lin.t, lin.shape)
+            if lin.kind == "hRc" and other is not None and other.kind == "x" and other.t == lin.t:
+                return Step("pre", lin.t, tuple(np.broadcast_shapes(lin.shape, other.shape)))
+            return None
+        if op == "Tanh" and x is not None and x.kind == "pre":
+            return Step("h", x.t + 1, x.shape)
+        return None
+
+    def same(
+        self,
+        weights: dict[str, Any],
+        key: str,
+        v: np.ndarray[Any, Any],
+        node: onnx.NodeProto,
+        k: int,
+    ) -> bool:
+        """Record ``v`` as the recurrence's ``key``, or check it equals the one recorded."""
+        self.check_type(node, node.input[k])
+        if key not in weights:
+            weights[key] = v
+            return True
+        return bool(weights[key].shape == v.shape and np.array_equal(weights[key], v))
+
+
+@attrs.frozen
+class Step:
+    """A term of an unrolled RNN: ``kind`` "A" (the projected sequence), "xs" and "x"
+    (its step ``t``, (1, n, u) or (n, u)), "h" (the state after ``t`` steps), "hR"
+    (``h R``), "hRc" (``h R + c``), "pre" (``h_t R + c + A[t]``); ``shape`` with a
+    concrete batch."""
+
+    kind: str
+    t: int
+    shape: tuple[int, ...]
+
+    def moved(self, op: str, a: dict[str, Any], consts: list[Any]) -> Step | None:
+        """The term after a node that selects or reshapes: step ``t`` of A (``Slice``
+        [t, t+1) or ``Gather`` t on the time axis), or a unit axis squeezed or added."""
+        axes = consts[1] if len(consts) > 1 and consts[1] is not None else a.get("axes")
+        if self.kind == "A" and op == "Gather" and consts[1] is not None:
+            t = int(consts[1]) if np.ndim(consts[1]) == 0 else -1
+            if int(a.get("axis", 0)) != 0 or not 0 <= t < self.shape[0]:
+                return None
+            return Step("x", t, self.shape[1:])
+        if self.kind == "A" and op == "Slice" and all(c is not None for c in consts[1:]):
+            starts, ends = ints(consts[1]), ints(consts[2])
+            axes_ = ints(consts[3]) if len(consts) > 3 else [0]
+            steps = ints(consts[4]) if len(consts) > 4 else [1]
+            t = starts[0] if starts else -1
+            if axes_ != [0] or steps != [1] or ends != [t + 1] or not 0 <= t < self.shape[0]:
+                return None
+            return Step("xs", t, (1, *self.shape[1:]))
+        if axes is None or ints(axes) != [0] or self.kind == "A":
+            return None
+        if op == "Squeeze" and self.shape[0] == 1:
+            return Step("x" if self.kind == "xs" else self.kind, self.t, self.shape[1:])
+        if op == "Unsqueeze" and len(self.shape) == 2:
+            return Step(self.kind, self.t, (1, *self.shape))
+        return None
