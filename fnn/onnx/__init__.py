@@ -32,6 +32,8 @@ runtime) runs with the result of :func:`fnn.predict`; :func:`load` reads back wh
   (z, r, h, ``linear_before_reset=1``) on the time-major sequence; attention is written
   out as ``MatMul``, ``Reshape``, ``Transpose`` and ``Softmax``, with the causal mask
   made by ``Trilu`` from the input's length.
+- Each layer is written by the exporter registered for its kind
+  (:func:`register_exporter`); a kind without one is refused, naming it.
 - Dropout is the identity (an ``Identity`` node); batch and layer norm are in
   inference mode (``BatchNormalization`` with the running statistics,
   ``LayerNormalization`` over the last axis); GELU is fnn's tanh form (``Gelu`` with
@@ -55,10 +57,16 @@ or not), ``MaxPool``, ``AveragePool``, ``GlobalAveragePool`` (or ``ReduceMean`` 
 the pixels), ``BatchNormalization``, ``LayerNormalization``, ``Flatten`` or a
 ``Reshape`` that flattens, ``Dropout``, ``Identity``, ``Relu``, ``LeakyRelu``,
 ``Elu``, ``Sigmoid``, ``Tanh``, ``Softplus``, ``Gelu`` (tanh form) and a final
-``Softmax``; ``Gather`` of a table by token ids (an embedding), ``RNN``, ``LSTM``
-and ``GRU`` (one forward direction, PyTorch's activations, zero initial state, as
-PyTorch's TorchScript exporter writes ``nn.RNN``, ``nn.LSTM`` and ``nn.GRU`` with
-``batch_first=True``) and the last step of their sequence (``y[:, -1]``). Paths that
+``Softmax`` (of logits or of per-position logits); ``Gather`` of a table by token ids
+(an embedding), ``RNN``, ``LSTM`` and ``GRU`` (one forward direction, PyTorch's
+activations, zero initial state, as both of PyTorch's exporters write ``nn.RNN``,
+``nn.LSTM`` and ``nn.GRU`` with ``batch_first=True``; the dynamo exporter's ``nn.RNN``,
+written out step by step, is recognised node by node) and the last step of their
+sequence (``y[:, -1]``); the positional embedding and the multi-head attention
+:func:`export` writes, recognised node by node with their exact constants, so fnn's
+transformers read back. A time axis of any length (a dynamic ``T``) stays one.
+Values computed only from shapes (zero initial states, a causal mask, a reshape's
+target) are evaluated without making data. Paths that
 leave one value and rejoin through ``Add`` or ``Sum`` (of identical shapes) or
 ``Concat`` (on the channels or features) are a block: two paths added become an
 :class:`fnn.Residual` (the first path with layers its body, the other its shortcut,
