@@ -141,3 +141,20 @@ def test_attention_that_is_not_exactly_fnns_is_refused(tmp_path: Path) -> None:
     onnx.save(model, str(tmp_path / "bad.onnx"))
     with pytest.raises(ValueError, match=r"bad\.onnx: "):
         fo.load(tmp_path / "bad.onnx")
+
+
+@pytest.mark.parametrize("last", [True, False], ids=["last-step", "sequence"])
+def test_float_sequences_of_any_length_load_back(last: bool, tmp_path: Path) -> None:
+    """A network on float sequences (None, features): its time axis stays dynamic."""
+    arch = fnn.sequential(
+        (None, 3),
+        [specs.gru(4, return_sequences=not last), specs.layer_norm(), specs.dense(2)],
+        dtype=np.float32,
+    )
+    net = fnn.init(arch, rng=0)
+    back = fo.load(fo.export(net, tmp_path / "g.onnx"))
+    assert back.input_shape == (None, 3)
+    assert_same_network(back, net)
+    for T in (1, 7):
+        X = np.random.default_rng(T).normal(size=(2, T, 3)).astype(np.float32)
+        assert_same_output(fnn.predict(back, X), fnn.predict(net, X))
