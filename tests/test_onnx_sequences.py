@@ -24,12 +24,19 @@ from tests.test_onnx import (  # noqa: E402
     torch_export,
 )
 
+CASES = [
+    pytest.param(kind, tokens, last, True, id=f"{kind}-{t_id}-{l_id}")
+    for kind in ("RNN", "LSTM", "GRU")
+    for tokens, t_id in ((True, "tokens"), (False, "floats"))
+    for last, l_id in ((True, "last-step"), (False, "sequence"))
+] + [
+    pytest.param(kind, False, False, False, id=f"{kind}-no-bias") for kind in ("RNN", "LSTM", "GRU")
+]
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
-@pytest.mark.parametrize("tokens", [True, False], ids=["tokens", "floats"])
-@pytest.mark.parametrize("last", [True, False], ids=["last-step", "sequence"])
+
+@pytest.mark.parametrize(("kind", "tokens", "last", "bias"), CASES)
 def test_pytorch_dynamo_recurrent_models_load_and_predict_what_pytorch_does(
-    kind: str, tokens: bool, last: bool, tmp_path: Path
+    kind: str, tokens: bool, last: bool, bias: bool, tmp_path: Path
 ) -> None:
     """nn.Embedding (or float sequences) -> one batch-first nn.RNN/LSTM/GRU -> its last
     step or every step -> a dense layer, written by torch.onnx.export(dynamo=True): the
@@ -44,7 +51,7 @@ def test_pytorch_dynamo_recurrent_models_load_and_predict_what_pytorch_does(
         def __init__(self) -> None:
             super().__init__()
             self.embed = nn.Embedding(7, 5)
-            self.rnn = getattr(nn, kind)(5, 4, batch_first=True)
+            self.rnn = getattr(nn, kind)(5, 4, batch_first=True, bias=bias)
             self.fc = nn.Linear(4, 3)
 
         def forward(self, x: Any) -> Any:
@@ -65,8 +72,11 @@ def test_pytorch_dynamo_recurrent_models_load_and_predict_what_pytorch_does(
     assert isinstance(rnn, cls) and rnn.return_sequences is not last
     np.testing.assert_array_equal(rnn.W_ih, model.rnn.weight_ih_l0.detach().numpy().T)
     np.testing.assert_array_equal(rnn.W_hh, model.rnn.weight_hh_l0.detach().numpy().T)
-    b = (model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0).detach().numpy()
-    np.testing.assert_allclose(rnn.b_ih + rnn.b_hh, b, rtol=1e-6, atol=1e-6)
+    if bias:
+        b = (model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0).detach().numpy()
+        np.testing.assert_allclose(rnn.b_ih + rnn.b_hh, b, rtol=1e-6, atol=1e-6)
+    else:
+        assert not np.any(rnn.b_ih) and not np.any(rnn.b_hh)
     with torch.no_grad():
         want = model(x).numpy()
     X = x.numpy()

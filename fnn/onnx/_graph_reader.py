@@ -175,6 +175,7 @@ class GraphReader(ModelReader):
                         val, skip, seg_end = found, j - i - 1, segs[j - 1][1]
                         break
                 if found is not None:
+                    self.bias_field = None
                     self.check_sample(f"node {node_names(segs[j - 1][0][-1:])[0]}", val.shape)
                     self.cur = seg_end
                     self.seen[seg_end] = val

@@ -353,7 +353,9 @@ class SequenceReader(LayerReader):
             return None
         if parts != [Step("h", t + 1, (1, n, u)) for t in range(T)] or "R" not in weights:
             return None
-        R, c = weights["R"], weights["c"]
+        if len(weights["forms"]) != 1:
+            return None
+        R, c = weights["R"], weights.get("c", np.zeros(u))
         self.ops[-1] = SimpleRNN(W_ih=prev.W, W_hh=R, b_ih=prev.b, b_hh=c, return_sequences=True)
         return Val((T, u), "tm")
 
@@ -388,7 +390,8 @@ class SequenceReader(LayerReader):
                 if c.shape != (lin.shape[-1],) or not self.same(weights, "c", c, node, 1 - k):
                     return None
                 return Step("hRc", lin.t, lin.shape)
-            if lin.kind == "hRc" and other is not None and other.kind == "x" and other.t == lin.t:
+            if other is not None and other.kind == "x" and other.t == lin.t:
+                weights.setdefault("forms", set()).add(lin.kind)  # with c or without, always
                 return Step("pre", lin.t, tuple(np.broadcast_shapes(lin.shape, other.shape)))
             return None
         if op == "Tanh" and x is not None and x.kind == "pre":
