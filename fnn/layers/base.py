@@ -302,7 +302,6 @@ class LayerBase:
         return grads, d_in
 
 
-_SEAL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
 _SCALARS = (int, float, str, bool, type(None))
 
 
@@ -317,10 +316,7 @@ def seal(value: Any) -> None:
         for v in value:
             seal(v)
         return
-    names = _SEAL_FIELDS.get(t)
-    if names is None:
-        names = _SEAL_FIELDS[t] = tuple(f.name for f in getattr(t, "__attrs_attrs__", ()))
-    for name in names:
+    for name, _ in tree.record_fields(t):  # every field: a cache's arrays may be anywhere
         v = getattr(value, name)
         if type(v) is np.ndarray:
             tree.read_only(v)  # a layer's input is the previous layer's sealed output
@@ -590,32 +586,21 @@ def _declared(node: Any, prefix: str, out: set[str]) -> None:
     declaring layer's own leaves are weights exactly when declared."""
     if node is None or isinstance(node, np.ndarray):
         return
-    if isinstance(node, tuple | list):
-        for i, c in enumerate(node):
-            _declared(c, f"{prefix}{i}.", out)
-        return
-    if isinstance(node, dict):
-        for k in node:
-            _declared(node[k], f"{prefix}{k}.", out)
-        return
-    if not attrs.has(type(node)):
-        return
-    kind = kind_of(node) if isinstance(node, LayerBase) or hasattr(node, "config") else None
-    declared = None if kind is None else kind.weights
+    declared = None
+    if attrs.has(type(node)) and (isinstance(node, LayerBase) or hasattr(node, "config")):
+        kind = kind_of(node)
+        declared = None if kind is None else kind.weights
     trainable = tree.trainable_mask(node) if declared is not None else {}
-    for f in attrs.fields(type(node)):
-        if f.metadata.get(tree.STATIC, False) or not f.init:
-            continue
-        value = getattr(node, f.name)
+    for name, value, _ in tree.children(node):
         if isinstance(value, np.ndarray):
             if declared is not None:
-                path = f"{prefix}{f.name}"
-                if f.name in declared and trainable.get(f.name, False):
+                path = f"{prefix}{name}"
+                if name in declared and trainable.get(name, False):
                     out.add(path)
                 else:
                     out.discard(path)
         else:
-            _declared(value, f"{prefix}{f.name}.", out)
+            _declared(value, f"{prefix}{name}.", out)
 
 
 def config_size(config: Mapping[str, Any], key: str) -> int:
