@@ -12,15 +12,13 @@ activations, softmax only as an output.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
 import numpy as np
 
-from fnn import threads
+from fnn import _legacy, threads
 from fnn._registry import Registry, lookup
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_real
@@ -84,13 +82,6 @@ def softmax(z: FloatArray) -> FloatArray:
     return result
 
 
-def _takes_out(fn: Any) -> bool:
-    try:
-        return "out" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
-        return False
-
-
 def _give(r: Any, out: FloatArray | None) -> FloatArray:
     """``r``, or ``r`` copied into ``out`` and ``out`` when ``out`` is given."""
     if out is None:
@@ -98,28 +89,6 @@ def _give(r: Any, out: FloatArray | None) -> FloatArray:
         return result
     np.copyto(out, r)
     return out
-
-
-def _with_out_call(fn: Any) -> Any:
-    """Adapt ``__call__(self, z)`` (the earlier protocol) to ``__call__(self, z, out=None)``."""
-
-    @functools.wraps(fn)
-    def call(self: Any, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
-        return _give(fn(self, z), out)
-
-    return call
-
-
-def _with_out_vjp(fn: Any) -> Any:
-    """Adapt ``vjp(self, z, a, da)`` (the earlier protocol) to take ``out=None``."""
-
-    @functools.wraps(fn)
-    def vjp(
-        self: Any, z: FloatArray, a: FloatArray, da: FloatArray, out: FloatArray | None = None
-    ) -> FloatArray:
-        return _give(fn(self, z, a, da), out)
-
-    return vjp
 
 
 @attrs.frozen
@@ -159,10 +128,7 @@ class Activation:
             cls.linear = False
         if "__call__" in own and "identity" not in own:
             cls.identity = False
-        if "__call__" in own and not _takes_out(own["__call__"]):
-            cls.__call__ = _with_out_call(own["__call__"])  # type: ignore[method-assign]
-        if "vjp" in own and not _takes_out(own["vjp"]):
-            cls.vjp = _with_out_vjp(own["vjp"])  # type: ignore[method-assign]
+        _legacy.adapt(cls, _legacy.ACTIVATION, "activation")
 
     def __call__(self, z: FloatArray, out: FloatArray | None = None) -> FloatArray:
         """``f(z)``, same shape and dtype as ``z`` (written into ``out`` if given)."""

@@ -36,6 +36,7 @@ __all__ = [
     "LecunNormal",
     "Normal",
     "Zeros",
+    "for_activation",
     "get",
 ]
 
@@ -176,3 +177,12 @@ _BY_NAME: Final[dict[str, type[Initializer]]] = {
 def get(initializer: Initializer | str | dict[str, Any]) -> Initializer:
     """Look up an initialiser by name or config dict; values are returned unchanged."""
     return lookup(initializer, kind="initializer", base=Initializer, table=_BY_NAME)
+
+
+def for_activation(initializer: Initializer | str | None, activation: Any) -> Initializer:
+    """``initializer`` looked up, or when None the default for a layer followed by
+    ``activation``: He normal for ReLU-like ones (``activation.relu_like``), Glorot
+    uniform otherwise."""
+    if initializer is not None:
+        return get(initializer)
+    return HeNormal() if getattr(activation, "relu_like", False) else GlorotUniform()

@@ -26,14 +26,13 @@ classes for cross-entropy). ``"mean"`` is ``sum(w_i l_i) / sum(w_i)`` with sampl
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
 import numpy as np
 
+from fnn import _legacy
 from fnn._registry import Registry, lookup
 from fnn._types import ArrayLike, FloatArray
 from fnn._validation import (
@@ -94,26 +93,7 @@ class Loss:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = vars(cls)
-        if "fused" in own:
-            if "value" not in inspect.signature(own["fused"]).parameters:
-                cls.fused = _accepting_value(own["fused"])  # type: ignore[method-assign]
-            return
-        if not ("per_sample" in own or "per_sample_grad" in own):
-            return
-        parent_fused = cls.__mro__[1].fused  # type: ignore[attr-defined]
-        ps, pg = own.get("per_sample"), own.get("per_sample_grad")
-
-        def fused(
-            self: Loss, logits: FloatArray, y: FloatArray, *, value: bool = True
-        ) -> tuple[FloatArray | None, FloatArray]:
-            per = None
-            if value:
-                per = ps(self, logits, y) if ps is not None else parent_fused(self, logits, y)[0]
-            g = pg(self, logits, y) if pg is not None else parent_fused(self, logits, y)[1]
-            return per, g
-
-        cls.fused = fused  # type: ignore[method-assign]
+        _legacy.adapt(cls, _legacy.LOSS, "loss")
 
     def link(self, logits: FloatArray) -> FloatArray:
         """The output activation: predictions (n, k) from logits (n, k)."""
@@ -191,16 +171,6 @@ class Loss:
     def config(self) -> dict[str, Any]:
         """``{"name": ..., **hyper-parameters}``, enough for :func:`get` to rebuild it."""
         return {"name": self.name, **attrs.asdict(self)}
-
-
-def _accepting_value(fn: Any) -> Any:
-    """Adapt ``fused(self, logits, y)`` to take (and ignore) ``value=``."""
-
-    @functools.wraps(fn)
-    def fused(self: Loss, logits: FloatArray, y: FloatArray, *, value: bool = True) -> Any:
-        return fn(self, logits, y)
-
-    return fused
 
 
 def _scale_grad(

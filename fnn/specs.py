@@ -1,12 +1,19 @@
 """Layer specs: descriptions of layers that :func:`fnn.sequential` chains and
 :func:`fnn.init` draws, with sizes inferred from the input shape.
 
-Each spec knows the per-sample output shape it gives for an input shape
-(``output_shape``, raising ValueError when the input does not fit, so impossible
-architectures fail when they are described) and draws its layer
-(``init(rng=, dtype=, input_shape=)``). A spec whose layer has no leaves says so with
-``has_parameters = False`` (specs without the attribute are taken to have some), so a
-stack of such specs alone is refused when it is described::
+Every spec of a registered layer kind is one generic value, :class:`KindSpec`: the
+kind's name and its hyper-parameters. What it does comes from the kind's registration
+(:func:`fnn.layers.register_layer`): ``shape`` gives the per-sample output shape for an
+input shape without drawing anything (ValueError when the input does not fit, so
+impossible architectures fail when they are described; it is the same function the
+layer's own ``output_shape`` calls, so each shape is written once), and ``create``
+draws the layer sized from the input. The named factories (:func:`dense`,
+:func:`conv2d`, ..., :func:`residual`) only check their arguments and return such a
+spec; :func:`layer` does the same for any kind, a user's included. The earlier spec
+classes (``DenseSpec``, ``Conv2DSpec``, ...) remain as thin constructors of
+:class:`KindSpec` taking their earlier fields. A spec whose layer has no leaves says
+so (``has_parameters`` False), so a stack of such specs alone is refused when it is
+described::
 
     arch = fnn.sequential(
         (28, 28, 1),
@@ -23,7 +30,6 @@ stack of such specs alone is refused when it is described::
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Protocol
 
@@ -33,31 +39,21 @@ import numpy as np
 from fnn import activations as _activations
 from fnn import initializers as _initializers
 from fnn._validation import check_int
-from fnn.layers import conv2d as _conv2d
-from fnn.layers import dense as _dense
-from fnn.layers import embedding as _embedding
-from fnn.layers import positional_embedding as _positional
-from fnn.layers.activation import Activation
-from fnn.layers.attention import MultiHeadAttention, check_heads
-from fnn.layers.base import LAYERS, Layer, input_shape_of, output_shape_of
+from fnn.layers.attention import check_heads
+from fnn.layers.base import LAYERS, Layer, output_shape_of
 from fnn.layers.batch_norm import BatchNorm
-from fnn.layers.composite import Merge, Parallel, Residual, merged_shape
-from fnn.layers.conv2d import Conv2D, PaddingLike, positive_pair, resolve_padding, stride_pair
-from fnn.layers.dense import Dense
-from fnn.layers.dropout import Dropout
-from fnn.layers.embedding import Embedding
-from fnn.layers.flatten import Flatten
-from fnn.layers.layer_norm import LayerNorm
-from fnn.layers.pool2d import (
-    AvgPool2D,
-    GlobalAvgPool2D,
-    MaxPool2D,
-    pool2d_output_hw,
-    stride_or_none,
-    window_pair,
+from fnn.layers.composite import (
+    Merge,
+    Residual,
+    chain_output_shape,
+    init_chain,
+    spec_tuple,
 )
-from fnn.layers.positional_embedding import PositionalEmbedding
-from fnn.layers.recurrent import GRU, LSTM, Recurrent, SimpleRNN, sequence_output_shape
+from fnn.layers.conv2d import PaddingLike, padding_value, positive_pair, stride_pair
+from fnn.layers.dropout import Dropout
+from fnn.layers.layer_norm import LayerNorm
+from fnn.layers.pool2d import stride_or_none, window_pair
+from fnn.tree import STATIC
 
 __all__ = [
     "ActivationSpec",
@@ -116,442 +112,304 @@ class LayerSpec(Protocol):
         ...
 
 
-def _takes_input_shape(spec: object) -> bool:
-    try:
-        return "input_shape" in inspect.signature(spec.init).parameters  # type: ignore[attr-defined]
-    except (TypeError, ValueError):  # pragma: no cover
-        return False
-
-
-def init_chain(
-    specs: Sequence[LayerSpec],
-    *,
-    rng: np.random.Generator,
-    dtype: np.dtype[Any],
-    input_shape: tuple[int, ...] | None,
-    where: str = "layers",
-) -> tuple[tuple[Layer, ...], tuple[int, ...] | None]:
-    """Draw the layers of ``specs`` applied in order to inputs of per-sample shape
-    ``input_shape`` (None: the first layer that fixes it does), each sized from the
-    shape before it: ``(layers, output shape)``. ValueError naming ``{where}.{i}``
-    when a layer cannot take the shape before it."""
-    shape = input_shape
-    layers: list[Layer] = []
-    for i, spec in enumerate(specs):
-        if _takes_input_shape(spec):
-            layer = spec.init(rng=rng, dtype=dtype, input_shape=shape)  # type: ignore[call-arg]
-        else:
-            layer = spec.init(rng=rng, dtype=dtype)
-        if shape is None:
-            shape = input_shape_of(layer)
-        if shape is not None:
-            shape = output_shape_of(layer, shape, f"{where}.{i}")
-        layers.append(layer)
-    return tuple(layers), shape
-
-
 def spec_chain_shape(
     specs: Sequence[Any], input_shape: tuple[int, ...], where: str
 ) -> tuple[int, ...]:
     """The per-sample output shape of ``specs`` applied in order to ``input_shape``;
     TypeError for an entry that is not a spec, ValueError naming ``{where}.{i}`` and the
     shapes for one that cannot take the shape before it."""
-    current = tuple(input_shape)
-    for i, spec in enumerate(specs):
-        fn = getattr(spec, "output_shape", None)
-        if not callable(fn) or not callable(getattr(spec, "init", None)):
-            raise TypeError(
-                f"{where}[{i}] must be a layer spec from fnn.specs, got {type(spec).__name__}"
-            )
-        try:
-            current = tuple(fn(current))
-        except ValueError as e:
-            msg = str(e).replace("{layer}", f"{where}.{i}")
-            if msg.startswith(f"{where}.{i}"):
-                raise ValueError(msg) from None
-            raise ValueError(
-                f"{where}.{i} ({type(spec).__name__}) cannot take inputs of shape {current}: {msg}"
-            ) from None
-    return current
+    return chain_output_shape(spec_tuple(specs, where), tuple(input_shape), where)
 
 
 def default_initializer(act: _activations.Activation) -> _initializers.Initializer:
     """He normal for ReLU-like activations (``act.relu_like``), Glorot uniform otherwise."""
-    return _initializers.HeNormal() if act.relu_like else _initializers.GlorotUniform()
+    return _initializers.for_activation(None, act)
 
 
-def _image(kind: str, shape: tuple[int, ...]) -> tuple[int, int, int]:
-    if len(shape) != 3:
+@attrs.frozen(hash=False)
+class KindSpec:
+    """A registered layer kind and its hyper-parameters, sized from the input: what
+    :func:`layer` and the named factories return. ``init`` calls the kind's ``create``;
+    ``output_shape`` its ``shape`` (or, for a kind registered without one, the output
+    shape of a throwaway layer ``create`` draws), so no shape logic is written twice.
+
+    Attributes:
+        kind: the registered kind's name (``"dense"``).
+        hyper: the keyword arguments of its ``create`` besides the input shape, rng and
+            dtype (``{"n_out": 10, "activation": ReLU(), ...}``).
+    """
+
+    kind: str
+    hyper: dict[str, Any] = attrs.field(factory=dict)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, tuple(self.hyper.items())))
+
+    @property
+    def has_parameters(self) -> bool:
+        """Whether the kind's layers have leaves: False for a kind whose class has only
+        static fields (pools, flatten, dropout, activations)."""
+        cls = LAYERS[self.kind].cls
+        if not attrs.has(cls):
+            return True
+        return any(not f.metadata.get(STATIC, False) for f in attrs.fields(cls) if f.init)
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """The per-sample input shape the spec fixes: ``(n_in,)`` when its
+        hyper-parameters give ``n_in`` (the dense specs of :func:`fnn.mlp`), else None
+        (sized from the layers before it)."""
+        n_in = self.hyper.get("n_in")
+        return None if n_in is None else (int(n_in),)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-sample output shape for ``input_shape``, nothing drawn (for a kind
+        with a ``shape`` function); ValueError when the input does not fit."""
+        shape = LAYERS[self.kind].shape
+        if shape is not None:
+            return tuple(shape(tuple(input_shape), **self.hyper))
+        layer = self.init(
+            rng=np.random.default_rng(0), dtype=np.dtype(np.float64), input_shape=input_shape
+        )
+        return output_shape_of(layer, input_shape, "{layer}")
+
+    def init(
+        self,
+        *,
+        rng: np.random.Generator,
+        dtype: np.dtype[Any],
+        input_shape: tuple[int, ...] | None = None,
+    ) -> Layer:
+        """The layer, drawn by the kind's ``create`` for ``input_shape`` (the spec's own
+        :attr:`input_shape` when None)."""
+        create = LAYERS[self.kind].create
+        if create is None:  # pragma: no cover - checked by layer()
+            raise ValueError(f"layer kind {self.kind!r} has no create function")
+        shape = self.input_shape if input_shape is None else input_shape
+        if shape is None:
+            raise ValueError(f"a {self.kind} spec needs the input shape")
+        return create(tuple(shape), rng=rng, dtype=dtype, **self.hyper)  # type: ignore[no-any-return]
+
+
+def layer(name: str, **hyper: Any) -> KindSpec:
+    """The spec of any registered layer kind, a user's included: ``create(input_shape,
+    rng=, dtype=, **hyper)`` of its registration (``fnn.layers.register_layer(...,
+    create=...)``) draws it inside :func:`fnn.sequential`, sized from the shape before
+    it. Unknown kinds and hyper-parameters are refused at once."""
+    kind = LAYERS[name]  # ValueError naming the known kinds
+    if kind.create is None:
         raise ValueError(
-            f"{kind} expects images of shape (height, width, channels), got samples of shape "
-            f"{tuple(shape)}"
+            f"layer kind {name!r} has no create function: register it with "
+            "create=lambda input_shape, *, rng, dtype, **hyper: layer"
         )
-    return shape[0], shape[1], shape[2]
+    try:
+        inspect.signature(kind.create).bind((1,), rng=None, dtype=None, **hyper)
+    except TypeError as e:
+        raise TypeError(f"fnn.specs.layer({name!r}, ...): {e}") from None
+    return KindSpec(name, dict(hyper))
 
 
-def _init_or_default(
-    initializer: _initializers.Initializer | None, act: _activations.Activation
-) -> _initializers.Initializer:
-    return default_initializer(act) if initializer is None else initializer
+# --- the earlier spec classes: thin constructors of KindSpec ---------------------------
 
 
-def _optional_initializer(v: Any) -> _initializers.Initializer | None:
-    return None if v is None else _initializers.get(v)
+class _Named(KindSpec):
+    """A :class:`KindSpec` of kind ``KIND`` built from the positional and keyword
+    arguments ``FIELDS`` of an earlier spec class (defaults ``DEFAULTS``): the class
+    only names the kind, the registration does the rest."""
 
+    KIND: ClassVar[str]
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
 
-@attrs.frozen
-class DenseSpec:
-    """A dense layer of ``n_in -> n_out`` units with its activation and initialiser
-    (``n_in`` None: taken from the input shape; ``initializer`` None: He normal for
-    ReLU-like activations, Glorot uniform otherwise)."""
-
-    n_in: int | None
-    n_out: int
-    activation: _activations.Activation = attrs.field(converter=_activations.get)
-    initializer: _initializers.Initializer | None = attrs.field(
-        default=None, converter=_optional_initializer
-    )
-    bias: bool = True
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) not in (1, 2):
-            raise ValueError(
-                f"dense expects inputs of shape (n_features,) or (T, n_features), got "
-                f"{tuple(input_shape)} (add flatten() or global_avg_pool2d() first)"
-            )
-        if self.n_in is not None and input_shape[-1] != self.n_in:
-            raise ValueError(f"dense expects {self.n_in} inputs, got {input_shape[-1]}")
-        return (*input_shape[:-1], self.n_out)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Dense:
-        n_in = self.n_in
-        if n_in is None:
-            if input_shape is None:
-                raise ValueError("a dense spec without n_in needs the input shape")
-            self.output_shape(input_shape)
-            n_in = input_shape[-1]
-        layer = _dense.init(
-            n_in,
-            self.n_out,
-            rng=rng,
-            activation=self.activation,
-            initializer=_init_or_default(self.initializer, self.activation),
-            dtype=dtype,
-        )
-        return layer if self.bias else attrs.evolve(layer, b=None)
-
-
-@attrs.frozen
-class Conv2DSpec:
-    """A convolution of ``out_channels`` filters of ``kernel_size``; the input channels
-    come from the input shape."""
-
-    out_channels: int
-    kernel_size: tuple[int, int]
-    stride: tuple[int, int] = (1, 1)
-    padding: PaddingLike = "valid"
-    activation: _activations.Activation = attrs.field(
-        default=_activations.Identity(), converter=_activations.get
-    )
-    initializer: _initializers.Initializer | None = attrs.field(
-        default=None, converter=_optional_initializer
-    )
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        h, w, _ = _image("conv2d", input_shape)
-        _, (oh, ow) = resolve_padding(self.padding, (h, w), self.kernel_size, self.stride)
-        return (oh, ow, self.out_channels)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Conv2D:
-        if input_shape is None:
-            raise ValueError("a conv2d spec needs the input shape")
-        self.output_shape(input_shape)
-        return _conv2d.init(
-            input_shape[2],
-            self.out_channels,
-            self.kernel_size,
-            rng=rng,
-            stride=self.stride,
-            padding=self.padding,
-            activation=self.activation,
-            initializer=_init_or_default(self.initializer, self.activation),
-            dtype=dtype,
-        )
-
-
-@attrs.frozen
-class _PoolSpec:
-    """A windowed pool: ``window`` (wh, ww), ``stride`` defaulting to the window."""
-
-    window: tuple[int, int]
-    stride: tuple[int, int] | None = None
-    kind: ClassVar[str] = "pool"
-    layer: ClassVar[type[MaxPool2D] | type[AvgPool2D]]
-    has_parameters: ClassVar[bool] = False
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        h, w, c = _image(self.kind, input_shape)
-        return (*pool2d_output_hw((h, w), self.window, self.stride or self.window), c)
-
-    def init(
-        self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any
-    ) -> MaxPool2D | AvgPool2D:
-        return self.layer(self.window, self.stride)
-
-
-@attrs.frozen
-class MaxPool2DSpec(_PoolSpec):
-    """Max pooling (see :class:`fnn.MaxPool2D`)."""
-
-    kind: ClassVar[str] = "max_pool2d"
-    layer: ClassVar[type[MaxPool2D]] = MaxPool2D
-
-
-@attrs.frozen
-class AvgPool2DSpec(_PoolSpec):
-    """Average pooling (see :class:`fnn.AvgPool2D`)."""
-
-    kind: ClassVar[str] = "avg_pool2d"
-    layer: ClassVar[type[AvgPool2D]] = AvgPool2D
-
-
-@attrs.frozen
-class GlobalAvgPool2DSpec:
-    """Global average pooling: (h, w, c) -> (c,)."""
-
-    has_parameters: ClassVar[bool] = False
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (_image("global_avg_pool2d", input_shape)[2],)
-
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> GlobalAvgPool2D:
-        return GlobalAvgPool2D()
-
-
-@attrs.frozen
-class FlattenSpec:
-    """Flatten each sample (height, width, channel order)."""
-
-    has_parameters: ClassVar[bool] = False
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (math.prod(input_shape),)
-
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Flatten:
-        return Flatten()
-
-
-def _features(kind: str, input_shape: tuple[int, ...] | None) -> int:
-    if not input_shape:
-        raise ValueError(f"{kind} needs the input shape to size itself")
-    return input_shape[-1]
-
-
-@attrs.frozen
-class BatchNormSpec:
-    """Batch norm over the last axis, sized from the input: scale ones, shift zeros,
-    running mean zeros, running variance ones."""
-
-    momentum: float = 0.1
-    eps: float = 1e-5
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        _features("batch_norm", input_shape)
-        return tuple(input_shape)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> BatchNorm:
-        n = _features("batch_norm", input_shape)
-        return BatchNorm.create(n, momentum=self.momentum, eps=self.eps, dtype=dtype)
-
-
-@attrs.frozen
-class LayerNormSpec:
-    """Layer norm over the last axis, sized from the input: scale ones, shift zeros."""
-
-    eps: float = 1e-5
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        _features("layer_norm", input_shape)
-        return tuple(input_shape)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> LayerNorm:
-        return LayerNorm.create(_features("layer_norm", input_shape), eps=self.eps, dtype=dtype)
-
-
-@attrs.frozen
-class EmbeddingSpec:
-    """A token embedding of ``vocab_size`` ids into ``dim`` features: it takes token ids
-    (T,) (T any length, None) and gives (T, dim)."""
-
-    vocab_size: int
-    dim: int
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 1:
-            raise ValueError(f"embedding takes token ids of shape (T,), got {tuple(input_shape)}")
-        return (input_shape[0], self.dim)
-
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Embedding:
-        return _embedding.init(self.vocab_size, self.dim, rng=rng, dtype=dtype)
-
-
-@attrs.frozen
-class PositionalEmbeddingSpec:
-    """A learned positional embedding of up to ``max_len`` positions, added to a
-    sequence (T, d) (``d`` from the input)."""
-
-    max_len: int
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 2:
-            raise ValueError(
-                f"positional_embedding expects sequences of shape (T, d), got {tuple(input_shape)}"
-            )
-        T = input_shape[0]
-        if T is not None and self.max_len < T:
-            raise ValueError(f"sequences of length {T} exceed max_len={self.max_len}")
-        return tuple(input_shape)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> PositionalEmbedding:
-        if input_shape is None:
-            raise ValueError("a positional_embedding spec needs the input shape")
-        self.output_shape(input_shape)
-        return _positional.init(self.max_len, input_shape[-1], rng=rng, dtype=dtype)
-
-
-@attrs.frozen
-class DropoutSpec:
-    """A dropout layer dropping units with probability ``rate``."""
-
-    rate: float
-    has_parameters: ClassVar[bool] = False
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(input_shape)
-
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Dropout:
-        return Dropout(rate=self.rate)
-
-
-@attrs.frozen
-class ActivationSpec:
-    """An activation as a layer of its own."""
-
-    activation: _activations.Activation = attrs.field(converter=_activations.get)
-    has_parameters: ClassVar[bool] = False
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(input_shape)
-
-    def init(self, *, rng: np.random.Generator, dtype: np.dtype[Any], **_: Any) -> Activation:
-        return Activation(self.activation)
-
-
-def _spec_tuple(value: Any, what: str) -> tuple[LayerSpec, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
-        raise TypeError(f"{what} must be a list of layer specs, got {type(value).__name__}")
-    out = tuple(value)
-    for i, spec in enumerate(out):
-        if not callable(getattr(spec, "output_shape", None)) or not callable(
-            getattr(spec, "init", None)
-        ):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(self.FIELDS):
             raise TypeError(
-                f"{what}[{i}] must be a layer spec from fnn.specs, got {type(spec).__name__}"
+                f"{type(self).__name__} takes at most {len(self.FIELDS)} arguments "
+                f"({', '.join(self.FIELDS)}), got {len(args)}"
             )
-    return out
+        given = {**self.DEFAULTS, **dict(zip(self.FIELDS, args, strict=False))}
+        for k, v in kwargs.items():
+            if k not in self.FIELDS:
+                raise TypeError(f"{type(self).__name__} has no field {k!r}")
+            given[k] = v
+        missing = [f for f in self.FIELDS if f not in given]
+        if missing:
+            raise TypeError(f"{type(self).__name__} is missing {', '.join(missing)}")
+        super().__init__(self.KIND, self._convert({f: given[f] for f in self.FIELDS}))
+
+    def __getattr__(self, name: str) -> Any:
+        """The earlier class's fields, read from :attr:`hyper` (``spec.n_out``)."""
+        if name in type(self).FIELDS:
+            return self.hyper[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __repr__(self) -> str:
+        """The earlier class's repr, ``DenseSpec(n_in=None, n_out=10, ...)``."""
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hyper.items())
+        return f"{type(self).__name__}({args})"
+
+    @staticmethod
+    def _convert(hyper: dict[str, Any]) -> dict[str, Any]:
+        return hyper
 
 
-@attrs.frozen
-class ResidualSpec:
-    """A :class:`fnn.Residual` block: ``body(x) + shortcut(x)``, each a chain of specs
-    sized from the block's input (an empty shortcut is the identity)."""
+class DenseSpec(_Named):
+    """``DenseSpec(n_in, n_out, activation, initializer=None, bias=True)``: the spec of
+    kind ``"dense"`` (what :func:`dense` returns, with ``n_in`` None: from the input)."""
 
-    body: tuple[LayerSpec, ...]
-    shortcut: tuple[LayerSpec, ...] = ()
+    KIND = "dense"
+    FIELDS = ("n_in", "n_out", "activation", "initializer", "bias")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"initializer": None, "bias": True}
 
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        shapes = [
-            ("body", spec_chain_shape(self.body, input_shape, "{layer}.body")),
-            ("shortcut", spec_chain_shape(self.shortcut, input_shape, "{layer}.shortcut")),
-        ]
-        return merged_shape("add", shapes, input_shape, "Residual")
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Residual:
-        if input_shape is None:
-            raise ValueError("a residual spec needs the input shape")
-        self.output_shape(input_shape)
-        body, _ = init_chain(self.body, rng=rng, dtype=dtype, input_shape=input_shape)
-        short, _ = init_chain(self.shortcut, rng=rng, dtype=dtype, input_shape=input_shape)
-        return Residual(body=body, shortcut=short)
+    @staticmethod
+    def _convert(hyper: dict[str, Any]) -> dict[str, Any]:
+        ini = hyper["initializer"]
+        return {
+            **hyper,
+            "activation": _activations.get(hyper["activation"]),
+            "initializer": None if ini is None else _initializers.get(ini),
+        }
 
 
-@attrs.frozen
-class ParallelSpec:
-    """A :class:`fnn.Parallel` block: branches of specs on the same input, joined by
-    ``merge`` (``"concat"`` on the last axis or ``"add"``)."""
+class Conv2DSpec(_Named):
+    """``Conv2DSpec(out_channels, kernel_size, stride=(1, 1), padding="valid",
+    activation="identity", initializer=None)``: the spec of kind ``"conv2d"``."""
 
-    branches: tuple[tuple[LayerSpec, ...], ...]
-    merge: Merge = "concat"
+    KIND = "conv2d"
+    FIELDS = ("out_channels", "kernel_size", "stride", "padding", "activation", "initializer")
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "stride": (1, 1),
+        "padding": "valid",
+        "activation": "identity",
+        "initializer": None,
+    }
 
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        shapes = [
-            (f"branches.{k}", spec_chain_shape(b, input_shape, f"{{layer}}.branches.{k}"))
-            for k, b in enumerate(self.branches)
-        ]
-        return merged_shape(self.merge, shapes, input_shape, "Parallel")
+    @staticmethod
+    def _convert(hyper: dict[str, Any]) -> dict[str, Any]:
+        return DenseSpec._convert(hyper)
 
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Parallel:
-        if input_shape is None:
-            raise ValueError("a parallel spec needs the input shape")
-        self.output_shape(input_shape)
-        branches = [
-            init_chain(b, rng=rng, dtype=dtype, input_shape=input_shape)[0] for b in self.branches
-        ]
-        return Parallel(branches=branches, merge=self.merge)
+
+class MaxPool2DSpec(_Named):
+    """``MaxPool2DSpec(window, stride=None)``: the spec of kind ``"max_pool2d"``."""
+
+    KIND = "max_pool2d"
+    FIELDS = ("window", "stride")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"stride": None}
+
+
+class AvgPool2DSpec(_Named):
+    """``AvgPool2DSpec(window, stride=None)``: the spec of kind ``"avg_pool2d"``."""
+
+    KIND = "avg_pool2d"
+    FIELDS = ("window", "stride")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"stride": None}
+
+
+class GlobalAvgPool2DSpec(_Named):
+    """``GlobalAvgPool2DSpec()``: the spec of kind ``"global_avg_pool2d"``."""
+
+    KIND = "global_avg_pool2d"
+
+
+class FlattenSpec(_Named):
+    """``FlattenSpec()``: the spec of kind ``"flatten"``."""
+
+    KIND = "flatten"
+
+
+class BatchNormSpec(_Named):
+    """``BatchNormSpec(momentum=0.1, eps=1e-5)``: the spec of kind ``"batch_norm"``."""
+
+    KIND = "batch_norm"
+    FIELDS = ("momentum", "eps")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"momentum": 0.1, "eps": 1e-5}
+
+
+class LayerNormSpec(_Named):
+    """``LayerNormSpec(eps=1e-5)``: the spec of kind ``"layer_norm"``."""
+
+    KIND = "layer_norm"
+    FIELDS = ("eps",)
+    DEFAULTS: ClassVar[dict[str, Any]] = {"eps": 1e-5}
+
+
+class EmbeddingSpec(_Named):
+    """``EmbeddingSpec(vocab_size, dim)``: the spec of kind ``"embedding"``."""
+
+    KIND = "embedding"
+    FIELDS = ("vocab_size", "dim")
+
+
+class PositionalEmbeddingSpec(_Named):
+    """``PositionalEmbeddingSpec(max_len)``: the spec of kind ``"positional_embedding"``."""
+
+    KIND = "positional_embedding"
+    FIELDS = ("max_len",)
+
+
+class DropoutSpec(_Named):
+    """``DropoutSpec(rate)``: the spec of kind ``"dropout"``."""
+
+    KIND = "dropout"
+    FIELDS = ("rate",)
+
+
+class ActivationSpec(_Named):
+    """``ActivationSpec(activation)``: the spec of kind ``"activation"`` (a name is
+    looked up)."""
+
+    KIND = "activation"
+    FIELDS = ("activation",)
+
+    @staticmethod
+    def _convert(hyper: dict[str, Any]) -> dict[str, Any]:
+        return {"activation": _activations.get(hyper["activation"])}
+
+
+class ResidualSpec(_Named):
+    """``ResidualSpec(body, shortcut=())``: the spec of kind ``"residual"`` (chains of
+    specs, sized from the block's input)."""
+
+    KIND = "residual"
+    FIELDS = ("body", "shortcut")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"shortcut": ()}
+
+
+class ParallelSpec(_Named):
+    """``ParallelSpec(branches, merge="concat")``: the spec of kind ``"parallel"``."""
+
+    KIND = "parallel"
+    FIELDS = ("branches", "merge")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"merge": "concat"}
+
+
+class SimpleRNNSpec(_Named):
+    """``SimpleRNNSpec(units, return_sequences=False)``: the spec of kind ``"simple_rnn"``."""
+
+    KIND = "simple_rnn"
+    FIELDS = ("units", "return_sequences")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"return_sequences": False}
+
+
+class LSTMSpec(SimpleRNNSpec):
+    """``LSTMSpec(units, return_sequences=False)``: the spec of kind ``"lstm"``."""
+
+    KIND = "lstm"
+
+
+class GRUSpec(SimpleRNNSpec):
+    """``GRUSpec(units, return_sequences=False)``: the spec of kind ``"gru"``."""
+
+    KIND = "gru"
+
+
+class MultiHeadAttentionSpec(_Named):
+    """``MultiHeadAttentionSpec(heads, causal=False, bias=True)``: the spec of kind
+    ``"multi_head_attention"``."""
+
+    KIND = "multi_head_attention"
+    FIELDS = ("heads", "causal", "bias")
+    DEFAULTS: ClassVar[dict[str, Any]] = {"causal": False, "bias": True}
 
 
 # --- the functions sequential's users write --------------------------------------------
@@ -564,7 +422,9 @@ def dense(
     bias: bool = True,
 ) -> DenseSpec:
     """A dense layer of ``n_out`` units (inputs from the previous layer), acting on the
-    last axis (a sequence (T, d) gives (T, n_out)); ``bias=False``: no ``b``."""
+    last axis (a sequence (T, d) gives (T, n_out)); ``bias=False``: no ``b``;
+    ``initializer`` None: He normal before a ReLU-like activation, Glorot uniform
+    otherwise."""
     if not isinstance(bias, bool):
         raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
     return DenseSpec(None, check_int(n_out, "n_out"), activation, initializer, bias)
@@ -582,9 +442,8 @@ def conv2d(
     a pair, ``padding`` "valid", "same", an int, a pair or a pair of pairs."""
     ks = positive_pair(kernel_size, name="kernel_size")
     st = stride_pair(stride)
-    resolve_padding(padding, (1 << 20, 1 << 20), ks, st)  # checks the padding's values
     n = check_int(out_channels, "out_channels")
-    return Conv2DSpec(n, ks, st, padding, activation, initializer)
+    return Conv2DSpec(n, ks, st, padding_value(padding), activation, initializer)
 
 
 def max_pool2d(
@@ -652,7 +511,7 @@ def residual(
     ``shortcut`` are lists of specs, sized from the block's input; ``shortcut`` None or
     ``[]`` is the identity, e.g. ``[conv2d(c, 1, stride=2), batch_norm()]`` where the body
     changes the shape."""
-    return ResidualSpec(_spec_tuple(body, "body"), _spec_tuple(shortcut, "shortcut"))
+    return ResidualSpec(spec_tuple(body, "body"), spec_tuple(shortcut, "shortcut"))
 
 
 def parallel(branches: Sequence[Sequence[LayerSpec]], merge: Merge = "concat") -> ParallelSpec:
@@ -663,73 +522,12 @@ def parallel(branches: Sequence[Sequence[LayerSpec]], merge: Merge = "concat") -
         raise TypeError(
             f"branches must be a list of lists of layer specs, got {type(branches).__name__}"
         )
-    out = tuple(_spec_tuple(b, f"branches[{k}]") for k, b in enumerate(branches))
+    out = tuple(spec_tuple(b, f"branches[{k}]") for k, b in enumerate(branches))
     if len(out) < 2:
         raise ValueError(f"parallel needs at least 2 branches, got {len(out)}")
     if merge not in ("concat", "add"):
         raise ValueError(f"merge must be 'concat' or 'add', got {merge!r}")
     return ParallelSpec(out, merge)
-
-
-# --- recurrent layers --------------------------------------------------------------------
-
-
-@attrs.frozen
-class _RecurrentSpec:
-    """A recurrent layer of ``units`` hidden units over sequences (T, features), its
-    input weights sized from the input (PyTorch's initialisation)."""
-
-    units: int
-    return_sequences: bool = False
-    kind: ClassVar[str] = "recurrent"
-    layer: ClassVar[type[Recurrent]]
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return sequence_output_shape(
-            self.kind, None, self.units, self.return_sequences, tuple(input_shape)
-        )
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Recurrent:
-        if input_shape is None:
-            raise ValueError(f"a {self.kind} spec needs the input shape")
-        self.output_shape(input_shape)
-        return self.layer.create(
-            input_shape[1],
-            self.units,
-            rng=rng,
-            return_sequences=self.return_sequences,
-            dtype=dtype,
-        )
-
-
-@attrs.frozen
-class SimpleRNNSpec(_RecurrentSpec):
-    """A tanh recurrent layer (see :class:`fnn.SimpleRNN`)."""
-
-    kind: ClassVar[str] = "simple_rnn"
-    layer: ClassVar[type[Recurrent]] = SimpleRNN
-
-
-@attrs.frozen
-class LSTMSpec(_RecurrentSpec):
-    """An LSTM layer (see :class:`fnn.LSTM`)."""
-
-    kind: ClassVar[str] = "lstm"
-    layer: ClassVar[type[Recurrent]] = LSTM
-
-
-@attrs.frozen
-class GRUSpec(_RecurrentSpec):
-    """A GRU layer (see :class:`fnn.GRU`)."""
-
-    kind: ClassVar[str] = "gru"
-    layer: ClassVar[type[Recurrent]] = GRU
 
 
 def _return_sequences(value: object) -> bool:
@@ -756,89 +554,6 @@ def gru(units: int, return_sequences: bool = False) -> GRUSpec:
     return GRUSpec(check_int(units, "units"), _return_sequences(return_sequences))
 
 
-@attrs.frozen
-class KindSpec:
-    """A registered layer kind and its hyper-parameters, sized from the input: what
-    :func:`layer` returns. ``init`` calls the kind's ``create``; ``output_shape`` is the
-    output shape of the layer it creates (so no shape logic is written twice)."""
-
-    kind: str
-    hyper: dict[str, Any] = attrs.field(factory=dict)
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        layer = self.init(
-            rng=np.random.default_rng(0), dtype=np.dtype(np.float64), input_shape=input_shape
-        )
-        return output_shape_of(layer, input_shape, "{layer}")
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> Layer:
-        create = LAYERS[self.kind].create
-        assert create is not None  # checked by layer()
-        if input_shape is None:
-            raise ValueError(f"a {self.kind} spec needs the input shape")
-        return create(tuple(input_shape), rng=rng, dtype=dtype, **self.hyper)  # type: ignore[no-any-return]
-
-
-def layer(name: str, **hyper: Any) -> KindSpec:
-    """The spec of any registered layer kind, a user's included: ``create(input_shape,
-    rng=, dtype=, **hyper)`` of its registration (``fnn.layers.register_layer(...,
-    create=...)``) draws it inside :func:`fnn.sequential`, sized from the shape before
-    it. Unknown kinds and hyper-parameters are refused at once."""
-    kind = LAYERS[name]  # ValueError naming the known kinds
-    if kind.create is None:
-        raise ValueError(
-            f"layer kind {name!r} has no create function: register it with "
-            "create=lambda input_shape, *, rng, dtype, **hyper: layer"
-        )
-    try:
-        inspect.signature(kind.create).bind((1,), rng=None, dtype=None, **hyper)
-    except TypeError as e:
-        raise TypeError(f"fnn.specs.layer({name!r}, ...): {e}") from None
-    return KindSpec(name, dict(hyper))
-
-
-@attrs.frozen
-class MultiHeadAttentionSpec:
-    """Multi-head self-attention over per-sample inputs (T, d), d from the input shape
-    (PyTorch's ``nn.MultiheadAttention`` initialisation)."""
-
-    heads: int
-    causal: bool = False
-    bias: bool = True
-
-    def _d_model(self, input_shape: tuple[int, ...] | None) -> int:
-        if input_shape is None or len(input_shape) != 2 or (input_shape[0] or 1) < 1:
-            raise ValueError(
-                f"multi_head_attention needs per-sample inputs of shape (T, d_model), got "
-                f"{None if input_shape is None else tuple(input_shape)}"
-            )
-        d = int(input_shape[1])
-        check_heads(self.heads, d)
-        return d
-
-    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        self._d_model(input_shape)
-        return tuple(input_shape)
-
-    def init(
-        self,
-        *,
-        rng: np.random.Generator,
-        dtype: np.dtype[Any],
-        input_shape: tuple[int, ...] | None = None,
-    ) -> MultiHeadAttention:
-        d = self._d_model(input_shape)
-        return MultiHeadAttention.create(
-            d, self.heads, causal=self.causal, bias=self.bias, rng=rng, dtype=dtype
-        )
-
-
 def multi_head_attention(
     heads: int, causal: bool = False, bias: bool = True
 ) -> MultiHeadAttentionSpec:
@@ -853,12 +568,13 @@ def multi_head_attention(
 class SizedResidualSpec:
     """A :class:`fnn.Residual` block with an identity shortcut whose body is a chain of
     specs that depends on the block's per-sample input shape: ``body(input_shape)``
-    (e.g. an MLP of four times the input's width)."""
+    (e.g. an MLP of four times the input's width). Not a kind of its own: it makes the
+    :func:`residual` spec for the shape it is given."""
 
     body: Callable[[tuple[int, ...]], Sequence[LayerSpec]]
 
     def _spec(self, input_shape: tuple[int, ...]) -> ResidualSpec:
-        return ResidualSpec(_spec_tuple(self.body(tuple(input_shape)), "body"))
+        return residual(self.body(tuple(input_shape)))
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return self._spec(input_shape).output_shape(input_shape)
@@ -872,7 +588,9 @@ class SizedResidualSpec:
     ) -> Residual:
         if input_shape is None:
             raise ValueError("a residual spec needs the input shape")
-        return self._spec(input_shape).init(rng=rng, dtype=dtype, input_shape=input_shape)
+        layer = self._spec(input_shape).init(rng=rng, dtype=dtype, input_shape=input_shape)
+        assert isinstance(layer, Residual)
+        return layer
 
 
 def transformer_block(
@@ -902,13 +620,13 @@ def transformer_block(
     def mlp(shape: tuple[int, ...]) -> list[LayerSpec]:
         d = int(shape[-1])
         return [
-            LayerNormSpec(),
+            layer_norm(),
             dense(ratio * d, activation="gelu", bias=bias),
             dense(d, bias=bias),
             *drop(),
         ]
 
-    attention = ResidualSpec(
-        (LayerNormSpec(), multi_head_attention(heads, causal=causal, bias=bias), *drop())
+    attention = residual(
+        [layer_norm(), multi_head_attention(heads, causal=causal, bias=bias), *drop()]
     )
     return [attention, SizedResidualSpec(mlp)]

@@ -13,9 +13,16 @@ hyper-parameters such as activations, sizes and the loss. Fields declared with
 flattened and saved like parameters, but optimizers never change them.
 
 Every leaf has a dotted path such as ``layers.0.W``, used by :func:`flatten` and in error
-messages. Trees whose leaves are read-only views of one contiguous buffer (see
-:func:`pack`) are raveled without a copy, which lets an optimizer update a whole network
-with a few array operations.
+messages.
+
+What a node's children are is decided in one place: :func:`record_fields` (each attrs
+field's role, computed once per class) and :func:`children`. Every walk over trees,
+records and caches in fnn uses them (this module's, :mod:`fnn.layout`'s generated
+builders, the layers' cache sealing and weight declarations).
+
+Trees whose leaves are read-only views of one contiguous buffer (see :func:`pack`) are
+raveled without a copy, which lets an optimizer update a whole network with a few array
+operations.
 """
 
 from __future__ import annotations
@@ -37,8 +44,13 @@ STATIC_META: dict[str, bool] = {STATIC: True}
 :func:`static_field`, but visible to mypy's attrs plugin (so converters type-check)."""
 
 __all__ = [
+    "DERIVED",
+    "LEAF",
+    "STATE",
+    "STATIC",
     "STATIC_META",
     "allclose",
+    "children",
     "flatten",
     "freeze_copy",
     "global_norm",
@@ -51,6 +63,7 @@ __all__ = [
     "ravel",
     "read_only",
     "readonly",
+    "record_fields",
     "same_structure",
     "state_field",
     "static_field",
@@ -135,8 +148,39 @@ def _is_attrs(x: object) -> bool:
     return attrs.has(type(x))
 
 
-def _children(node: Any) -> Iterator[tuple[str, Any, bool]]:
-    """Yield (key, child, trainable) for a container node."""
+LEAF = "leaf"
+"""The role of an attrs field whose value is a subtree of trainable leaves."""
+DERIVED = "derived"
+"""The role of an attrs field computed by the class (``init=False``): not a child."""
+
+_FIELDS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+
+
+def record_fields(cls: type[Any]) -> tuple[tuple[str, str], ...]:
+    """``(name, role)`` of each field of attrs class ``cls`` in definition order, role
+    :data:`LEAF` (a child), :data:`STATE` (a child whose leaves are not trainable),
+    :data:`STATIC` (structure, not a child) or :data:`DERIVED` (``init=False``, not a
+    child); ``()`` for a class that is not an attrs class. Computed once per class."""
+    got = _FIELDS.get(cls)
+    if got is None:
+        out: list[tuple[str, str]] = []
+        for f in attrs.fields(cls) if attrs.has(cls) else ():
+            if not f.init:
+                role = DERIVED
+            elif f.metadata.get(STATIC, False):
+                role = STATIC
+            else:
+                role = STATE if f.metadata.get(STATE, False) else LEAF
+            out.append((f.name, role))
+        got = _FIELDS[cls] = tuple(out)
+    return got
+
+
+def children(node: Any) -> Iterator[tuple[str, Any, bool]]:
+    """``(key, child, trainable)`` for each child of a container node: a tuple's or
+    list's items (keys ``"0"``, ``"1"``, ...), a dict's values in sorted key order, an
+    attrs instance's :data:`LEAF` and :data:`STATE` fields (``trainable`` False for
+    state). Nothing for a leaf or None."""
     if isinstance(node, tuple | list):
         for i, c in enumerate(node):
             yield str(i), c, True
@@ -144,10 +188,9 @@ def _children(node: Any) -> Iterator[tuple[str, Any, bool]]:
         for k in sorted(node):
             yield str(k), node[k], True
     else:
-        for f in attrs.fields(type(node)):
-            if f.metadata.get(STATIC, False) or not f.init:
-                continue
-            yield f.name, getattr(node, f.name), not f.metadata.get(STATE, False)
+        for name, role in record_fields(type(node)):
+            if role is LEAF or role is STATE:
+                yield name, getattr(node, name), role is LEAF
 
 
 def _is_container(x: object) -> bool:
@@ -158,7 +201,7 @@ def _walk(node: Any, prefix: str, trainable: bool, out: list[tuple[str, Any, boo
     if node is None:
         return
     if _is_container(node):
-        for key, child, tr in _children(node):
+        for key, child, tr in children(node):
             _walk(child, f"{prefix}.{key}" if prefix else key, trainable and tr, out)
     else:
         out.append((prefix, node, trainable))
@@ -194,14 +237,14 @@ def structure(tree: Any) -> Any:
         return ("dict", tuple((k, structure(tree[k])) for k in sorted(tree)))
     if _is_attrs(tree):
         parts: list[Any] = []
-        for f in attrs.fields(type(tree)):
-            if not f.init:
+        for name, role in record_fields(type(tree)):
+            if role is DERIVED:
                 continue
-            v = getattr(tree, f.name)
-            if f.metadata.get(STATIC, False):
-                parts.append((f.name, "static", _static_key(v)))
+            v = getattr(tree, name)
+            if role is STATIC:
+                parts.append((name, "static", _static_key(v)))
             else:
-                parts.append((f.name, structure(v)))
+                parts.append((name, structure(v)))
         return (type(tree), tuple(parts))
     return "*"
 
@@ -254,12 +297,12 @@ def _rebuild(node: Any, fn: Callable[[str, list[Any]], Any], nodes: list[Any], p
                     f"tree structures differ at '{prefix or '<root>'}': "
                     f"{type(node).__name__} vs {type(other).__name__}"
                 )
-        for f in attrs.fields(type(node)):
-            if f.metadata.get(STATIC, False) or not f.init:
+        for name, role in record_fields(type(node)):
+            if role is STATIC or role is DERIVED:
                 continue
-            path = f"{prefix}.{f.name}" if prefix else f.name
-            changes[f.name] = _rebuild(
-                getattr(node, f.name), fn, [getattr(o, f.name) for o in nodes], path
+            path = f"{prefix}.{name}" if prefix else name
+            changes[name] = _rebuild(
+                getattr(node, name), fn, [getattr(o, name) for o in nodes], path
             )
         return attrs.evolve(node, **changes)
     for other in nodes[1:]:

@@ -142,7 +142,7 @@ def test_summary_shows_the_nesting() -> None:
         ),
         (
             [s.residual([s.conv2d(3, 1), s.dense(3)])],
-            r"layers\.0\.body\.1 \(DenseSpec\) cannot take inputs of shape \(6, 6, 3\)",
+            r"layers\.0\.body\.1 \(Dense\) expects inputs of shape .*, got \(6, 6, 3\)",
         ),
         (
             [s.parallel([[], [s.residual([s.conv2d(2, 1)])]])],

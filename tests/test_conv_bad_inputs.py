@@ -48,7 +48,7 @@ def test_layers_that_do_not_fit_are_refused_when_built() -> None:
         )
     with pytest.raises(ValueError, match=r"layers.0 \(Conv2DSpec\).*kernel_hw \(9, 9\) is larger"):
         fnn.sequential((8, 8, 1), [specs.conv2d(2, 9), specs.flatten(), specs.dense(2)])
-    with pytest.raises(ValueError, match=r"layers.0 \(DenseSpec\).*add flatten\(\)"):
+    with pytest.raises(ValueError, match=r"layers.0 \(Dense\).*add flatten\(\)"):
         fnn.sequential((8, 8, 1), [specs.dense(2)])
     with pytest.raises(ValueError, match=r"last layer gives outputs of shape \(6, 6, 2\)"):
         fnn.sequential((8, 8, 1), [specs.conv2d(2, 3)])

@@ -117,6 +117,33 @@ def test_a_new_kind_goes_into_sequential_summary_fit_and_checkpoints(tmp_path: P
     assert isinstance(back.layers[2], fnn.Residual) and isinstance(back.layers[2].body[0], Affine)
 
 
+def test_its_spec_is_sized_by_its_shape_function_without_drawing_it() -> None:
+    """Registered with ``shape=``, the kind is sized by it alone: ``fnn.sequential``
+    draws nothing, ``fnn.init`` draws each layer once; without it, a throwaway layer."""
+    drawn: list[tuple[int, ...]] = []
+
+    def counted(input_shape: tuple[int, ...], **kw: Any) -> Affine:
+        drawn.append(tuple(input_shape))
+        return _create(input_shape, **kw)
+
+    def shape(input_shape: tuple[int, ...], scale: float = 1.0) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+    kind = LAYERS["test_affine"]
+    spec = fnn.specs.layer("test_affine", scale=2.0)
+    assert spec.output_shape((3,)) == (3,)  # no shape= yet: a throwaway layer
+    fnn.layers.register_layer(
+        "test_affine", Affine, example=kind.example, create=counted, shape=shape
+    )
+    a = arch()
+    assert drawn == []
+    assert "Affine" in fnn.summary(a)  # an architecture's summary draws it
+    drawn.clear()
+    net = fnn.init(a, rng=0)
+    assert drawn == [(5,), (5,)]
+    assert fnn.specs.layer("test_affine").output_shape((5,)) == net.shapes[1]
+
+
 def test_a_new_kind_passes_the_property_checks() -> None:
     fnn.testing.check_layer_kind("test_affine")
 

@@ -111,3 +111,24 @@ def test_readonly_view_does_not_freeze_the_callers_array() -> None:
     assert a.flags.writeable and not v.flags.writeable
     with pytest.raises(ValueError, match="read-only"):
         v[0] = 2.0
+
+
+def test_one_field_table_decides_every_walks_children() -> None:
+    """``record_fields`` gives each attrs field's role once per class, and ``children``
+    (what leaves, paths, structure, maps, layouts and sealing walk) follows it."""
+    bn = fnn.layers.BatchNorm.create(2)
+    roles = dict(tree.record_fields(type(bn)))
+    assert roles["scale"] == tree.LEAF and roles["running_mean"] == tree.STATE
+    assert roles["momentum"] == tree.STATIC
+    assert tree.record_fields(type(bn)) is tree.record_fields(type(bn))  # computed once
+    assert tree.record_fields(int) == ()
+    kids = [(k, tr) for k, _, tr in tree.children(bn)]
+    assert kids == [
+        ("scale", True),
+        ("shift", True),
+        ("running_mean", False),
+        ("running_var", False),
+    ]
+    assert [p for p, _ in tree.leaves_with_paths(bn)] == [k for k, _ in kids]
+    assert list(tree.children({"b": 1, "a": (2,)})) == [("a", (2,), True), ("b", 1, True)]
+    assert list(tree.children(np.ones(3))) == []

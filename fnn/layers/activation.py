@@ -14,7 +14,7 @@ import attrs
 
 from fnn import activations as _activations
 from fnn._types import FloatArray
-from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer, same_shape
 from fnn.tree import STATIC_META
 
 __all__ = ["Activation", "ActivationCache"]
@@ -75,4 +75,6 @@ register_layer(
     build=lambda cfg, a: Activation(cfg["activation"]),
     example=lambda rng, dtype: (Activation("elu"), (2, 3)),
     shapes=lambda cfg: {},
+    create=lambda s, *, rng, dtype, activation: Activation(activation),
+    shape=same_shape,
 )

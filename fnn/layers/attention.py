@@ -36,7 +36,7 @@ from fnn._types import FloatArray
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import STATIC_META, read_only, readonly
 
-__all__ = ["MultiHeadAttention", "MultiHeadAttentionCache", "check_heads"]
+__all__ = ["MultiHeadAttention", "MultiHeadAttentionCache", "check_heads", "output_shape"]
 
 
 def _readonly_or_none(x: Any) -> FloatArray | None:
@@ -52,6 +52,23 @@ def check_heads(heads: Any, d_model: int) -> int:
     if d_model % heads:
         raise ValueError(f"heads={heads} does not divide the model width d_model={d_model}")
     return int(heads)
+
+
+def output_shape(input_shape: tuple[int, ...], d_model: int | None, heads: int) -> tuple[int, ...]:
+    """The per-sample input shape (T, d_model) itself (``d_model`` None: any that
+    ``heads`` divides); ValueError (naming the layer as ``{layer}``) otherwise."""
+    if (
+        len(input_shape) != 2
+        or (input_shape[0] or 1) < 1
+        or (d_model is not None and input_shape[1] != d_model)
+    ):
+        d = "d_model" if d_model is None else d_model
+        raise ValueError(
+            f"{{layer}} (MultiHeadAttention) expects per-sample inputs of shape (T, {d}) "
+            f"with T >= 1, got {tuple(input_shape)}"
+        )
+    check_heads(heads, int(input_shape[1]))
+    return tuple(input_shape)
 
 
 _MASKS: dict[int, np.ndarray[Any, np.dtype[np.bool_]]] = {}
@@ -148,13 +165,7 @@ class MultiHeadAttention(LayerBase):
         return self.b_in is not None
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        d = self.d_model
-        if len(input_shape) != 2 or (input_shape[0] or 1) < 1 or input_shape[1] != d:
-            raise ValueError(
-                f"{{layer}} (MultiHeadAttention) expects per-sample inputs of shape (T, {d}) "
-                f"with T >= 1, got {tuple(input_shape)}"
-            )
-        return tuple(input_shape)
+        return output_shape(input_shape, self.d_model, self.heads)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
@@ -317,5 +328,13 @@ def _shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 register_layer(
-    "multi_head_attention", MultiHeadAttention, build=_build, example=_example, shapes=_shapes
+    "multi_head_attention",
+    MultiHeadAttention,
+    build=_build,
+    example=_example,
+    shapes=_shapes,
+    create=lambda s, *, rng, dtype, heads, causal=False, bias=True: MultiHeadAttention.create(
+        output_shape(s, None, heads)[1], heads, causal=causal, bias=bias, rng=rng, dtype=dtype
+    ),
+    shape=lambda s, *, heads, **_: output_shape(s, None, heads),
 )

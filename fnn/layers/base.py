@@ -30,7 +30,8 @@ hyper-parameters for checkpoints.
 :class:`LayerBase` gives every layer the per-layer pure functions ``forward`` and
 ``backward`` in terms of the kernels. Layers written to the earlier protocol (only
 ``forward(X, *, train, rng)``, ``backward(cache, d_out)``, ``n_in`` / ``n_out``) keep
-working: :func:`kernels_of` adapts them.
+working: :mod:`fnn._legacy` adapts them (and activations and losses of their earlier
+protocols), refusing at class definition what it cannot adapt.
 Each layer kind registers itself (:func:`register_layer`) where it is defined, with a
 small random example; checkpoints rebuild layers from the registry, and the shared
 property tests run over every registered kind.
@@ -45,7 +46,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 import attrs
 import numpy as np
 
-from fnn import _scratch, tree
+from fnn import _legacy, _scratch, tree
 from fnn._registry import Registry
 from fnn._types import FloatArray
 from fnn.layout import Layout
@@ -70,9 +71,11 @@ __all__ = [
     "input_ids_of",
     "input_shape_of",
     "kind_of",
+    "last_axis_shape",
     "min_batch_rows_of",
     "output_shape_of",
     "register_layer",
+    "same_shape",
     "seal",
     "weight_paths",
     "working_size_of",
@@ -234,11 +237,7 @@ class LayerBase:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        own = vars(cls)
-        if "forward" in own and "forward_into" not in own:
-            cls.forward_into = _legacy_forward_into  # type: ignore[assignment]
-        if "backward" in own and "backward_into" not in own:
-            cls.backward_into = _legacy_backward_into  # type: ignore[assignment]
+        _legacy.adapt(cls, _legacy.LAYER, "layer")
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The per-sample output shape for a per-sample input shape (same by default)."""
@@ -303,7 +302,6 @@ class LayerBase:
         return grads, d_in
 
 
-_SEAL_FIELDS: dict[type[Any], tuple[str, ...]] = {}
 _SCALARS = (int, float, str, bool, type(None))
 
 
@@ -318,10 +316,7 @@ def seal(value: Any) -> None:
         for v in value:
             seal(v)
         return
-    names = _SEAL_FIELDS.get(t)
-    if names is None:
-        names = _SEAL_FIELDS[t] = tuple(f.name for f in getattr(t, "__attrs_attrs__", ()))
-    for name in names:
+    for name, _ in tree.record_fields(t):  # every field: a cache's arrays may be anywhere
         v = getattr(value, name)
         if type(v) is np.ndarray:
             tree.read_only(v)  # a layer's input is the previous layer's sealed output
@@ -336,32 +331,6 @@ def context(train: bool, rng: np.random.Generator | None) -> Context:
     return TRAINING if train else INFERENCE
 
 
-def _legacy_forward_into(
-    layer: Any, X: FloatArray, ctx: Context, ws: Workspace
-) -> tuple[FloatArray, LayerCache]:
-    """The forward kernel of a layer written to the earlier protocol: its ``forward``."""
-    return layer.forward(X, train=ctx.train, rng=ctx.rng)  # type: ignore[no-any-return]
-
-
-def _legacy_backward_into(
-    layer: Any,
-    cache: Any,
-    d_out: FloatArray,
-    grads: Any,
-    ctx: Context,
-    ws: Workspace,
-    need_d_in: bool = True,
-) -> FloatArray | None:
-    """The backward kernel of a layer written to the earlier protocol: its ``backward``,
-    with the gradients copied into ``grads``."""
-    g, d_in = layer.backward(cache, d_out)
-    for dst, src in zip(tree.leaves(grads), tree.leaves(g), strict=True):
-        np.copyto(dst, src)
-    return d_in  # type: ignore[no-any-return]
-
-
-_legacy_forward_into._fnn_legacy = True  # type: ignore[attr-defined]
-_legacy_backward_into._fnn_legacy = True  # type: ignore[attr-defined]
 _NATIVE: dict[tuple[type[Any], str], Callable[..., Any]] = {}
 
 
@@ -371,7 +340,7 @@ def _native(cls: type[Any], name: str) -> Callable[..., Any]:
     if got is None:
         for k in cls.__mro__:
             f = vars(k).get(name)
-            if f is not None and not getattr(f, "_fnn_legacy", False):
+            if f is not None and not _legacy.is_adapter(f):
                 got = f
                 break
         if got is None:  # pragma: no cover - LayerBase defines both
@@ -385,14 +354,14 @@ def forward_kernel(cls: type[Any]) -> Callable[..., tuple[FloatArray, Any]]:
     ``fn(layer, X, ctx, ws)``; classes that are not :class:`LayerBase` (the earlier
     protocol's plain attrs classes) get an adapter calling their ``forward``."""
     f = getattr(cls, "forward_into", None)
-    return f if f is not None else _legacy_forward_into
+    return f if f is not None else _legacy.legacy_forward_into
 
 
 def backward_kernel(cls: type[Any]) -> Callable[..., FloatArray | None]:
     """The backward kernel of layer class ``cls`` as a plain function,
     ``fn(layer, cache, d_out, grads, ctx, ws, need_d_in)`` (see :func:`forward_kernel`)."""
     f = getattr(cls, "backward_into", None)
-    return f if f is not None else _legacy_backward_into
+    return f if f is not None else _legacy.legacy_backward_into
 
 
 def _as_layer_dtype(layer: object, X: FloatArray) -> FloatArray:
@@ -456,6 +425,27 @@ def output_shape_of(layer: object, input_shape: tuple[int, ...], where: str) -> 
     return tuple(input_shape) if n_out is None else (int(n_out),)
 
 
+def last_axis_shape(
+    name: str, input_shape: tuple[int, ...], n_features: int | None
+) -> tuple[int, ...]:
+    """``input_shape`` itself, for a layer ``name`` (``"batch norm"``) over the last axis
+    of ``n_features`` entries (None: any, sized from the input); ValueError when the
+    input has no last axis or another width."""
+    if not input_shape or (n_features is not None and input_shape[-1] != n_features):
+        n = "its" if n_features is None else n_features
+        raise ValueError(
+            f"{name} over {n} features expects inputs whose last axis has "
+            f"{n if n_features is not None else 'them'} entries, got shape {tuple(input_shape)}"
+        )
+    return tuple(input_shape)
+
+
+def same_shape(input_shape: tuple[int, ...], **hyper: Any) -> tuple[int, ...]:
+    """``input_shape`` itself: the ``shape`` of a kind whose output has its input's
+    shape whatever its hyper-parameters (dropout, an activation)."""
+    return tuple(input_shape)
+
+
 def working_size_of(
     layer: object, input_shape: tuple[int, ...], output_shape: tuple[int, ...]
 ) -> int:
@@ -500,6 +490,11 @@ class LayerKind:
             with drawn parameters, sized from the per-sample ``input_shape``; what
             ``fnn.specs.layer(name, **hyper)`` calls inside ``fnn.sequential``. None:
             the kind cannot be described by a spec (build it directly).
+        shape: ``shape(input_shape, **hyper) -> output_shape``: the per-sample output
+            shape of the layer ``create`` would draw, found without drawing it (ValueError
+            when the input does not fit, as the layer's ``output_shape``: built-in kinds
+            share one function between the two, so each shape is written once). None:
+            ``fnn.specs`` learns the shape from a throwaway layer ``create`` draws.
     """
 
     name: str
@@ -509,6 +504,7 @@ class LayerKind:
     shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]] | None] | None = None
     weights: tuple[str, ...] | None = None
     create: Callable[..., Any] | None = None
+    shape: Callable[..., tuple[int, ...]] | None = None
 
 
 LAYERS: Registry[LayerKind] = Registry("layer kind")
@@ -534,6 +530,7 @@ def register_layer(
     shapes: Callable[[dict[str, Any]], Mapping[str, Sequence[int]] | None] | None = None,
     weights: Sequence[str] | None = None,
     create: Callable[..., Any] | None = None,
+    shape: Callable[..., tuple[int, ...]] | None = None,
 ) -> LayerKind:
     """Register a layer kind (see :class:`LayerKind`). ``build`` defaults to calling
     ``cls`` with the arrays and the config entries that name its fields. Registering a
@@ -553,6 +550,7 @@ def register_layer(
         shapes=shapes,
         weights=None if weights is None else tuple(weights),
         create=create,
+        shape=shape,
     )
     LAYERS.replace(name, kind)
     return kind
@@ -588,32 +586,21 @@ def _declared(node: Any, prefix: str, out: set[str]) -> None:
     declaring layer's own leaves are weights exactly when declared."""
     if node is None or isinstance(node, np.ndarray):
         return
-    if isinstance(node, tuple | list):
-        for i, c in enumerate(node):
-            _declared(c, f"{prefix}{i}.", out)
-        return
-    if isinstance(node, dict):
-        for k in node:
-            _declared(node[k], f"{prefix}{k}.", out)
-        return
-    if not attrs.has(type(node)):
-        return
-    kind = kind_of(node) if isinstance(node, LayerBase) or hasattr(node, "config") else None
-    declared = None if kind is None else kind.weights
+    declared = None
+    if attrs.has(type(node)) and (isinstance(node, LayerBase) or hasattr(node, "config")):
+        kind = kind_of(node)
+        declared = None if kind is None else kind.weights
     trainable = tree.trainable_mask(node) if declared is not None else {}
-    for f in attrs.fields(type(node)):
-        if f.metadata.get(tree.STATIC, False) or not f.init:
-            continue
-        value = getattr(node, f.name)
+    for name, value, _ in tree.children(node):
         if isinstance(value, np.ndarray):
             if declared is not None:
-                path = f"{prefix}{f.name}"
-                if f.name in declared and trainable.get(f.name, False):
+                path = f"{prefix}{name}"
+                if name in declared and trainable.get(name, False):
                     out.add(path)
                 else:
                     out.discard(path)
         else:
-            _declared(value, f"{prefix}{f.name}.", out)
+            _declared(value, f"{prefix}{name}.", out)
 
 
 def config_size(config: Mapping[str, Any], key: str) -> int:

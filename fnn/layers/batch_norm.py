@@ -42,7 +42,15 @@ import numpy as np
 from fnn import threads
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_positive, check_range
-from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
+from fnn.layers.base import (
+    Context,
+    LayerBase,
+    LayerCache,
+    Workspace,
+    config_size,
+    last_axis_shape,
+    register_layer,
+)
 from fnn.tree import STATIC_META, readonly, state_field
 
 __all__ = ["BatchNorm", "BatchNormCache"]
@@ -127,12 +135,7 @@ class BatchNorm(LayerBase):
         return int(self.scale.shape[0])
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if not input_shape or input_shape[-1] != self.n_features:
-            raise ValueError(
-                f"batch norm over {self.n_features} features expects inputs whose last "
-                f"axis has {self.n_features} entries, got shape {tuple(input_shape)}"
-            )
-        return tuple(input_shape)
+        return last_axis_shape("batch norm", input_shape, self.n_features)
 
     def min_batch_rows(self, input_shape: tuple[int, ...]) -> int:
         """The fewest rows a training batch of samples of ``input_shape`` needs: 2 when a
@@ -302,4 +305,8 @@ register_layer(
         for k in ("scale", "shift", "running_mean", "running_var")
     },
     weights=(),
+    create=lambda s, *, rng, dtype, momentum=0.1, eps=1e-5: BatchNorm.create(
+        last_axis_shape("batch norm", s, None)[-1], momentum=momentum, eps=eps, dtype=dtype
+    ),
+    shape=lambda s, **_: last_axis_shape("batch norm", s, None),
 )

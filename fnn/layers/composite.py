@@ -26,6 +26,7 @@ Composites nest: a chain may hold composites.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -61,7 +62,10 @@ __all__ = [
     "chain_backward",
     "chain_forward",
     "chain_output_shape",
+    "init_chain",
+    "merged_chains_shape",
     "merged_shape",
+    "spec_tuple",
 ]
 
 Merge = Literal["concat", "add"]
@@ -123,6 +127,87 @@ def chain_backward(
                 "layer below needs the input gradient (need_d_in=True)"
             )
     return d if need_d_in else None
+
+
+def merged_chains_shape(
+    merge: Merge,
+    chains: Sequence[tuple[str, Sequence[Any]]],
+    input_shape: tuple[int, ...],
+    kind: str,
+) -> tuple[int, ...]:
+    """The per-sample output shape of a composite ``kind`` whose ``(name, chain)``
+    pairs all take ``input_shape`` and are joined by ``merge``. A chain holds layers or
+    specs (anything with ``output_shape``): the same function sizes a built block and
+    the spec that describes it. ValueError naming the inner layer (``{layer}.body.1``)
+    or the block and the shapes."""
+    shapes = [
+        (name, chain_output_shape(items, input_shape, f"{{layer}}.{name}"))
+        for name, items in chains
+    ]
+    return merged_shape(merge, shapes, input_shape, kind)
+
+
+# --- chains of specs: drawing the layers a description sizes ---------------------------
+
+
+def spec_tuple(value: Any, what: str) -> tuple[Any, ...]:
+    """A chain of layer specs (anything with ``output_shape`` and ``init``, as
+    :mod:`fnn.specs` makes) as a tuple; None is the empty chain. TypeError naming
+    ``{what}[i]`` for an entry that is not a spec."""
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise TypeError(f"{what} must be a list of layer specs, got {type(value).__name__}")
+    out = tuple(value)
+    for i, spec in enumerate(out):
+        if not callable(getattr(spec, "output_shape", None)) or not callable(
+            getattr(spec, "init", None)
+        ):
+            raise TypeError(
+                f"{what}[{i}] must be a layer spec from fnn.specs, got {type(spec).__name__}"
+            )
+    return out
+
+
+def _takes_input_shape(spec: object) -> bool:
+    try:
+        return "input_shape" in inspect.signature(spec.init).parameters  # type: ignore[attr-defined]
+    except (TypeError, ValueError):  # pragma: no cover
+        return False
+
+
+def init_chain(
+    specs: Sequence[Any],
+    *,
+    rng: np.random.Generator,
+    dtype: np.dtype[Any],
+    input_shape: tuple[int, ...] | None,
+    where: str = "layers",
+) -> tuple[tuple[Layer, ...], tuple[int, ...] | None]:
+    """Draw the layers of ``specs`` applied in order to inputs of per-sample shape
+    ``input_shape`` (None: the first layer that fixes it does), each sized from the
+    shape before it: ``(layers, output shape)``. One walk: each drawn layer's
+    ``output_shape`` gives the next one's input. ValueError naming ``{where}.{i}`` when
+    a layer cannot take the shape before it."""
+    shape = input_shape
+    layers: list[Layer] = []
+    for i, spec in enumerate(specs):
+        try:
+            if _takes_input_shape(spec):
+                layer = spec.init(rng=rng, dtype=dtype, input_shape=shape)
+            else:
+                layer = spec.init(rng=rng, dtype=dtype)
+        except ValueError as e:
+            msg = str(e).replace("{layer}", f"{where}.{i}")
+            if not msg.startswith(f"{where}.{i}"):
+                msg = f"{where}.{i} ({type(spec).__name__}): {msg}"
+            raise ValueError(msg) from None
+        if shape is None:
+            shape = input_shape_of(layer)
+        if shape is not None:
+            shape = output_shape_of(layer, shape, f"{where}.{i}")
+        layers.append(layer)
+    return tuple(layers), shape
 
 
 # --- merging the chains' outputs --------------------------------------------------------
@@ -235,11 +320,7 @@ class Composite(LayerBase):
         )
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        shapes = [
-            (name, chain_output_shape(layers, input_shape, f"{{layer}}.{name}"))
-            for name, layers in self.chains
-        ]
-        return merged_shape(self.merge, shapes, input_shape, type(self).__name__)
+        return merged_chains_shape(self.merge, self.chains, input_shape, type(self).__name__)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
@@ -493,6 +574,43 @@ def _parallel_example(
     return layer, (3,)
 
 
+def _create_residual(
+    input_shape: tuple[int, ...],
+    *,
+    rng: np.random.Generator,
+    dtype: Any,
+    body: Sequence[Any],
+    shortcut: Sequence[Any] | None = (),
+) -> Residual:
+    """A residual block whose chains are drawn from specs, each sized from the
+    block's input (``fnn.specs.residual``); the merge is checked by the block's
+    ``output_shape`` where the chain it sits in is walked."""
+    b, _ = init_chain(body, rng=rng, dtype=dtype, input_shape=input_shape, where="{layer}.body")
+    s, _ = init_chain(
+        shortcut or (), rng=rng, dtype=dtype, input_shape=input_shape, where="{layer}.shortcut"
+    )
+    return Residual(body=b, shortcut=s)
+
+
+def _create_parallel(
+    input_shape: tuple[int, ...],
+    *,
+    rng: np.random.Generator,
+    dtype: Any,
+    branches: Sequence[Sequence[Any]],
+    merge: Merge = "concat",
+) -> Parallel:
+    """A parallel block whose branches are drawn from specs, each sized from the
+    block's input (``fnn.specs.parallel``)."""
+    chains = [
+        init_chain(
+            b, rng=rng, dtype=dtype, input_shape=input_shape, where=f"{{layer}}.branches.{k}"
+        )[0]
+        for k, b in enumerate(branches)
+    ]
+    return Parallel(branches=chains, merge=merge)
+
+
 register_layer(
     "residual",
     Residual,
@@ -503,6 +621,10 @@ register_layer(
     example=_residual_example,
     shapes=_residual_shapes,
     weights=(),  # the inner layers declare their own
+    create=_create_residual,
+    shape=lambda s, *, body, shortcut=(): merged_chains_shape(
+        "add", (("body", body), ("shortcut", shortcut or ())), s, "Residual"
+    ),
 )
 register_layer(
     "parallel",
@@ -517,4 +639,8 @@ register_layer(
     example=_parallel_example,
     shapes=_parallel_shapes,
     weights=(),  # the inner layers declare their own
+    create=_create_parallel,
+    shape=lambda s, *, branches, merge="concat": merged_chains_shape(
+        merge, [(f"branches.{k}", b) for k, b in enumerate(branches)], s, "Parallel"
+    ),
 )

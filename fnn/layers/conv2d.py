@@ -66,8 +66,11 @@ __all__ = [
     "conv2d_backward",
     "conv2d_forward",
     "conv2d_workspace_shapes",
+    "create",
     "init",
     "out_buffer",
+    "output_shape",
+    "padding_value",
     "positive_pair",
     "resolve_padding",
     "stride_pair",
@@ -632,7 +635,7 @@ def conv2d_backward(
 # --- the layer ------------------------------------------------------------------------
 
 
-def _padding_spec(value: object) -> PaddingLike:
+def padding_value(value: object) -> PaddingLike:
     """``padding`` as a hashable, JSON-friendly value: a string, or a pair of pairs."""
     if isinstance(value, str):
         if value not in ("valid", "same"):
@@ -645,6 +648,63 @@ def _padding_spec(value: object) -> PaddingLike:
 def stride_pair(value: object) -> Pair:
     """A convolution's or pool's ``stride`` as a positive pair (see :func:`positive_pair`)."""
     return positive_pair(value, name="stride")
+
+
+def output_shape(
+    input_shape: tuple[int, ...],
+    in_channels: int | None,
+    out_channels: int,
+    kernel_size: Pair,
+    stride: Pair,
+    padding: PaddingLike,
+) -> tuple[int, ...]:
+    """The per-sample output shape (oh, ow, out_channels) of a convolution on images
+    ``input_shape`` (h, w, in_channels) (``in_channels`` None: any). ValueError (naming
+    the layer as ``{layer}``) when the input does not fit."""
+    if len(input_shape) != 3:
+        c_in = "channels" if in_channels is None else in_channels
+        raise ValueError(
+            f"{{layer}} (Conv2D) expects images of shape (height, width, {c_in}), got "
+            f"samples of shape {tuple(input_shape)}"
+        )
+    h, w, c = input_shape
+    if in_channels is not None and c != in_channels:
+        raise ValueError(
+            f"{{layer}} (Conv2D) expects {in_channels} input channels, got {c} "
+            f"(samples of shape {tuple(input_shape)})"
+        )
+    _, (oh, ow) = _geometry(padding, (h, w), kernel_size, stride)
+    return (oh, ow, out_channels)
+
+
+def create(
+    input_shape: tuple[int, ...],
+    *,
+    rng: np.random.Generator,
+    dtype: Any,
+    out_channels: int,
+    kernel_size: Pair,
+    stride: Pair = (1, 1),
+    padding: PaddingLike = "valid",
+    activation: _activations.Activation | str = "identity",
+    initializer: _initializers.Initializer | str | None = None,
+) -> Conv2D:
+    """A convolution on per-sample images ``input_shape`` (h, w, in_channels) (what
+    ``fnn.specs.conv2d`` describes); ``initializer`` None: He normal before a ReLU-like
+    activation, Glorot uniform otherwise."""
+    output_shape(input_shape, None, out_channels, kernel_size, stride, padding)
+    act = _activations.get(activation)
+    return init(
+        input_shape[2],
+        out_channels,
+        kernel_size,
+        rng=rng,
+        stride=stride,
+        padding=padding,
+        activation=act,
+        initializer=_initializers.for_activation(initializer, act),
+        dtype=dtype,
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -678,7 +738,7 @@ class Conv2D(LayerBase):
         metadata=STATIC_META,
     )
     padding: PaddingLike = attrs.field(
-        default="valid", converter=_padding_spec, metadata=STATIC_META
+        default="valid", converter=padding_value, metadata=STATIC_META
     )
     activation: _activations.Activation = attrs.field(
         default=_activations.Identity(), converter=_activations.get, metadata=STATIC_META
@@ -714,19 +774,14 @@ class Conv2D(LayerBase):
         return int(self.W.shape[3])
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"{{layer}} (Conv2D) expects images of shape (height, width, "
-                f"{self.in_channels}), got samples of shape {tuple(input_shape)}"
-            )
-        h, w, c = input_shape
-        if c != self.in_channels:
-            raise ValueError(
-                f"{{layer}} (Conv2D) expects {self.in_channels} input channels, got {c} "
-                f"(samples of shape {tuple(input_shape)})"
-            )
-        _, (oh, ow) = _geometry(self.padding, (h, w), self.kernel_size, self.stride)
-        return (oh, ow, self.out_channels)
+        return output_shape(
+            input_shape,
+            self.in_channels,
+            self.out_channels,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+        )
 
     def working_size(self, input_shape: tuple[int, ...]) -> int:
         """Elements a forward pass holds per sample of ``input_shape``: the im2col
@@ -890,4 +945,8 @@ register_layer(
     example=_example,
     shapes=_conv_shapes,
     weights=("W",),
+    create=create,
+    shape=lambda s, *, out_channels, kernel_size, stride=(1, 1), padding="valid", **_: output_shape(
+        s, None, out_channels, kernel_size, stride, padding
+    ),
 )

@@ -27,7 +27,25 @@ def _optional_readonly(x: Any) -> FloatArray | None:
     return None if x is None else readonly(x)
 
 
-__all__ = ["Dense", "DenseCache", "backward", "forward", "init"]
+__all__ = ["Dense", "DenseCache", "backward", "create", "forward", "init", "output_shape"]
+
+
+def output_shape(input_shape: tuple[int, ...], n_in: int | None, n_out: int) -> tuple[int, ...]:
+    """The per-sample output shape of a dense layer of ``n_in -> n_out`` units (``n_in``
+    None: any) for ``input_shape`` (n_in,) or (T, n_in): (n_out,) or (T, n_out).
+    ValueError (naming the layer as ``{layer}``) when the input does not fit."""
+    if len(input_shape) not in (1, 2):
+        n = "n_in" if n_in is None else n_in
+        raise ValueError(
+            f"{{layer}} (Dense) expects inputs of shape ({n},) or (T, {n}), "
+            f"got {tuple(input_shape)} (add flatten() or global_avg_pool2d() first)"
+        )
+    if n_in is not None and input_shape[-1] != n_in:
+        raise ValueError(
+            f"{{layer}} expects {n_in} inputs but the previous layer gives "
+            f"{input_shape[-1]} ({{layer}}.W has the wrong shape: {(n_in, n_out)})"
+        )
+    return (*input_shape[:-1], n_out)
 
 
 @attrs.frozen(eq=False)
@@ -76,17 +94,7 @@ class Dense(LayerBase):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """``(n_out,)`` for ``(n_in,)``, ``(T, n_out)`` for a sequence ``(T, n_in)`` (``T``
         may be None, any length)."""
-        if len(input_shape) not in (1, 2):
-            raise ValueError(
-                f"{{layer}} (Dense) expects inputs of shape ({self.n_in},) or (T, {self.n_in}), "
-                f"got {tuple(input_shape)} (add a flatten layer first)"
-            )
-        if input_shape[-1] != self.n_in:
-            raise ValueError(
-                f"{{layer}} expects {self.n_in} inputs but the previous layer gives "
-                f"{input_shape[-1]} ({{layer}}.W has the wrong shape: {self.W.shape})"
-            )
-        return (*input_shape[:-1], self.n_out)
+        return output_shape(input_shape, self.n_in, self.n_out)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
@@ -212,6 +220,28 @@ def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[Dense, tup
     return attrs.evolve(layer, b=rng.normal(size=4).astype(dtype)), (3,)
 
 
+def create(
+    input_shape: tuple[int, ...],
+    *,
+    rng: np.random.Generator,
+    dtype: Any,
+    n_out: int,
+    activation: _activations.Activation | str = "identity",
+    initializer: _initializers.Initializer | str | None = None,
+    bias: bool = True,
+    n_in: int | None = None,
+) -> Dense:
+    """A dense layer on per-sample inputs ``input_shape`` (n_in,) or (T, n_in) (what
+    ``fnn.specs.dense`` describes): ``W`` (n_in, n_out) from ``initializer`` (None: He
+    normal before a ReLU-like activation, Glorot uniform otherwise), ``b`` zeros, or no
+    ``b`` when ``bias`` is False."""
+    output_shape(input_shape, n_in, n_out)
+    act = _activations.get(activation)
+    init_ = _initializers.for_activation(initializer, act)
+    layer = init(input_shape[-1], n_out, rng=rng, activation=act, initializer=init_, dtype=dtype)
+    return layer if bias else attrs.evolve(layer, b=None)
+
+
 register_layer(
     "dense",
     Dense,
@@ -222,4 +252,6 @@ register_layer(
         **({"b": (config_size(cfg, "n_out"),)} if cfg.get("bias", True) else {}),
     },
     weights=("W",),
+    create=create,
+    shape=lambda s, *, n_out, n_in=None, **_: output_shape(s, n_in, n_out),
 )

@@ -16,7 +16,7 @@ import numpy as np
 
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_range
-from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
+from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer, same_shape
 from fnn.tree import static_field
 
 __all__ = ["Dropout", "DropoutCache", "backward", "forward", "init"]
@@ -102,4 +102,6 @@ register_layer(
     build=lambda cfg, a: Dropout(rate=float(cfg["rate"])),
     example=lambda rng, dtype: (Dropout(rate=0.25), (5,)),
     shapes=lambda cfg: {},
+    create=lambda s, *, rng, dtype, rate: Dropout(rate=rate),
+    shape=same_shape,
 )

@@ -25,7 +25,7 @@ from fnn._validation import check_int, float_dtype
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import readonly
 
-__all__ = ["Embedding", "EmbeddingCache", "init"]
+__all__ = ["Embedding", "EmbeddingCache", "init", "output_shape"]
 
 
 @attrs.frozen(eq=False)
@@ -61,11 +61,7 @@ class Embedding(LayerBase):
         return (None,)  # type: ignore[return-value]  # None: any length
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 1:
-            raise ValueError(
-                f"{{layer}} (Embedding) takes token ids of shape (T,), got {tuple(input_shape)}"
-            )
-        return (input_shape[0], self.dim)
+        return output_shape(input_shape, self.dim)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
@@ -119,6 +115,16 @@ class EmbeddingCache(LayerCache):
     ids: np.ndarray[Any, np.dtype[np.intp]]
 
 
+def output_shape(input_shape: tuple[int, ...], dim: int) -> tuple[int, ...]:
+    """(T, dim) for token ids of per-sample shape (T,); ValueError (naming the layer as
+    ``{layer}``) for any other shape."""
+    if len(input_shape) != 1:
+        raise ValueError(
+            f"{{layer}} (Embedding) takes token ids of shape (T,), got {tuple(input_shape)}"
+        )
+    return (input_shape[0], dim)
+
+
 def init(
     vocab_size: int, dim: int, *, rng: np.random.Generator, dtype: Any = np.float64
 ) -> Embedding:
@@ -138,4 +144,8 @@ register_layer(
     build=lambda cfg, a: Embedding(W=a["W"]),
     example=_example,
     shapes=lambda cfg: {"W": (config_size(cfg, "vocab_size"), config_size(cfg, "dim"))},
+    create=lambda s, *, rng, dtype, vocab_size, dim: init(
+        vocab_size, output_shape(s, dim)[-1], rng=rng, dtype=dtype
+    ),
+    shape=lambda s, *, dim, **_: output_shape(s, dim),
 )

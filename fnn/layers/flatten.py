@@ -61,4 +61,6 @@ register_layer(
     build=lambda cfg, a: Flatten(),
     example=lambda rng, dtype: (Flatten(), (2, 3, 2)),
     shapes=lambda cfg: {},
+    create=lambda s, *, rng, dtype: Flatten(),
+    shape=lambda s: Flatten().output_shape(s),
 )

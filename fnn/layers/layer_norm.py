@@ -25,7 +25,15 @@ import numpy as np
 
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_positive
-from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
+from fnn.layers.base import (
+    Context,
+    LayerBase,
+    LayerCache,
+    Workspace,
+    config_size,
+    last_axis_shape,
+    register_layer,
+)
 from fnn.tree import STATIC_META, readonly
 
 __all__ = ["LayerNorm", "LayerNormCache"]
@@ -76,12 +84,7 @@ class LayerNorm(LayerBase):
         return int(self.scale.shape[0])
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if not input_shape or input_shape[-1] != self.n_features:
-            raise ValueError(
-                f"layer norm over {self.n_features} features expects inputs whose last "
-                f"axis has {self.n_features} entries, got shape {tuple(input_shape)}"
-            )
-        return tuple(input_shape)
+        return last_axis_shape("layer norm", input_shape, self.n_features)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
@@ -165,4 +168,8 @@ register_layer(
     example=_example,
     shapes=lambda cfg: {k: (config_size(cfg, "n_features"),) for k in ("scale", "shift")},
     weights=(),
+    create=lambda s, *, rng, dtype, eps=1e-5: LayerNorm.create(
+        last_axis_shape("layer norm", s, None)[-1], eps=eps, dtype=dtype
+    ),
+    shape=lambda s, **_: last_axis_shape("layer norm", s, None),
 )

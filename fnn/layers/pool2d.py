@@ -51,6 +51,7 @@ __all__ = [
     "max_pool2d_forward",
     "max_pool2d_workspace_shapes",
     "pool2d_output_hw",
+    "pool_output_shape",
     "stride_or_none",
     "window_pair",
 ]
@@ -396,6 +397,20 @@ def _image_shape(layer: str, input_shape: tuple[int, ...]) -> tuple[int, int, in
     return h, w, c
 
 
+def pool_output_shape(
+    name: str, input_shape: tuple[int, ...], window: Pair, strides: Pair
+) -> tuple[int, ...]:
+    """The per-sample output shape (oh, ow, c) of pool ``name`` (``"MaxPool2D"``) with
+    ``window`` and ``strides`` on images ``input_shape`` (h, w, c); ValueError (naming
+    the layer as ``{layer}``) when they do not fit."""
+    h, w, c = _image_shape(name, input_shape)
+    try:
+        oh, ow = pool2d_output_hw((h, w), window, strides)
+    except ValueError as e:
+        raise ValueError(f"{{layer}} ({name}): {e}") from None
+    return (oh, ow, c)
+
+
 @attrs.frozen(eq=False)
 class _Pool2D(LayerBase):
     """Shared shape logic of the windowed pools: no padding, floor of the output size,
@@ -409,12 +424,7 @@ class _Pool2D(LayerBase):
         return self.window if self.stride is None else self.stride
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        h, w, c = _image_shape(type(self).__name__, input_shape)
-        try:
-            oh, ow = pool2d_output_hw((h, w), self.window, self.strides)
-        except ValueError as e:
-            raise ValueError(f"{{layer}} ({type(self).__name__}): {e}") from None
-        return (oh, ow, c)
+        return pool_output_shape(type(self).__name__, input_shape, self.window, self.strides)
 
     def _config(self, kind: str) -> dict[str, object]:
         return {
@@ -526,8 +536,7 @@ class GlobalAvgPool2D(LayerBase):
     """The mean over all pixels of each channel: (n, h, w, c) -> (n, c). No leaves."""
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        _, _, c = _image_shape("GlobalAvgPool2D", input_shape)
-        return (c,)
+        return _global_shape(input_shape)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
@@ -571,24 +580,49 @@ def _pool_build(cls: type[_Pool2D]) -> Any:
     return build
 
 
-register_layer(
-    "max_pool2d",
-    MaxPool2D,
-    build=_pool_build(MaxPool2D),
-    example=lambda rng, dtype: (MaxPool2D((2, 2), stride=1), (4, 5, 2)),
-    shapes=lambda cfg: {},
-)
-register_layer(
-    "avg_pool2d",
-    AvgPool2D,
-    build=_pool_build(AvgPool2D),
-    example=lambda rng, dtype: (AvgPool2D((2, 3)), (4, 7, 2)),
-    shapes=lambda cfg: {},
-)
+def _pool_kind(name: str, cls: type[_Pool2D], example: Any) -> None:
+    """Register the windowed pool ``cls``; its spec's hyper-parameters are ``window``
+    and ``stride`` (None: the window), as the layer's fields."""
+
+    def shape(s: tuple[int, ...], *, window: Pair, stride: Pair | None = None) -> tuple[int, ...]:
+        return pool_output_shape(cls.__name__, s, window, window if stride is None else stride)
+
+    def create(
+        s: tuple[int, ...], *, rng: Any, dtype: Any, window: Pair, stride: Any = None
+    ) -> Any:
+        shape(s, window=window, stride=stride)
+        return cls(window, stride)
+
+    register_layer(
+        name,
+        cls,
+        build=_pool_build(cls),
+        example=example,
+        shapes=lambda cfg: {},
+        create=create,
+        shape=shape,
+    )
+
+
+_pool_kind("max_pool2d", MaxPool2D, lambda rng, dtype: (MaxPool2D((2, 2), stride=1), (4, 5, 2)))
+_pool_kind("avg_pool2d", AvgPool2D, lambda rng, dtype: (AvgPool2D((2, 3)), (4, 7, 2)))
+
+
+def _global_shape(s: tuple[int, ...]) -> tuple[int, ...]:
+    return (_image_shape("GlobalAvgPool2D", s)[2],)
+
+
+def _global_create(s: tuple[int, ...], *, rng: Any, dtype: Any) -> GlobalAvgPool2D:
+    _global_shape(s)
+    return GlobalAvgPool2D()
+
+
 register_layer(
     "global_avg_pool2d",
     GlobalAvgPool2D,
     build=lambda cfg, a: GlobalAvgPool2D(),
     example=lambda rng, dtype: (GlobalAvgPool2D(), (3, 2, 4)),
     shapes=lambda cfg: {},
+    create=_global_create,
+    shape=_global_shape,
 )

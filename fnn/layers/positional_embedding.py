@@ -19,7 +19,7 @@ from fnn._validation import check_int, float_dtype
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, config_size, register_layer
 from fnn.tree import readonly
 
-__all__ = ["PositionalEmbedding", "PositionalEmbeddingCache", "init"]
+__all__ = ["PositionalEmbedding", "PositionalEmbeddingCache", "init", "output_shape"]
 
 INIT_STD = 0.02
 """The standard deviation of the initial ``P`` (as GPT-2's position embedding)."""
@@ -48,15 +48,7 @@ class PositionalEmbedding(LayerBase):
         return int(self.P.shape[1])
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(input_shape) != 2 or input_shape[1] != self.dim:
-            raise ValueError(
-                f"{{layer}} (PositionalEmbedding) expects sequences of shape (T, {self.dim}), "
-                f"got {tuple(input_shape)}"
-            )
-        T = input_shape[0]
-        if T is not None and self.max_len < T:
-            raise ValueError(f"{{layer}}: sequences of length {T} exceed max_len={self.max_len}")
-        return tuple(input_shape)
+        return output_shape(input_shape, self.max_len, self.dim)
 
     def forward_into(
         self, X: FloatArray, ctx: Context, ws: Workspace
@@ -103,6 +95,20 @@ class PositionalEmbeddingCache(LayerCache):
     T: int
 
 
+def output_shape(input_shape: tuple[int, ...], max_len: int, dim: int | None) -> tuple[int, ...]:
+    """The per-sample input shape (T, dim) itself (``dim`` None: any); ValueError
+    (naming the layer as ``{layer}``) for another shape or T > ``max_len``."""
+    if len(input_shape) != 2 or (dim is not None and input_shape[1] != dim):
+        raise ValueError(
+            f"{{layer}} (PositionalEmbedding) expects sequences of shape "
+            f"(T, {'d' if dim is None else dim}), got {tuple(input_shape)}"
+        )
+    T = input_shape[0]
+    if T is not None and max_len < T:
+        raise ValueError(f"{{layer}}: sequences of length {T} exceed max_len={max_len}")
+    return tuple(input_shape)
+
+
 def init(
     max_len: int, dim: int, *, rng: np.random.Generator, dtype: Any = np.float64
 ) -> PositionalEmbedding:
@@ -126,4 +132,8 @@ register_layer(
     build=lambda cfg, a: PositionalEmbedding(P=a["P"]),
     example=_example,
     shapes=lambda cfg: {"P": (config_size(cfg, "max_len"), config_size(cfg, "dim"))},
+    create=lambda s, *, rng, dtype, max_len: init(
+        max_len, output_shape(s, max_len, None)[-1], rng=rng, dtype=dtype
+    ),
+    shape=lambda s, *, max_len: output_shape(s, max_len, None),
 )

@@ -602,6 +602,30 @@ def _example(cls: type[Recurrent], return_sequences: bool) -> Any:
     return example
 
 
+def _shape(kind: str) -> Any:
+    def shape(s: tuple[int, ...], *, units: int, return_sequences: bool = False) -> tuple[int, ...]:
+        return sequence_output_shape(kind, None, units, return_sequences, s)
+
+    return shape
+
+
+def _create(cls: type[Recurrent]) -> Any:
+    """The kind's ``create``: a layer on sequences (T, features), sized from them."""
+
+    def create(
+        s: tuple[int, ...],
+        *,
+        rng: np.random.Generator,
+        dtype: Any,
+        units: int,
+        return_sequences: bool = False,
+    ) -> Recurrent:
+        sequence_output_shape(cls.KIND, None, units, return_sequences, s)
+        return cls.create(s[1], units, rng=rng, return_sequences=return_sequences, dtype=dtype)
+
+    return create
+
+
 for _cls, _seq in ((SimpleRNN, True), (LSTM, False), (GRU, True)):
     register_layer(
         _cls.KIND,
@@ -609,4 +633,6 @@ for _cls, _seq in ((SimpleRNN, True), (LSTM, False), (GRU, True)):
         build=_build(_cls),
         example=_example(_cls, _seq),
         shapes=_shapes(_cls.GATES),
+        create=_create(_cls),
+        shape=_shape(_cls.KIND),
     )
