@@ -120,28 +120,10 @@ def test_they_go_into_mlp_fit_summary_and_checkpoints(tmp_path: Path) -> None:
     assert ck.params.loss == LogCosh()
     assert ck.opt_state is not None and ck.opt_state.optimizer == opt
     np.testing.assert_array_equal(ck.params.flat, half.flat)
-    # resumed from the file, the run continues as the uninterrupted one, bit for bit
-    resumed, _ = fnn.fit(
-        ck.params,
-        opt,
-        X,
-        y,
-        epochs=3,
-        batch_size=8,
-        rng=np.random.default_rng(5),
-        opt_state=ck.opt_state,
-        verbose=0,
-    )
-    again, _ = fnn.fit(
-        half,
-        opt,
-        X,
-        y,
-        epochs=3,
-        batch_size=8,
-        rng=np.random.default_rng(5),
-        opt_state=h.opt_state,
-        verbose=0,
+    # resumed from the file, the run continues as from the values in memory, bit for bit
+    resumed, again = (
+        fnn.fit(p, opt, X, y, epochs=3, batch_size=8, rng=5, opt_state=st, verbose=0)[0]
+        for p, st in ((ck.params, ck.opt_state), (half, h.opt_state))
     )
     np.testing.assert_array_equal(resumed.flat, again.flat)
 

@@ -301,3 +301,11 @@ def test_the_update_context_has_its_own_name() -> None:
     assert fnn.optim.Context is fnn.optim.UpdateContext
     assert not issubclass(fnn.optim.UpdateContext, PassContext)
     assert "Context" not in fnn.optim.__all__
+
+
+def test_the_optimizers_context_is_not_the_layers() -> None:
+    """One name per concept: transforms see ``fnn.optim.UpdateContext`` (its former name
+    ``fnn.optim.Context`` stays importable, not public); layers see ``fnn.layers.Context``."""
+    assert fnn.optim.Context is fnn.optim.UpdateContext
+    assert not issubclass(fnn.optim.UpdateContext, fnn.layers.Context)
+    assert "Context" not in fnn.optim.__all__ and "UpdateContext" in fnn.optim.__all__

@@ -27,7 +27,8 @@ from fnn.io._build import (
     restore_rng,
     restore_split,
 )
-from fnn.io._manifest import FORMAT_VERSION, OPT_SCALARS, RNG_STATES, check_manifest, check_version
+from fnn.io._manifest import OPT_SCALARS, RNG_STATES, check_manifest, check_version
+from fnn.io._migrate import migrate_optimizer
 from fnn.layout import describe_mismatch
 from fnn.losses import LOSSES, Loss
 from fnn.network import Network
@@ -144,6 +145,22 @@ def _check_registered(loss: Loss, optimizer: optim.Optimizer | None) -> None:
             )
 
 
+def _oldest_version(
+    opt_state: optim.OptState | None, history: History | None, rng_state: Any
+) -> int:
+    """The oldest format version that holds what the file will: 3 for decoupled weight
+    decay (``fnn.adamw``'s), 2 for a generator state, a validation split or best
+    parameters, 1 otherwise (files an older fnn reads as they are)."""
+    transforms = () if opt_state is None else opt_state.optimizer.transforms
+    if any(isinstance(t, optim.AddDecayedWeights) and t.learning_rate for t in transforms):
+        return 3
+    if rng_state is not None or (
+        history is not None and (history.split is not None or history.best_params is not None)
+    ):
+        return 2
+    return 1
+
+
 def save(
     path: str | os.PathLike[str],
     params: Network,
@@ -193,12 +210,9 @@ def save(
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     for p, x in tree.flatten(params).items():
         arrays[f"params/{p}"] = np.asarray(x)
-    new = rng_state is not None or (
-        history is not None and (history.split is not None or best is not None)
-    )
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "version": FORMAT_VERSION if new else 1,
+        "version": _oldest_version(opt_state, history, rng_state),
         "dtype": str(params.dtype),
         "architecture": {
             "loss": params.loss.config(),
@@ -263,6 +277,8 @@ def _load(path: Path, ar: Archive) -> Checkpoint:
             or (name.startswith(("best_params/", "split/")) and "history" in manifest)
         ):
             raise bad(path, f"unexpected array {name} (neither a parameter nor optimizer state)")
+    if "optimizer" in manifest and manifest["version"] < 3:
+        migrate_optimizer(manifest, ar.members)  # weight decay as its own transform
     net = build_network(path, manifest, ar)
     opt_state = restore_opt_state(path, manifest, ar, net) if "optimizer" in manifest else None
     history = None
