@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -114,3 +115,36 @@ def test_files_without_decoupled_decay_keep_the_version_older_fnn_reads(tmp_path
         manifest = json.loads(np.load(path)["manifest.json"].tobytes())
         assert manifest["version"] == version
         assert all("learning_rate" in t for t in manifest["optimizer"]) == (version == 3)
+
+
+def rewritten(src: Path, dst: Path, edit: Any) -> Path:
+    """A copy of checkpoint ``src`` at ``dst`` after ``edit(manifest)``."""
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    manifest = json.loads(arrays.pop("manifest.json").tobytes())
+    edit(manifest)
+    blob = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
+    payload: dict[str, Any] = {"manifest.json": blob, **arrays}
+    np.savez(dst, **payload)
+    return dst
+
+
+def test_malformed_old_or_new_optimizers_are_a_value_error_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    net = fnn.init(fnn.mlp([2, 3, 1]), rng=0)
+    v3 = fnn.save(tmp_path / "v3.npz", net, opt_state=fnn.adamw(1e-2).init(net))
+    as_v2 = rewritten(v3, tmp_path / "as_v2.npz", lambda m: m.update(version=2))
+    with pytest.raises(ValueError, match=r"as_v2.npz: .*version is 2, which holds no decoupled"):
+        fnn.load(as_v2)
+
+    def bad_decay(m: dict[str, Any]) -> None:
+        m["optimizer"][1]["weight_decay"] = "lots"
+
+    old = HERE / "adamw_clip_schedule_mask.npz"
+    broken = rewritten(old, tmp_path / "broken.npz", bad_decay)
+    with pytest.raises(
+        ValueError,
+        match=r'broken.npz: malformed manifest: optimizer.1.weight_decay must be a number, got "lots"',
+    ):
+        fnn.load(broken)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from fnn.io._archive import Member
+from fnn.io._archive import Malformed, Member
+from fnn.io._manifest import show
 
 _COUPLED: Final = ("SGD", "Adam", "RMSprop", "Adagrad")
 """The update rules that had a coupled ``weight_decay`` field."""
@@ -26,14 +27,17 @@ def _number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
-def _split(cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def _split(cfg: dict[str, Any], where: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The configs one old transform config becomes, and how its state's array paths
     (below ``states.<i>``, ``""`` for the state itself) move: to ``"<j>"`` (the j-th
     new transform, at the same sub-path) or ``"<j>:<sub>"`` (the j-th, replacing the
     first path component by ``sub``, ``"-"`` meaning none). Unrecognised configs are
-    left as they are (building them then says what is wrong)."""
+    left as they are (building them then says what is wrong); a rule that had decay
+    inside with a ``weight_decay`` that is not a number is :class:`Malformed`."""
     name = cfg.get("transform")
     wd = cfg.get("weight_decay")
+    if (name in _COUPLED or name == "AdamW") and "weight_decay" in cfg and not _number(wd):
+        raise Malformed(f"{where}.weight_decay", f"must be a number, got {show(wd)}")
     if name in _COUPLED and _number(wd):
         rule = {k: v for k, v in cfg.items() if k != "weight_decay"}
         if not wd:
@@ -62,12 +66,15 @@ def migrate_optimizer(manifest: dict[str, Any], members: dict[str, Member]) -> N
     ``optimizer`` list, and the names of its ``opt_state/`` arrays in ``manifest["arrays"]``
     and the archive's ``members``) into today's layout. Arrays of a state that no
     longer exists (the decay mask of an ``AdamW`` whose decay was zero) are dropped.
-    The manifest's types are checked already; values are checked when built."""
+    The manifest's types are checked already; values are checked when built.
+
+    Raises:
+        Malformed: an old rule's ``weight_decay`` is not a number."""
     configs = manifest["optimizer"]
     new: list[dict[str, Any]] = []
     moves: list[tuple[int, dict[str, str]]] = []  # (first new index, moves) per old one
-    for cfg in configs:
-        parts, move = _split(cfg)
+    for i, cfg in enumerate(configs):
+        parts, move = _split(cfg, f"optimizer.{i}")
         moves.append((len(new), move))
         new.extend(parts)
     manifest["optimizer"] = new

@@ -278,7 +278,10 @@ def _load(path: Path, ar: Archive) -> Checkpoint:
         ):
             raise bad(path, f"unexpected array {name} (neither a parameter nor optimizer state)")
     if "optimizer" in manifest and manifest["version"] < 3:
-        migrate_optimizer(manifest, ar.members)  # weight decay as its own transform
+        try:
+            migrate_optimizer(manifest, ar.members)  # weight decay as its own transform
+        except Malformed as e:
+            raise bad(path, f"malformed manifest: {e}") from e
     net = build_network(path, manifest, ar)
     opt_state = restore_opt_state(path, manifest, ar, net) if "optimizer" in manifest else None
     history = None
