@@ -37,7 +37,7 @@ def test_decay_is_one_transform_before_a_rule_or_after_adam() -> None:
     for make in (fnn.sgd, fnn.rmsprop, fnn.adagrad):
         (decay, _) = make(0.1, weight_decay=0.01).transforms
         assert decay == AddDecayedWeights(0.01)
-    with pytest.raises(ValueError, match="weight_decay must be in"):
+    with pytest.raises(ValueError, match="weight_decay must be >= 0, got -1.0"):
         fnn.sgd(0.1, weight_decay=-1.0)
     with pytest.raises(TypeError):
         fnn.adam(weight_decay=None)  # type: ignore[arg-type]

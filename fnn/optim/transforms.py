@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 
 from fnn._types import BoolArray, FloatArray
-from fnn._validation import as_float, check_positive, check_range
+from fnn._validation import as_float, check_nonnegative, check_positive, check_range
 from fnn.optim._arrays import frozen_array
 from fnn.optim.base import InPlace, UpdateContext
 from fnn.optim.masks import Mask, resolve_mask
@@ -43,9 +43,6 @@ def _lr(learning_rate: LearningRate, ctx: UpdateContext) -> float:
 
 def _check_lr(_inst: object, _attr: object, value: LearningRate) -> None:
     check_learning_rate(value)
-
-
-_NONNEG = math.inf
 
 
 # --- SGD ---------------------------------------------------------------------------
@@ -270,12 +267,12 @@ class Adagrad(InPlace):
         default=1e-2, converter=as_learning_rate, validator=_check_lr
     )
     lr_decay: float = attrs.field(
-        default=0.0, converter=as_float, validator=check_range("lr_decay", 0, _NONNEG)
+        default=0.0, converter=as_float, validator=check_nonnegative("lr_decay")
     )
     initial_accumulator_value: float = attrs.field(
         default=0.0,
         converter=as_float,
-        validator=check_range("initial_accumulator_value", 0, _NONNEG),
+        validator=check_nonnegative("initial_accumulator_value"),
     )
     eps: float = attrs.field(default=1e-10, converter=as_float, validator=check_positive("eps"))
 
@@ -314,11 +311,6 @@ class ClipByGlobalNorm(InPlace):
             u *= self.max_norm / (norm + 1e-6)
 
 
-def _check_optional_lr(_inst: object, _attr: object, value: LearningRate | None) -> None:
-    if value is not None:
-        check_learning_rate(value)
-
-
 @attrs.frozen
 class AddDecayedWeights(InPlace):
     """Weight decay, on the leaves selected by ``mask`` (all by default): the one place
@@ -335,13 +327,13 @@ class AddDecayedWeights(InPlace):
     """
 
     weight_decay: float = attrs.field(
-        converter=as_float, validator=check_range("weight_decay", 0, _NONNEG)
+        converter=as_float, validator=check_nonnegative("weight_decay")
     )
     mask: Mask | None = None
     learning_rate: LearningRate | None = attrs.field(
         default=None,
         converter=attrs.converters.optional(as_learning_rate),
-        validator=_check_optional_lr,
+        validator=attrs.validators.optional(_check_lr),
     )
 
     def init(self, params: Any, flat: FloatArray) -> BoolArray | None:
