@@ -152,7 +152,9 @@ def _oldest_version(
     decay (``fnn.adamw``'s), 2 for a generator state, a validation split or best
     parameters, 1 otherwise (files an older fnn reads as they are)."""
     transforms = () if opt_state is None else opt_state.optimizer.transforms
-    if any(isinstance(t, optim.AddDecayedWeights) and t.learning_rate for t in transforms):
+    if any(
+        isinstance(t, optim.AddDecayedWeights) and t.learning_rate is not None for t in transforms
+    ):
         return 3
     if rng_state is not None or (
         history is not None and (history.split is not None or history.best_params is not None)
