@@ -26,7 +26,6 @@ classes for cross-entropy). ``"mean"`` is ``sum(w_i l_i) / sum(w_i)`` with sampl
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Final, Literal
 
 import attrs
@@ -38,7 +37,7 @@ from fnn._types import ArrayLike, FloatArray
 from fnn._validation import (
     as_float,
     check_consistent_length,
-    check_real,
+    check_positive,
     check_sample_weight,
     check_targets,
 )
@@ -241,18 +240,13 @@ class MeanAbsoluteError(Loss):
         return per, np.sign(d) * logits.dtype.type(1.0 / logits.shape[1])
 
 
-def _check_delta(_inst: object, _attr: object, value: float) -> None:
-    if not (math.isfinite(check_real(value, "delta")) and value > 0):
-        raise ValueError(f"delta must be a finite number > 0, got {value!r}")
-
-
 @attrs.frozen
 class Huber(Loss):
     """Huber loss, identity output: ``0.5 d^2`` if ``|d| < delta`` else
     ``delta (|d| - 0.5 delta)``, with ``d = z - y``; gradient ``clip(d, -delta, delta)``."""
 
     name: ClassVar[str] = "huber"
-    delta: float = attrs.field(default=1.0, converter=as_float, validator=_check_delta)
+    delta: float = attrs.field(default=1.0, converter=as_float, validator=check_positive("delta"))
 
     def fused(
         self, logits: FloatArray, y: FloatArray, *, value: bool = True

@@ -148,24 +148,24 @@ def replace_opt(field: str, make: Callable[[np.ndarray[Any, Any]], np.ndarray[An
         ),
         (
             replace_opt("mu", lambda mu: mu[:-1]),
-            r"array opt_state/states.1.0.mu has shape \[50\] and dtype float64, but the optimizer "
+            r"array opt_state/states.1.mu has shape \[50\] and dtype float64, but the optimizer "
             r"state for this network needs shape \[51\] and dtype float64",
         ),
         (
             replace_opt("nu", lambda nu: np.concatenate([nu, nu])),
-            r"array opt_state/states.1.0.nu has shape \[102\] .* needs shape \[51\]",
+            r"array opt_state/states.1.nu has shape \[102\] .* needs shape \[51\]",
         ),
         (
             replace_opt("mu", lambda mu: mu.reshape(3, 17)),
-            r"array opt_state/states.1.0.mu has shape \[3, 17\] .* needs shape \[51\]",
+            r"array opt_state/states.1.mu has shape \[3, 17\] .* needs shape \[51\]",
         ),
         (
             replace_opt("mu", lambda mu: mu.astype(np.float32)),
-            r"array opt_state/states.1.0.mu has shape \[51\] and dtype float32, .* dtype float64",
+            r"array opt_state/states.1.mu has shape \[51\] and dtype float32, .* dtype float64",
         ),
         (
-            replace_opt("states.1.1", lambda mask: mask.astype(np.float64)),
-            r"array opt_state/states.1.1 has shape \[51\] and dtype float64, .* dtype bool",
+            replace_opt("states.2", lambda mask: mask.astype(np.float64)),
+            r"array opt_state/states.2 has shape \[51\] and dtype float64, .* dtype bool",
         ),
     ],
 )
@@ -186,7 +186,7 @@ def test_a_missing_or_extra_optimizer_array_is_refused(tmp_path: Path, saved: by
     with pytest.raises(
         ValueError,
         match=r"bad.npz: the optimizer state cannot be restored: optimizer-state arrays "
-        r"\['states.1.0.nu'\] do not match",
+        r"\['states.1.nu'\] do not match",
     ):
         fnn.load(path)
 
@@ -253,12 +253,12 @@ def deleting(*keys: Any) -> Edit:
 
 
 MALFORMED: list[tuple[Edit, str]] = [
-    (setting("version", value=True), "version must be an int from 1 to 2, got true"),
-    (setting("version", value=0), "version must be an int from 1 to 2, got 0"),
-    (setting("version", value=-1), "version must be an int from 1 to 2, got -1"),
-    (setting("version", value="1"), r"version must be an int from 1 to 2, got \"1\""),
-    (setting("version", value=1.0), "version must be an int from 1 to 2, got 1.0"),
-    (deleting("version"), "version must be an int from 1 to 2, got null"),
+    (setting("version", value=True), "version must be an int from 1 to 3, got true"),
+    (setting("version", value=0), "version must be an int from 1 to 3, got 0"),
+    (setting("version", value=-1), "version must be an int from 1 to 3, got -1"),
+    (setting("version", value="1"), r"version must be an int from 1 to 3, got \"1\""),
+    (setting("version", value=1.0), "version must be an int from 1 to 3, got 1.0"),
+    (deleting("version"), "version must be an int from 1 to 3, got null"),
     (setting("dtype", value=64), "dtype must be a string, got 64"),
     (setting("dtype", value="int8"), "dtype must be 'float32' or 'float64'"),
     (setting("architecture", value=[]), "architecture must be a JSON object, got a JSON list"),
@@ -317,7 +317,7 @@ MALFORMED: list[tuple[Edit, str]] = [
     ),
     (setting("optimizer", 1, "b1", value=[0.9]), r"the optimizer cannot be rebuilt.*b1 must be"),
     (setting("optimizer", 1, "bogus", value=1), "the optimizer cannot be rebuilt from the file"),
-    (setting("optimizer", 1, "decay_mask", value=5), "optimizer.1.decay_mask must be null or"),
+    (setting("optimizer", 2, "mask", value=5), "optimizer.2.mask must be null or"),
     (deleting("opt_state"), "opt_state is missing"),
     (setting("opt_state", value=3), "opt_state must be a JSON object"),
     (setting("opt_state", "step", value="3"), r"opt_state.step must be an int >= 0, got \"3\""),

@@ -206,7 +206,7 @@ def test_reduce_on_plateau_replays_the_losses() -> None:
         (lambda: fnn.sgd(0.1, nesterov=True), "Nesterov momentum requires"),
         (lambda: fnn.adam(eps=0.0), "eps must be > 0"),
         (lambda: fnn.rmsprop(alpha=1.5), r"alpha must be in \[0, 1\)"),
-        (lambda: fnn.adamw(weight_decay=-1.0), "weight_decay must be in"),
+        (lambda: fnn.adamw(weight_decay=-1.0), "weight_decay must be >= 0, got -1.0"),
         (lambda: fnn.clip_by_global_norm(0.0), "max_norm must be > 0"),
         (lambda: schedules.CosineDecay(1.0, decay_steps=0), "decay_steps must be an int >= 1"),
         (lambda: schedules.ReduceOnPlateau(factor=1.5), r"factor must be in \(0, 1\)"),
@@ -301,3 +301,11 @@ def test_the_update_context_has_its_own_name() -> None:
     assert fnn.optim.Context is fnn.optim.UpdateContext
     assert not issubclass(fnn.optim.UpdateContext, PassContext)
     assert "Context" not in fnn.optim.__all__
+
+
+def test_the_optimizers_context_is_not_the_layers() -> None:
+    """One name per concept: transforms see ``fnn.optim.UpdateContext`` (its former name
+    ``fnn.optim.Context`` stays importable, not public); layers see ``fnn.layers.Context``."""
+    assert fnn.optim.Context is fnn.optim.UpdateContext
+    assert not issubclass(fnn.optim.UpdateContext, fnn.layers.Context)
+    assert "Context" not in fnn.optim.__all__ and "UpdateContext" in fnn.optim.__all__

@@ -13,7 +13,6 @@ shape is enrolled without editing this file.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,14 +39,7 @@ LOSS_KINDS: list[tuple[str, type[fnn.losses.Loss]]] = list(fnn.losses.LOSSES.ite
 
 
 def _optimizer_factories() -> list[tuple[str, Callable[..., fnn.Optimizer]]]:
-    out: list[tuple[str, Callable[..., fnn.Optimizer]]] = []
-    for name in fnn.optim.__all__:
-        f = getattr(fnn.optim, name)
-        if inspect.isfunction(f):
-            params = list(inspect.signature(f).parameters)
-            if params and params[0] == "learning_rate":
-                out.append((name, f))
-    return out
+    return list(fnn.optim.OPTIMIZERS.items())
 
 
 OPTIMIZERS = _optimizer_factories()

@@ -80,9 +80,16 @@ def test_manifest_is_plain_json_any_program_can_read(tmp_path: Path) -> None:
     assert "manifest.json.npy" in names and "params/layers.0.W.npy" in names
     with np.load(path, allow_pickle=False) as data:
         manifest = json.loads(data["manifest.json"].tobytes())
-    assert manifest["format"] == "fnn-checkpoint" and manifest["version"] == 1
+    # version 3: AdamW's decoupled weight decay (older versions hold none)
+    assert manifest["format"] == "fnn-checkpoint" and manifest["version"] == 3
     assert manifest["architecture"]["layers"][0]["activation"]["name"] == "leaky_relu"
+    assert [t["transform"] for t in manifest["optimizer"]] == [
+        "ClipByGlobalNorm",
+        "Adam",
+        "AddDecayedWeights",
+    ]
     assert manifest["optimizer"][1]["learning_rate"]["schedule"] == "WarmupCosine"
+    assert manifest["optimizer"][2]["learning_rate"] == manifest["optimizer"][1]["learning_rate"]
 
 
 def test_interrupted_save_keeps_the_previous_file(
@@ -140,7 +147,7 @@ def test_bad_checkpoints_name_the_file_and_what_is_wrong(tmp_path: Path) -> None
     newer.write_bytes(data)
     rewrite(newer, lambda m, a: m.update(version=99))
     with pytest.raises(
-        ValueError, match=r"newer.npz: format version 99 is newer than this fnn reads \(2\)"
+        ValueError, match=r"newer.npz: format version 99 is newer than this fnn reads \(3\)"
     ):
         fnn.load(newer)
 

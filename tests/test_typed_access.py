@@ -88,10 +88,10 @@ def test_transform_state_returns_the_record_of_that_transform() -> None:
     assert state.transform_state(0, AdamState) is state.states[0]
     chained = fnn.chain(fnn.clip_by_global_norm(1.0), fnn.sgd(0.1, momentum=0.9)).init(net)
     assert chained.transform_state(-1, SGDState) is chained.states[1]
-    # AdamW's state is (AdamState, decay mask): the AdamState in it
-    adamw = fnn.optim.adamw().init(net)
-    assert isinstance(adamw.states[0], tuple)
-    assert adamw.transform_state(0, AdamState) is adamw.states[0][0]
+    # AdamW is Adam, then the decoupled decay (whose state is its mask)
+    adamw = fnn.optim.adamw(decay_mask=fnn.weights_only).init(net)
+    assert adamw.transform_state(0, AdamState) is adamw.states[0]
+    assert isinstance(adamw.states[1], np.ndarray) and adamw.states[1].dtype == bool
 
 
 def test_transform_state_after_an_update_holds_the_new_moments() -> None:
@@ -118,9 +118,10 @@ def test_transform_state_after_an_update_holds_the_new_moments() -> None:
             r"states.0 \(of the optimizer's ClipByGlobalNorm\) is a NoneType, expected a SGDState",
         ),
         (
-            fnn.optim.adamw().init(_net()),
+            fnn.optim.adamw(decay_mask=fnn.weights_only).init(_net()),
             -1,
-            r"states.0 \(of the optimizer's AdamW\) is a tuple, expected a SGDState",
+            r"states.1 \(of the optimizer's AddDecayedWeights\) is a ndarray, expected a "
+            r"SGDState",
         ),
     ],
 )

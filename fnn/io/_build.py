@@ -158,7 +158,10 @@ def _optimizer_from_config(cfgs: list[dict[str, Any]]) -> optim.Optimizer:
         c = dict(cfg)
         name = c.pop("transform")
         if name not in TRANSFORMS:
-            raise Malformed(f"optimizer.{i}.transform", f"is unknown: {show(name)}")
+            raise Malformed(
+                f"optimizer.{i}.transform",
+                f"is unknown: {show(name)} (register it with fnn.optim.register_transform)",
+            )
         for k in _MASK_FIELDS & set(c):
             if c[k] not in (None, "mask"):
                 raise Malformed(f"optimizer.{i}.{k}", f"must be null or 'mask', got {show(c[k])}")
@@ -168,7 +171,9 @@ def _optimizer_from_config(cfgs: list[dict[str, Any]]) -> optim.Optimizer:
             schedule = s.pop("schedule")
             if schedule not in _SCHEDULES:
                 raise Malformed(
-                    f"optimizer.{i}.learning_rate.schedule", f"is unknown: {show(schedule)}"
+                    f"optimizer.{i}.learning_rate.schedule",
+                    f"is unknown: {show(schedule)} (register it with "
+                    "fnn.schedules.register_schedule)",
                 )
             c["learning_rate"] = _SCHEDULES[schedule](**s)
         out.append(TRANSFORMS[name](**c))

@@ -13,9 +13,11 @@ import attrs
 from fnn.io._archive import ARRAY_DTYPES, MAX_NDIM, Malformed, bad
 from fnn.training import EpochRecord
 
-FORMAT_VERSION: Final = 2
-"""The newest format this fnn reads and writes (a file is written with the oldest
-version that holds what it has: 1 without a generator state, split or best parameters)."""
+FORMAT_VERSION: Final = 3
+"""The newest format this fnn reads and writes. A file is written with the oldest
+version that holds what it has: 1 without a generator state, split or best parameters,
+3 with decoupled weight decay (version 3 made weight decay its own transform; the
+optimizers of older files are read through :mod:`fnn.io._migrate`)."""
 RNG_STATES: Final = ("PCG64", "PCG64DXSM")
 """Bit generators whose state a checkpoint holds (their states are plain integers)."""
 SPLIT_PARTS: Final = ("train", "validation")
@@ -160,6 +162,17 @@ def check_manifest(manifest: dict[str, Any]) -> None:
     uses = [k for k in ("rng", "history.split", "history.best_params") if _has(manifest, k)]
     if uses and manifest["version"] < 2:
         raise Malformed("version", f"is {manifest['version']}, which holds no {uses[0]}")
+    decoupled = [
+        i
+        for i, cfg in enumerate(manifest.get("optimizer", ()))
+        if cfg["transform"] == "AddDecayedWeights" and "learning_rate" in cfg
+    ]
+    if decoupled and manifest["version"] < 3:
+        raise Malformed(
+            "version",
+            f"is {manifest['version']}, which holds no decoupled weight decay "
+            f"(optimizer.{decoupled[0]}.learning_rate)",
+        )
 
 
 def _has(manifest: dict[str, Any], dotted: str) -> bool:

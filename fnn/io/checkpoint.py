@@ -27,9 +27,12 @@ from fnn.io._build import (
     restore_rng,
     restore_split,
 )
-from fnn.io._manifest import FORMAT_VERSION, OPT_SCALARS, RNG_STATES, check_manifest, check_version
+from fnn.io._manifest import OPT_SCALARS, RNG_STATES, check_manifest, check_version
+from fnn.io._migrate import migrate_optimizer
 from fnn.layout import describe_mismatch
+from fnn.losses import LOSSES, Loss
 from fnn.network import Network
+from fnn.schedules import SCHEDULES
 from fnn.training import History, check_best_params
 
 __all__ = ["Checkpoint", "load", "save"]
@@ -106,6 +109,60 @@ def _check_opt_state(opt_state: optim.OptState, params: Network) -> None:
         raise ValueError(describe_mismatch(template, opt_state, "opt_state"))
 
 
+def _loads_as_another(table: Any, name: str, cls: type[Any]) -> bool:
+    return name in table and table[name] is not cls
+
+
+def _check_registered(loss: Loss, optimizer: optim.Optimizer | None) -> None:
+    """ValueError when :func:`load` would rebuild the loss, a transform or a
+    learning-rate schedule as another kind: its name registered to another class (a
+    subclass that keeps its parent's name). A name not registered at all is saved:
+    :func:`load` says how to register it. Transforms must be registered, and a schedule
+    must be a class (a function has no config)."""
+    name = loss.config()["name"]
+    if _loads_as_another(LOSSES, name, type(loss)):
+        raise ValueError(
+            f"cannot save the loss {type(loss).__name__}: its name {name!r} is registered "
+            f"to {LOSSES[name].__name__}, which the file would load as; give it its own "
+            "name and register it with fnn.losses.register"
+        )
+    for t in () if optimizer is None else optimizer.transforms:
+        cls = type(t)
+        if cls.__name__ not in TRANSFORMS or TRANSFORMS[cls.__name__] is not cls:
+            raise ValueError(
+                f"cannot save the optimizer transform {cls.__name__}: it is not registered; "
+                "register it with fnn.optim.register_transform"
+            )
+        lr = getattr(t, "learning_rate", None)
+        if not callable(lr):
+            continue
+        kind = type(lr)
+        if not attrs.has(kind) or _loads_as_another(SCHEDULES, kind.__name__, kind):
+            raise ValueError(
+                f"cannot save the learning-rate schedule {lr!r} of {cls.__name__}: only "
+                "schedule classes registered under their class name are saved; make it an "
+                "attrs class and register it with fnn.schedules.register_schedule"
+            )
+
+
+def _oldest_version(
+    opt_state: optim.OptState | None, history: History | None, rng_state: Any
+) -> int:
+    """The oldest format version that holds what the file will: 3 for decoupled weight
+    decay (``fnn.adamw``'s), 2 for a generator state, a validation split or best
+    parameters, 1 otherwise (files an older fnn reads as they are)."""
+    transforms = () if opt_state is None else opt_state.optimizer.transforms
+    if any(
+        isinstance(t, optim.AddDecayedWeights) and t.learning_rate is not None for t in transforms
+    ):
+        return 3
+    if rng_state is not None or (
+        history is not None and (history.split is not None or history.best_params is not None)
+    ):
+        return 2
+    return 1
+
+
 def save(
     path: str | os.PathLike[str],
     params: Network,
@@ -142,6 +199,7 @@ def save(
         raise TypeError(f"history must be an fnn.History, got {type(history).__name__}")
     if vocab is not None and not isinstance(vocab, CharVocab):
         raise TypeError(f"vocab must be an fnn.datasets.CharVocab, got {type(vocab).__name__}")
+    _check_registered(params.loss, None if opt_state is None else opt_state.optimizer)
     if opt_state is not None:
         _check_opt_state(opt_state, params)
     rng_state = None if rng is None else _rng_config(rng)
@@ -154,12 +212,9 @@ def save(
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     for p, x in tree.flatten(params).items():
         arrays[f"params/{p}"] = np.asarray(x)
-    new = rng_state is not None or (
-        history is not None and (history.split is not None or best is not None)
-    )
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "version": FORMAT_VERSION if new else 1,
+        "version": _oldest_version(opt_state, history, rng_state),
         "dtype": str(params.dtype),
         "architecture": {
             "loss": params.loss.config(),
@@ -168,11 +223,6 @@ def save(
         },
     }
     if opt_state is not None:
-        for t in opt_state.optimizer.transforms:
-            if type(t).__name__ not in TRANSFORMS:
-                raise ValueError(
-                    f"cannot save the optimizer transform {type(t).__name__}: not built in"
-                )
         manifest["optimizer"] = opt_state.optimizer.config()
         manifest["opt_state"] = {"step": opt_state.step, "lr_scale": opt_state.lr_scale}
         for p, x in tree.leaves_with_paths(opt_state):
@@ -229,6 +279,11 @@ def _load(path: Path, ar: Archive) -> Checkpoint:
             or (name.startswith(("best_params/", "split/")) and "history" in manifest)
         ):
             raise bad(path, f"unexpected array {name} (neither a parameter nor optimizer state)")
+    if "optimizer" in manifest and manifest["version"] < 3:
+        try:
+            migrate_optimizer(manifest, ar.members)  # weight decay as its own transform
+        except Malformed as e:
+            raise bad(path, f"malformed manifest: {e}") from e
     net = build_network(path, manifest, ar)
     opt_state = restore_opt_state(path, manifest, ar, net) if "optimizer" in manifest else None
     history = None

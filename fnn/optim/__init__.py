@@ -26,6 +26,7 @@ from __future__ import annotations
 from fnn.optim._arrays import CHUNK_BYTES
 from fnn.optim.aliases import (
     OPTIMIZERS,
+    AdamW,
     adagrad,
     adam,
     adamw,
@@ -55,7 +56,6 @@ from fnn.optim.transforms import (
     AdagradState,
     Adam,
     AdamState,
-    AdamW,
     AddDecayedWeights,
     ClipByGlobalNorm,
     Freeze,

@@ -1,5 +1,12 @@
 """The optimizers users call (``fnn.adam(...)``, ...) as chains of transforms, the
-registry of optimizers by name, and ``fnn.update``."""
+registry of optimizers by name, and ``fnn.update``.
+
+As optax writes ``adam``, an optimizer is its update rule chained with the transforms
+around it: ``adam(lr, weight_decay=wd)`` is ``chain(add_decayed_weights(wd),
+Adam(lr))`` (PyTorch's coupled L2), ``adamw(lr, weight_decay=wd)`` is ``chain(Adam(lr),
+add_decayed_weights(wd, learning_rate=lr))`` (decoupled). Weight decay lives in one
+transform, :class:`~fnn.optim.AddDecayedWeights`; a zero decay adds no transform.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +21,6 @@ from fnn.optim.transforms import (
     SGD,
     Adagrad,
     Adam,
-    AdamW,
     AddDecayedWeights,
     ClipByGlobalNorm,
     Freeze,
@@ -24,6 +30,7 @@ from fnn.schedules import LearningRate
 
 __all__ = [
     "OPTIMIZERS",
+    "AdamW",
     "adagrad",
     "adam",
     "adamw",
@@ -54,6 +61,13 @@ def update(params: P, grads: P, state: OptState) -> tuple[P, OptState]:
     return state.optimizer.update(params, grads, state)
 
 
+def _decayed(rule: Transform, weight_decay: float) -> Optimizer:
+    """``rule`` after PyTorch's coupled L2 decay ``g += weight_decay * p``: the decay
+    transform first, when the decay is not zero."""
+    decay = AddDecayedWeights(weight_decay)  # validated even when zero
+    return Optimizer(transforms=(decay, rule) if decay.weight_decay else (rule,))
+
+
 def sgd(
     learning_rate: LearningRate,
     momentum: float = 0.0,
@@ -62,8 +76,9 @@ def sgd(
     dampening: float = 0.0,
     weight_decay: float = 0.0,
 ) -> Optimizer:
-    """SGD with optional momentum and Nesterov momentum (see :class:`SGD`)."""
-    return Optimizer(transforms=(SGD(learning_rate, momentum, dampening, nesterov, weight_decay),))
+    """SGD with optional momentum and Nesterov momentum (see :class:`SGD`), after
+    coupled L2 ``weight_decay`` (see :class:`AddDecayedWeights`)."""
+    return _decayed(SGD(learning_rate, momentum, dampening, nesterov), weight_decay)
 
 
 def adam(
@@ -74,8 +89,9 @@ def adam(
     *,
     weight_decay: float = 0.0,
 ) -> Optimizer:
-    """Adam (see :class:`Adam`)."""
-    return Optimizer(transforms=(Adam(learning_rate, b1, b2, eps, weight_decay),))
+    """Adam (see :class:`Adam`), after coupled L2 ``weight_decay`` (PyTorch's ``Adam``;
+    see :class:`AddDecayedWeights`)."""
+    return _decayed(Adam(learning_rate, b1, b2, eps), weight_decay)
 
 
 def adamw(
@@ -87,8 +103,20 @@ def adamw(
     weight_decay: float = 1e-2,
     decay_mask: Mask | None = None,
 ) -> Optimizer:
-    """AdamW with decoupled weight decay, optionally masked (see :class:`AdamW`)."""
-    return Optimizer(transforms=(AdamW(learning_rate, b1, b2, eps, weight_decay, decay_mask),))
+    """AdamW, PyTorch's ``torch.optim.AdamW``: the Adam step (see :class:`Adam`), then
+    the decoupled decay ``p -= lr * weight_decay * p`` on the leaves ``decay_mask``
+    selects (all by default; see :class:`AddDecayedWeights`).
+
+    optax's ``adamw`` applies the decay after scaling by the learning rate likewise, but
+    its default ``weight_decay`` is 1e-4 where PyTorch's is 1e-2.
+    """
+    rule = Adam(learning_rate, b1, b2, eps)
+    decay = AddDecayedWeights(weight_decay, decay_mask, learning_rate=rule.learning_rate)
+    return Optimizer(transforms=(rule, decay) if decay.weight_decay else (rule,))
+
+
+AdamW = adamw
+"""The former AdamW transform's name: now the chain :func:`adamw` builds."""
 
 
 def rmsprop(
@@ -100,10 +128,9 @@ def rmsprop(
     momentum: float = 0.0,
     centered: bool = False,
 ) -> Optimizer:
-    """RMSprop (see :class:`RMSprop`)."""
-    return Optimizer(
-        transforms=(RMSprop(learning_rate, alpha, eps, weight_decay, momentum, centered),)
-    )
+    """RMSprop (see :class:`RMSprop`), after coupled L2 ``weight_decay`` (see
+    :class:`AddDecayedWeights`)."""
+    return _decayed(RMSprop(learning_rate, alpha, eps, momentum, centered), weight_decay)
 
 
 def adagrad(
@@ -114,10 +141,9 @@ def adagrad(
     initial_accumulator_value: float = 0.0,
     eps: float = 1e-10,
 ) -> Optimizer:
-    """Adagrad (see :class:`Adagrad`)."""
-    return Optimizer(
-        transforms=(Adagrad(learning_rate, lr_decay, weight_decay, initial_accumulator_value, eps),)
-    )
+    """Adagrad (see :class:`Adagrad`), after coupled L2 ``weight_decay`` (see
+    :class:`AddDecayedWeights`)."""
+    return _decayed(Adagrad(learning_rate, lr_decay, initial_accumulator_value, eps), weight_decay)
 
 
 OPTIMIZERS: Registry[Callable[..., Optimizer]] = Registry("optimizer")
@@ -145,9 +171,12 @@ def clip_by_global_norm(max_norm: float) -> ClipByGlobalNorm:
     return ClipByGlobalNorm(max_norm)
 
 
-def add_decayed_weights(weight_decay: float, mask: Mask | None = None) -> AddDecayedWeights:
-    """L2 weight decay on masked leaves (see :class:`AddDecayedWeights`)."""
-    return AddDecayedWeights(weight_decay, mask)
+def add_decayed_weights(
+    weight_decay: float, mask: Mask | None = None, *, learning_rate: LearningRate | None = None
+) -> AddDecayedWeights:
+    """Weight decay on masked leaves: coupled L2 on the gradient, or decoupled (AdamW's)
+    with ``learning_rate`` (see :class:`AddDecayedWeights`)."""
+    return AddDecayedWeights(weight_decay, mask, learning_rate)
 
 
 def freeze(mask: Mask) -> Freeze:

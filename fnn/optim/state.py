@@ -71,7 +71,7 @@ class OptState:
         """The state of transform ``i`` (negative counts from the end), typed as ``cls``:
         ``state.transform_state(0, fnn.optim.AdamState).mu`` is a typed array where
         ``state.states[0]`` is ``Any``. A transform whose state is a tuple holding one
-        ``cls`` record (AdamW's ``(AdamState, decay mask)``) gives that record.
+        ``cls`` record gives that record.
 
         Raises:
             TypeError: transform ``i``'s state is not (and does not hold) a ``cls``.
@@ -323,7 +323,8 @@ def transform_config(t: Any) -> dict[str, Any]:
         if f.name in MASK_FIELDS:
             cfg[f.name] = None if v is None else "mask"
         elif f.name == "learning_rate":
-            cfg[f.name] = _lr_config(v)
+            if v is not None:  # (a coupled weight decay's: recorded only when set)
+                cfg[f.name] = _lr_config(v)
         else:
             cfg[f.name] = v
     return cfg

@@ -1,6 +1,10 @@
-"""The transforms: the PyTorch optimizers' update rules (SGD, Adam, AdamW, RMSprop,
-Adagrad) and the gradient transformations for chains (clipping, decay, freezing),
-each an in-place kernel."""
+"""The transforms: the PyTorch optimizers' update rules (SGD, Adam, RMSprop, Adagrad)
+and the gradient transformations for chains (clipping, weight decay, freezing), each an
+in-place kernel.
+
+Weight decay is one transform, :class:`AddDecayedWeights`: the optimizers of
+:mod:`fnn.optim.aliases` put it before an update rule (PyTorch's coupled L2
+``weight_decay``) or after Adam's (AdamW's decoupled decay)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import attrs
 import numpy as np
 
 from fnn._types import BoolArray, FloatArray
-from fnn._validation import as_float, check_positive, check_range
+from fnn._validation import as_float, check_nonnegative, check_positive, check_range
 from fnn.optim._arrays import frozen_array
 from fnn.optim.base import InPlace, UpdateContext
 from fnn.optim.masks import Mask, resolve_mask
@@ -24,7 +28,6 @@ __all__ = [
     "AdagradState",
     "Adam",
     "AdamState",
-    "AdamW",
     "AddDecayedWeights",
     "ClipByGlobalNorm",
     "Freeze",
@@ -42,16 +45,6 @@ def _check_lr(_inst: object, _attr: object, value: LearningRate) -> None:
     check_learning_rate(value)
 
 
-_NONNEG = math.inf
-
-
-def _add_l2(u: FloatArray, p: FloatArray, weight_decay: float, tmp: FloatArray) -> None:
-    """``u += weight_decay * p`` (PyTorch's coupled weight decay)."""
-    if weight_decay:
-        np.multiply(p, weight_decay, out=tmp)
-        u += tmp
-
-
 # --- SGD ---------------------------------------------------------------------------
 
 
@@ -64,9 +57,10 @@ class SGDState:
 
 @attrs.frozen
 class SGD(InPlace):
-    """Stochastic gradient descent, PyTorch's ``torch.optim.SGD``:
+    """Stochastic gradient descent, PyTorch's ``torch.optim.SGD`` (its ``weight_decay`` is
+    :class:`AddDecayedWeights` before this rule, as :func:`fnn.sgd` chains them):
 
-    ``g += weight_decay * p``; with momentum ``b = momentum * b + (1 - dampening) * g``
+    with momentum ``b = momentum * b + (1 - dampening) * g``
     (``b = g`` at the first step), then ``g = g + momentum * b`` (Nesterov) or ``g = b``;
     finally ``p -= lr * g``.
 
@@ -83,11 +77,6 @@ class SGD(InPlace):
         validator=check_range("dampening", 0, 1, hi_open=False),
     )
     nesterov: bool = False
-    weight_decay: float = attrs.field(
-        default=0.0,
-        converter=as_float,
-        validator=check_range("weight_decay", 0, _NONNEG),
-    )
 
     def __attrs_post_init__(self) -> None:
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
@@ -100,7 +89,6 @@ class SGD(InPlace):
 
     def apply(self, u: FloatArray, state: SGDState, p: FloatArray, ctx: UpdateContext) -> None:
         tmp = ctx.scratch
-        _add_l2(u, p, self.weight_decay, tmp)
         buf = state.momentum_buffer
         if buf is not None:
             if ctx.step == 1:  # PyTorch starts the buffer at the first gradient
@@ -117,7 +105,7 @@ class SGD(InPlace):
         u *= -_lr(self.learning_rate, ctx)
 
 
-# --- Adam / AdamW ------------------------------------------------------------------
+# --- Adam ------------------------------------------------------------------------
 
 
 @attrs.frozen(eq=False)
@@ -128,53 +116,17 @@ class AdamState:
     nu: FloatArray
 
 
-def _adam_apply(
-    u: FloatArray,
-    state: AdamState,
-    lr: float,
-    b1: float,
-    b2: float,
-    eps: float,
-    t: int,
-    tmp: FloatArray,
-) -> None:
-    """In place: update the moments from the gradient in ``u``, then leave the Adam step
-    in ``u``. PyTorch's form: ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
-
-    Eleven passes over the arrays: the constant ``1 / sqrt(1 - b2^t)`` is moved out of
-    the denominator, ``m / (sqrt(v) c + eps) = (m / (sqrt(v) + eps / c)) / c``, and ``u``
-    is scaled in place before it feeds ``m``. Equal to PyTorch's to rounding.
-    """
-    m, v = state.mu, state.nu
-    # v = b2 v + (1 - b2) g^2
-    np.multiply(u, u, out=tmp)
-    tmp *= 1 - b2
-    v *= b2
-    v += tmp
-    # m = b1 m + (1 - b1) g
-    u *= 1 - b1
-    m *= b1
-    m += u
-    c = 1 / math.sqrt(1 - b2**t)
-    np.sqrt(v, out=tmp)
-    tmp += eps / c
-    np.divide(m, tmp, out=u)
-    u *= -lr / ((1 - b1**t) * c)
-
-
-def _zeros_state(flat: FloatArray) -> AdamState:
-    return AdamState(mu=frozen_array(np.zeros_like(flat)), nu=frozen_array(np.zeros_like(flat)))
-
-
 @attrs.frozen
 class Adam(InPlace):
-    """Adam, PyTorch's ``torch.optim.Adam`` (L2 ``weight_decay`` added to the gradient).
+    """Adam, PyTorch's ``torch.optim.Adam`` (its ``weight_decay`` is
+    :class:`AddDecayedWeights` before this rule, as :func:`fnn.adam` chains them).
 
     ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
     ``p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``.
 
     optax's ``adam`` puts ``eps`` outside the bias correction of ``v`` the same way; it
-    has no coupled weight decay.
+    is written ``chain(scale_by_adam(...), scale_by_learning_rate(lr))``; here the
+    learning rate is folded into the bias correction (one pass fewer, PyTorch's bits).
 
     Reference: Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization".
     """
@@ -185,65 +137,35 @@ class Adam(InPlace):
     b1: float = attrs.field(default=0.9, converter=as_float, validator=check_range("b1", 0, 1))
     b2: float = attrs.field(default=0.999, converter=as_float, validator=check_range("b2", 0, 1))
     eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
-    weight_decay: float = attrs.field(
-        default=0.0,
-        converter=as_float,
-        validator=check_range("weight_decay", 0, _NONNEG),
-    )
 
     def init(self, params: Any, flat: FloatArray) -> AdamState:
-        return _zeros_state(flat)
+        return AdamState(mu=frozen_array(np.zeros_like(flat)), nu=frozen_array(np.zeros_like(flat)))
 
     def apply(self, u: FloatArray, state: AdamState, p: FloatArray, ctx: UpdateContext) -> None:
-        _add_l2(u, p, self.weight_decay, ctx.scratch)
-        lr = _lr(self.learning_rate, ctx)
-        _adam_apply(u, state, lr, self.b1, self.b2, self.eps, ctx.step, ctx.scratch)
+        """In place: update the moments from the gradient in ``u``, then leave the Adam
+        step in ``u``.
 
-
-@attrs.frozen
-class AdamW(InPlace):
-    """AdamW, PyTorch's ``torch.optim.AdamW``: decoupled weight decay
-    ``p -= lr * weight_decay * p`` (on the leaves selected by ``decay_mask``, all by
-    default), then the Adam step.
-
-    optax's ``adamw`` applies the decay after scaling by the learning rate likewise, but
-    its default ``weight_decay`` is 1e-4 where PyTorch's is 1e-2.
-
-    Reference: Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization".
-    """
-
-    learning_rate: LearningRate = attrs.field(
-        default=1e-3, converter=as_learning_rate, validator=_check_lr
-    )
-    b1: float = attrs.field(default=0.9, converter=as_float, validator=check_range("b1", 0, 1))
-    b2: float = attrs.field(default=0.999, converter=as_float, validator=check_range("b2", 0, 1))
-    eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
-    weight_decay: float = attrs.field(
-        default=1e-2,
-        converter=as_float,
-        validator=check_range("weight_decay", 0, _NONNEG),
-    )
-    decay_mask: Mask | None = None
-
-    def init(self, params: Any, flat: FloatArray) -> tuple[AdamState, BoolArray | None]:
-        return _zeros_state(flat), resolve_mask(params, self.decay_mask)
-
-    def apply(
-        self,
-        u: FloatArray,
-        state: tuple[AdamState, BoolArray | None],
-        p: FloatArray,
-        ctx: UpdateContext,
-    ) -> None:
-        adam_state, mask = state
-        lr = _lr(self.learning_rate, ctx)
-        _adam_apply(u, adam_state, lr, self.b1, self.b2, self.eps, ctx.step, ctx.scratch)
-        if self.weight_decay:
-            tmp = ctx.scratch
-            np.multiply(p, -lr * self.weight_decay, out=tmp)
-            if mask is not None:
-                tmp *= mask
-            u += tmp
+        Eleven passes over the arrays: the constant ``1 / sqrt(1 - b2^t)`` is moved out
+        of the denominator, ``m / (sqrt(v) c + eps) = (m / (sqrt(v) + eps / c)) / c``,
+        and ``u`` is scaled in place before it feeds ``m``. Equal to PyTorch's to
+        rounding."""
+        lr = _lr(self.learning_rate, ctx)  # first: a bad schedule value changes nothing
+        b1, b2, t, tmp = self.b1, self.b2, ctx.step, ctx.scratch
+        m, v = state.mu, state.nu
+        # v = b2 v + (1 - b2) g^2
+        np.multiply(u, u, out=tmp)
+        tmp *= 1 - b2
+        v *= b2
+        v += tmp
+        # m = b1 m + (1 - b1) g
+        u *= 1 - b1
+        m *= b1
+        m += u
+        c = 1 / math.sqrt(1 - b2**t)
+        np.sqrt(v, out=tmp)
+        tmp += self.eps / c
+        np.divide(m, tmp, out=u)
+        u *= -lr / ((1 - b1**t) * c)
 
 
 # --- RMSprop / Adagrad -------------------------------------------------------------
@@ -261,7 +183,8 @@ class RMSpropState:
 
 @attrs.frozen
 class RMSprop(InPlace):
-    """RMSprop, PyTorch's ``torch.optim.RMSprop``:
+    """RMSprop, PyTorch's ``torch.optim.RMSprop`` (its ``weight_decay`` is
+    :class:`AddDecayedWeights` before this rule, as :func:`fnn.rmsprop` chains them):
 
     ``v = alpha v + (1 - alpha) g^2``; centered: ``v~ = v - gbar^2`` with
     ``gbar = alpha gbar + (1 - alpha) g``; with momentum ``b = momentum b + g /
@@ -277,11 +200,6 @@ class RMSprop(InPlace):
         default=0.99, converter=as_float, validator=check_range("alpha", 0, 1)
     )
     eps: float = attrs.field(default=1e-8, converter=as_float, validator=check_positive("eps"))
-    weight_decay: float = attrs.field(
-        default=0.0,
-        converter=as_float,
-        validator=check_range("weight_decay", 0, _NONNEG),
-    )
     momentum: float = attrs.field(
         default=0.0, converter=as_float, validator=check_range("momentum", 0, 1)
     )
@@ -299,7 +217,6 @@ class RMSprop(InPlace):
 
     def apply(self, u: FloatArray, state: RMSpropState, p: FloatArray, ctx: UpdateContext) -> None:
         tmp = ctx.scratch
-        _add_l2(u, p, self.weight_decay, tmp)
         v = state.square_avg
         v *= self.alpha
         np.multiply(u, u, out=tmp)
@@ -337,7 +254,8 @@ class AdagradState:
 
 @attrs.frozen
 class Adagrad(InPlace):
-    """Adagrad, PyTorch's ``torch.optim.Adagrad``:
+    """Adagrad, PyTorch's ``torch.optim.Adagrad`` (its ``weight_decay`` is
+    :class:`AddDecayedWeights` before this rule, as :func:`fnn.adagrad` chains them):
 
     ``s += g^2``; ``p -= lr / (1 + (t - 1) lr_decay) * g / (sqrt(s) + eps)``.
 
@@ -349,17 +267,12 @@ class Adagrad(InPlace):
         default=1e-2, converter=as_learning_rate, validator=_check_lr
     )
     lr_decay: float = attrs.field(
-        default=0.0, converter=as_float, validator=check_range("lr_decay", 0, _NONNEG)
-    )
-    weight_decay: float = attrs.field(
-        default=0.0,
-        converter=as_float,
-        validator=check_range("weight_decay", 0, _NONNEG),
+        default=0.0, converter=as_float, validator=check_nonnegative("lr_decay")
     )
     initial_accumulator_value: float = attrs.field(
         default=0.0,
         converter=as_float,
-        validator=check_range("initial_accumulator_value", 0, _NONNEG),
+        validator=check_nonnegative("initial_accumulator_value"),
     )
     eps: float = attrs.field(default=1e-10, converter=as_float, validator=check_positive("eps"))
 
@@ -368,7 +281,6 @@ class Adagrad(InPlace):
 
     def apply(self, u: FloatArray, state: AdagradState, p: FloatArray, ctx: UpdateContext) -> None:
         tmp = ctx.scratch
-        _add_l2(u, p, self.weight_decay, tmp)
         s = state.sum
         np.multiply(u, u, out=tmp)
         s += tmp
@@ -401,13 +313,28 @@ class ClipByGlobalNorm(InPlace):
 
 @attrs.frozen
 class AddDecayedWeights(InPlace):
-    """L2 regularisation on the gradient: ``u += weight_decay * p`` on the leaves selected
-    by ``mask`` (all by default). Place it before the optimizer in a :func:`chain`."""
+    """Weight decay, on the leaves selected by ``mask`` (all by default): the one place
+    of it, in two placements.
+
+    - Coupled (``learning_rate`` None): L2 regularisation on the gradient,
+      ``u += weight_decay * p``, placed before an update rule in a :func:`chain`. This
+      is PyTorch's ``weight_decay`` of ``SGD``, ``Adam``, ``RMSprop`` and ``Adagrad``
+      (what :func:`fnn.sgd` ... build) and optax's ``add_decayed_weights``.
+    - Decoupled (``learning_rate`` given, the update rule's rate or schedule):
+      ``u -= lr_t * weight_decay * p``, placed after the update rule, so the decay
+      follows the scheduled rate but not the rule's scaling: PyTorch's ``AdamW``
+      (Loshchilov & Hutter 2019), what :func:`fnn.adamw` builds.
+    """
 
     weight_decay: float = attrs.field(
-        converter=as_float, validator=check_range("weight_decay", 0, _NONNEG)
+        converter=as_float, validator=check_nonnegative("weight_decay")
     )
     mask: Mask | None = None
+    learning_rate: LearningRate | None = attrs.field(
+        default=None,
+        converter=attrs.converters.optional(as_learning_rate),
+        validator=attrs.validators.optional(_check_lr),
+    )
 
     def init(self, params: Any, flat: FloatArray) -> BoolArray | None:
         return resolve_mask(params, self.mask)
@@ -415,8 +342,13 @@ class AddDecayedWeights(InPlace):
     def apply(
         self, u: FloatArray, state: BoolArray | None, p: FloatArray, ctx: UpdateContext
     ) -> None:
+        if not self.weight_decay:
+            return
+        factor = self.weight_decay
+        if self.learning_rate is not None:
+            factor = -_lr(self.learning_rate, ctx) * self.weight_decay
         tmp = ctx.scratch
-        np.multiply(p, self.weight_decay, out=tmp)
+        np.multiply(p, factor, out=tmp)
         if state is not None:
             tmp *= state
         u += tmp
@@ -438,5 +370,5 @@ class Freeze(InPlace):
         np.copyto(u, 0, where=state)
 
 
-for _t in (SGD, Adam, AdamW, RMSprop, Adagrad, ClipByGlobalNorm, AddDecayedWeights, Freeze):
+for _t in (SGD, Adam, RMSprop, Adagrad, ClipByGlobalNorm, AddDecayedWeights, Freeze):
     register_transform(_t)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from fnn import tree
 from fnn.activations import ACTIVATIONS
+from fnn.losses import LOSSES as _LOSS_KINDS
 from fnn.losses import OutputName
 from fnn.network import Architecture, Network, init, mlp
 
@@ -25,6 +26,7 @@ __all__ = [
     "architectures",
     "batches",
     "hidden_activations",
+    "losses",
     "networks",
     "networks_and_batches",
     "targets",
@@ -40,13 +42,17 @@ def hidden_activations() -> tuple[str, ...]:
 
 HIDDEN_ACTIVATIONS = hidden_activations()
 """The activations registered when this module was imported (the built-in ones)."""
-LOSSES: tuple[tuple[OutputName, str], ...] = (
-    ("identity", "mse"),
-    ("identity", "mae"),
-    ("identity", "huber"),
-    ("sigmoid", "binary_cross_entropy"),
-    ("softmax", "cross_entropy"),
-)
+
+
+def losses() -> tuple[tuple[OutputName, str], ...]:
+    """``(output activation, loss name)`` of the registered losses
+    (``fnn.losses.LOSSES``), each kind once under its own name, read when called: a
+    kind registered later (a user's) is drawn too."""
+    return tuple((cls.output, name) for name, cls in _LOSS_KINDS.items() if name == cls.name)
+
+
+LOSSES = losses()
+"""The losses registered when this module was imported (the built-in ones)."""
 
 
 @st.composite
@@ -62,7 +68,7 @@ def architectures(
     """MLP architectures of 0..max_depth hidden layers with random activations, output
     and loss pairs, and (optionally) dropout."""
     depth = draw(st.integers(0, max_depth))
-    output, loss = draw(st.sampled_from(LOSSES))
+    output, loss = draw(st.sampled_from(losses()))
     n_in = draw(st.integers(1, max_width))
     n_out = draw(st.integers(2 if output == "softmax" else 1, max_width))
     hidden = [draw(st.integers(1, max_width)) for _ in range(depth)]
