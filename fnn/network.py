@@ -468,13 +468,17 @@ class Network:
     @property
     def per_position(self) -> bool:
         """Whether the network ends in per-position logits (n, T, n_outputs)."""
-        return len(self.shapes[-1]) == 2
+        plan = self._plan
+        assert plan is not None
+        return plan.per_position
 
     @property
     def input_ids(self) -> int | None:
         """``vocab_size`` when the network takes integer token ids (its first layer has
         ``input_ids``, as :class:`fnn.Embedding`), else None (float inputs)."""
-        return input_ids_of(self.layers[0])
+        plan = self._plan
+        assert plan is not None
+        return plan.input_ids
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -502,12 +506,17 @@ class _Plan:
             backward kernels in reverse order, down to the first layer with leaves
             (which is not asked for an input gradient; the layers below it are not run).
         needs_rng: whether training draws random numbers (a layer's ``needs_rng``).
+        per_position: whether the logits are per position (the last shape is (T, k)).
+        input_ids: the first layer's vocabulary size when it takes token ids, else None.
+        (Both read every step by the pure functions' checks: kept here, not recomputed.)
     """
 
     shapes: tuple[tuple[int, ...], ...]
     forward: Callable[..., tuple[FloatArray, tuple[LayerCache, ...]]]
     backward: Callable[..., None]
     needs_rng: bool
+    per_position: bool
+    input_ids: int | None
 
     @staticmethod
     def of(layers: Sequence[Layer], shapes: tuple[tuple[int, ...], ...], first: int) -> _Plan:
@@ -517,6 +526,8 @@ class _Plan:
             forward=forward,
             backward=backward,
             needs_rng=any(getattr(layer, "needs_rng", False) for layer in layers),
+            per_position=len(shapes[-1]) == 2,
+            input_ids=input_ids_of(layers[0]),
         )
 
 
@@ -806,7 +817,9 @@ def batch_gradient(
     The layers' forward kernels on the validated batch ``X`` (n, *input_shape), then
     :func:`gradient_from_logits`. Returns the batch's mean loss.
     """
-    logits, caches = forward_pass(params, X, ctx, workspaces)
+    plan = params._plan
+    assert plan is not None
+    logits, caches = plan.forward(params.layers, X, ctx, workspaces)
     return gradient_from_logits(
         params, logits, caches, y, w, ctx, workspaces, grads, out=out, scale=scale, check=check
     )
@@ -852,7 +865,9 @@ def gradient_from_logits(
         raise NonFinite("loss", v)
     if scale is not None:
         d *= d.dtype.type(scale)
-    backward_pass(params, caches, d, grads, ctx, workspaces)
+    plan = params._plan
+    assert plan is not None
+    plan.backward(params.layers, caches, d, grads.layers, ctx, workspaces)
     return v
 
 

@@ -35,6 +35,8 @@ __all__ = [
 
 
 def _lr(learning_rate: LearningRate, ctx: UpdateContext) -> float:
+    if type(learning_rate) is float:  # a constant: what value_at returns, one call fewer
+        return learning_rate * ctx.lr_scale
     return value_at(learning_rate, ctx.step - 1) * ctx.lr_scale
 
 
@@ -100,7 +102,8 @@ class SGD(InPlace):
 
     def apply(self, u: FloatArray, state: SGDState, p: FloatArray, ctx: UpdateContext) -> None:
         tmp = ctx.scratch
-        _add_l2(u, p, self.weight_decay, tmp)
+        if self.weight_decay:
+            _add_l2(u, p, self.weight_decay, tmp)
         buf = state.momentum_buffer
         if buf is not None:
             if ctx.step == 1:  # PyTorch starts the buffer at the first gradient
