@@ -57,7 +57,8 @@ def sigmoid(z: FloatArray) -> FloatArray:
     overflow for any finite ``z``, full relative accuracy for tiny outputs (sigmoid(-40)
     = 4.2e-18, not 0), and four array passes.
     """
-    t = np.logaddexp(0, -z)
+    t = np.negative(z)
+    np.logaddexp(0, t, out=t)
     np.negative(t, out=t)
     result: FloatArray = np.exp(t, out=t)
     return result

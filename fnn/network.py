@@ -613,9 +613,14 @@ def from_flat(template: Network, flat: FloatArray, *, writable: bool = False) ->
 def _set_cached(net: Network, template: Network, flat: FloatArray | None) -> None:
     """Set the cached fields of a network fnn built from ``template``'s layout: the
     layout, the flat buffer its leaves view (None when private) and the plan."""
-    object.__setattr__(net, "_layout", template.layout)
-    object.__setattr__(net, "_flat", flat)
-    object.__setattr__(net, "_plan", template._plan)
+    _SET_LAYOUT(net, template.layout)  # the slots' own setters: C calls, every step
+    _SET_FLAT(net, flat)
+    _SET_PLAN(net, template._plan)
+
+
+_SET_LAYOUT, _SET_FLAT, _SET_PLAN = (
+    getattr(Network, name).__set__ for name in ("_layout", "_flat", "_plan")
+)
 
 
 def pack(net: Network) -> Network:
