@@ -652,6 +652,11 @@ class NetworkCache:
         return out.copy() if np.may_share_memory(out, self.logits) else out
 
 
+_SET_CACHE_LAYERS, _SET_CACHE_LOGITS, _SET_CACHE_LOSS, _SET_CACHE_KEY = (
+    getattr(NetworkCache, name).__set__ for name in ("layers", "logits", "loss", "network_key")
+)
+
+
 def init(architecture: Architecture, *, rng: RNGLike) -> Network:
     """Draw a network's initial parameters.
 
@@ -778,9 +783,13 @@ def forward(
     if np.may_share_memory(out, logits):
         out = out.copy()
     seal(caches)
-    return out, NetworkCache(
-        layers=caches, logits=logits, loss=params.loss, network_key=params.layout.key
-    )
+    # the record made without attrs' __init__ (every step of the pure loop)
+    cache: NetworkCache = object.__new__(NetworkCache)
+    _SET_CACHE_LAYERS(cache, caches)
+    _SET_CACHE_LOGITS(cache, logits)
+    _SET_CACHE_LOSS(cache, params.loss)
+    _SET_CACHE_KEY(cache, params.layout.key)
+    return out, cache
 
 
 def check_cache(params: Network, cache: object) -> NetworkCache:
@@ -826,7 +835,7 @@ def batch_gradient(
     assert plan is not None
     logits, caches = plan.forward(params.layers, X, ctx, workspaces)
     return gradient_from_logits(
-        params, logits, caches, y, w, ctx, workspaces, grads, out=out, scale=scale, check=check
+        params, logits, caches, y, w, ctx, workspaces, grads, True, out, scale, check
     )
 
 
@@ -839,7 +848,6 @@ def gradient_from_logits(
     ctx: Context,
     workspaces: Sequence[Workspace],
     grads: Network,
-    *,
     value: bool = True,
     out: FloatArray | None = None,
     scale: float | None = None,
