@@ -57,8 +57,7 @@ def sigmoid(z: FloatArray) -> FloatArray:
     overflow for any finite ``z``, full relative accuracy for tiny outputs (sigmoid(-40)
     = 4.2e-18, not 0), and four array passes.
     """
-    t = np.negative(z)
-    np.logaddexp(0, t, out=t)
+    t = np.logaddexp(0, -z)
     np.negative(t, out=t)
     result: FloatArray = np.exp(t, out=t)
     return result

@@ -335,10 +335,7 @@ class BinaryCrossEntropy(Loss):
             # max(z, 0) - z y + log1p(exp(-|z|)); NumPy's logaddexp(0, z) would take one
             # pass for the first and last terms, but it flags a NaN as an invalid value
             # (a warning, an error under np.seterr), which guarding costs what it saves
-            terms = np.abs(z)  # then each pass in place: one array, not five
-            np.negative(terms, out=terms)
-            np.exp(terms, out=terms)
-            np.log1p(terms, out=terms)
+            terms = np.log1p(np.exp(-np.abs(z)))
             terms += np.maximum(z, 0)
             terms -= z * y
             per = terms[:, 0] if z.shape[1] == 1 else terms.mean(axis=1)
