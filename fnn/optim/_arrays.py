@@ -33,11 +33,11 @@ def map_record(fn: Callable[[Any], Any], node: Any) -> Any:
     """``fn`` on every array of an optimizer-state record (None, arrays, tuples, lists
     and attrs records of them), rebuilt without re-validation: the fast
     :func:`fnn.tree.map` for the small records transforms keep."""
+    if node is None:
+        return None
     t = type(node)
     fields = _RECORD_FIELDS.get(t)  # an attrs record seen before: the common case
     if fields is None:
-        if node is None:
-            return None
         if isinstance(node, np.ndarray):
             return fn(node)
         if isinstance(node, tuple | list):
