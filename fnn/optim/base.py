@@ -265,9 +265,11 @@ def _run_whole(
     vector: a global norm, a transform without an in-place kernel); see
     :class:`ChainRunner`. Returns the change (``u``, or a new array from a transform
     without an in-place kernel)."""
-    saved = [u[lo:hi].copy() for lo, hi in keep] if keep else []
-    for lo, hi in keep:
-        u[lo:hi] = 0
+    saved = []
+    if keep:  # (a network with running statistics; none on most steps' paths)
+        saved = [u[lo:hi].copy() for lo, hi in keep]
+        for lo, hi in keep:
+            u[lo:hi] = 0
     ctx = UpdateContext.at(step, lr_scale, scratch)
     for i, tr in enumerate(transforms):
         if isinstance(tr, InPlace):
@@ -281,8 +283,9 @@ def _run_whole(
         raise NonFinite("gradient or update")
     if p_new is not None:
         np.add(p_old, u, out=p_new)
-        for (lo, hi), v in zip(keep, saved, strict=True):
-            p_new[lo:hi] = v
+        if keep:
+            for (lo, hi), v in zip(keep, saved, strict=True):
+                p_new[lo:hi] = v
     return u
 
 
