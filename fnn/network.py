@@ -456,13 +456,17 @@ class Network:
     @property
     def per_position(self) -> bool:
         """Whether the network ends in per-position logits (n, T, n_outputs)."""
-        return len(self.shapes[-1]) == 2
+        plan = self._plan
+        assert plan is not None
+        return plan.per_position
 
     @property
     def input_ids(self) -> int | None:
         """``vocab_size`` when the network takes integer token ids (its first layer has
         ``input_ids``, as :class:`fnn.Embedding`), else None (float inputs)."""
-        return input_ids_of(self.layers[0])
+        plan = self._plan
+        assert plan is not None
+        return plan.input_ids
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -490,12 +494,17 @@ class _Plan:
             backward kernels in reverse order, down to the first layer with leaves
             (which is not asked for an input gradient; the layers below it are not run).
         needs_rng: whether training draws random numbers (a layer's ``needs_rng``).
+        per_position: whether the logits are per position (the last shape is (T, k)).
+        input_ids: the first layer's vocabulary size when it takes token ids, else None.
+        (Both read every step by the pure functions' checks: kept here, not recomputed.)
     """
 
     shapes: tuple[tuple[int, ...], ...]
     forward: Callable[..., tuple[FloatArray, tuple[LayerCache, ...]]]
     backward: Callable[..., None]
     needs_rng: bool
+    per_position: bool
+    input_ids: int | None
 
     @staticmethod
     def of(layers: Sequence[Layer], shapes: tuple[tuple[int, ...], ...], first: int) -> _Plan:
@@ -505,6 +514,8 @@ class _Plan:
             forward=forward,
             backward=backward,
             needs_rng=any(getattr(layer, "needs_rng", False) for layer in layers),
+            per_position=len(shapes[-1]) == 2,
+            input_ids=input_ids_of(layers[0]),
         )
 
 
@@ -590,9 +601,14 @@ def from_flat(template: Network, flat: FloatArray, *, writable: bool = False) ->
 def _set_cached(net: Network, template: Network, flat: FloatArray | None) -> None:
     """Set the cached fields of a network fnn built from ``template``'s layout: the
     layout, the flat buffer its leaves view (None when private) and the plan."""
-    object.__setattr__(net, "_layout", template.layout)
-    object.__setattr__(net, "_flat", flat)
-    object.__setattr__(net, "_plan", template._plan)
+    _SET_LAYOUT(net, template.layout)  # the slots' own setters: C calls, every step
+    _SET_FLAT(net, flat)
+    _SET_PLAN(net, template._plan)
+
+
+_SET_LAYOUT, _SET_FLAT, _SET_PLAN = (
+    getattr(Network, name).__set__ for name in ("_layout", "_flat", "_plan")
+)
 
 
 def pack(net: Network) -> Network:
@@ -622,6 +638,11 @@ class NetworkCache:
         """The output activation of the logits (n, n_outputs), a fresh array."""
         out = self.loss.link(self.logits)
         return out.copy() if np.may_share_memory(out, self.logits) else out
+
+
+_SET_CACHE_LAYERS, _SET_CACHE_LOGITS, _SET_CACHE_LOSS, _SET_CACHE_KEY = (
+    getattr(NetworkCache, name).__set__ for name in ("layers", "logits", "loss", "network_key")
+)
 
 
 def init(architecture: Architecture, *, rng: RNGLike) -> Network:
@@ -750,9 +771,13 @@ def forward(
     if np.may_share_memory(out, logits):
         out = out.copy()
     seal(caches)
-    return out, NetworkCache(
-        layers=caches, logits=logits, loss=params.loss, network_key=params.layout.key
-    )
+    # the record made without attrs' __init__ (every step of the pure loop)
+    cache: NetworkCache = object.__new__(NetworkCache)
+    _SET_CACHE_LAYERS(cache, caches)
+    _SET_CACHE_LOGITS(cache, logits)
+    _SET_CACHE_LOSS(cache, params.loss)
+    _SET_CACHE_KEY(cache, params.layout.key)
+    return out, cache
 
 
 def check_cache(params: Network, cache: object) -> NetworkCache:
@@ -794,9 +819,11 @@ def batch_gradient(
     The layers' forward kernels on the validated batch ``X`` (n, *input_shape), then
     :func:`gradient_from_logits`. Returns the batch's mean loss.
     """
-    logits, caches = forward_pass(params, X, ctx, workspaces)
+    plan = params._plan
+    assert plan is not None
+    logits, caches = plan.forward(params.layers, X, ctx, workspaces)
     return gradient_from_logits(
-        params, logits, caches, y, w, ctx, workspaces, grads, out=out, scale=scale, check=check
+        params, logits, caches, y, w, ctx, workspaces, grads, True, out, scale, check
     )
 
 
@@ -809,7 +836,6 @@ def gradient_from_logits(
     ctx: Context,
     workspaces: Sequence[Workspace],
     grads: Network,
-    *,
     value: bool = True,
     out: FloatArray | None = None,
     scale: float | None = None,
@@ -840,7 +866,9 @@ def gradient_from_logits(
         raise NonFinite("loss", v)
     if scale is not None:
         d *= d.dtype.type(scale)
-    backward_pass(params, caches, d, grads, ctx, workspaces)
+    plan = params._plan
+    assert plan is not None
+    plan.backward(params.layers, caches, d, grads.layers, ctx, workspaces)
     return v
 
 

@@ -101,13 +101,15 @@ class Dense(LayerBase):
     ) -> tuple[FloatArray, DenseCache]:
         """``a = f(X @ W + b)`` for ``X`` (batch, n_in) or (batch, T, n_in); ``a`` (batch,
         n_out) or (batch, T, n_out)."""
-        W = self.W
-        X2 = X if X.ndim == 2 else X.reshape(-1, X.shape[-1])
-        z = np.dot(X2, W, out=ws.empty("z", (X2.shape[0], W.shape[1]), W.dtype))
-        if X.ndim != 2:
+        W, b = self.W, self.b
+        if X.ndim == 2:
+            z = np.dot(X, W, out=ws.empty("z", (X.shape[0], W.shape[1]), W.dtype))
+        else:  # a sequence: every position is a row
+            X2 = X.reshape(-1, X.shape[-1])
+            z = np.dot(X2, W, out=ws.empty("z", (X2.shape[0], W.shape[1]), W.dtype))
             z = z.reshape(*X.shape[:-1], W.shape[1])
-        if self.b is not None:
-            z += self.b
+        if b is not None:
+            z += b
         act = self.activation
         # activations whose derivative reads off the output run in place: a is z
         if act.identity:
@@ -138,7 +140,7 @@ class Dense(LayerBase):
             if act.linear
             else act.vjp(cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, d_out.dtype))
         )
-        x = cache.x
+        x = x_in = cache.x
         if x.ndim != 2:  # a sequence: every position is a row
             x = x.reshape(-1, x.shape[-1])
             dz = dz.reshape(-1, dz.shape[-1])
@@ -148,7 +150,7 @@ class Dense(LayerBase):
         if not need_d_in:
             return None
         d_in = np.dot(dz, self.W.T, out=ws.empty("d_in", x.shape, dz.dtype))
-        return d_in.reshape(cache.x.shape)
+        return d_in if x is x_in else d_in.reshape(x_in.shape)
 
     def config(self) -> dict[str, object]:
         return {

@@ -29,31 +29,34 @@ def map_record(fn: Callable[[Any], Any], node: Any) -> Any:
     :func:`fnn.tree.map` for the small records transforms keep."""
     if node is None:
         return None
-    if isinstance(node, np.ndarray):
-        return fn(node)
-    if isinstance(node, tuple | list):
-        return type(node)(map_record(fn, c) for c in node)
-    fields = _RECORD_FIELDS.get(type(node))
+    t = type(node)
+    fields = _RECORD_FIELDS.get(t)  # an attrs record seen before: the common case
     if fields is None:
-        if not attrs.has(type(node)):
+        if isinstance(node, np.ndarray):
+            return fn(node)
+        if isinstance(node, tuple | list):
+            return t([map_record(fn, c) for c in node])
+        if not attrs.has(t):
             return node
-        fields = _RECORD_FIELDS[type(node)] = [
-            (f.name, bool(f.metadata.get(tree.STATIC, False))) for f in attrs.fields(type(node))
-        ]
+        every = tuple(f.name for f in attrs.fields(t))
+        arrays = tuple(f.name for f in attrs.fields(t) if not f.metadata.get(tree.STATIC, False))
+        fields = _RECORD_FIELDS[t] = (every, arrays)
+    every, names = fields
     obj = None
-    for name, static in fields:
+    for name in names:
         v = getattr(node, name)
-        if v is None or static:
+        if v is None:
             continue  # kept as is (None is also what a fresh record would get)
         if obj is None:
-            obj = object.__new__(type(node))
-            for other, _ in fields:  # start from the record's own values
+            obj = object.__new__(t)
+            for other in every:  # start from the record's own values
                 object.__setattr__(obj, other, getattr(node, other))
         object.__setattr__(obj, name, map_record(fn, v))
     return node if obj is None else obj  # a record with no arrays is shared, not copied
 
 
-_RECORD_FIELDS: dict[type[Any], list[tuple[str, bool]]] = {}
+_RECORD_FIELDS: dict[type[Any], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+"""An attrs record type's field names, all and those that may hold arrays (not static)."""
 
 
 CHUNK_BYTES = 1 << 20

@@ -241,11 +241,11 @@ def run_on_copies(
         run = ChainRunner.on_copies(transforms, states, p, p_new, g, frozen, keep)
         run(step, lr_scale, check=check)
         return run.u, run.sealed_states()
-    u = np.array(g, copy=True)
+    u = g.copy()
     copied = [map_record(writable_copy, s) for s in states]
     scratch = np.empty_like(u)
     u = _run_whole(transforms, copied, p, p_new, u, frozen, keep, scratch, step, lr_scale, check)
-    return u, tuple(map_record(sealed, s) for s in copied)
+    return u, tuple([map_record(sealed, s) for s in copied])
 
 
 def _run_whole(
@@ -265,9 +265,11 @@ def _run_whole(
     vector: a global norm, a transform without an in-place kernel); see
     :class:`ChainRunner`. Returns the change (``u``, or a new array from a transform
     without an in-place kernel)."""
-    saved = [u[lo:hi].copy() for lo, hi in keep] if keep else []
-    for lo, hi in keep:
-        u[lo:hi] = 0
+    saved = []
+    if keep:  # (a network with running statistics; none on most steps' paths)
+        saved = [u[lo:hi].copy() for lo, hi in keep]
+        for lo, hi in keep:
+            u[lo:hi] = 0
     ctx = UpdateContext.at(step, lr_scale, scratch)
     for i, tr in enumerate(transforms):
         if isinstance(tr, InPlace):
@@ -276,12 +278,14 @@ def _run_whole(
             u, states[i] = tr.update(u, states[i], p_old, ctx)
     if frozen is not None:
         np.copyto(u, 0, where=frozen)
-    if check and not math.isfinite(float(u @ u)):
+    # ndarray.dot: a third of the call cost of ``@`` on small vectors
+    if check and not math.isfinite(u.dot(u)):
         raise NonFinite("gradient or update")
     if p_new is not None:
         np.add(p_old, u, out=p_new)
-        for (lo, hi), v in zip(keep, saved, strict=True):
-            p_new[lo:hi] = v
+        if keep:
+            for (lo, hi), v in zip(keep, saved, strict=True):
+                p_new[lo:hi] = v
     return u
 
 
@@ -308,7 +312,7 @@ def _run_chunk(
     if c.frozen is not None:
         np.copyto(u, 0, where=c.frozen)
     # A non-finite gradient always gives a non-finite change: one check covers both
-    if check and not math.isfinite(float(u @ u)):
+    if check and not math.isfinite(u.dot(u)):
         raise NonFinite("gradient or update")
     if c.p_new is not None:
         np.add(c.p_old, u, out=c.p_new)

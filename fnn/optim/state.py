@@ -188,10 +188,16 @@ class Optimizer:
         if not isinstance(state, OptState):
             raise TypeError(f"state must be an fnn.optim.OptState, got {type(state).__name__}")
         lay = getattr(params, "layout", None)
-        if isinstance(lay, Layout):
-            new_params: P
-            new_params, new_state = self._update_flat(params, lay, grads, state)
-            return new_params, new_state
+        if isinstance(lay, Layout):  # a network: its flat buffer, no tree walked
+            glay = getattr(grads, "layout", None)
+            if type(grads) is not type(params) or not (
+                glay is lay or (isinstance(glay, Layout) and glay.key == lay.key)
+            ):
+                raise ValueError(describe_mismatch(params, grads, "grads"))
+            p_flat: FloatArray = params.flat  # type: ignore[attr-defined]
+            check_state_fits(state, p_flat, lay.key)
+            new, new_state = self._run(p_flat, grads.flat, state, lay.state_slices)  # type: ignore[attr-defined]
+            return params.with_flat(new), new_state  # type: ignore[attr-defined]
         if not tree.same_structure(params, grads):
             raise ValueError(describe_mismatch(params, grads, "grads"))
         p = tree.ravel(params)
@@ -207,17 +213,6 @@ class Optimizer:
         keep = [] if all(mask.values()) else _runs(~tree.leaf_mask(params, lambda q: mask[q]))
         new, new_state = self._run(p, g, state, keep)
         return tree.unravel(params, new), new_state
-
-    def _update_flat(
-        self, params: Any, lay: Layout, grads: Any, state: OptState
-    ) -> tuple[Any, OptState]:
-        glay = getattr(grads, "layout", None)
-        if type(grads) is not type(params) or not (
-            glay is lay or (isinstance(glay, Layout) and glay.key == lay.key)
-        ):
-            raise ValueError(describe_mismatch(params, grads, "grads"))
-        check_state_fits(state, params.flat, lay.key)
-        return self.update_flat(params, grads.flat, state)
 
     def update_flat(
         self, params: P, g: FloatArray, state: OptState, *, check: bool = False

@@ -38,6 +38,8 @@ __all__ = [
 
 
 def _lr(learning_rate: LearningRate, ctx: UpdateContext) -> float:
+    if type(learning_rate) is float:  # a constant: what value_at returns, one call fewer
+        return learning_rate * ctx.lr_scale
     return value_at(learning_rate, ctx.step - 1) * ctx.lr_scale
 
 
