@@ -25,7 +25,7 @@ from fnn import initializers as _initializers
 from fnn import losses as _losses
 from fnn import tree
 from fnn._diverged import NonFinite
-from fnn._types import ArrayLike, FloatArray, RNGLike, Shape
+from fnn._types import ArrayLike, BoolArray, FloatArray, RNGLike, Shape
 from fnn._validation import (
     as_generator,
     as_list,
@@ -71,6 +71,7 @@ __all__ = [
     "BatchNormSpec",
     "DenseSpec",
     "DropoutSpec",
+    "GradientSkip",
     "LayerSpec",
     "Network",
     "NetworkCache",
@@ -84,6 +85,7 @@ __all__ = [
     "forward",
     "forward_pass",
     "from_flat",
+    "gradient_skip",
     "inference_rows",
     "init",
     "logits_of",
@@ -508,6 +510,8 @@ class _Plan:
     forward: Callable[..., tuple[FloatArray, tuple[LayerCache, ...]]]
     backward: Callable[..., None]
     needs_rng: bool
+    # the backward passes that skip unused gradients, by mask (see gradient_skip)
+    skips: dict[bytes, GradientSkip | None] = attrs.field(factory=dict)
 
     @staticmethod
     def of(layers: Sequence[Layer], shapes: tuple[tuple[int, ...], ...], first: int) -> _Plan:
@@ -718,13 +722,147 @@ def backward_pass(
     grads: Network,
     ctx: Context,
     workspaces: Sequence[Workspace],
+    skip: GradientSkip | None = None,
 ) -> None:
     """The layers' backward kernels in reverse order from ``d = dL/dlogits``, writing
     every leaf of ``grads`` (writable views of a flat buffer). No input gradient is
-    computed below the first layer with leaves."""
+    computed below the first layer with leaves; with ``skip``, below the first layer
+    with a needed leaf (see :func:`gradient_skip`)."""
+    if skip is not None:
+        skip.backward(params.layers, caches, d, grads.layers, ctx, workspaces)
+        return
     plan = params._plan
     assert plan is not None
     plan.backward(params.layers, caches, d, grads.layers, ctx, workspaces)
+
+
+@attrs.frozen(eq=False)
+class GradientSkip:
+    """A backward pass that leaves out the gradients a training step does not read
+    (from :func:`gradient_skip`).
+
+    Attributes:
+        backward: ``backward(layers, caches, d, grad_layers, ctx, workspaces)``, like
+            the plan's, from the last layer down to ``first``.
+        first: the lowest layer run (it computes no input gradient); the layers below
+            it get no backward kernel call, only their new state.
+    """
+
+    backward: Callable[..., None]
+    first: int
+
+
+def gradient_skip(params: Network, unused: BoolArray | None) -> GradientSkip | None:
+    """The backward pass for a step whose update reads no gradient where ``unused``
+    (P,) (flat, ``params.layout`` order; :func:`fnn.optim.transforms.unused_gradient`)
+    is True, or None to run the full one (``unused`` None or skipping nothing).
+
+    A leaf is skipped when all its entries are unused; a layer is run when it has a
+    needed trainable leaf or one above it does. The layers below the lowest such layer
+    are not run: a layer there with state leaves (batch norm's running statistics)
+    writes its new state with its optional ``state_into(cache, grads)``, or, without
+    one, the pass goes down to it. Every skipped leaf's gradient is zero. The gradients
+    computed are the full pass's bits: the same kernels run on the same inputs.
+    Computed once per network structure and mask, then kept."""
+    if unused is None:
+        return None
+    plan = params._plan
+    assert plan is not None
+    key = np.packbits(unused).tobytes()
+    if key not in plan.skips:
+        plan.skips[key] = _build_skip(params, unused)
+    return plan.skips[key]
+
+
+def _build_skip(params: Network, unused: BoolArray) -> GradientSkip | None:
+    layers = params.layers
+    n = len(layers)
+    trainable = tree.trainable_mask(params)
+    needed = [False] * n
+    has_state = [False] * n
+    zero: list[list[int]] = [[] for _ in range(n)]  # per layer: skipped leaf indices
+    counts = [0] * n
+    lo = 0  # the leaf's offset in the flat layout (leaves in tree order)
+    for path, leaf in leaves_with_paths(params):
+        i = int(path.split(".")[1])  # paths are "layers.<i>...."
+        j, counts[i] = counts[i], counts[i] + 1
+        size = int(np.size(leaf))
+        if not trainable[path]:
+            has_state[i] = True
+        elif unused[lo : lo + size].all():
+            zero[i].append(j)
+        else:
+            needed[i] = True
+        lo += size
+    first = next((i for i in range(n) if needed[i]), n)
+    hooks: list[tuple[int, Callable[..., None]]] = []
+    for i in range(first - 1, -1, -1):
+        if not has_state[i]:
+            continue
+        hook = getattr(type(layers[i]), "state_into", None)
+        if hook is None:
+            first = i  # no way to get its new state but its backward kernel
+            hooks = []  # the layers above it run their backward kernels
+        else:
+            hooks.append((i, hook))
+    default = next(i for i in range(n) if counts[i])  # the plan's lowest layer
+    if first == default and not any(zero):
+        return None  # the full pass: nothing skipped
+    kernels: list[Callable[..., FloatArray | None]] = []
+    for i, layer in enumerate(layers):
+        # a frozen layer between trained ones passes the gradient down, computing its
+        # input gradient alone when it can (an optional input_gradient_into)
+        only_d_in = getattr(type(layer), "input_gradient_into", None)
+        if i > first and zero[i] and not needed[i] and not has_state[i] and only_d_in:
+            kernels.append(_input_gradient_kernel(only_d_in))
+        else:
+            kernels.append(backward_kernel(type(layer)))
+    zeroed = [(i, tuple(z)) for i, z in enumerate(zero) if z]
+
+    def backward(
+        L: Sequence[Layer],
+        C: Sequence[LayerCache],
+        d: FloatArray,
+        G: Sequence[Layer],
+        ctx: Context,
+        ws: Sequence[Workspace],
+    ) -> None:
+        for i in range(n - 1, first, -1):
+            d_in = kernels[i](L[i], C[i], d, G[i], ctx, ws[i], True)
+            if d_in is None:
+                _no_d_in(L, i)
+                return
+            d = d_in
+        if first < n:
+            kernels[first](L[first], C[first], d, G[first], ctx, ws[first], False)
+        for i, hook in hooks:
+            hook(L[i], C[i], G[i])
+        for i, idx in zeroed:
+            leaves = tree.leaves(G[i])
+            for j in idx:
+                leaves[j][...] = 0
+
+    return GradientSkip(backward=backward, first=first)
+
+
+def _input_gradient_kernel(
+    method: Callable[..., FloatArray],
+) -> Callable[..., FloatArray | None]:
+    """A backward kernel that runs a layer's ``input_gradient_into`` (no parameter
+    gradients; the caller zeroes them)."""
+
+    def kernel(
+        layer: Layer,
+        cache: LayerCache,
+        d: FloatArray,
+        grads: Layer,
+        ctx: Context,
+        ws: Workspace,
+        need_d_in: bool,
+    ) -> FloatArray | None:
+        return method(layer, cache, d, ctx, ws)
+
+    return kernel
 
 
 def _rng_for(params: Network, train: bool, rng: RNGLike | None) -> np.random.Generator | None:
@@ -799,16 +937,29 @@ def batch_gradient(
     out: FloatArray | None = None,
     scale: float | None = None,
     check: bool = False,
+    skip: GradientSkip | None = None,
 ) -> float:
     """One batch's loss, gradient and new layer state: the training step every way of
     training runs (``value_and_grad``, ``train_step``, ``fit``, ``fnn.distributed.fit``).
 
     The layers' forward kernels on the validated batch ``X`` (n, *input_shape), then
-    :func:`gradient_from_logits`. Returns the batch's mean loss.
+    :func:`gradient_from_logits`. Returns the batch's mean loss. ``skip``: leave out
+    the gradients the step does not read (:func:`gradient_skip`).
     """
     logits, caches = forward_pass(params, X, ctx, workspaces)
     return gradient_from_logits(
-        params, logits, caches, y, w, ctx, workspaces, grads, out=out, scale=scale, check=check
+        params,
+        logits,
+        caches,
+        y,
+        w,
+        ctx,
+        workspaces,
+        grads,
+        out=out,
+        scale=scale,
+        check=check,
+        skip=skip,
     )
 
 
@@ -826,6 +977,7 @@ def gradient_from_logits(
     out: FloatArray | None = None,
     scale: float | None = None,
     check: bool = False,
+    skip: GradientSkip | None = None,
 ) -> float:
     """The loss of a forward pass's ``logits`` (n, n_outputs) or (n, T, n_outputs) for
     prepared targets ``y`` and weights ``w`` (n,), and the backward pass from its
@@ -852,7 +1004,7 @@ def gradient_from_logits(
         raise NonFinite("loss", v)
     if scale is not None:
         d *= d.dtype.type(scale)
-    backward_pass(params, caches, d, grads, ctx, workspaces)
+    backward_pass(params, caches, d, grads, ctx, workspaces, skip)
     return v
 
 

@@ -216,8 +216,7 @@ class BatchNorm(LayerBase):
         )
         np.dot(ones, g, out=grads.shift)  # this process's rows; summed like every gradient
         np.dot(ones, gx, out=grads.scale)
-        np.copyto(grads.running_mean, cache.new_mean)
-        np.copyto(grads.running_var, cache.new_var)
+        self.state_into(cache, grads)
         if not need_d_in:
             return None
         d_in = ws.empty("d_in", g.shape, dt)
@@ -241,6 +240,13 @@ class BatchNorm(LayerBase):
                 g.shape[0], g.nbytes, lambda lo, hi: _multiply(g[lo:hi], k, d_in[lo:hi])
             )
         return d_in.reshape(d_out.shape)
+
+    def state_into(self, cache: BatchNormCache, grads: BatchNorm) -> None:
+        """The new running estimates (C,) into the state leaves of ``grads``: all that a
+        training step whose update reads none of this layer's gradients needs of its
+        backward pass (:func:`fnn.network.gradient_skip`)."""
+        np.copyto(grads.running_mean, cache.new_mean)
+        np.copyto(grads.running_var, cache.new_var)
 
     def config(self) -> dict[str, object]:
         return {
