@@ -1159,12 +1159,11 @@ def _inference_pass(params: Network, X: FloatArray) -> FloatArray:
     read them. Returns the logits."""
     h = X
     layers = params.layers
-    i = 0
-    try:
-        for i, layer in enumerate(layers):
+    for i, layer in enumerate(layers):
+        try:
             h, _ = forward_kernel(type(layer))(layer, h, INFERENCE, FRESH)
-    except ValueError as e:
-        _layer_failed(layers, i, e)
+        except ValueError as e:
+            _layer_failed(layers, i, e)
     return h
 
 
