@@ -36,7 +36,7 @@ from fnn._validation import (
 )
 from fnn.layers.base import (
     FRESH,
-    INFERENCE,
+    PREDICT,
     TRAINING,
     Context,
     Layer,
@@ -1161,7 +1161,7 @@ def _inference_pass(params: Network, X: FloatArray) -> FloatArray:
     layers = params.layers
     for i, layer in enumerate(layers):
         try:
-            h, _ = forward_kernel(type(layer))(layer, h, INFERENCE, FRESH)
+            h, _ = forward_kernel(type(layer))(layer, h, PREDICT, FRESH)
         except ValueError as e:
             _layer_failed(layers, i, e)
     return h

@@ -149,6 +149,8 @@ class BatchNorm(LayerBase):
         dt = self.scale.dtype
         x = X.reshape(-1, C)
         m_local = x.shape[0]
+        if not ctx.train and not ctx.keep_cache:
+            return self._predict(x, ws).reshape(X.shape), _NO_CACHE
         ones = ws.ones("rows", m_local, dt)
         xc = ws.empty("xc", x.shape, dt)
         # The elementwise passes run over row ranges on fnn's threads; the sums over rows
@@ -193,6 +195,24 @@ class BatchNorm(LayerBase):
         return out.reshape(X.shape), BatchNormCache(
             xhat=xhat, inv=inv, count=m, train=ctx.train, new_mean=new_mean, new_var=new_var
         )
+
+    def _predict(self, x: FloatArray, ws: Workspace) -> FloatArray:
+        """Inference with no cache kept, for ``x`` (m, C): the output of
+        :meth:`forward_into` at inference (the same operations in the same order), with
+        ``xhat`` written over the output instead of an array of its own."""
+        dt = self.scale.dtype
+        out = ws.empty("out", x.shape, dt)
+        inv = 1 / np.sqrt(self.running_var + dt.type(self.eps))
+
+        def normalise(lo: int, hi: int) -> None:
+            o = out[lo:hi]
+            np.subtract(x[lo:hi], self.running_mean, out=o)
+            o *= inv
+            o *= self.scale
+            o += self.shift
+
+        threads.parallel_rows(x.shape[0], x.nbytes, normalise)
+        return out
 
     def backward_into(
         self,
@@ -277,6 +297,14 @@ class BatchNormCache(LayerCache):
     train: bool
     new_mean: FloatArray
     new_var: FloatArray
+
+
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
+_NO_CACHE = BatchNormCache(
+    xhat=_EMPTY, inv=_EMPTY, count=0, train=False, new_mean=_EMPTY, new_var=_EMPTY
+)
+"""The cache of an inference pass whose caller drops it (``fnn.predict``)."""
 
 
 def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[BatchNorm, tuple[int, ...]]:
