@@ -426,7 +426,13 @@ class AddDecayedWeights(InPlace):
 @attrs.frozen
 class Freeze(InPlace):
     """Zero the update on the leaves selected by ``mask``: those parameters never change.
-    Place it last in a :func:`chain` (after any decoupled weight decay)."""
+    Place it last in a :func:`chain` (after any decoupled weight decay).
+
+    In a chain of elementwise transforms (any but global-norm clipping), ``fit`` and
+    ``train_step`` compute no gradient for the frozen leaves (:func:`unused_gradient`):
+    the layers below the lowest trained one are not run backward, and the earlier
+    transforms' state of the frozen leaves sees a zero gradient. ``fnn.backward``
+    still returns every gradient."""
 
     mask: Mask
 
