@@ -28,6 +28,9 @@ allocates the optimizer state, the parameter and gradient buffers, every layer's
 workspace and activations), for PyTorch the growth of the process's peak resident set
 over its steps (its allocator is not traced).
 
+``--root DIR`` adds the peer ``base``: ``fnn`` run from another checkout (e.g. a ``git
+worktree`` of an earlier commit), for an A/B in the same rotation.
+
 ``--native-blas`` runs the NumPy peers with ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` unset (these machines set them for older OpenBLAS builds; with
 them OpenBLAS uses its Haswell kernels on CPUs that have AVX-512).
@@ -89,14 +92,14 @@ def worker(peer: str, steps: int, repeats: int) -> dict[str, Any]:
 
     X, y = _data(steps)
     result: dict[str, Any] = {}
-    if peer in ("fnn", "step", "frozen"):
+    if peer in ("fnn", "step", "frozen", "base"):
         import fnn
 
         net = fnn.init(_fnn_arch(), rng=0)
         opt = fnn.adam(1e-3)
         if peer == "frozen":
             opt = fnn.chain(opt, fnn.freeze(lambda p: p.startswith(FROZEN)))
-        if peer in ("fnn", "frozen"):
+        if peer in ("fnn", "frozen", "base"):
 
             def run() -> None:
                 fnn.fit(net, opt, X, y, epochs=1, batch_size=BATCH, shuffle=False, rng=0, verbose=0)
@@ -220,12 +223,14 @@ def _blas() -> str:
         return "?"
 
 
-def run_peer(peer: str, steps: int, repeats: int, native: bool) -> dict[str, Any]:
+def run_peer(
+    peer: str, steps: int, repeats: int, native: bool, root: Path = ROOT
+) -> dict[str, Any]:
     env = dict(os.environ)
-    if native and peer in ("fnn", "step", "floor", "frozen"):
+    if native and peer in ("fnn", "step", "floor", "frozen", "base"):
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root if peer == "base" else ROOT)
     cmd = [sys.executable, __file__, "--worker", peer, "--steps", str(steps)]
     cmd += ["--repeats", str(repeats)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
@@ -238,6 +243,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="batches per timed call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per process")
     parser.add_argument("--native-blas", action="store_true")
+    parser.add_argument("--root", default=None, help="another checkout, run as peer 'base'")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -249,10 +255,13 @@ def main() -> None:
     except ImportError:
         peers = peers[:4]
         print("PyTorch is not installed (extra 'bench'): fnn and the floor only")
+    root = Path(args.root).resolve() if args.root else ROOT
+    if args.root:
+        peers.insert(1, "base")
     got: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
     for _ in range(args.rounds):
         for p in peers:
-            got[p].append(run_peer(p, args.steps, args.repeats, args.native_blas))
+            got[p].append(run_peer(p, args.steps, args.repeats, args.native_blas, root))
     med = {p: statistics.median(r["step_seconds"] for r in got[p]) for p in peers}
     f = med["fnn"]
     print(f"batch {BATCH}, float32, {args.rounds} rounds; BLAS: {got['fnn'][0].get('blas')}")
@@ -263,7 +272,7 @@ def main() -> None:
         times = [r["step_seconds"] for r in got[p]]
         spread = max(times) / min(times)  # over the rounds: the processes' medians
         print(f"{p:12} {med[p] * 1e3:8.2f} {med[p] / f:7.2f} {mib} {spread:8.2f}")
-    for t in ("torch", "torch-cl"):
+    for t in ("torch", "torch-cl", "base"):
         if t in med:
             print(f"fnn fit step / {t}: {f / med[t]:.2f}")
     print(f"fnn fit step / its matrix products (floor): {f / med['floor']:.2f}")
