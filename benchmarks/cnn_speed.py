@@ -15,13 +15,21 @@ pools fight and distort both), timed in rotation ``--rounds`` times:
   once: what no NumPy implementation of this step can go below;
 - ``torch``: ``nn.Sequential`` with ``nn.Conv2d`` / ``nn.BatchNorm2d`` / ... and
   ``torch.optim.Adam``, NCHW, ``torch.set_num_threads(2)``;
-- ``torch-cl``: the same with channels-last memory format (fnn's layout).
+- ``torch-cl``: the same with channels-last memory format (fnn's layout);
+- ``frozen`` and ``torch-frozen``: ``fnn`` and ``torch`` with the two convolution blocks
+  (each convolution and its batch norm, the lower half of the network) frozen: in fnn by
+  an optimizer mask (``fnn.chain(fnn.adam(1e-3), fnn.freeze(...))``), in PyTorch by
+  ``requires_grad_(False)``. Batch norm keeps updating its running statistics in both.
+  Reported as the frozen step over the full step of the same library.
 
 Each process also reports the peak memory of its steps: for fnn the peak of NumPy's
 allocations traced by ``tracemalloc`` during the process's first ``fit`` call (which
 allocates the optimizer state, the parameter and gradient buffers, every layer's
 workspace and activations), for PyTorch the growth of the process's peak resident set
 over its steps (its allocator is not traced).
+
+``--root DIR`` adds the peer ``base``: ``fnn`` run from another checkout (e.g. a ``git
+worktree`` of an earlier commit), for an A/B in the same rotation.
 
 ``--native-blas`` runs the NumPy peers with ``OPENBLAS_CORETYPE`` and
 ``OPENBLAS_L2_SIZE`` unset (these machines set them for older OpenBLAS builds; with
@@ -43,6 +51,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 128
+# the two convolution blocks (convolution and batch norm): fnn's paths, PyTorch's modules
+FROZEN = ("layers.0.", "layers.1.", "layers.4.", "layers.5.")
+FROZEN_TORCH = (0, 1, 4, 5)
 
 
 def _data(steps: int) -> tuple[Any, Any]:
@@ -81,12 +92,14 @@ def worker(peer: str, steps: int, repeats: int) -> dict[str, Any]:
 
     X, y = _data(steps)
     result: dict[str, Any] = {}
-    if peer in ("fnn", "step"):
+    if peer in ("fnn", "step", "frozen", "base"):
         import fnn
 
         net = fnn.init(_fnn_arch(), rng=0)
         opt = fnn.adam(1e-3)
-        if peer == "fnn":
+        if peer == "frozen":
+            opt = fnn.chain(opt, fnn.freeze(lambda p: p.startswith(FROZEN)))
+        if peer in ("fnn", "frozen", "base"):
 
             def run() -> None:
                 fnn.fit(net, opt, X, y, epochs=1, batch_size=BATCH, shuffle=False, rng=0, verbose=0)
@@ -136,6 +149,9 @@ def worker(peer: str, steps: int, repeats: int) -> dict[str, Any]:
         if peer == "torch-cl":
             model = model.to(memory_format=torch.channels_last)
             Xt = Xt.contiguous(memory_format=torch.channels_last)
+        if peer == "torch-frozen":
+            for i in FROZEN_TORCH:
+                model[i].requires_grad_(False)
         yt = torch.tensor(y)
         opt_t = torch.optim.Adam(model.parameters(), lr=1e-3)
         crit = nn.CrossEntropyLoss()
@@ -207,12 +223,14 @@ def _blas() -> str:
         return "?"
 
 
-def run_peer(peer: str, steps: int, repeats: int, native: bool) -> dict[str, Any]:
+def run_peer(
+    peer: str, steps: int, repeats: int, native: bool, root: Path = ROOT
+) -> dict[str, Any]:
     env = dict(os.environ)
-    if native and peer in ("fnn", "step", "floor"):
+    if native and peer in ("fnn", "step", "floor", "frozen", "base"):
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(root if peer == "base" else ROOT)
     cmd = [sys.executable, __file__, "--worker", peer, "--steps", str(steps)]
     cmd += ["--repeats", str(repeats)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
@@ -225,34 +243,44 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="batches per timed call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per process")
     parser.add_argument("--native-blas", action="store_true")
+    parser.add_argument("--root", default=None, help="another checkout, run as peer 'base'")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.repeats)))
         return
-    peers = ["fnn", "step", "floor", "torch", "torch-cl"]
+    peers = ["fnn", "step", "floor", "frozen", "torch", "torch-cl", "torch-frozen"]
     try:
         import torch  # noqa: F401
     except ImportError:
-        peers = peers[:3]
+        peers = peers[:4]
         print("PyTorch is not installed (extra 'bench'): fnn and the floor only")
+    root = Path(args.root).resolve() if args.root else ROOT
+    if args.root:
+        peers.insert(1, "base")
     got: dict[str, list[dict[str, Any]]] = {p: [] for p in peers}
     for _ in range(args.rounds):
         for p in peers:
-            got[p].append(run_peer(p, args.steps, args.repeats, args.native_blas))
+            got[p].append(run_peer(p, args.steps, args.repeats, args.native_blas, root))
     med = {p: statistics.median(r["step_seconds"] for r in got[p]) for p in peers}
     f = med["fnn"]
     print(f"batch {BATCH}, float32, {args.rounds} rounds; BLAS: {got['fnn'][0].get('blas')}")
-    print(f"{'peer':9} {'ms/step':>8} {'/ fnn':>7} {'peak MiB':>9}")
+    print(f"{'peer':12} {'ms/step':>8} {'/ fnn':>7} {'peak MiB':>9} {'max/min':>8}")
     for p in peers:
         peak = [r["peak_bytes"] for r in got[p] if "peak_bytes" in r]
         mib = f"{max(peak) / 2**20:9.1f}" if peak else f"{'':9}"
-        print(f"{p:9} {med[p] * 1e3:8.2f} {med[p] / f:7.2f} {mib}")
-    for t in ("torch", "torch-cl"):
+        times = [r["step_seconds"] for r in got[p]]
+        spread = max(times) / min(times)  # over the rounds: the processes' medians
+        print(f"{p:12} {med[p] * 1e3:8.2f} {med[p] / f:7.2f} {mib} {spread:8.2f}")
+    for t in ("torch", "torch-cl", "base"):
         if t in med:
             print(f"fnn fit step / {t}: {f / med[t]:.2f}")
     print(f"fnn fit step / its matrix products (floor): {f / med['floor']:.2f}")
     print(f"loop of train_step / fit: {med['step'] / f:.2f}")
+    print(f"frozen conv blocks, step / full step: fnn {med['frozen'] / f:.2f}", end="")
+    if "torch" in med:
+        print(f", PyTorch {med['torch-frozen'] / med['torch']:.2f}", end="")
+    print()
 
 
 if __name__ == "__main__":

@@ -22,10 +22,11 @@ from fnn._diverged import NonFinite
 from fnn._types import FloatArray
 from fnn.layers.base import TRAINING, Kept
 from fnn.layers.base import Context as LayerContext
-from fnn.network import Network, batch_gradient, from_flat, logits_of
+from fnn.network import Network, batch_gradient, from_flat, gradient_skip, logits_of
 from fnn.optim._arrays import frozen_array, writable_copy
 from fnn.optim.base import ChainRunner, InPlace
 from fnn.optim.state import Optimizer, OptState
+from fnn.optim.transforms import unused_gradient
 
 __all__ = ["Engine", "NonFinite"]
 
@@ -87,6 +88,8 @@ class Engine:
         self.lr_scale = opt_state.lr_scale
         self.trainable = opt_state.trainable
         self.frozen = None if opt_state.trainable is None else ~opt_state.trainable
+        # the gradients no update reads (frozen leaves) are not computed
+        self.skip = gradient_skip(params, unused_gradient(opt_state))
         # The optimizer runs through two runners, one per direction between the two
         # parameter buffers (their chunk views are built once; the state is shared).
         keep = lay.state_slices
@@ -191,7 +194,17 @@ class Engine:
                 self._ctx = ctx  # the same for every step of a fit
         net = self.nets[self.cur]
         return batch_gradient(
-            net, X, y, w, ctx, self.workspaces, self.grads, out=out, scale=scale, check=check
+            net,
+            X,
+            y,
+            w,
+            ctx,
+            self.workspaces,
+            self.grads,
+            out=out,
+            scale=scale,
+            check=check,
+            skip=self.skip,
         )
 
     def update(self) -> None:

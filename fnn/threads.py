@@ -8,8 +8,15 @@ cores at once.
 **The setting.** :func:`set_num_threads` / :func:`get_num_threads`, or the environment
 variable ``FNN_NUM_THREADS``, read once when the count is first needed. The default is
 the number of cores this process may run on (``len(os.sched_getaffinity(0))``, else
-``os.cpu_count()``). fnn never changes BLAS's own thread count (``OPENBLAS_NUM_THREADS``
-or threadpoolctl set that one). ``fnn.distributed`` ranks default to one thread each.
+``os.cpu_count()``) less the cores OpenBLAS's own worker threads hold: OpenBLAS keeps
+its workers busy-waiting for a while after each product, so with OpenBLAS on 2 threads
+of 2 cores its worker spins on the second core through every pass fnn runs between
+products, and a second fnn thread only fights it (measured on examples/mnist_cnn.py's
+step: 72-75 ms with 2 fnn threads against 68-70 ms with 1, the process using 1.99
+cores with 1 fnn thread; with OpenBLAS on 1 thread, 2 fnn threads give 65-68 ms). fnn
+never changes BLAS's own thread count (``OPENBLAS_NUM_THREADS`` or threadpoolctl set
+that one); the default follows it, read from the library at each pass.
+``fnn.distributed`` ranks default to one thread each.
 
 **The same bits for every thread count.** A pass is split by :func:`split` into a
 number of row ranges that depends on the sizes only, never on the thread count; each
@@ -41,11 +48,14 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from typing import cast
 
 __all__ = [
     "GRAIN_BYTES",
     "MAX_CHUNKS",
+    "blas_threads",
     "configured",
+    "default_threads",
     "get_num_threads",
     "parallel_for",
     "parallel_rows",
@@ -73,6 +83,58 @@ def _usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+_blas_get: Callable[[], int] | None = None  # OpenBLAS's get_num_threads, once found
+_blas_looked = False
+
+# the names of OpenBLAS's thread-count getter in the builds NumPy ships and in others
+_BLAS_GETTERS = (
+    "scipy_openblas_get_num_threads64_",
+    "scipy_openblas_get_num_threads",
+    "openblas_get_num_threads64_",
+    "openblas_get_num_threads",
+)
+
+
+def _find_blas_getter() -> Callable[[], int] | None:
+    """OpenBLAS's ``get_num_threads`` in a library this process has loaded (NumPy's),
+    or None (another BLAS, not Linux)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({ln.split()[-1] for ln in maps if "openblas" in ln.lower()})
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:  # pragma: no cover - not a library
+            continue
+        for name in _BLAS_GETTERS:
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                fn.restype = ctypes.c_int
+                fn.argtypes = []
+                return cast(Callable[[], int], fn)
+    return None
+
+
+def blas_threads() -> int:
+    """The threads OpenBLAS (NumPy's BLAS) runs its products on, read from the library
+    now; 1 when there is no OpenBLAS to ask."""
+    global _blas_get, _blas_looked
+    if not _blas_looked:
+        _blas_get = _find_blas_getter()
+        _blas_looked = True
+    return 1 if _blas_get is None else max(1, int(_blas_get()))
+
+
+def default_threads() -> int:
+    """The default count: the usable cores less those OpenBLAS's busy-waiting workers
+    hold (its threads beyond the caller's), at least 1."""
+    return max(1, _usable_cores() - (blas_threads() - 1))
 
 
 def _check_count(n: object, name: str) -> int:
@@ -117,10 +179,11 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The threads fnn's non-BLAS passes run on: the last :func:`set_num_threads`, else
-    ``FNN_NUM_THREADS``, else the number of cores this process may use."""
+    ``FNN_NUM_THREADS``, else :func:`default_threads` (the cores this process may use,
+    less those OpenBLAS's own threads hold)."""
     if not _read_env:
         _from_env()
-    return _usable_cores() if _setting is None else _setting
+    return default_threads() if _setting is None else _setting
 
 
 def configured() -> bool:

@@ -59,7 +59,8 @@ def test_environment_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _fresh_count("3", monkeypatch) == 3
     import os
 
-    assert _fresh_count(None, monkeypatch) == len(os.sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
+    assert _fresh_count(None, monkeypatch) == max(1, cores - threads.blas_threads() + 1)
     assert not threads.configured()
     with pytest.raises(ValueError, match="FNN_NUM_THREADS"):
         _fresh_count("zero", monkeypatch)
@@ -199,3 +200,18 @@ def test_concurrent_callers_match_sequential(small_grain: None) -> None:
     for t in callers:
         t.join()
     assert got == expected
+
+
+def test_the_default_leaves_the_cores_of_blas_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenBLAS's workers busy-wait between products: the default count leaves them
+    their cores, and follows BLAS's own setting when a caller changes it."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    for n in (1, 2):
+        with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
+            if threads.blas_threads() != n:
+                pytest.skip("NumPy's BLAS is not an OpenBLAS fnn can ask")
+            assert _fresh_count(None, monkeypatch) == max(1, cores - n + 1)
+    assert _fresh_count("2", monkeypatch) == 2  # a setting wins over the default

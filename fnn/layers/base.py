@@ -55,6 +55,7 @@ __all__ = [
     "FRESH",
     "INFERENCE",
     "LAYERS",
+    "PREDICT",
     "TRAINING",
     "Context",
     "Kept",
@@ -100,12 +101,16 @@ class Context:
             would). None otherwise.
         allreduce: in data-parallel training, sums an array over all processes
             (returns the sum; batch statistics use it). None in a single process.
+        keep_cache: whether the caller keeps the cache for a backward pass. False in
+            ``fnn.predict``, which drops it at once: a kernel may then leave out what
+            only its backward pass reads (max pooling's argmax), the output the same.
     """
 
     train: bool = False
     rng: np.random.Generator | None = None
     rows: tuple[slice, int] | None = None
     allreduce: Callable[[FloatArray], FloatArray] | None = None
+    keep_cache: bool = True
 
     def global_rows(self, n: int) -> int:
         """Rows in the whole (global) batch, given this process's ``n``."""
@@ -130,6 +135,8 @@ TRAINING = Context(train=True)
 """The context of a training-mode pass without random draws, in one process."""
 INFERENCE = Context()
 """The context of an inference pass."""
+PREDICT = Context(keep_cache=False)
+"""The context of an inference pass whose caches are dropped (``fnn.predict``)."""
 
 
 class Workspace:

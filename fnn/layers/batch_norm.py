@@ -152,6 +152,8 @@ class BatchNorm(LayerBase):
         dt = self.scale.dtype
         x = X.reshape(-1, C)
         m_local = x.shape[0]
+        if not ctx.train and not ctx.keep_cache:
+            return self._predict(x, ws).reshape(X.shape), _NO_CACHE
         ones = ws.ones("rows", m_local, dt)
         xc = ws.empty("xc", x.shape, dt)
         # The elementwise passes run over row ranges on fnn's threads; the sums over rows
@@ -197,6 +199,24 @@ class BatchNorm(LayerBase):
             xhat=xhat, inv=inv, count=m, train=ctx.train, new_mean=new_mean, new_var=new_var
         )
 
+    def _predict(self, x: FloatArray, ws: Workspace) -> FloatArray:
+        """Inference with no cache kept, for ``x`` (m, C): the output of
+        :meth:`forward_into` at inference (the same operations in the same order), with
+        ``xhat`` written over the output instead of an array of its own."""
+        dt = self.scale.dtype
+        out = ws.empty("out", x.shape, dt)
+        inv = 1 / np.sqrt(self.running_var + dt.type(self.eps))
+
+        def normalise(lo: int, hi: int) -> None:
+            o = out[lo:hi]
+            np.subtract(x[lo:hi], self.running_mean, out=o)
+            o *= inv
+            o *= self.scale
+            o += self.shift
+
+        threads.parallel_rows(x.shape[0], x.nbytes, normalise)
+        return out
+
     def backward_into(
         self,
         cache: BatchNormCache,
@@ -219,8 +239,7 @@ class BatchNorm(LayerBase):
         )
         np.dot(ones, g, out=grads.shift)  # this process's rows; summed like every gradient
         np.dot(ones, gx, out=grads.scale)
-        np.copyto(grads.running_mean, cache.new_mean)
-        np.copyto(grads.running_var, cache.new_var)
+        self.state_into(cache, grads)
         if not need_d_in:
             return None
         d_in = ws.empty("d_in", g.shape, dt)
@@ -244,6 +263,13 @@ class BatchNorm(LayerBase):
                 g.shape[0], g.nbytes, lambda lo, hi: _multiply(g[lo:hi], k, d_in[lo:hi])
             )
         return d_in.reshape(d_out.shape)
+
+    def state_into(self, cache: BatchNormCache, grads: BatchNorm) -> None:
+        """The new running estimates (C,) into the state leaves of ``grads``: all that a
+        training step whose update reads none of this layer's gradients needs of its
+        backward pass (:func:`fnn.network.gradient_skip`)."""
+        np.copyto(grads.running_mean, cache.new_mean)
+        np.copyto(grads.running_var, cache.new_var)
 
     def config(self) -> dict[str, object]:
         return {
@@ -274,6 +300,14 @@ class BatchNormCache(LayerCache):
     train: bool
     new_mean: FloatArray
     new_var: FloatArray
+
+
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
+_NO_CACHE = BatchNormCache(
+    xhat=_EMPTY, inv=_EMPTY, count=0, train=False, new_mean=_EMPTY, new_var=_EMPTY
+)
+"""The cache of an inference pass whose caller drops it (``fnn.predict``)."""
 
 
 def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[BatchNorm, tuple[int, ...]]:

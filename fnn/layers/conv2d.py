@@ -577,6 +577,24 @@ def conv2d_backward(
         if d_in_out is not None or work is not None:
             raise ValueError("d_in_out and work are only used when need_d_in is true")
         return dW, db, None
+    return dW, db, _input_gradient(W, d2, stride, pads, x_shape, d_in_out, work)
+
+
+def _input_gradient(
+    W: FloatArray,
+    d2: FloatArray,
+    stride: Pair,
+    pads: Pads2D,
+    x_shape: tuple[int, ...],
+    d_in_out: FloatArray | None,
+    work: FloatArray | None,
+) -> FloatArray:
+    """``d_in`` (n, h, w, c_in) from the output gradient ``d2`` (n*oh*ow, c_out), checked
+    by the caller: col2im of ``d2 W^T`` (see :func:`conv2d_backward` for the buffers)."""
+    dtype = d2.dtype
+    n, h, w, c_in = x_shape
+    kh, kw, _, c_out = W.shape
+    oh, ow = _out_hw((h, w), (kh, kw), stride, pads)
     d_in = out_buffer(d_in_out, (n, h, w, c_in), dtype, "d_in_out")
     p = oh * ow
     if work is None:
@@ -629,7 +647,7 @@ def conv2d_backward(
                     np.add(target, dc6[i, j, lo:hi, ra:rb, qa:qb], out=target)
 
         threads.parallel_rows(nc, dc.nbytes, col2im)
-    return dW, db, d_in
+    return d_in
 
 
 # --- the layer ------------------------------------------------------------------------
@@ -842,6 +860,28 @@ class Conv2D(LayerBase):
             work=ws.empty("d_cols", shapes.d_cols, dt) if need_d_in else None,
         )
         return d_in
+
+    def input_gradient_into(
+        self, cache: Conv2DCache, d_out: FloatArray, ctx: Context, ws: Workspace
+    ) -> FloatArray:
+        """``d_in`` (n, h, w, in_channels) alone, for ``d_out`` (n, oh, ow,
+        out_channels): :meth:`backward_into`'s input gradient, the same bits, without
+        the parameter gradients (a training step that reads none of them:
+        :func:`fnn.network.gradient_skip`)."""
+        dt = self.W.dtype
+        dz = self.activation.vjp(cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, dt))
+        shapes = conv2d_workspace_shapes(
+            cache.x_shape, self.W.shape, self.stride, cache.pads, dtype=dt
+        )
+        return _input_gradient(
+            self.W,
+            dz.reshape(-1, self.out_channels),
+            self.stride,
+            cache.pads,
+            cache.x_shape,
+            ws.empty("d_in", shapes.d_in, dt),
+            ws.empty("d_cols", shapes.d_cols, dt),
+        )
 
     def config(self) -> dict[str, object]:
         pad = self.padding

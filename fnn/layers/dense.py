@@ -152,6 +152,25 @@ class Dense(LayerBase):
         d_in = np.dot(dz, self.W.T, out=ws.empty("d_in", x.shape, dz.dtype))
         return d_in if x is x_in else d_in.reshape(x_in.shape)
 
+    def input_gradient_into(
+        self, cache: DenseCache, d_out: FloatArray, ctx: Context, ws: Workspace
+    ) -> FloatArray:
+        """``dX = dz W^T`` alone, shaped like the input: :meth:`backward_into`'s input
+        gradient, the same bits, without the parameter gradients (a training step that
+        reads none of them: :func:`fnn.network.gradient_skip`)."""
+        act = self.activation
+        dz = (
+            d_out
+            if act.linear
+            else act.vjp(cache.z, cache.a, d_out, out=ws.empty("dz", d_out.shape, d_out.dtype))
+        )
+        x = cache.x
+        if x.ndim != 2:  # a sequence: every position is a row
+            x = x.reshape(-1, x.shape[-1])
+            dz = dz.reshape(-1, dz.shape[-1])
+        d_in = np.dot(dz, self.W.T, out=ws.empty("d_in", x.shape, dz.dtype))
+        return d_in.reshape(cache.x.shape)
+
     def config(self) -> dict[str, object]:
         return {
             "kind": "dense",

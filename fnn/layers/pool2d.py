@@ -190,6 +190,25 @@ def max_pool2d_forward(
     return y, idx
 
 
+def _max_only(x: FloatArray, window: Pair, stride: Pair, y: FloatArray) -> FloatArray:
+    """Each window's maximum of ``x`` (n, h, w, c) into ``y`` (n, oh, ow, c): the ``y``
+    of :func:`max_pool2d_forward` (a maximum is exact), without the argmax passes."""
+    n, h, w, c = x.shape
+    oh, ow = y.shape[1:3]
+    chunk = max(1, CHUNK_BYTES // max(1, h * w * c * x.itemsize))
+
+    def part(t: int) -> None:
+        s, e = t * chunk, min(n, (t + 1) * chunk)
+        views = _views(x[s:e], window, stride, (oh, ow))
+        yc = y[s:e]
+        np.copyto(yc, views[0])
+        for k in range(1, len(views)):
+            np.maximum(yc, views[k], out=yc)
+
+    threads.parallel_for(-(-n // chunk), part)
+    return y
+
+
 def max_pool2d_backward(
     argmax: IntArray,
     d_out: FloatArray,
@@ -446,6 +465,9 @@ class MaxPool2D(_Pool2D):
         """``X`` (n, h, w, c) -> (n, oh, ow, c): each window's maximum."""
         shapes = max_pool2d_workspace_shapes(X.shape, self.window, self.strides)
         idt = argmax_dtype(self.window)
+        if not ctx.keep_cache:  # no backward pass: the maxima alone, no argmax
+            y = _max_only(X, self.window, self.strides, ws.empty("out", shapes.out, X.dtype))
+            return y, MaxPool2DCache(argmax=np.empty((0,), idt), x_shape=tuple(X.shape))
         y, idx = max_pool2d_forward(
             X,
             self.window,

@@ -19,7 +19,7 @@ from fnn._validation import as_float, check_nonnegative, check_positive, check_r
 from fnn.optim._arrays import frozen_array
 from fnn.optim.base import InPlace, UpdateContext
 from fnn.optim.masks import Mask, resolve_mask
-from fnn.optim.state import register_transform
+from fnn.optim.state import OptState, register_transform
 from fnn.schedules import LearningRate, as_learning_rate, check_learning_rate, value_at
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "RMSprop",
     "RMSpropState",
     "SGDState",
+    "unused_gradient",
 ]
 
 
@@ -359,7 +360,13 @@ class AddDecayedWeights(InPlace):
 @attrs.frozen
 class Freeze(InPlace):
     """Zero the update on the leaves selected by ``mask``: those parameters never change.
-    Place it last in a :func:`chain` (after any decoupled weight decay)."""
+    Place it last in a :func:`chain` (after any decoupled weight decay).
+
+    In a chain of elementwise transforms (any but global-norm clipping), ``fit`` and
+    ``train_step`` compute no gradient for the frozen leaves (:func:`unused_gradient`):
+    the layers below the lowest trained one are not run backward, and the earlier
+    transforms' state of the frozen leaves sees a zero gradient. ``fnn.backward``
+    still returns every gradient."""
 
     mask: Mask
 
@@ -370,6 +377,25 @@ class Freeze(InPlace):
 
     def apply(self, u: FloatArray, state: BoolArray, p: FloatArray, ctx: UpdateContext) -> None:
         np.copyto(u, 0, where=state)
+
+
+def unused_gradient(state: OptState) -> BoolArray | None:
+    """The flat mask (ravel order, (P,)) of the trainable entries whose gradient the
+    training step of ``state``'s optimizer need not compute: those a :class:`Freeze`
+    masks, when every transform is an elementwise in-place kernel. In such a chain a
+    masked entry's gradient reaches only that entry's own state and a change that the
+    freeze zeroes, so with a zero gradient there the parameters come out with the same
+    bits (the optimizer state of the frozen entries sees zeros, as PyTorch's frozen
+    parameters see no gradient). None when no entry qualifies (a chain with global-norm
+    clipping, or no freeze)."""
+    transforms = state.optimizer.transforms
+    masks = [s for t, s in zip(transforms, state.states, strict=True) if isinstance(t, Freeze)]
+    if not masks or not all(isinstance(t, InPlace) and t.elementwise for t in transforms):
+        return None
+    m: BoolArray = np.logical_or.reduce(masks) if len(masks) > 1 else masks[0]
+    if state.trainable is not None:
+        m = m & state.trainable  # state leaves (running statistics) are always written
+    return m if m.any() else None
 
 
 for _t in (SGD, Adam, RMSprop, Adagrad, ClipByGlobalNorm, AddDecayedWeights, Freeze):

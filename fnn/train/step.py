@@ -12,9 +12,11 @@ from fnn.network import (
     batch_gradient,
     check_network,
     fresh_gradient,
+    gradient_skip,
     training_inputs,
 )
 from fnn.optim import OptState, check_state_fits
+from fnn.optim.transforms import unused_gradient
 
 __all__ = ["train_step"]
 
@@ -55,6 +57,7 @@ def train_step(
     ctx = TRAINING if gen is None else Context(train=True, rng=gen)
     G, grads, _ = fresh_gradient(params)
     fresh = [FRESH] * len(params.layers)
-    value = batch_gradient(params, Xa, ya, w, ctx, fresh, grads, check=True)
+    skip = gradient_skip(params, unused_gradient(opt_state))  # frozen leaves' gradients
+    value = batch_gradient(params, Xa, ya, w, ctx, fresh, grads, check=True, skip=skip)
     new_params, new_state = opt_state.optimizer.update_flat(params, G, opt_state, check=True)
     return new_params, new_state, value
