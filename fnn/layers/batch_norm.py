@@ -51,7 +51,7 @@ from fnn.layers.base import (
     last_axis_shape,
     register_layer,
 )
-from fnn.tree import STATIC_META, readonly, state_field
+from fnn.tree import STATIC_META, read_only, readonly, state_field
 
 __all__ = ["BatchNorm", "BatchNormCache"]
 
@@ -302,8 +302,7 @@ class BatchNormCache(LayerCache):
     new_var: FloatArray
 
 
-_EMPTY = np.zeros(0)
-_EMPTY.flags.writeable = False
+_EMPTY = read_only(np.zeros(0))
 _NO_CACHE = BatchNormCache(
     xhat=_EMPTY, inv=_EMPTY, count=0, train=False, new_mean=_EMPTY, new_var=_EMPTY
 )
