@@ -442,7 +442,7 @@ def test_predict_peak_memory_counts_the_im2col_matrix(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     budget = 4 << 20
-    monkeypatch.setattr(fnn.network, "INFERENCE_BYTES", budget)
+    monkeypatch.setattr(fnn.network.inference, "INFERENCE_BYTES", budget)
     arch = fnn.sequential(
         (8, 8, 4),
         [fnn.specs.conv2d(4, 5, padding="same"), fnn.specs.flatten(), fnn.specs.dense(1)],

@@ -43,7 +43,7 @@ def test_chunked_predict_gives_forward_bits(monkeypatch: pytest.MonkeyPatch) -> 
     product's size, so the chunks are the ones predict uses)."""
     net = cnn()
     X = np.random.default_rng(0).random((300, 12, 12, 1), dtype=np.float32)
-    monkeypatch.setattr(fnn.network, "INFERENCE_BYTES", 1 << 16)
+    monkeypatch.setattr(fnn.network.inference, "INFERENCE_BYTES", 1 << 16)
     rows = inference_rows(net)
     assert rows < 100  # so predict runs several chunks, the last one shorter
     want = np.concatenate([fnn.forward(net, X[i : i + rows])[0] for i in range(0, 300, rows)])
@@ -52,7 +52,7 @@ def test_chunked_predict_gives_forward_bits(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_predict_peak_is_its_output_plus_one_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     net = cnn()
-    monkeypatch.setattr(fnn.network, "INFERENCE_BYTES", 1 << 20)
+    monkeypatch.setattr(fnn.network.inference, "INFERENCE_BYTES", 1 << 20)
     rows = inference_rows(net)
     n = 20 * rows
     X = np.random.default_rng(0).random((n, 12, 12, 1), dtype=np.float32)
