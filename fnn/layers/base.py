@@ -40,6 +40,7 @@ property tests run over every registered kind.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -315,20 +316,43 @@ _SCALARS = (int, float, str, bool, type(None))
 def seal(value: Any) -> None:
     """Make every array of a cache (attrs records, tuples and lists of arrays, nested)
     read-only, in place: what the pure functions hand out cannot be written."""
+    arrays: list[np.ndarray[Any, Any]] = []
+    _collect_arrays(value, arrays)
+    tree.read_only_each(arrays)
+
+
+_FIELD_VALUES: dict[type[Any], Callable[[Any], tuple[Any, ...]]] = {}
+
+
+def _collect_arrays(value: Any, arrays: list[np.ndarray[Any, Any]]) -> None:
+    """Append the arrays ``value`` holds to ``arrays`` (every field of a record: a
+    cache's arrays may be anywhere); one C call reads a record's fields."""
     t = type(value)
     if t is np.ndarray:
-        tree.read_only(value)
+        arrays.append(value)
         return
     if t is tuple or t is list:
-        for v in value:
-            seal(v)
-        return
-    for name, _ in tree.record_fields(t):  # every field: a cache's arrays may be anywhere
-        v = getattr(value, name)
+        items = value
+    else:
+        get = _FIELD_VALUES.get(t)
+        if get is None:
+            names = [name for name, _ in tree.record_fields(t)]
+            if not names:
+                return
+            # attrgetter of two or more names returns a tuple (one C call); of one, the
+            # value alone, so a lone field is read by name twice
+            get = (
+                operator.attrgetter(*names, *names)
+                if len(names) == 1
+                else operator.attrgetter(*names)
+            )
+            _FIELD_VALUES[t] = get
+        items = get(value)
+    for v in items:
         if type(v) is np.ndarray:
-            tree.read_only(v)  # a layer's input is the previous layer's sealed output
+            arrays.append(v)  # a layer's input is the previous layer's output: twice
         elif not isinstance(v, _SCALARS):
-            seal(v)
+            _collect_arrays(v, arrays)
 
 
 def context(train: bool, rng: np.random.Generator | None) -> Context:

@@ -204,8 +204,7 @@ def _sealed_gradient(
     cached fields."""
     G, grads, views = gradient
     tree.read_only(G)
-    for v in views:
-        tree.read_only(v)
+    tree.read_only_each(views)
     set_cached(grads, params, G.view())
     return grads
 
