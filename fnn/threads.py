@@ -8,14 +8,11 @@ cores at once.
 **The setting.** :func:`set_num_threads` / :func:`get_num_threads`, or the environment
 variable ``FNN_NUM_THREADS``, read once when the count is first needed. The default is
 the number of cores this process may run on (``len(os.sched_getaffinity(0))``, else
-``os.cpu_count()``) less the cores OpenBLAS's own worker threads hold: OpenBLAS keeps
-its workers busy-waiting for a while after each product, so with OpenBLAS on 2 threads
-of 2 cores its worker spins on the second core through every pass fnn runs between
-products, and a second fnn thread only fights it (measured on examples/mnist_cnn.py's
-step: 72-75 ms with 2 fnn threads against 68-70 ms with 1, the process using 1.99
-cores with 1 fnn thread; with OpenBLAS on 1 thread, 2 fnn threads give 65-68 ms). fnn
-never changes BLAS's own thread count (``OPENBLAS_NUM_THREADS`` or threadpoolctl set
-that one); the default follows it, read from the library at each pass.
+``os.cpu_count()``). fnn never changes BLAS's own thread count (``OPENBLAS_NUM_THREADS``
+or threadpoolctl set that one). OpenBLAS keeps its workers busy-waiting for a while
+after each product, so with OpenBLAS on every core a second fnn thread fights its
+spinning worker: there, ``FNN_NUM_THREADS=1`` (or OpenBLAS on one thread) is faster
+(measured in docs/threads.md; :func:`blas_threads` reads OpenBLAS's count).
 ``fnn.distributed`` ranks default to one thread each.
 
 **The same bits for every thread count.** A pass is split by :func:`split` into a
@@ -132,9 +129,8 @@ def blas_threads() -> int:
 
 
 def default_threads() -> int:
-    """The default count: the usable cores less those OpenBLAS's busy-waiting workers
-    hold (its threads beyond the caller's), at least 1."""
-    return max(1, _usable_cores() - (blas_threads() - 1))
+    """The default count: the cores this process may run on, at least 1."""
+    return _usable_cores()
 
 
 def _check_count(n: object, name: str) -> int:
@@ -179,8 +175,8 @@ def set_num_threads(n: int) -> None:
 
 def get_num_threads() -> int:
     """The threads fnn's non-BLAS passes run on: the last :func:`set_num_threads`, else
-    ``FNN_NUM_THREADS``, else :func:`default_threads` (the cores this process may use,
-    less those OpenBLAS's own threads hold)."""
+    ``FNN_NUM_THREADS``, else :func:`default_threads` (the cores this process may
+    use)."""
     if not _read_env:
         _from_env()
     return default_threads() if _setting is None else _setting

@@ -60,7 +60,7 @@ def test_environment_and_default(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     cores = len(os.sched_getaffinity(0))
-    assert _fresh_count(None, monkeypatch) == max(1, cores - threads.blas_threads() + 1)
+    assert _fresh_count(None, monkeypatch) == cores  # the issue's default: usable cores
     assert not threads.configured()
     with pytest.raises(ValueError, match="FNN_NUM_THREADS"):
         _fresh_count("zero", monkeypatch)
@@ -202,9 +202,12 @@ def test_concurrent_callers_match_sequential(small_grain: None) -> None:
     assert got == expected
 
 
-def test_the_default_leaves_the_cores_of_blas_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """OpenBLAS's workers busy-wait between products: the default count leaves them
-    their cores, and follows BLAS's own setting when a caller changes it."""
+def test_the_default_is_the_usable_cores_whatever_blas_runs_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default is the cores this process may use, as the issue and
+    ``torch.get_num_threads`` have it; BLAS's own thread count (which
+    ``blas_threads`` reads) does not change it, and fnn never changes BLAS's."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import os
 
@@ -213,5 +216,6 @@ def test_the_default_leaves_the_cores_of_blas_workers(monkeypatch: pytest.Monkey
         with threadpoolctl.threadpool_limits(limits=n, user_api="blas"):
             if threads.blas_threads() != n:
                 pytest.skip("NumPy's BLAS is not an OpenBLAS fnn can ask")
-            assert _fresh_count(None, monkeypatch) == max(1, cores - n + 1)
+            assert _fresh_count(None, monkeypatch) == cores
+            assert threads.blas_threads() == n  # left as the caller set it
     assert _fresh_count("2", monkeypatch) == 2  # a setting wins over the default
