@@ -233,15 +233,17 @@ def run_on_copies(
     step: int,
     lr_scale: float,
     check: bool = False,
+    owned: bool = False,
 ) -> tuple[FloatArray, tuple[Any, ...]]:
     """The chain run by :meth:`ChainRunner.on_copies` for update number ``step``: the
     change (in ``u``) and the new states, read-only. A chain that fits one chunk runs
-    on copies made at once, with no runner built (the pure functions' small steps)."""
+    on copies made at once, with no runner built (the pure functions' small steps);
+    there ``owned`` says ``g`` is the caller's private buffer, run in with no copy."""
     if _chunked(transforms, g):
         run = ChainRunner.on_copies(transforms, states, p, p_new, g, frozen, keep)
         run(step, lr_scale, check=check)
         return run.u, run.sealed_states()
-    u = g.copy()
+    u = g if owned else g.copy()
     copied = [map_record(writable_copy, s) for s in states]
     scratch = np.empty_like(u)
     u = _run_whole(transforms, copied, p, p_new, u, frozen, keep, scratch, step, lr_scale, check)

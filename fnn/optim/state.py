@@ -215,15 +215,29 @@ class Optimizer:
         return tree.unravel(params, new), new_state
 
     def update_flat(
-        self, params: P, g: FloatArray, state: OptState, *, check: bool = False
+        self,
+        params: P,
+        g: FloatArray,
+        state: OptState,
+        *,
+        check: bool = False,
+        owned: bool = False,
     ) -> tuple[P, OptState]:
         """:meth:`update` for a network given its gradient as one flat vector ``g`` in
         ``params.layout`` order (the state segments holding the new state), the state
-        already checked to fit. ``g`` is not written. ``check``: raise
+        already checked to fit. ``g`` is not written, unless ``owned`` (a private buffer
+        the caller drops: the chain then runs in it, with no copy). ``check``: raise
         :class:`FloatingPointError` (nothing updated) when the gradient or the update is
         not finite."""
         lay: Layout = params.layout  # type: ignore[attr-defined]
-        new, new_state = self._run(params.flat, g, state, lay.state_slices, check=check)  # type: ignore[attr-defined]
+        new, new_state = self._run(
+            params.flat,  # type: ignore[attr-defined]
+            g,
+            state,
+            lay.state_slices,
+            check=check,
+            owned=owned,
+        )
         return params.with_flat(new), new_state  # type: ignore[attr-defined]
 
     def _run(
@@ -234,14 +248,15 @@ class Optimizer:
         keep: list[tuple[int, int]],
         *,
         check: bool = False,
+        owned: bool = False,
     ) -> tuple[FloatArray, OptState]:
         """New flat parameters from ``p`` and the gradient ``g``, and the new state: the
-        chain run on private copies of ``g`` and the state."""
+        chain run on private copies of the state and of ``g`` (in ``g`` if ``owned``)."""
         new = np.empty_like(p)
         frozen = None if state.trainable is None else ~state.trainable
         t = state.step + 1
         _, states = run_on_copies(
-            self.transforms, state.states, p, new, g, frozen, keep, t, state.lr_scale, check
+            self.transforms, state.states, p, new, g, frozen, keep, t, state.lr_scale, check, owned
         )
         return new, state.advanced(t, states)
 

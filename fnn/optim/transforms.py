@@ -389,6 +389,11 @@ def unused_gradient(state: OptState) -> BoolArray | None:
     parameters see no gradient). None when no entry qualifies (a chain with global-norm
     clipping, or no freeze)."""
     transforms = state.optimizer.transforms
+    for t in transforms:
+        if isinstance(t, Freeze):
+            break
+    else:
+        return None  # no freeze, the common case: decided before any list is built
     masks = [s for t, s in zip(transforms, state.states, strict=True) if isinstance(t, Freeze)]
     if not masks or not all(isinstance(t, InPlace) and t.elementwise for t in transforms):
         return None

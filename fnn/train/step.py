@@ -59,5 +59,11 @@ def train_step(
     fresh = [FRESH] * len(params.layers)
     skip = gradient_skip(params, unused_gradient(opt_state))  # frozen leaves' gradients
     value = batch_gradient(params, Xa, ya, w, ctx, fresh, grads, check=True, skip=skip)
-    new_params, new_state = opt_state.optimizer.update_flat(params, G, opt_state, check=True)
+    new_params, new_state = opt_state.optimizer.update_flat(
+        params,
+        G,
+        opt_state,
+        check=True,
+        owned=True,  # G is this step's own buffer
+    )
     return new_params, new_state, value
