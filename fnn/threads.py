@@ -211,6 +211,9 @@ def _worker() -> None:
     while True:
         job = _jobs.get()
         job()
+        # drop the finished job before waiting: its closure holds the pass's arrays,
+        # which would otherwise stay alive until the next job arrives
+        del job
 
 
 def _ensure_workers(count: int) -> None:

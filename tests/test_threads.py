@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -219,3 +222,23 @@ def test_the_default_is_the_usable_cores_whatever_blas_runs_on(
             assert _fresh_count(None, monkeypatch) == cores
             assert threads.blas_threads() == n  # left as the caller set it
     assert _fresh_count("2", monkeypatch) == 2  # a setting wins over the default
+
+
+def test_workers_keep_no_array_of_a_finished_pass() -> None:
+    """Once parallel_for returns, no worker holds the pass's closure (or the arrays it
+    reads): predict's chunks would otherwise stay alive one chunk longer on threads."""
+    fnn.set_num_threads(2)
+    a = np.ones((4, 1000))
+    ref = weakref.ref(a)
+
+    def rows(lo: int, hi: int, a: np.ndarray[Any, Any] = a) -> None:  # holds the array
+        a[lo:hi].sum()
+
+    threads.parallel_rows(len(a), 1 << 30, rows)  # 4 chunks, on both threads
+    del rows
+    del a
+    gc.collect()
+    deadline = time.monotonic() + 2.0  # a worker drops its job right after running it
+    while ref() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ref() is None
