@@ -39,9 +39,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from fnn import threads
 from fnn._types import FloatArray
 from fnn._validation import as_float, check_positive, check_range
+from fnn.layers._channel_rows import ChannelRows
 from fnn.layers.base import (
     Context,
     LayerBase,
@@ -154,10 +154,11 @@ class BatchNorm(LayerBase):
         m_local = x.shape[0]
         if not ctx.train and not ctx.keep_cache:
             return self._predict(x, ws).reshape(X.shape), _NO_CACHE
-        ones = ws.ones("rows", m_local, dt)
+        rows = ChannelRows.of(m_local, C, dt.itemsize)
         xc = ws.empty("xc", x.shape, dt)
-        # The elementwise passes run over row ranges on fnn's threads; the sums over rows
-        # are BLAS products (their order does not depend on fnn's thread count).
+        xs, cs = rows.parts(x), rows.parts(xc)
+        # Each pass runs tiled and in cache-sized blocks on fnn's threads (_channel_rows);
+        # the mean is a BLAS product, the sum of squares is summed in a fixed order.
         if ctx.train:
             m = int(ctx.sum_over_processes(np.array([m_local], dt))[0])
             if m <= 1:
@@ -166,55 +167,56 @@ class BatchNorm(LayerBase):
                     f"input of shape {X.shape} (use a larger batch, or drop_last=True in fit)"
                 )
             # two passes (mean, then squared deviations): accurate for any offset
+            ones = ws.ones("rows", m_local, dt)
             mean: FloatArray = ctx.sum_over_processes(np.dot(ones, x)) / dt.type(m)
-            sq = ws.empty("sq", x.shape, dt)
+            mt = rows.tile(mean)
 
-            def deviations(lo: int, hi: int) -> None:
-                np.subtract(x[lo:hi], mean, out=xc[lo:hi])
-                np.multiply(xc[lo:hi], xc[lo:hi], out=sq[lo:hi])
+            def deviations(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[FloatArray]:
+                d, sq = cs[p][lo:hi], tmp[: hi - lo]
+                np.subtract(xs[p][lo:hi], mt[p], out=d)
+                np.multiply(d, d, out=sq)
+                return (sq.sum(axis=0),)
 
-            threads.parallel_rows(m_local, x.nbytes, deviations)
-            var: FloatArray = ctx.sum_over_processes(np.dot(ones, sq)) / dt.type(m)
+            squares = rows.run(deviations, x.nbytes, dt, n_sums=1)[0]
+            var: FloatArray = ctx.sum_over_processes(squares) / dt.type(m)
             mom = dt.type(self.momentum)
             new_mean: FloatArray = (1 - mom) * self.running_mean + mom * mean
             new_var: FloatArray = (1 - mom) * self.running_var + mom * var * dt.type(m / (m - 1))
         else:
             m = m_local
             mean, var = self.running_mean, self.running_var
-            threads.parallel_rows(
-                m_local, x.nbytes, lambda lo, hi: _subtract(x[lo:hi], mean, xc[lo:hi])
-            )
+            mt = rows.tile(mean)
+
+            def centre(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
+                np.subtract(xs[p][lo:hi], mt[p], out=cs[p][lo:hi])
+                return ()
+
+            rows.run(centre, x.nbytes, dt)
             new_mean, new_var = self.running_mean, self.running_var
         inv = 1 / np.sqrt(var + dt.type(self.eps))
-        xhat = xc  # xc is not needed again: xhat is written over it
         out = ws.empty("out", x.shape, dt)
-
-        def normalise(lo: int, hi: int) -> None:
-            np.multiply(xc[lo:hi], inv, out=xhat[lo:hi])
-            np.multiply(xhat[lo:hi], self.scale, out=out[lo:hi])
-            out[lo:hi] += self.shift
-
-        threads.parallel_rows(m_local, x.nbytes, normalise)
+        _scale_shift(rows, cs, rows.parts(out), inv * self.scale, self.shift, x.nbytes)
         return out.reshape(X.shape), BatchNormCache(
-            xhat=xhat, inv=inv, count=m, train=ctx.train, new_mean=new_mean, new_var=new_var
+            xc=xc, inv=inv, count=m, train=ctx.train, new_mean=new_mean, new_var=new_var
         )
 
     def _predict(self, x: FloatArray, ws: Workspace) -> FloatArray:
         """Inference with no cache kept, for ``x`` (m, C): the output of
         :meth:`forward_into` at inference (the same operations in the same order), with
-        ``xhat`` written over the output instead of an array of its own."""
+        the centred input written over the output instead of an array of its own."""
         dt = self.scale.dtype
         out = ws.empty("out", x.shape, dt)
+        rows = ChannelRows.of(x.shape[0], x.shape[1], dt.itemsize)
+        xs, os = rows.parts(x), rows.parts(out)
+        mt = rows.tile(self.running_mean)
+
+        def centre(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
+            np.subtract(xs[p][lo:hi], mt[p], out=os[p][lo:hi])
+            return ()
+
+        rows.run(centre, x.nbytes, dt)
         inv = 1 / np.sqrt(self.running_var + dt.type(self.eps))
-
-        def normalise(lo: int, hi: int) -> None:
-            o = out[lo:hi]
-            np.subtract(x[lo:hi], self.running_mean, out=o)
-            o *= inv
-            o *= self.scale
-            o += self.shift
-
-        threads.parallel_rows(x.shape[0], x.nbytes, normalise)
+        _scale_shift(rows, os, os, inv * self.scale, self.shift, x.nbytes)
         return out
 
     def backward_into(
@@ -231,37 +233,47 @@ class BatchNorm(LayerBase):
         C = self.n_features
         dt = self.scale.dtype
         g = d_out.reshape(-1, C)
-        xhat = cache.xhat
-        ones = ws.ones("rows", g.shape[0], dt)
-        gx = ws.empty("gx", g.shape, dt)
-        threads.parallel_rows(
-            g.shape[0], g.nbytes, lambda lo, hi: _multiply(g[lo:hi], xhat[lo:hi], gx[lo:hi])
-        )
-        np.dot(ones, g, out=grads.shift)  # this process's rows; summed like every gradient
-        np.dot(ones, gx, out=grads.scale)
+        rows = ChannelRows.of(g.shape[0], C, dt.itemsize)
+        gs, cs = rows.parts(g), rows.parts(cache.xc)
+
+        def sums(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[FloatArray, FloatArray]:
+            gb, gx = gs[p][lo:hi], tmp[: hi - lo]
+            np.multiply(gb, cs[p][lo:hi], out=gx)
+            return gb.sum(axis=0), gx.sum(axis=0)
+
+        # this process's rows (summed like every gradient): sum(g), and sum(g xhat) as
+        # inv * sum(g (x - mean))
+        s = rows.run(sums, 2 * g.nbytes, dt, n_sums=2)
+        np.copyto(grads.shift, s[0])
+        np.multiply(s[1], cache.inv, out=grads.scale)
         self.state_into(cache, grads)
         if not need_d_in:
             return None
         d_in = ws.empty("d_in", g.shape, dt)
-        k = self.scale * cache.inv
+        ds = rows.parts(d_in)
+        k = rows.tile(self.scale * cache.inv)
         if cache.train:
-            sums = ctx.sum_over_processes(np.concatenate([grads.shift, grads.scale]))
+            total = ctx.sum_over_processes(np.concatenate([grads.shift, grads.scale]))
             m = dt.type(cache.count)
-            mean_gx, mean_g = sums[C:] / m, sums[:C] / m
+            # dx = k (g - sum(g)/m - xhat sum(g xhat)/m), xhat = (x - mean) inv
+            mean_g = rows.tile(total[:C] / m)
+            b = rows.tile(cache.inv * (total[C:] / m))
 
-            def d_rows(lo: int, hi: int) -> None:
-                # dx = k (g - sum(g)/m - xhat sum(g xhat)/m)
-                d = d_in[lo:hi]
-                np.multiply(xhat[lo:hi], mean_gx, out=d)
-                np.subtract(g[lo:hi], d, out=d)
-                d -= mean_g
-                d *= k
+            def d_rows(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
+                d = ds[p][lo:hi]
+                np.multiply(cs[p][lo:hi], b[p], out=d)
+                d += mean_g[p]
+                np.subtract(gs[p][lo:hi], d, out=d)
+                d *= k[p]
+                return ()
 
-            threads.parallel_rows(g.shape[0], g.nbytes, d_rows)
         else:
-            threads.parallel_rows(
-                g.shape[0], g.nbytes, lambda lo, hi: _multiply(g[lo:hi], k, d_in[lo:hi])
-            )
+
+            def d_rows(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
+                np.multiply(gs[p][lo:hi], k[p], out=ds[p][lo:hi])
+                return ()
+
+        rows.run(d_rows, 2 * g.nbytes, dt)
         return d_in.reshape(d_out.shape)
 
     def state_into(self, cache: BatchNormCache, grads: BatchNorm) -> None:
@@ -280,21 +292,35 @@ class BatchNorm(LayerBase):
         }
 
 
-def _subtract(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
-    np.subtract(a, b, out=out)
+def _scale_shift(
+    rows: ChannelRows,
+    src: tuple[FloatArray, FloatArray],
+    dst: tuple[FloatArray, FloatArray],
+    k: FloatArray,
+    shift: FloatArray,
+    nbytes: int,
+) -> None:
+    """``dst = src * k + shift`` over the parts of (m, C) arrays, ``k`` and ``shift``
+    (C,): ``scale * xhat + shift`` with ``k = scale * inv``."""
+    kt, st = rows.tile(k), rows.tile(shift)
 
+    def block(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
+        o = dst[p][lo:hi]
+        np.multiply(src[p][lo:hi], kt[p], out=o)
+        o += st[p]
+        return ()
 
-def _multiply(a: FloatArray, b: FloatArray, out: FloatArray) -> None:
-    np.multiply(a, b, out=out)
+    rows.run(block, nbytes, k.dtype)
 
 
 @attrs.frozen(eq=False)
 class BatchNormCache(LayerCache):
-    """``xhat`` (m, C), ``inv = 1 / sqrt(var + eps)`` (C,), the count ``m`` of values per
-    feature (global in data-parallel runs), whether batch statistics were used, and the
-    new running estimates (C,)."""
+    """The centred input ``xc = x - mean`` (m, C) (so ``xhat = xc * inv``),
+    ``inv = 1 / sqrt(var + eps)`` (C,), the count ``m`` of values per feature (global
+    in data-parallel runs), whether batch statistics were used, and the new running
+    estimates (C,)."""
 
-    xhat: FloatArray
+    xc: FloatArray
     inv: FloatArray
     count: int
     train: bool
@@ -304,7 +330,7 @@ class BatchNormCache(LayerCache):
 
 _EMPTY = read_only(np.zeros(0))
 _NO_CACHE = BatchNormCache(
-    xhat=_EMPTY, inv=_EMPTY, count=0, train=False, new_mean=_EMPTY, new_var=_EMPTY
+    xc=_EMPTY, inv=_EMPTY, count=0, train=False, new_mean=_EMPTY, new_var=_EMPTY
 )
 """The cache of an inference pass whose caller drops it (``fnn.predict``)."""
 
