@@ -152,72 +152,55 @@ class BatchNorm(LayerBase):
         dt = self.scale.dtype
         x = X.reshape(-1, C)
         m_local = x.shape[0]
-        if not ctx.train and not ctx.keep_cache:
-            return self._predict(x, ws).reshape(X.shape), _NO_CACHE
         rows = ChannelRows.of(m_local, C, dt.itemsize)
+        out = ws.empty("out", x.shape, dt)
+        if not ctx.train:
+            # inference is one affine pass per channel, out = x k + (shift - mean k) with
+            # k = scale / sqrt(var + eps)
+            inv = 1 / np.sqrt(self.running_var + dt.type(self.eps))
+            k = inv * self.scale
+            xs = rows.parts(x)
+            _affine(rows, xs, rows.parts(out), k, self.shift - self.running_mean * k)
+            if not ctx.keep_cache:
+                return out.reshape(X.shape), _NO_CACHE
+            # the gradient of scale reads xhat = (x - mean) inv: the centred input
+            xc = ws.empty("xc", x.shape, dt)
+            _affine(rows, xs, rows.parts(xc), np.ones_like(k), -self.running_mean)
+            r, v = self.running_mean, self.running_var
+            return out.reshape(X.shape), BatchNormCache(
+                xc=xc, inv=inv, count=m_local, train=False, new_mean=r, new_var=v
+            )
+        m = int(ctx.sum_over_processes(np.array([m_local], dt))[0])
+        if m <= 1:
+            raise ValueError(
+                f"batch norm: expected more than 1 value per feature when training, got "
+                f"input of shape {X.shape} (use a larger batch, or drop_last=True in fit)"
+            )
         xc = ws.empty("xc", x.shape, dt)
         xs, cs = rows.parts(x), rows.parts(xc)
         # Each pass runs tiled and in cache-sized blocks on fnn's threads (_channel_rows);
-        # the mean is a BLAS product, the sum of squares is summed in a fixed order.
-        if ctx.train:
-            m = int(ctx.sum_over_processes(np.array([m_local], dt))[0])
-            if m <= 1:
-                raise ValueError(
-                    f"batch norm: expected more than 1 value per feature when training, got "
-                    f"input of shape {X.shape} (use a larger batch, or drop_last=True in fit)"
-                )
-            # two passes (mean, then squared deviations): accurate for any offset
-            ones = ws.ones("rows", m_local, dt)
-            mean: FloatArray = ctx.sum_over_processes(np.dot(ones, x)) / dt.type(m)
-            mt = rows.tile(mean)
+        # the mean is a BLAS product, the sum of squares is summed in a fixed order. Two
+        # passes (mean, then squared deviations): accurate for any offset.
+        ones = ws.ones("rows", m_local, dt)
+        mean: FloatArray = ctx.sum_over_processes(np.dot(ones, x)) / dt.type(m)
+        mt = rows.tile(mean)
 
-            def deviations(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[FloatArray]:
-                d, sq = cs[p][lo:hi], tmp[: hi - lo]
-                np.subtract(xs[p][lo:hi], mt[p], out=d)
-                np.multiply(d, d, out=sq)
-                return (sq.sum(axis=0),)
+        def deviations(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[FloatArray]:
+            d, sq = cs[p][lo:hi], tmp[: hi - lo]
+            np.subtract(xs[p][lo:hi], mt[p], out=d)
+            np.multiply(d, d, out=sq)
+            return (sq.sum(axis=0),)
 
-            squares = rows.run(deviations, x.nbytes, dt, n_sums=1)[0]
-            var: FloatArray = ctx.sum_over_processes(squares) / dt.type(m)
-            mom = dt.type(self.momentum)
-            new_mean: FloatArray = (1 - mom) * self.running_mean + mom * mean
-            new_var: FloatArray = (1 - mom) * self.running_var + mom * var * dt.type(m / (m - 1))
-        else:
-            m = m_local
-            mean, var = self.running_mean, self.running_var
-            mt = rows.tile(mean)
-
-            def centre(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
-                np.subtract(xs[p][lo:hi], mt[p], out=cs[p][lo:hi])
-                return ()
-
-            rows.run(centre, x.nbytes, dt)
-            new_mean, new_var = self.running_mean, self.running_var
+        squares = rows.run(deviations, x.nbytes, dt, n_sums=1)[0]
+        var: FloatArray = ctx.sum_over_processes(squares) / dt.type(m)
+        mom = dt.type(self.momentum)
+        new_mean: FloatArray = (1 - mom) * self.running_mean + mom * mean
+        new_var: FloatArray = (1 - mom) * self.running_var + mom * var * dt.type(m / (m - 1))
         inv = 1 / np.sqrt(var + dt.type(self.eps))
-        out = ws.empty("out", x.shape, dt)
-        _scale_shift(rows, cs, rows.parts(out), inv * self.scale, self.shift, x.nbytes)
+        _affine(rows, cs, rows.parts(out), inv * self.scale, self.shift)
         return out.reshape(X.shape), BatchNormCache(
-            xc=xc, inv=inv, count=m, train=ctx.train, new_mean=new_mean, new_var=new_var
+            xc=xc, inv=inv, count=m, train=True, new_mean=new_mean, new_var=new_var
         )
-
-    def _predict(self, x: FloatArray, ws: Workspace) -> FloatArray:
-        """Inference with no cache kept, for ``x`` (m, C): the output of
-        :meth:`forward_into` at inference (the same operations in the same order), with
-        the centred input written over the output instead of an array of its own."""
-        dt = self.scale.dtype
-        out = ws.empty("out", x.shape, dt)
-        rows = ChannelRows.of(x.shape[0], x.shape[1], dt.itemsize)
-        xs, os = rows.parts(x), rows.parts(out)
-        mt = rows.tile(self.running_mean)
-
-        def centre(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
-            np.subtract(xs[p][lo:hi], mt[p], out=os[p][lo:hi])
-            return ()
-
-        rows.run(centre, x.nbytes, dt)
-        inv = 1 / np.sqrt(self.running_var + dt.type(self.eps))
-        _scale_shift(rows, os, os, inv * self.scale, self.shift, x.nbytes)
-        return out
 
     def backward_into(
         self,
@@ -292,16 +275,15 @@ class BatchNorm(LayerBase):
         }
 
 
-def _scale_shift(
+def _affine(
     rows: ChannelRows,
     src: tuple[FloatArray, FloatArray],
     dst: tuple[FloatArray, FloatArray],
     k: FloatArray,
     shift: FloatArray,
-    nbytes: int,
 ) -> None:
-    """``dst = src * k + shift`` over the parts of (m, C) arrays, ``k`` and ``shift``
-    (C,): ``scale * xhat + shift`` with ``k = scale * inv``."""
+    """``dst = src * k + shift`` over the parts (:meth:`ChannelRows.parts`) of (m, C)
+    arrays, ``k`` and ``shift`` (C,)."""
     kt, st = rows.tile(k), rows.tile(shift)
 
     def block(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
@@ -310,7 +292,7 @@ def _scale_shift(
         o += st[p]
         return ()
 
-    rows.run(block, nbytes, k.dtype)
+    rows.run(block, 2 * k.itemsize * rows.m * rows.C, k.dtype)
 
 
 @attrs.frozen(eq=False)
@@ -332,7 +314,8 @@ _EMPTY = read_only(np.zeros(0))
 _NO_CACHE = BatchNormCache(
     xc=_EMPTY, inv=_EMPTY, count=0, train=False, new_mean=_EMPTY, new_var=_EMPTY
 )
-"""The cache of an inference pass whose caller drops it (``fnn.predict``)."""
+"""The cache of an inference pass whose caller drops it (``fnn.predict``): none is
+made, and no centred input is computed."""
 
 
 def _example(rng: np.random.Generator, dtype: np.dtype[Any]) -> tuple[BatchNorm, tuple[int, ...]]:
