@@ -60,9 +60,11 @@ __all__ = [
     "split",
 ]
 
-GRAIN_BYTES = 256 << 10
-"""The least work a chunk gets, in bytes of its input (256 KiB): below it, handing a
-chunk to another thread costs more than the thread saves."""
+GRAIN_BYTES = 1 << 20
+"""The least work a chunk gets, in bytes of its input (1 MiB): below it, handing a
+chunk to another thread costs more than the thread saves. (256 KiB cost more than it
+gained beside OpenBLAS's spinning workers: the MNIST CNN step 66-77 ms against 64-70
+with 1 MiB, predict on 10,000 images 1.98 s against 1.52 s, 2 fnn threads.)"""
 
 MAX_CHUNKS = 8
 """The most chunks :func:`split` makes of one pass."""
