@@ -435,3 +435,49 @@ def test_a_validation_split_whose_rows_all_weigh_zero_is_refused() -> None:
             validation_split=0.25,
             sample_weight=w,
         )
+
+
+def _cnn_steps(monkeypatch: pytest.MonkeyPatch, pool_bytes: int) -> list[bytes]:
+    from fnn.train import step as step_module
+
+    monkeypatch.setattr(step_module, "POOL_BYTES", pool_bytes)
+    arch = fnn.sequential(
+        (6, 6, 2),
+        [
+            fnn.specs.conv2d(4, 3),
+            fnn.specs.batch_norm(),
+            fnn.specs.activation("relu"),
+            fnn.specs.dropout(0.2),
+            fnn.specs.flatten(),
+            fnn.specs.dense(3),
+        ],
+        output="softmax",
+    )
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 6, 6, 2)), rng.integers(0, 3, 16)
+    n = fnn.init(arch, rng=0)
+    s = fnn.adam(1e-2).init(n)
+    out = []
+    for i in range(4):
+        n, s, loss = fnn.train_step(n, s, X[4 * i : 4 * i + 4], y[4 * i : 4 * i + 4], rng=i)
+        out += [fnn.tree.ravel(n).tobytes(), fnn.tree.ravel(s.states).tobytes(), str(loss).encode()]
+        kept = [a for stack in _scratch._kept.values() for a in stack]
+        assert not any(np.shares_memory(a, leaf) for a in kept for leaf in fnn.tree.leaves(n))
+    return out
+
+
+def test_train_step_in_kept_buffers_gives_the_fresh_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step large enough to work in buffers kept from the step before computes what it
+    computes in fresh arrays, keeps only arrays no caller holds, and keeps nothing when
+    it fails."""
+    _scratch.clear()
+    fresh = _cnn_steps(monkeypatch, 1 << 60)
+    assert not _scratch._kept
+    assert _cnn_steps(monkeypatch, 0) == fresh
+    assert _scratch._kept  # the last step's activations wait for the next one
+    _scratch.clear()
+    n = net()
+    X, y = moons(8)
+    with pytest.raises(FloatingPointError):
+        fnn.train_step(n, fnn.sgd(1e-2).init(n), X * 1e300, y)  # the loss overflows
+    assert not _scratch._kept

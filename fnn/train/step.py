@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from fnn._types import ArrayLike, RNGLike
+import math
+
+from fnn import _scratch
+from fnn._types import ArrayLike, FloatArray, RNGLike
 from fnn._validation import (
     as_generator,
 )
-from fnn.layers.base import FRESH, TRAINING, Context
+from fnn.layers.base import FRESH, TRAINING, Context, Kept, Workspace
 from fnn.network import (
     Network,
     batch_gradient,
@@ -19,6 +22,20 @@ from fnn.optim import OptState, check_state_fits
 from fnn.optim.transforms import unused_gradient
 
 __all__ = ["train_step"]
+
+POOL_BYTES = 1 << 20
+"""A step whose layer outputs take at least this many bytes (1 MiB) works in buffers
+kept from the step before (:mod:`fnn._scratch`): fresh arrays that large come from
+the operating system and cost a page fault per 4 KiB on first touch, every step. On
+smaller steps the bookkeeping costs more than it saves."""
+
+
+def _outputs_bytes(params: Network, X: FloatArray) -> int:
+    """Bytes of the layers' outputs on the batch ``X`` (a time axis of any length taken
+    from ``X``): how large the step's activations are."""
+    T = X.shape[1] if X.ndim > 1 else 1
+    per_sample = sum(math.prod(T if d is None else d for d in s) for s in params.shapes)
+    return int(X.shape[0]) * per_sample * params.dtype.itemsize
 
 
 def train_step(
@@ -56,9 +73,11 @@ def train_step(
     check_state_fits(opt_state, params.flat, params.layout.key)
     ctx = TRAINING if gen is None else Context(train=True, rng=gen)
     G, grads, _ = fresh_gradient(params)
-    fresh = [FRESH] * len(params.layers)
+    pooled = _outputs_bytes(params, Xa) >= POOL_BYTES
+    kept = [Kept() for _ in params.layers] if pooled else []
+    workspaces: list[Workspace] = list(kept) if pooled else [FRESH] * len(params.layers)
     skip = gradient_skip(params, unused_gradient(opt_state))  # frozen leaves' gradients
-    value = batch_gradient(params, Xa, ya, w, ctx, fresh, grads, check=True, skip=skip)
+    value = batch_gradient(params, Xa, ya, w, ctx, workspaces, grads, check=True, skip=skip)
     new_params, new_state = opt_state.optimizer.update_flat(
         params,
         G,
@@ -66,4 +85,8 @@ def train_step(
         check=True,
         owned=True,  # G is this step's own buffer
     )
+    if pooled:
+        # the step ended normally: its activations and caches, which no caller ever
+        # saw, serve the next step (or fit) instead of going back to the system
+        _scratch.keep([a for ws in kept for a in ws.all_arrays()])
     return new_params, new_state, value
