@@ -481,3 +481,19 @@ def test_train_step_in_kept_buffers_gives_the_fresh_bits(monkeypatch: pytest.Mon
     with pytest.raises(FloatingPointError):
         fnn.train_step(n, fnn.sgd(1e-2).init(n), X * 1e300, y)  # the loss overflows
     assert not _scratch._kept
+
+
+def test_output_bytes_counts_every_layer_output() -> None:
+    mlp = fnn.init(fnn.mlp([2, 16, 16, 1], output="sigmoid"), rng=0)
+    assert mlp.output_bytes(32) == 32 * (16 + 16 + 1) * 8
+    seq = fnn.init(
+        fnn.sequential(
+            (None,),
+            [fnn.specs.embedding(7, 4), fnn.specs.lstm(5), fnn.specs.dense(3)],
+            output="softmax",
+            dtype=np.float32,
+        ),
+        rng=0,
+    )
+    T = 9
+    assert seq.output_bytes(2, T) == 2 * (4 * T + 5 + 3) * 4

@@ -6,6 +6,7 @@ leave out gradients a training step does not read (:class:`GradientSkip`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,8 @@ class Plan:
         per_position: whether the logits are per position (the last shape is (T, k)).
         input_ids: the first layer's vocabulary size when it takes token ids, else None.
         (Both read every step by the pure functions' checks: kept here, not recomputed.)
+        output_elements: ``(a, b)``: the layers' outputs hold ``a + b T`` elements per
+            sample of ``T`` positions (``b`` counts the outputs with a time axis).
     """
 
     shapes: tuple[tuple[int, ...], ...]
@@ -45,6 +48,7 @@ class Plan:
     needs_rng: bool
     per_position: bool
     input_ids: int | None
+    output_elements: tuple[int, int]
     # the backward passes that skip unused gradients, by mask (see gradient_skip)
     skips: dict[bytes, GradientSkip | None] = attrs.field(factory=dict)
 
@@ -58,7 +62,19 @@ class Plan:
             needs_rng=any(getattr(layer, "needs_rng", False) for layer in layers),
             per_position=len(shapes[-1]) == 2,
             input_ids=input_ids_of(layers[0]),
+            output_elements=_output_elements(shapes),
         )
+
+
+def _output_elements(shapes: Sequence[tuple[int | None, ...]]) -> tuple[int, int]:
+    fixed = per_position = 0
+    for shape in shapes:
+        size = math.prod(d for d in shape if d is not None)
+        if None in shape:
+            per_position += size
+        else:
+            fixed += size
+    return fixed, per_position
 
 
 def compile_passes(

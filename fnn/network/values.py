@@ -249,6 +249,15 @@ class Network:
         assert k is not None  # only a time axis may be None
         return k
 
+    def output_bytes(self, n: int, T: int = 1) -> int:
+        """Bytes of all the layers' outputs on a batch of ``n`` samples (of ``T``
+        positions, for the outputs with a time axis): how large a step's activations
+        are."""
+        plan = self._plan
+        assert plan is not None
+        fixed, per_position = plan.output_elements
+        return n * (fixed + per_position * T) * self.dtype.itemsize
+
     @property
     def per_position(self) -> bool:
         """Whether the network ends in per-position logits (n, T, n_outputs)."""

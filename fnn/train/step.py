@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from fnn import _scratch
-from fnn._types import ArrayLike, FloatArray, RNGLike
+from fnn._types import ArrayLike, RNGLike
 from fnn._validation import (
     as_generator,
 )
@@ -28,14 +26,6 @@ POOL_BYTES = 1 << 20
 kept from the step before (:mod:`fnn._scratch`): fresh arrays that large come from
 the operating system and cost a page fault per 4 KiB on first touch, every step. On
 smaller steps the bookkeeping costs more than it saves."""
-
-
-def _outputs_bytes(params: Network, X: FloatArray) -> int:
-    """Bytes of the layers' outputs on the batch ``X`` (a time axis of any length taken
-    from ``X``): how large the step's activations are."""
-    T = X.shape[1] if X.ndim > 1 else 1
-    per_sample = sum(math.prod(T if d is None else d for d in s) for s in params.shapes)
-    return int(X.shape[0]) * per_sample * params.dtype.itemsize
 
 
 def train_step(
@@ -73,7 +63,7 @@ def train_step(
     check_state_fits(opt_state, params.flat, params.layout.key)
     ctx = TRAINING if gen is None else Context(train=True, rng=gen)
     G, grads, _ = fresh_gradient(params)
-    pooled = _outputs_bytes(params, Xa) >= POOL_BYTES
+    pooled = params.output_bytes(len(Xa), Xa.shape[1] if Xa.ndim > 1 else 1) >= POOL_BYTES
     kept = [Kept() for _ in params.layers] if pooled else []
     workspaces: list[Workspace] = list(kept) if pooled else [FRESH] * len(params.layers)
     skip = gradient_skip(params, unused_gradient(opt_state))  # frozen leaves' gradients
