@@ -31,7 +31,7 @@ import numpy as np
 from fnn import threads
 from fnn._types import FloatArray, IntArray
 from fnn.layers.base import Context, LayerBase, LayerCache, Workspace, register_layer
-from fnn.layers.conv2d import Pair, out_buffer, positive_pair, stride_pair, to_pair
+from fnn.layers.conv2d_kernels import Pair, out_buffer, positive_pair, stride_pair, to_pair
 from fnn.tree import STATIC_META
 
 __all__ = [
