@@ -44,12 +44,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cnn_peers import ROOT, fnn_architecture, run_worker, timed, to_torch, torch_cnn
+
 BATCH = 128
 # the two convolution blocks (convolution and batch norm): fnn's paths, PyTorch's modules
 FROZEN = ("layers.0.", "layers.1.", "layers.4.", "layers.5.")
@@ -65,37 +66,16 @@ def _data(steps: int) -> tuple[Any, Any]:
     return X, y
 
 
-def _fnn_arch() -> Any:
-    sys.path.insert(0, str(ROOT / "examples"))
-    from mnist_cnn import architecture
-
-    return architecture()
-
-
-def _timed(run: Any, repeats: int) -> list[float]:
-    import time
-
-    run()  # warm-up
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def worker(peer: str, steps: int, repeats: int) -> dict[str, Any]:
     import resource
     import tracemalloc
-
-    import numpy as np
 
     X, y = _data(steps)
     result: dict[str, Any] = {}
     if peer in ("fnn", "step", "frozen", "base"):
         import fnn
 
-        net = fnn.init(_fnn_arch(), rng=0)
+        net = fnn.init(fnn_architecture(), rng=0)
         opt = fnn.adam(1e-3)
         if peer == "frozen":
             opt = fnn.chain(opt, fnn.freeze(lambda p: p.startswith(FROZEN)))
@@ -110,7 +90,7 @@ def worker(peer: str, steps: int, repeats: int) -> dict[str, Any]:
             run()
             result["peak_bytes"] = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            times = _timed(run, repeats)
+            times = timed(run, repeats)
         else:
             carry = {"net": net, "state": opt.init(net)}
 
@@ -120,35 +100,17 @@ def worker(peer: str, steps: int, repeats: int) -> dict[str, Any]:
                     n, s, _ = fnn.train_step(n, s, X[i : i + BATCH], y[i : i + BATCH])
                 carry["net"], carry["state"] = n, s
 
-            times = _timed(run, repeats)
+            times = timed(run, repeats)
         result["blas"] = _blas()
     elif peer == "floor":
-        times = _timed(_floor(steps), repeats)
+        times = timed(_floor(steps), repeats)
         result["blas"] = _blas()
     else:
         import torch
 
-        torch.set_num_threads(2)
-        torch.manual_seed(0)
+        cl = peer == "torch-cl"
+        model, Xt = torch_cnn(channels_last=cl), to_torch(X, channels_last=cl)
         nn = torch.nn
-        model = nn.Sequential(
-            nn.Conv2d(1, 32, 3),
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(1600, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-        )
-        Xt = torch.tensor(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
-        if peer == "torch-cl":
-            model = model.to(memory_format=torch.channels_last)
-            Xt = Xt.contiguous(memory_format=torch.channels_last)
         if peer == "torch-frozen":
             for i in FROZEN_TORCH:
                 model[i].requires_grad_(False)
@@ -164,7 +126,7 @@ def worker(peer: str, steps: int, repeats: int) -> dict[str, Any]:
                 loss.backward()
                 opt_t.step()
 
-        times = _timed(run, repeats)
+        times = timed(run, repeats)
         after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         result["peak_bytes"] = (after - before) * 1024
     result["step_seconds"] = statistics.median(times) / steps
@@ -230,11 +192,8 @@ def run_peer(
     if native and peer in ("fnn", "step", "floor", "frozen", "base"):
         env.pop("OPENBLAS_CORETYPE", None)
         env.pop("OPENBLAS_L2_SIZE", None)
-    env["PYTHONPATH"] = str(root if peer == "base" else ROOT)
-    cmd = [sys.executable, __file__, "--worker", peer, "--steps", str(steps)]
-    cmd += ["--repeats", str(repeats)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    args = [peer, "--steps", str(steps), "--repeats", str(repeats)]
+    return run_worker(__file__, args, root if peer == "base" else ROOT, env)
 
 
 def main() -> None:

@@ -25,15 +25,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cnn_peers import ROOT, fnn_architecture, run_worker, timed, to_torch, torch_cnn
 
 
 def _data(n: int) -> Any:
@@ -45,26 +44,10 @@ def _data(n: int) -> Any:
 def _net() -> Any:
     import fnn
 
-    sys.path.insert(0, str(ROOT / "examples"))
-    from mnist_cnn import architecture
-
-    return fnn.init(architecture(), rng=0)
-
-
-def _timed(run: Any, repeats: int) -> list[float]:
-    import time
-
-    run()  # warm-up
-    out = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run()
-        out.append(time.perf_counter() - t)
-    return out
+    return fnn.init(fnn_architecture(), rng=0)
 
 
 def worker(peer: str, n: int, repeats: int) -> dict[str, Any]:
-    import numpy as np
 
     X = _data(n)
     result: dict[str, Any] = {}
@@ -83,7 +66,7 @@ def worker(peer: str, n: int, repeats: int) -> dict[str, Any]:
         per_sample = sum(math.prod(s) for s in net.shapes) * net.dtype.itemsize
         result["floor_bytes"] = out.nbytes + rows * per_sample
         result["rows"] = rows
-        times = _timed(lambda: fnn.predict(net, X), repeats)
+        times = timed(lambda: fnn.predict(net, X), repeats)
     elif peer == "ort":
         import onnxruntime as ort
 
@@ -93,47 +76,25 @@ def worker(peer: str, n: int, repeats: int) -> dict[str, Any]:
             path = fnn.onnx.export(_net(), Path(tmp) / "cnn.onnx")
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        times = _timed(lambda: session.run(None, {name: X}), repeats)
+        times = timed(lambda: session.run(None, {name: X}), repeats)
     else:
         import torch
 
-        torch.set_num_threads(2)
-        torch.manual_seed(0)
-        nn = torch.nn
-        model = nn.Sequential(
-            nn.Conv2d(1, 32, 3),
-            nn.BatchNorm2d(32),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3),
-            nn.BatchNorm2d(64),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Flatten(),
-            nn.Linear(1600, 128),
-            nn.ReLU(),
-            nn.Linear(128, 10),
-        ).eval()
-        Xt = torch.tensor(np.ascontiguousarray(X.transpose(0, 3, 1, 2)))
-        if peer == "torch-cl":
-            model = model.to(memory_format=torch.channels_last)
-            Xt = Xt.contiguous(memory_format=torch.channels_last)
+        cl = peer == "torch-cl"
+        model, Xt = torch_cnn(channels_last=cl).eval(), to_torch(X, channels_last=cl)
 
         def run() -> None:
             with torch.no_grad():
                 torch.softmax(model(Xt), dim=1)
 
-        times = _timed(run, repeats)
+        times = timed(run, repeats)
     result["seconds"] = statistics.median(times)
     return result
 
 
 def run_peer(peer: str, n: int, repeats: int, root: Path) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(root if peer == "base" else ROOT)
-    cmd = [sys.executable, __file__, "--worker", peer, "--n", str(n), "--repeats", str(repeats)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    args = [peer, "--n", str(n), "--repeats", str(repeats)]
+    return run_worker(__file__, args, root if peer == "base" else ROOT)
 
 
 def main() -> None:
