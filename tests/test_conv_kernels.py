@@ -680,3 +680,22 @@ def test_resolve_padding_errors(
 def test_pool_shape_errors(in_hw: Any, window: Any, stride: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         pool2d_output_hw(in_hw, window, stride)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window", [(2, 2), (3, 3), (2, 3), (1, 2)])
+def test_inference_max_pool_gives_the_training_kernels_bits(dtype: Any, window: Any) -> None:
+    """predict's max pooling (no argmax) gives the bytes of the training kernel's output,
+    ties, signed zeros and NaNs included."""
+    from fnn.layers.pool2d import _max_only
+
+    rng = np.random.default_rng(0)
+    for shape in [(3, 26, 26, 32), (5, 11, 11, 6), (2, 7, 9, 3), (4, 6, 6, 1)]:
+        x = rng.integers(-3, 3, size=shape).astype(dtype)  # many ties
+        zeros = x == 0
+        x[zeros] = np.where(rng.random(int(zeros.sum())) < 0.5, -0.0, 0.0)
+        x.flat[::17] = np.nan
+        want, _ = max_pool2d_forward(x, window, window)
+        got = np.empty_like(want)
+        _max_only(x, window, window, got)
+        assert got.tobytes() == want.tobytes()
