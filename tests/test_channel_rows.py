@@ -27,8 +27,9 @@ def _restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small chunks and blocks, so small arrays are split many ways."""
+    """Small chunks and blocks, so small arrays are tiled and split many ways."""
     monkeypatch.setattr(threads, "GRAIN_BYTES", 1 << 10)
+    monkeypatch.setattr(_channel_rows, "DIRECT_BYTES", 0)
     monkeypatch.setattr(_channel_rows, "BLOCK_BYTES", 1 << 10)
     monkeypatch.setattr(_channel_rows, "TILE_ELEMENTS", 64)
 
@@ -68,6 +69,19 @@ def test_every_row_once_and_the_sums(small_blocks: None, m: int, C: int) -> None
     assert rows.t * rows.R + (m - rows.t * rows.R) == m
     covered = sum(hi - lo for p, lo, hi in calls if p == 0)
     assert covered == rows.t and sum(hi - lo for p, lo, hi in calls if p == 1) == m % rows.R
+
+
+@pytest.mark.parametrize("m", [1, 67, 300])
+@pytest.mark.parametrize("C", [1, 70])
+def test_small_arrays_in_one_untiled_block(m: int, C: int) -> None:
+    rng = np.random.default_rng(m * 100 + C)
+    x = rng.normal(size=(m, C))
+    v = rng.normal(size=C)
+    out, sums, calls = _centre_and_square(x, v, 2)
+    assert calls == [(0, 0, m)]  # under DIRECT_BYTES: one call, the array itself
+    np.testing.assert_array_equal(out, x - v)
+    np.testing.assert_allclose(sums[0], (x - v).sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sums[1], ((x - v) ** 2).sum(axis=0), rtol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
