@@ -24,6 +24,17 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture
+def restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """fnn's thread setting as it was before the test (set or defaulted)."""
+    from fnn import threads
+
+    threads.get_num_threads()  # read the environment first
+    for name in ("_setting", "_read_env"):
+        monkeypatch.setattr(threads, name, getattr(threads, name))
+    yield
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
 

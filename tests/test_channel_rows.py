@@ -4,8 +4,6 @@ bytes for every thread count."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -15,14 +13,7 @@ from fnn._types import FloatArray
 from fnn.layers import _channel_rows
 from fnn.layers._channel_rows import ChannelRows
 
-
-@pytest.fixture(autouse=True)
-def _restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The thread setting as it was before each test (set or defaulted)."""
-    fnn.get_num_threads()  # read the environment first
-    for name in ("_setting", "_read_env"):
-        monkeypatch.setattr(threads, name, getattr(threads, name))
-    yield
+pytestmark = pytest.mark.usefixtures("restore_threads")  # tests/conftest.py
 
 
 @pytest.fixture

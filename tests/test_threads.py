@@ -7,7 +7,6 @@ import itertools
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,14 +15,7 @@ import pytest
 import fnn
 from fnn import specs, threads
 
-
-@pytest.fixture(autouse=True)
-def _restore_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The setting as it was before each test (set or defaulted)."""
-    fnn.get_num_threads()  # read the environment first
-    for name in ("_setting", "_read_env"):
-        monkeypatch.setattr(threads, name, getattr(threads, name))
-    yield
+pytestmark = pytest.mark.usefixtures("restore_threads")  # tests/conftest.py
 
 
 @pytest.fixture

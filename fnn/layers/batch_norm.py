@@ -165,7 +165,7 @@ class BatchNorm(LayerBase):
                 return out.reshape(X.shape), _NO_CACHE
             # the gradient of scale reads xhat = (x - mean) inv: the centred input
             xc = ws.empty("xc", x.shape, dt)
-            _affine(rows, xs, rows.parts(xc), np.ones_like(k), -self.running_mean)
+            _centre(rows, xs, rows.parts(xc), self.running_mean)
             r, v = self.running_mean, self.running_var
             return out.reshape(X.shape), BatchNormCache(
                 xc=xc, inv=inv, count=m_local, train=False, new_mean=r, new_var=v
@@ -293,6 +293,22 @@ def _affine(
         return ()
 
     rows.run(block, 2 * k.itemsize * rows.m * rows.C, k.dtype)
+
+
+def _centre(
+    rows: ChannelRows,
+    src: tuple[FloatArray, FloatArray],
+    dst: tuple[FloatArray, FloatArray],
+    mean: FloatArray,
+) -> None:
+    """``dst = src - mean`` over the parts of (m, C) arrays, ``mean`` (C,)."""
+    mt = rows.tile(mean)
+
+    def block(p: int, lo: int, hi: int, tmp: FloatArray) -> tuple[()]:
+        np.subtract(src[p][lo:hi], mt[p], out=dst[p][lo:hi])
+        return ()
+
+    rows.run(block, 2 * mean.itemsize * rows.m * rows.C, mean.dtype)
 
 
 @attrs.frozen(eq=False)

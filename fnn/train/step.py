@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fnn import _scratch
 from fnn._types import ArrayLike, RNGLike
 from fnn._validation import (
@@ -65,7 +67,7 @@ def train_step(
     G, grads, _ = fresh_gradient(params)
     pooled = params.output_bytes(len(Xa), Xa.shape[1] if Xa.ndim > 1 else 1) >= POOL_BYTES
     kept = [Kept() for _ in params.layers] if pooled else []
-    workspaces: list[Workspace] = list(kept) if pooled else [FRESH] * len(params.layers)
+    workspaces: Sequence[Workspace] = kept or [FRESH] * len(params.layers)
     skip = gradient_skip(params, unused_gradient(opt_state))  # frozen leaves' gradients
     value = batch_gradient(params, Xa, ya, w, ctx, workspaces, grads, check=True, skip=skip)
     new_params, new_state = opt_state.optimizer.update_flat(
@@ -75,7 +77,7 @@ def train_step(
         check=True,
         owned=True,  # G is this step's own buffer
     )
-    if pooled:
+    if kept:
         # the step ended normally: its activations and caches, which no caller ever
         # saw, serve the next step (or fit) instead of going back to the system
         _scratch.keep([a for ws in kept for a in ws.all_arrays()])
